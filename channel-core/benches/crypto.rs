@@ -1,0 +1,75 @@
+//! Costs of the hot path: signing, verifying against a known key, public-key recovery,
+//! packing + hashing a balance proof, and a whole "receive payment" transition.
+//!
+//! `cargo bench -p channel-core --bench crypto`. Compare `verify_known_key` with `recover`:
+//! the channel keeps the partner's key so that every payment pays for a verify, not a
+//! recovery.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use channel_core::channel::ChannelMessage;
+use channel_core::crypto::{PeerKey, Signer};
+use channel_core::testing::{sends, Pair};
+use channel_core::{BalanceData, BalanceProof, H256, U256};
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use std::hint::black_box;
+
+fn proof(nonce: u64) -> BalanceProof {
+    BalanceProof {
+        domain: channel_core::testing::test_domain(),
+        channel_identifier: U256::from(1u8),
+        nonce,
+        balance: BalanceData {
+            transferred_amount: U256::from(nonce * 10),
+            ..BalanceData::EMPTY
+        },
+        additional_hash: H256::ZERO,
+    }
+}
+
+fn crypto(c: &mut Criterion) {
+    let signer = channel_core::testing::test_signer(1);
+    let p = proof(7);
+    let hash = p.signing_hash();
+    let sig = signer.sign_hash(&hash).expect("sign");
+    let mut peer = PeerKey::new(signer.address());
+    peer.verify(&hash, &sig).expect("learn key");
+
+    c.bench_function("sign", |b| b.iter(|| signer.sign_hash(black_box(&hash))));
+    c.bench_function("verify_known_key", |b| {
+        b.iter(|| peer.verify(black_box(&hash), black_box(&sig)))
+    });
+    c.bench_function("recover", |b| b.iter(|| sig.recover(black_box(&hash))));
+    c.bench_function("pack_and_hash_balance_proof", |b| {
+        b.iter(|| black_box(&p).signing_hash())
+    });
+}
+
+fn receive_payment(c: &mut Criterion) {
+    let mut pair = Pair::new(U256::MAX >> 2, U256::ZERO);
+    pair.pay(channel_core::testing::Side::A, U256::from(1u8))
+        .expect("warm-up payment");
+    c.bench_function("receive_payment_transition", |b| {
+        b.iter_batched(
+            || {
+                let mut sender = pair.a.clone();
+                let events = sender
+                    .send_payment(U256::from(1u8), H256::ZERO, &pair.key_a)
+                    .expect("send");
+                let Some(ChannelMessage::Payment { proof, amount }) = sends(&events).pop() else {
+                    unreachable!("send_payment emits a payment")
+                };
+                (pair.b.clone(), proof, amount)
+            },
+            |(mut receiver, proof, amount)| {
+                receiver
+                    .handle_payment(&proof, amount)
+                    .expect("valid payment")
+            },
+            BatchSize::SmallInput,
+        )
+    });
+}
+
+criterion_group!(benches, crypto, receive_payment);
+criterion_main!(benches);

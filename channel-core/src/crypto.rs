@@ -1,0 +1,375 @@
+//! Keys, hashes and signatures: keccak256, sha256, EIP-191 personal-sign hashing, and 65-byte
+//! `r || s || v` secp256k1 signatures as Ethereum contracts check them.
+//!
+//! Signing goes through the [`Signer`] trait so that drivers can keep keys wherever they like
+//! (file, HSM); [`LocalSigner`] holds the key in memory. Verifying a partner's messages uses
+//! [`PeerKey`]: the public key is recovered once and then every later message costs a plain
+//! verify, which is about half the price of a recovery.
+
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
+use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, VerifyingKey};
+use sha2::Sha256;
+use sha3::{Digest, Keccak256};
+
+use crate::primitives::{Address, H256};
+
+/// Why a key or signature was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CryptoError {
+    #[error("signature must be 65 bytes (r || s || v), got {0}")]
+    SignatureLength(usize),
+    #[error("signature v must be 27 or 28, got {0}")]
+    BadRecoveryByte(u8),
+    #[error("signature s is in the upper half of the curve order (malleable duplicate)")]
+    HighS,
+    #[error("signature r or s is zero or not below the curve order")]
+    NonCanonical,
+    #[error("signature does not recover to a public key")]
+    Unrecoverable,
+    #[error("signed by {actual}, expected {expected}")]
+    WrongSigner { expected: Address, actual: Address },
+    #[error("signature does not verify against the known key of {0}")]
+    Invalid(Address),
+    #[error("secret key must be 32 bytes in 1..n-1 of secp256k1")]
+    BadSecretKey,
+    #[error("signing failed")]
+    SigningFailed,
+}
+
+/// keccak256 of `data`.
+pub fn keccak256(data: &[u8]) -> H256 {
+    H256(Keccak256::digest(data).into())
+}
+
+/// keccak256 over several pieces, without concatenating them first.
+pub fn keccak256_concat(parts: &[&[u8]]) -> H256 {
+    let mut hasher = Keccak256::new();
+    for p in parts {
+        hasher.update(p);
+    }
+    H256(hasher.finalize().into())
+}
+
+/// sha256 of `data` (used for secret hashes, as the Raiden secret registry does).
+pub fn sha256(data: &[u8]) -> H256 {
+    H256(Sha256::digest(data).into())
+}
+
+/// EIP-191 "personal sign" hash: `keccak256("\x19Ethereum Signed Message:\n" || len || data)`.
+pub fn eip191_hash(packed: &[u8]) -> H256 {
+    let len = packed.len().to_string();
+    keccak256_concat(&[b"\x19Ethereum Signed Message:\n", len.as_bytes(), packed])
+}
+
+/// A 65-byte recoverable signature, `r (32) || s (32) || v (1)` with `v = 27 + recovery id`.
+///
+/// Constructing one through [`Signature::from_slice`] enforces the contract's rules: exact
+/// length, `v` in {27, 28}, low `s`, and `r`, `s` in range.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Signature([u8; 65]);
+
+impl Signature {
+    /// The all-zero placeholder used when closing without any proof from the partner.
+    pub const EMPTY: Signature = Signature([0u8; 65]);
+
+    pub fn from_slice(bytes: &[u8]) -> Result<Self, CryptoError> {
+        let arr: [u8; 65] = bytes
+            .try_into()
+            .map_err(|_| CryptoError::SignatureLength(bytes.len()))?;
+        let sig = Signature(arr);
+        sig.parts()?;
+        Ok(sig)
+    }
+
+    /// The raw bytes, exactly as packed into counter-signed messages.
+    pub fn as_bytes(&self) -> &[u8; 65] {
+        &self.0
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0 == [0u8; 65]
+    }
+
+    fn parts(&self) -> Result<(EcdsaSignature, RecoveryId), CryptoError> {
+        let v = self.0[64];
+        let recid = match v {
+            27 | 28 => RecoveryId::from_byte(v - 27).ok_or(CryptoError::BadRecoveryByte(v))?,
+            other => return Err(CryptoError::BadRecoveryByte(other)),
+        };
+        let sig =
+            EcdsaSignature::from_slice(&self.0[..64]).map_err(|_| CryptoError::NonCanonical)?;
+        if sig.normalize_s().is_some() {
+            return Err(CryptoError::HighS);
+        }
+        Ok((sig, recid))
+    }
+
+    /// Recovers the signer's public key from a 32-byte prehash.
+    pub fn recover_key(&self, hash: &H256) -> Result<VerifyingKey, CryptoError> {
+        let (sig, recid) = self.parts()?;
+        VerifyingKey::recover_from_prehash(hash.as_bytes(), &sig, recid)
+            .map_err(|_| CryptoError::Unrecoverable)
+    }
+
+    /// Recovers the signer's address from a 32-byte prehash.
+    pub fn recover(&self, hash: &H256) -> Result<Address, CryptoError> {
+        self.recover_key(hash).map(|k| address_of(&k))
+    }
+}
+
+impl std::fmt::Debug for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0x{}", hex::encode(self.0))
+    }
+}
+
+impl PartialEq for PeerKey {
+    /// Two peer keys are equal when they stand for the same address; whether the verifying
+    /// key has been learned yet is a cache detail.
+    fn eq(&self, other: &Self) -> bool {
+        self.address == other.address
+    }
+}
+
+impl Eq for PeerKey {}
+
+impl std::fmt::Display for Signature {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self, f)
+    }
+}
+
+impl serde::Serialize for Signature {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.to_string())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Signature {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        let bytes = crate::primitives::decode_hex(&s).map_err(serde::de::Error::custom)?;
+        if bytes == [0u8; 65] {
+            return Ok(Signature::EMPTY);
+        }
+        Signature::from_slice(&bytes).map_err(serde::de::Error::custom)
+    }
+}
+
+/// The Ethereum address of a public key: last 20 bytes of keccak256 of the 64-byte point.
+pub fn address_of(key: &VerifyingKey) -> Address {
+    let point = key.to_encoded_point(false);
+    let hash = keccak256(&point.as_bytes()[1..]);
+    let mut out = [0u8; 20];
+    out.copy_from_slice(&hash.0[12..]);
+    Address(out)
+}
+
+/// Something that can sign 32-byte digests as one address. Drivers implement this over
+/// whatever holds the key; the core never sees key bytes.
+pub trait Signer {
+    fn address(&self) -> Address;
+    fn sign_hash(&self, hash: &H256) -> Result<Signature, CryptoError>;
+}
+
+/// A secp256k1 key held in memory.
+#[derive(Clone)]
+pub struct LocalSigner {
+    key: SigningKey,
+    address: Address,
+}
+
+impl std::fmt::Debug for LocalSigner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalSigner")
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalSigner {
+    /// Builds a key from 32 secret bytes (supplied by the caller's randomness source).
+    pub fn from_bytes(secret: &[u8]) -> Result<Self, CryptoError> {
+        if secret.len() != 32 {
+            return Err(CryptoError::BadSecretKey);
+        }
+        let key = SigningKey::from_slice(secret).map_err(|_| CryptoError::BadSecretKey)?;
+        let address = address_of(key.verifying_key());
+        Ok(Self { key, address })
+    }
+
+    /// The secret key bytes, for drivers that persist the key.
+    pub fn to_bytes(&self) -> [u8; 32] {
+        self.key.to_bytes().into()
+    }
+
+    pub fn verifying_key(&self) -> &VerifyingKey {
+        self.key.verifying_key()
+    }
+}
+
+impl Signer for LocalSigner {
+    fn address(&self) -> Address {
+        self.address
+    }
+
+    fn sign_hash(&self, hash: &H256) -> Result<Signature, CryptoError> {
+        let (sig, recid) = self
+            .key
+            .sign_prehash_recoverable(hash.as_bytes())
+            .map_err(|_| CryptoError::SigningFailed)?;
+        // k256 already emits low-s; normalise defensively and flip the parity with it.
+        let (sig, recid) = match sig.normalize_s() {
+            Some(low) => (
+                low,
+                RecoveryId::new(!recid.is_y_odd(), recid.is_x_reduced()),
+            ),
+            None => (sig, recid),
+        };
+        let mut out = [0u8; 65];
+        out[..64].copy_from_slice(&sig.to_bytes());
+        out[64] = 27 + recid.to_byte();
+        Ok(Signature(out))
+    }
+}
+
+/// A partner's verifying key, learned once and reused for every later message.
+#[derive(Clone, Debug)]
+pub struct PeerKey {
+    address: Address,
+    key: Option<VerifyingKey>,
+}
+
+impl PeerKey {
+    /// A peer whose address is known but whose key has not been seen yet.
+    pub fn new(address: Address) -> Self {
+        Self { address, key: None }
+    }
+
+    pub fn address(&self) -> Address {
+        self.address
+    }
+
+    pub fn is_learned(&self) -> bool {
+        self.key.is_some()
+    }
+
+    /// Checks that `sig` over `hash` was made by this peer. The first call recovers the key
+    /// (and checks it belongs to the address); later calls only verify.
+    pub fn verify(&mut self, hash: &H256, sig: &Signature) -> Result<(), CryptoError> {
+        match &self.key {
+            Some(key) => {
+                let (ecdsa, _) = sig.parts()?;
+                key.verify_prehash(hash.as_bytes(), &ecdsa)
+                    .map_err(|_| CryptoError::Invalid(self.address))
+            }
+            None => {
+                let key = sig.recover_key(hash)?;
+                let actual = address_of(&key);
+                if actual != self.address {
+                    return Err(CryptoError::WrongSigner {
+                        expected: self.address,
+                        actual,
+                    });
+                }
+                self.key = Some(key);
+                Ok(())
+            }
+        }
+    }
+
+    /// Verifies without learning (for callers holding `&self`). Uses the known key when there
+    /// is one, recovery otherwise.
+    pub fn check(&self, hash: &H256, sig: &Signature) -> Result<(), CryptoError> {
+        let mut copy = self.clone();
+        copy.verify(hash, sig)
+    }
+}
+
+/// Checks that `sig` over `hash` recovers to `expected`.
+pub fn verify_signer(hash: &H256, sig: &Signature, expected: Address) -> Result<(), CryptoError> {
+    let actual = sig.recover(hash)?;
+    if actual == expected {
+        Ok(())
+    } else {
+        Err(CryptoError::WrongSigner { expected, actual })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(n: u8) -> LocalSigner {
+        let mut b = [0u8; 32];
+        b[31] = n;
+        LocalSigner::from_bytes(&b).unwrap()
+    }
+
+    #[test]
+    fn sign_recover_and_verify_with_learned_key() {
+        let signer = key(7);
+        let hash = eip191_hash(b"hello");
+        let sig = signer.sign_hash(&hash).unwrap();
+        assert_eq!(sig.recover(&hash).unwrap(), signer.address());
+        let mut peer = PeerKey::new(signer.address());
+        peer.verify(&hash, &sig).unwrap();
+        assert!(peer.is_learned());
+        peer.verify(&hash, &sig).unwrap();
+        let other = eip191_hash(b"other");
+        assert_eq!(
+            peer.verify(&other, &sig),
+            Err(CryptoError::Invalid(signer.address()))
+        );
+    }
+
+    #[test]
+    fn rejects_wrong_signer_before_learning() {
+        let hash = eip191_hash(b"x");
+        let sig = key(1).sign_hash(&hash).unwrap();
+        let mut peer = PeerKey::new(key(2).address());
+        assert!(matches!(
+            peer.verify(&hash, &sig),
+            Err(CryptoError::WrongSigner { .. })
+        ));
+        assert!(!peer.is_learned());
+    }
+
+    #[test]
+    fn rejects_malformed_signatures() {
+        let hash = eip191_hash(b"x");
+        let sig = key(3).sign_hash(&hash).unwrap();
+        let bytes = *sig.as_bytes();
+        assert_eq!(
+            Signature::from_slice(&bytes[..64]),
+            Err(CryptoError::SignatureLength(64))
+        );
+        let mut bad_v = bytes;
+        bad_v[64] = 29;
+        assert_eq!(
+            Signature::from_slice(&bad_v),
+            Err(CryptoError::BadRecoveryByte(29))
+        );
+        let mut zero_r = bytes;
+        zero_r[..32].fill(0);
+        assert_eq!(
+            Signature::from_slice(&zero_r),
+            Err(CryptoError::NonCanonical)
+        );
+        // s' = n - s is the malleable twin: same signature, high s.
+        let low = EcdsaSignature::from_slice(&bytes[..64]).unwrap();
+        let (r, s) = low.split_scalars();
+        let high = EcdsaSignature::from_scalars(r, -*s).unwrap();
+        let mut high_s = bytes;
+        high_s[..64].copy_from_slice(&high.to_bytes());
+        high_s[64] = if bytes[64] == 27 { 28 } else { 27 };
+        assert_eq!(Signature::from_slice(&high_s), Err(CryptoError::HighS));
+    }
+
+    #[test]
+    fn rejects_bad_secret_keys() {
+        assert!(LocalSigner::from_bytes(&[0u8; 32]).is_err());
+        assert!(LocalSigner::from_bytes(&[0xffu8; 32]).is_err());
+        assert!(LocalSigner::from_bytes(&[1u8; 31]).is_err());
+    }
+}

@@ -1,0 +1,188 @@
+//! The ledger's event log: what every operation emitted, numbered 1, 2, 3… with the ledger time
+//! of the operation. Drivers follow the ledger by polling `events_since(last_seen_seq)`.
+//!
+//! All events are kept for now (the log grows without bound; a later version may prune a prefix
+//! once every follower has acknowledged it). The sequence number of an event is its position in
+//! the log plus one; loading a persisted log checks that.
+
+use serde::{Deserialize, Serialize};
+
+use crate::locks::Secret;
+use crate::primitives::{u256_dec, Address, H256, U256};
+
+/// What happened, mirroring the TokenNetwork and SecretRegistry contract events.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LedgerEventKind {
+    Minted {
+        to: Address,
+        #[serde(with = "u256_dec")]
+        amount: U256,
+    },
+    ChannelOpened {
+        #[serde(with = "u256_dec")]
+        channel_id: U256,
+        participant1: Address,
+        participant2: Address,
+        settlement_timeout: u64,
+    },
+    Deposit {
+        #[serde(with = "u256_dec")]
+        channel_id: U256,
+        participant: Address,
+        #[serde(with = "u256_dec")]
+        total_deposit: U256,
+    },
+    Withdraw {
+        #[serde(with = "u256_dec")]
+        channel_id: U256,
+        participant: Address,
+        #[serde(with = "u256_dec")]
+        total_withdraw: U256,
+    },
+    ChannelClosed {
+        #[serde(with = "u256_dec")]
+        channel_id: U256,
+        closing_participant: Address,
+        nonce: u64,
+        balance_hash: H256,
+    },
+    NonClosingBalanceProofUpdated {
+        #[serde(with = "u256_dec")]
+        channel_id: U256,
+        closing_participant: Address,
+        nonce: u64,
+        balance_hash: H256,
+    },
+    ChannelSettled {
+        #[serde(with = "u256_dec")]
+        channel_id: U256,
+        participant1: Address,
+        #[serde(with = "u256_dec")]
+        participant1_amount: U256,
+        participant1_locksroot: H256,
+        participant2: Address,
+        #[serde(with = "u256_dec")]
+        participant2_amount: U256,
+        participant2_locksroot: H256,
+    },
+    SecretRegistered {
+        secrethash: H256,
+        secret: Secret,
+    },
+    ChannelUnlocked {
+        #[serde(with = "u256_dec")]
+        channel_id: U256,
+        receiver: Address,
+        sender: Address,
+        locksroot: H256,
+        #[serde(with = "u256_dec")]
+        unlocked_amount: U256,
+        #[serde(with = "u256_dec")]
+        returned_tokens: U256,
+    },
+}
+
+/// One numbered event.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEvent {
+    /// 1, 2, 3… across the whole ledger.
+    pub seq: u64,
+    /// Ledger time (`now`) of the operation that emitted it.
+    pub time: u64,
+    pub kind: LedgerEventKind,
+}
+
+/// Append-only list of events; `events[i].seq == i + 1`.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Vec<LedgerEvent>", into = "Vec<LedgerEvent>")]
+pub(crate) struct EventLog {
+    events: Vec<LedgerEvent>,
+}
+
+impl EventLog {
+    /// Sequence number of the newest event, 0 when empty.
+    pub(crate) fn last_seq(&self) -> u64 {
+        u64::try_from(self.events.len()).unwrap_or(u64::MAX)
+    }
+
+    /// All events with `seq > after_seq`, oldest first.
+    pub(crate) fn since(&self, after_seq: u64) -> &[LedgerEvent] {
+        let start = usize::try_from(after_seq)
+            .unwrap_or(usize::MAX)
+            .min(self.events.len());
+        &self.events[start..]
+    }
+
+    /// Appends `kinds` in order at time `now` and returns copies of the new events.
+    pub(crate) fn append(&mut self, now: u64, kinds: Vec<LedgerEventKind>) -> Vec<LedgerEvent> {
+        let start = self.events.len();
+        for kind in kinds {
+            let seq = self.last_seq().saturating_add(1);
+            self.events.push(LedgerEvent {
+                seq,
+                time: now,
+                kind,
+            });
+        }
+        self.events[start..].to_vec()
+    }
+}
+
+impl TryFrom<Vec<LedgerEvent>> for EventLog {
+    type Error = String;
+
+    fn try_from(events: Vec<LedgerEvent>) -> Result<Self, Self::Error> {
+        for (i, e) in events.iter().enumerate() {
+            if usize::try_from(e.seq).ok() != i.checked_add(1) {
+                return Err(format!("event at position {i} has seq {}", e.seq));
+            }
+        }
+        Ok(Self { events })
+    }
+}
+
+impl From<EventLog> for Vec<LedgerEvent> {
+    fn from(log: EventLog) -> Self {
+        log.events
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn minted(n: u8) -> LedgerEventKind {
+        LedgerEventKind::Minted {
+            to: Address([n; 20]),
+            amount: U256::from(n),
+        }
+    }
+
+    #[test]
+    fn numbers_from_one_and_slices_after_a_seq() {
+        let mut log = EventLog::default();
+        assert_eq!(log.last_seq(), 0);
+        assert!(log.since(0).is_empty());
+        let new = log.append(7, vec![minted(1), minted(2)]);
+        assert_eq!(new.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+        assert!(new.iter().all(|e| e.time == 7));
+        log.append(9, vec![minted(3)]);
+        assert_eq!(log.last_seq(), 3);
+        assert_eq!(log.since(0).len(), 3);
+        assert_eq!(log.since(2)[0].seq, 3);
+        assert!(log.since(3).is_empty());
+        assert!(log.since(u64::MAX).is_empty());
+    }
+
+    #[test]
+    fn loading_rejects_gaps_in_seq() {
+        let mut log = EventLog::default();
+        log.append(1, vec![minted(1), minted(2)]);
+        let json = serde_json::to_string(&log).unwrap();
+        assert_eq!(serde_json::from_str::<EventLog>(&json).unwrap(), log);
+        let mut events: Vec<LedgerEvent> = log.into();
+        events.remove(0);
+        let json = serde_json::to_string(&events).unwrap();
+        assert!(serde_json::from_str::<EventLog>(&json).is_err());
+    }
+}

@@ -1,0 +1,340 @@
+//! The channel lifecycle operations: open, deposit, close, update by the non-closer, settle.
+//!
+//! Each operation first validates everything and builds the new channel record and token plan
+//! on the side; only then does it write them back and emit events, so a rejection leaves the
+//! ledger untouched.
+
+use crate::primitives::{Address, U256};
+use crate::proofs::{participants_hash, BalanceData, SignedBalanceProof};
+use crate::settlement::{settle_amounts, SettlementInput};
+use crate::Signature;
+
+use super::error::LedgerError;
+use super::events::{LedgerEvent, LedgerEventKind};
+use super::records::{ChannelPhase, ChannelRecord, SubmittedBalance, UnlockEntry};
+use super::{check_signature, index_in, persist::Keyed, Ledger};
+
+impl Ledger {
+    /// Opens a channel between `caller` and `partner` and returns its identifier (1, 2, 3… per
+    /// ledger). One unsettled channel per pair; after settlement the pair may open again.
+    pub fn open_channel(
+        &mut self,
+        caller: Address,
+        partner: Address,
+        now: u64,
+    ) -> Result<U256, LedgerError> {
+        if caller == Address::ZERO || partner == Address::ZERO {
+            return Err(LedgerError::ZeroAddress);
+        }
+        if caller == partner {
+            return Err(LedgerError::SelfChannel);
+        }
+        let pair = participants_hash(caller, partner);
+        if let Some(existing) = self.unsettled_pairs.get(&pair) {
+            return Err(LedgerError::ChannelExists {
+                channel_id: *existing,
+            });
+        }
+        let id = self
+            .last_channel_id
+            .checked_add(U256::from(1u8))
+            .ok_or(LedgerError::Overflow("channel identifier"))?;
+
+        self.last_channel_id = id;
+        self.channels
+            .insert(id, ChannelRecord::new(id, caller, partner, now));
+        self.unsettled_pairs.insert(pair, id);
+        self.emit(
+            now,
+            vec![LedgerEventKind::ChannelOpened {
+                channel_id: id,
+                participant1: caller,
+                participant2: partner,
+                settlement_timeout: self.config.settlement_timeout,
+            }],
+        );
+        Ok(id)
+    }
+
+    /// Raises `participant`'s cumulative deposit to `total_deposit`; `caller` pays the
+    /// difference from its token balance. Only while the channel is Opened.
+    pub fn set_total_deposit(
+        &mut self,
+        caller: Address,
+        channel_id: U256,
+        participant: Address,
+        total_deposit: U256,
+        now: u64,
+    ) -> Result<Vec<LedgerEvent>, LedgerError> {
+        let mut channel = self.channel_in(channel_id, ChannelPhase::Opened)?.clone();
+        let i = index_in(&channel, participant)?;
+        let current = channel.participants[i].total_deposit;
+        let added = total_deposit
+            .checked_sub(current)
+            .filter(|a| !a.is_zero())
+            .ok_or(LedgerError::DepositNotIncreasing {
+                current,
+                requested: total_deposit,
+            })?;
+        channel.participants[i].total_deposit = total_deposit;
+        channel
+            .total_deposit()
+            .ok_or(LedgerError::Overflow("channel total deposit"))?;
+        let mut plan = self.transfers();
+        plan.pay_in(self, caller, added)?;
+
+        self.apply(plan);
+        self.channels.insert(channel_id, channel);
+        Ok(self.emit(
+            now,
+            vec![LedgerEventKind::Deposit {
+                channel_id,
+                participant,
+                total_deposit,
+            }],
+        ))
+    }
+
+    /// Closes the channel. `caller` is the closing participant; `partner_proof` is the
+    /// partner's latest balance proof (or [`SignedBalanceProof::none`]), and
+    /// `closing_signature` is the caller's signature over `partner_proof.closing_hash()`.
+    /// Starts the settlement window: settle is allowed once `now > closed_at + timeout`.
+    pub fn close_channel(
+        &mut self,
+        caller: Address,
+        channel_id: U256,
+        partner_proof: &SignedBalanceProof,
+        closing_signature: &Signature,
+        now: u64,
+    ) -> Result<Vec<LedgerEvent>, LedgerError> {
+        let mut channel = self.channel_in(channel_id, ChannelPhase::Opened)?.clone();
+        let closer_index = index_in(&channel, caller)?;
+        let partner_index = 1 - closer_index;
+        let partner = channel.participants[partner_index].address;
+        let proof = &partner_proof.proof;
+        self.check_binding(&proof.domain, proof.channel_identifier, channel_id)?;
+        let settle_after = now
+            .checked_add(self.config.settlement_timeout)
+            .ok_or(LedgerError::Overflow("settlement window end"))?;
+        let submitted = if proof.nonce == 0 {
+            if !partner_proof.is_none() || !proof.balance.is_empty() {
+                return Err(LedgerError::MalformedEmptyProof);
+            }
+            None
+        } else {
+            check_signature(
+                &proof.signing_hash(),
+                &partner_proof.signature,
+                partner,
+                "partner balance proof",
+            )?;
+            Some(SubmittedBalance::from_proof(proof))
+        };
+        check_signature(
+            &partner_proof.closing_hash(),
+            closing_signature,
+            caller,
+            "closing participant",
+        )?;
+
+        channel.participants[partner_index].balance = submitted;
+        channel.phase = ChannelPhase::Closed;
+        channel.closer = Some(caller);
+        channel.closed_at = Some(now);
+        channel.settle_after = Some(settle_after);
+        self.channels.insert(channel_id, channel);
+        Ok(self.emit(
+            now,
+            vec![LedgerEventKind::ChannelClosed {
+                channel_id,
+                closing_participant: caller,
+                nonce: proof.nonce,
+                balance_hash: proof.balance.balance_hash(),
+            }],
+        ))
+    }
+
+    /// Replaces the closer's stored balance proof with a newer one. `closer_proof` is signed by
+    /// the closer, `non_closing_signature` is the non-closer's signature over
+    /// `closer_proof.update_hash()`. Anyone may submit it (e.g. a monitoring service), while
+    /// `now <= settle_after`; the nonce must exceed the stored one.
+    pub fn update_non_closing_balance_proof(
+        &mut self,
+        _caller: Address,
+        channel_id: U256,
+        closer_proof: &SignedBalanceProof,
+        non_closing_signature: &Signature,
+        now: u64,
+    ) -> Result<Vec<LedgerEvent>, LedgerError> {
+        let mut channel = self.channel_in(channel_id, ChannelPhase::Closed)?.clone();
+        let settle_after = channel.settle_after.unwrap_or(0);
+        if now > settle_after {
+            return Err(LedgerError::SettlementWindowClosed { settle_after, now });
+        }
+        let closer = channel
+            .closer
+            .ok_or(LedgerError::Underflow("closed channel without closer"))?;
+        let closer_index = index_in(&channel, closer)?;
+        let non_closer = channel.participants[1 - closer_index].address;
+        let proof = &closer_proof.proof;
+        self.check_binding(&proof.domain, proof.channel_identifier, channel_id)?;
+        let stored = channel.participants[closer_index].nonce();
+        if proof.nonce <= stored {
+            return Err(LedgerError::NonceNotIncreasing {
+                stored,
+                got: proof.nonce,
+            });
+        }
+        check_signature(
+            &proof.signing_hash(),
+            &closer_proof.signature,
+            closer,
+            "closing participant balance proof",
+        )?;
+        check_signature(
+            &closer_proof.update_hash(),
+            non_closing_signature,
+            non_closer,
+            "non-closing participant",
+        )?;
+
+        let submitted = SubmittedBalance::from_proof(proof);
+        let balance_hash = submitted.balance_hash;
+        channel.participants[closer_index].balance = Some(submitted);
+        self.channels.insert(channel_id, channel);
+        Ok(self.emit(
+            now,
+            vec![LedgerEventKind::NonClosingBalanceProofUpdated {
+                channel_id,
+                closing_participant: closer,
+                nonce: proof.nonce,
+                balance_hash,
+            }],
+        ))
+    }
+
+    /// Settles a closed channel once `now > settle_after`: pays each participant what
+    /// [`settle_amounts`] gives from the proofs they signed (empty if none was submitted) and
+    /// keeps each side's locked part for `unlock`. The pair may open a new channel afterwards.
+    pub fn settle_channel(
+        &mut self,
+        _caller: Address,
+        channel_id: U256,
+        now: u64,
+    ) -> Result<Vec<LedgerEvent>, LedgerError> {
+        let mut channel = self.channel_in(channel_id, ChannelPhase::Closed)?.clone();
+        let settle_after = channel.settle_after.unwrap_or(0);
+        if now <= settle_after {
+            return Err(LedgerError::SettlementWindowOpen { settle_after, now });
+        }
+        let [p1, p2] = &channel.participants;
+        let (b1, b2): (BalanceData, BalanceData) = (p1.balance_data(), p2.balance_data());
+        let outcome = settle_amounts(
+            &SettlementInput::new(p1.total_deposit, p1.total_withdraw, &b1),
+            &SettlementInput::new(p2.total_deposit, p2.total_withdraw, &b2),
+        );
+        let (a1, a2) = (p1.address, p2.address);
+        let kept = [
+            UnlockEntry {
+                channel_id,
+                sender: a1,
+                receiver: a2,
+                locksroot: b1.locksroot,
+                locked_amount: outcome.p1_locked_kept,
+            },
+            UnlockEntry {
+                channel_id,
+                sender: a2,
+                receiver: a1,
+                locksroot: b2.locksroot,
+                locked_amount: outcome.p2_locked_kept,
+            },
+        ];
+        let mut plan = self.transfers();
+        plan.pay_out(self, a1, outcome.p1_amount)?;
+        plan.pay_out(self, a2, outcome.p2_amount)?;
+
+        self.apply(plan);
+        for entry in kept {
+            if !entry.locked_amount.is_zero() {
+                self.unlocks.insert(entry.key(), entry);
+            }
+        }
+        self.unsettled_pairs.remove(&channel.participants_hash());
+        channel.phase = ChannelPhase::Settled;
+        self.channels.insert(channel_id, channel);
+        Ok(self.emit(
+            now,
+            vec![LedgerEventKind::ChannelSettled {
+                channel_id,
+                participant1: a1,
+                participant1_amount: outcome.p1_amount,
+                participant1_locksroot: b1.locksroot,
+                participant2: a2,
+                participant2_amount: outcome.p2_amount,
+                participant2_locksroot: b2.locksroot,
+            }],
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crypto::Signer;
+    use crate::ledger::test_support::{domain, funded};
+    use crate::primitives::H256;
+    use crate::proofs::BalanceProof;
+
+    #[test]
+    fn ids_count_from_one_and_a_settled_pair_may_reopen() {
+        let (mut l, a, b) = funded();
+        let (a, b) = (a.address(), b.address());
+        assert_eq!(
+            l.channel(U256::from(1u8)).map(|c| c.id),
+            Some(U256::from(1u8))
+        );
+        assert_eq!(
+            l.open_channel(b, a, 1),
+            Err(LedgerError::ChannelExists {
+                channel_id: U256::from(1u8)
+            })
+        );
+        let none = SignedBalanceProof::none(domain(), U256::from(1u8));
+        let (mut l2, ka, _) = funded();
+        let sig = none.counter_sign_close(&ka).unwrap();
+        l2.close_channel(a, U256::from(1u8), &none, &sig, 5)
+            .unwrap();
+        // The window is 5..=15: settle at 15 is too early, at 16 it pays deposits back.
+        assert!(l2.settle_channel(a, U256::from(1u8), 15).is_err());
+        l2.settle_channel(a, U256::from(1u8), 16).unwrap();
+        assert_eq!(l2.token_balance(a), U256::from(100u8));
+        assert_eq!(l2.open_channel(b, a, 17), Ok(U256::from(2u8)));
+        assert!(l2.conservation_holds());
+        assert_eq!(l.last_event_seq(), 5);
+    }
+
+    #[test]
+    fn close_stores_the_partners_proof_under_the_partner() {
+        let (mut l, a, b) = funded();
+        let bp = BalanceProof {
+            domain: domain(),
+            channel_identifier: U256::from(1u8),
+            nonce: 1,
+            balance: BalanceData {
+                transferred_amount: U256::from(3u8),
+                ..BalanceData::EMPTY
+            },
+            additional_hash: H256::ZERO,
+        }
+        .sign(&b)
+        .unwrap();
+        let sig = bp.counter_sign_close(&a).unwrap();
+        l.close_channel(a.address(), U256::from(1u8), &bp, &sig, 5)
+            .unwrap();
+        let ch = l.channel(U256::from(1u8)).unwrap();
+        assert_eq!(ch.participant(b.address()).unwrap().nonce(), 1);
+        assert!(ch.participant(a.address()).unwrap().balance.is_none());
+        assert_eq!(ch.settle_after, Some(15));
+    }
+}

@@ -75,6 +75,14 @@ impl Channel {
         })
     }
 
+    /// Stops new payments in both directions (e.g. while a cooperative settle is on its way
+    /// to the ledger). Has no effect once the channel is closing or closed.
+    pub fn stop_payments(&mut self) {
+        if self.phase == ChannelPhase::Open {
+            self.phase = ChannelPhase::Closing;
+        }
+    }
+
     /// The ledger reports the channel closed.
     pub fn handle_ledger_closed(
         &mut self,

@@ -21,6 +21,7 @@
 //! acknowledged only once the updated channel is durable.
 
 mod close;
+pub use close::{CloseTransaction, UpdateTransaction};
 mod end_state;
 mod error;
 mod transfer;

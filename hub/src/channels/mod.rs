@@ -1,0 +1,250 @@
+//! The hub's side of device channels: off-chain state, payments, withdraws, cooperative close,
+//! and the watcher that follows the ledger.
+//!
+//! - [`book`]: every channel's `channel_core::channel::Channel`, persisted before answering.
+//! - [`watcher`]: applies ledger events, contests stale closes, settles.
+//! - [`view`]: the wire view of a channel.
+//! - [`service`]: the thin gRPC handlers.
+//!
+//! [`ChannelEngine`] is what the handlers call: one method per request, each decoding nothing
+//! (the handlers did) and answering only once the change it made is durable.
+
+pub mod book;
+pub mod service;
+pub mod view;
+pub mod watcher;
+
+use std::future::Future;
+use std::sync::Arc;
+
+use channel_core::channel::ChannelError;
+use channel_core::crypto::{LocalSigner, Signer};
+use channel_core::primitives::Address;
+use channel_core::proofs::Domain;
+use voltlane_proto::convert::requests::{
+    ChannelId, CooperativeClose, OperatorPay, Payment, ReceivePayments, RequestWithdraw,
+};
+use voltlane_proto::v1;
+
+use crate::error::HubError;
+use crate::ledger::LedgerHandle;
+use crate::shutdown::Shutdown;
+use crate::store::KvStore;
+
+pub use book::{ChannelBook, HubPayment};
+
+/// The hub's channel engine (one per hub).
+#[derive(Clone, Debug)]
+pub struct ChannelEngine {
+    pub book: Arc<ChannelBook>,
+    pub ledger: Arc<LedgerHandle>,
+    pub operator: Arc<LocalSigner>,
+    pub shutdown: Shutdown,
+}
+
+impl ChannelEngine {
+    pub fn new(
+        store: Arc<dyn KvStore>,
+        ledger: Arc<LedgerHandle>,
+        operator: Arc<LocalSigner>,
+        domain: Domain,
+        shutdown: Shutdown,
+    ) -> Result<Self, HubError> {
+        let book = Arc::new(ChannelBook::load(store, operator.clone(), domain)?);
+        Ok(Self {
+            book,
+            ledger,
+            operator,
+            shutdown,
+        })
+    }
+
+    /// The ledger watcher, to be spawned by `run`; ends with `shutdown`.
+    pub fn watcher(&self, shutdown: impl Future<Output = ()>) -> impl Future<Output = ()> {
+        watcher::run(self.book.clone(), self.ledger.clone(), shutdown)
+    }
+
+    /// Brings the book up to the ledger's durable events (a device may pay right after its
+    /// deposit, before the watcher saw it).
+    async fn catch_up(&self) -> Result<(), HubError> {
+        watcher::catch_up(&self.book, &self.ledger)
+            .await
+            .map(|_| ())
+    }
+
+    /// `Channels.GetChannel`: PERMISSION_DENIED unless `caller` is the channel's device.
+    pub async fn get_channel(
+        &self,
+        caller: Address,
+        id: ChannelId,
+    ) -> Result<v1::ChannelState, HubError> {
+        if self.book.snapshot(caller, &id.0).await.is_err() {
+            self.catch_up().await?;
+        }
+        let ch = self.book.snapshot(caller, &id.0).await?;
+        view::channel_state(&ch)
+    }
+
+    /// `Channels.ListChannels`: the caller's channels with the hub.
+    pub async fn list_channels(&self, caller: Address) -> Result<Vec<v1::ChannelState>, HubError> {
+        self.catch_up().await?;
+        self.book
+            .snapshots_of(caller)
+            .await?
+            .iter()
+            .map(view::channel_state)
+            .collect()
+    }
+
+    /// `Channels.RequestWithdraw`: co-sign the caller's withdraw.
+    pub async fn request_withdraw(
+        &self,
+        caller: Address,
+        req: RequestWithdraw,
+    ) -> Result<v1::CoSignedWithdraw, HubError> {
+        self.catch_up().await?;
+        let now = self.ledger.now()?;
+        let ours = self
+            .book
+            .cosign_withdraw(caller, &req.withdraw, &req.participant_signature, now)
+            .await?;
+        Ok(view::cosigned(
+            &req.withdraw,
+            &req.participant_signature,
+            &ours,
+        ))
+    }
+
+    /// `Channels.CooperativeClose`: co-sign both whole-balance withdraws and, if asked,
+    /// submit the cooperative settle to the embedded ledger as the hub.
+    pub async fn cooperative_close(
+        &self,
+        caller: Address,
+        req: CooperativeClose,
+    ) -> Result<v1::CooperativeCloseResponse, HubError> {
+        self.catch_up().await?;
+        if req.device_withdraw.channel_identifier != req.channel_id {
+            return Err(HubError::CooperativeClose(
+                "device_withdraw.channel_identifier differs from channel_id".into(),
+            ));
+        }
+        let (on_device, on_hub) = self
+            .book
+            .cosign_cooperative_close(
+                caller,
+                &req.device_withdraw,
+                &req.device_withdraw_signature,
+                &req.hub_withdraw,
+                &req.hub_withdraw_partner_signature,
+            )
+            .await?;
+        let mut events = Vec::new();
+        if req.submit {
+            let (_, evs) = self
+                .ledger
+                .submit(self.operator.address(), |l, caller, now| {
+                    l.cooperative_settle(
+                        caller,
+                        req.channel_id,
+                        &req.device_withdraw,
+                        (&req.device_withdraw_signature, &on_device),
+                        &req.hub_withdraw,
+                        (&on_hub, &req.hub_withdraw_partner_signature),
+                        now,
+                    )
+                })
+                .await?;
+            events = evs.iter().map(v1::LedgerEvent::from).collect();
+            self.catch_up().await?;
+        }
+        Ok(v1::CooperativeCloseResponse {
+            device_withdraw: Some(view::cosigned(
+                &req.device_withdraw,
+                &req.device_withdraw_signature,
+                &on_device,
+            )),
+            hub_withdraw: Some(view::cosigned(
+                &req.hub_withdraw,
+                &on_hub,
+                &req.hub_withdraw_partner_signature,
+            )),
+            events,
+        })
+    }
+
+    /// One payment of a `Payments.Pay` stream, applied now; the returned future resolves
+    /// once the new state is durable (so a stream can pipeline payments and share flushes).
+    pub async fn begin_payment(
+        &self,
+        caller: Address,
+        payment: Payment,
+    ) -> Result<impl Future<Output = Result<v1::PaymentAccepted, HubError>>, HubError> {
+        let first = self
+            .book
+            .take_payment(caller, &payment.balance_proof, payment.amount)
+            .await;
+        let accepted = match first {
+            Err(HubError::UnknownChannel(_))
+            | Err(HubError::Channel(ChannelError::InsufficientBalance { .. })) => {
+                self.catch_up().await?;
+                self.book
+                    .take_payment(caller, &payment.balance_proof, payment.amount)
+                    .await?
+            }
+            other => other?,
+        };
+        Ok(async move {
+            accepted.persist.durable().await?;
+            Ok(v1::PaymentAccepted {
+                nonce: accepted.nonce,
+                transferred_amount: voltlane_proto::convert::u256_bytes(
+                    &accepted.transferred_amount,
+                ),
+            })
+        })
+    }
+
+    /// Whether `Payments.Pay` streams are served.
+    pub fn payments_available(&self) -> Result<(), HubError> {
+        if self.shutdown.is_triggered() {
+            return Err(HubError::ShuttingDown);
+        }
+        Ok(())
+    }
+
+    /// `Payments.ReceivePayments`: proofs the hub signed for the caller after a nonce, and a
+    /// receiver of later ones.
+    pub async fn hub_payments_since(
+        &self,
+        caller: Address,
+        req: ReceivePayments,
+    ) -> Result<
+        (
+            Vec<HubPayment>,
+            tokio::sync::broadcast::Receiver<HubPayment>,
+        ),
+        HubError,
+    > {
+        self.catch_up().await?;
+        self.book
+            .hub_payments_since(caller, &req.channel_id, req.after_nonce)
+            .await
+    }
+
+    /// `Payments.OperatorPay`: only the operator's own address may call it.
+    pub async fn operator_pay(
+        &self,
+        caller: Address,
+        req: OperatorPay,
+    ) -> Result<v1::HubPayment, HubError> {
+        if caller != self.operator.address() {
+            return Err(HubError::PermissionDenied(format!(
+                "OperatorPay is for the hub operator {}, not {caller}",
+                self.operator.address()
+            )));
+        }
+        self.catch_up().await?;
+        let p = self.book.pay_device(&req.channel_id, req.amount).await?;
+        Ok(view::hub_payment(&p))
+    }
+}

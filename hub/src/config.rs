@@ -1,0 +1,173 @@
+//! Hub configuration: command-line flags, each also settable by a `VOLTLANE_*` environment
+//! variable. Tests build a [`HubConfig`] directly with [`HubConfig::new`].
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use channel_core::ledger::LedgerConfig;
+use channel_core::primitives::{Address, U256};
+use channel_core::Domain;
+use clap::{ArgAction, Parser, ValueEnum};
+
+/// Token network address of the embedded ledger unless configured: ASCII "voltlane-token-netwk".
+pub const DEFAULT_TOKEN_NETWORK: &str = "0x766f6c746c616e652d746f6b656e2d6e6574776b";
+
+/// Log output format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Server limits (message size, concurrency, timeouts, stream count).
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct Limits {
+    /// Largest accepted request message, bytes.
+    #[arg(long, env = "VOLTLANE_MAX_MESSAGE_BYTES", default_value_t = 64 * 1024)]
+    pub max_message_bytes: usize,
+    /// In-flight requests per connection (unary calls and stream handlers starting).
+    #[arg(
+        long,
+        env = "VOLTLANE_CONCURRENCY_PER_CONNECTION",
+        default_value_t = 256
+    )]
+    pub concurrency_per_connection: usize,
+    /// Deadline of a unary call, seconds (streams are not cut by it).
+    #[arg(long, env = "VOLTLANE_REQUEST_TIMEOUT_SECS", default_value_t = 10)]
+    pub request_timeout_secs: u64,
+    /// HTTP/2 streams a client may have open on one connection.
+    #[arg(long, env = "VOLTLANE_MAX_CONCURRENT_STREAMS", default_value_t = 1024)]
+    pub max_concurrent_streams: u32,
+    /// How long an auth challenge stays valid, seconds.
+    #[arg(long, env = "VOLTLANE_CHALLENGE_TTL_SECS", default_value_t = 60)]
+    pub challenge_ttl_secs: u64,
+    /// How long a session token stays valid, seconds.
+    #[arg(long, env = "VOLTLANE_SESSION_TTL_SECS", default_value_t = 24 * 3600)]
+    pub session_ttl_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 64 * 1024,
+            concurrency_per_connection: 256,
+            request_timeout_secs: 10,
+            max_concurrent_streams: 1024,
+            challenge_ttl_secs: 60,
+            session_ttl_secs: 24 * 3600,
+        }
+    }
+}
+
+impl Limits {
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_secs(self.request_timeout_secs)
+    }
+}
+
+/// Everything `voltlane-hub` needs to start.
+#[derive(Clone, Debug, PartialEq, Eq, Parser)]
+#[command(name = "voltlane-hub", version, about = "Voltlane payment-channel hub")]
+pub struct HubConfig {
+    /// Address to listen on (main binary only; `run` takes a bound listener).
+    #[arg(long, env = "VOLTLANE_LISTEN", default_value = "127.0.0.1:50051")]
+    pub listen: SocketAddr,
+    /// Directory of the sled database and (by default) the operator key.
+    #[arg(long, env = "VOLTLANE_DATA_DIR", default_value = "./hub-data")]
+    pub data_dir: PathBuf,
+    /// Operator key file (hex secret); default `<data-dir>/operator.key`, created if absent.
+    #[arg(long, env = "VOLTLANE_OPERATOR_KEY_FILE")]
+    pub operator_key_file: Option<PathBuf>,
+    /// Chain id bound into every signed message.
+    #[arg(long, env = "VOLTLANE_CHAIN_ID", default_value_t = 337)]
+    pub chain_id: u64,
+    /// Token network contract address bound into every signed message.
+    #[arg(long, env = "VOLTLANE_TOKEN_NETWORK", default_value = DEFAULT_TOKEN_NETWORK)]
+    pub token_network_address: Address,
+    /// Settlement window of the embedded ledger, seconds.
+    #[arg(long, env = "VOLTLANE_SETTLEMENT_WINDOW_SECS", default_value_t = 120)]
+    pub settlement_window_secs: u64,
+    /// Log format.
+    #[arg(long, env = "VOLTLANE_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// Enable `Ledger.Mint` (test tokens for anyone).
+    #[arg(long, env = "VOLTLANE_DEV_FAUCET", default_value_t = true, action = ArgAction::Set)]
+    pub dev_faucet: bool,
+    #[command(flatten)]
+    pub limits: Limits,
+}
+
+impl HubConfig {
+    /// Defaults (as the binary without flags) with another data directory.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
+            data_dir: data_dir.into(),
+            operator_key_file: None,
+            chain_id: 337,
+            token_network_address: DEFAULT_TOKEN_NETWORK.parse().unwrap_or(Address::ZERO),
+            settlement_window_secs: 120,
+            log_format: LogFormat::Text,
+            dev_faucet: true,
+            limits: Limits::default(),
+        }
+    }
+
+    pub fn operator_key_path(&self) -> PathBuf {
+        self.operator_key_file
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("operator.key"))
+    }
+
+    pub fn db_path(&self) -> PathBuf {
+        self.data_dir.join("db")
+    }
+
+    pub fn domain(&self) -> Domain {
+        Domain {
+            chain_id: U256::from(self.chain_id),
+            token_network_address: self.token_network_address,
+        }
+    }
+
+    pub fn ledger_config(&self) -> LedgerConfig {
+        LedgerConfig {
+            domain: self.domain(),
+            settlement_timeout: self.settlement_window_secs,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_new_and_flags_parse() {
+        let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
+        assert_eq!(parsed, HubConfig::new("./hub-data"));
+        assert_eq!(
+            parsed.operator_key_path(),
+            PathBuf::from("./hub-data/operator.key")
+        );
+        let parsed = HubConfig::try_parse_from([
+            "voltlane-hub",
+            "--data-dir",
+            "/tmp/x",
+            "--dev-faucet",
+            "false",
+            "--log-format",
+            "json",
+            "--settlement-window-secs",
+            "3",
+        ])
+        .unwrap();
+        assert!(!parsed.dev_faucet);
+        assert_eq!(parsed.log_format, LogFormat::Json);
+        assert_eq!(parsed.ledger_config().settlement_timeout, 3);
+        assert!(
+            HubConfig::try_parse_from(["voltlane-hub", "--token-network-address", "0x12"]).is_err()
+        );
+    }
+}

@@ -1,0 +1,134 @@
+//! The hub's one error enum and its one mapping onto gRPC statuses.
+//!
+//! Variants are grouped by what the caller must do: fix the request (INVALID_ARGUMENT),
+//! authenticate or stay off other people's channels (UNAUTHENTICATED / PERMISSION_DENIED),
+//! accept that the ledger refused (the status follows the rule broken), or retry later because
+//! the hub itself failed (UNAVAILABLE / INTERNAL). The message is always the Display of the
+//! underlying error, which names the field or rule.
+
+use channel_core::ledger::LedgerError;
+use tonic::{Code, Status};
+use voltlane_proto::FieldError;
+
+use crate::auth::AuthError;
+use crate::store::StoreError;
+
+/// Everything that can go wrong in the hub.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    // --- the request is wrong -----------------------------------------------------------
+    #[error(transparent)]
+    Field(#[from] FieldError),
+    #[error("unauthenticated: {0}")]
+    Auth(#[from] AuthError),
+    #[error("permission denied: {0}")]
+    PermissionDenied(String),
+    #[error(transparent)]
+    Ledger(#[from] LedgerError),
+    #[error("the dev faucet is disabled on this hub (start it with --dev-faucet true)")]
+    FaucetDisabled,
+    #[error("subscriber fell behind the event stream; resubscribe with from_seq = {next_seq}")]
+    SubscriberLagged { next_seq: u64 },
+    #[error("{0}")]
+    Unimplemented(&'static str),
+    #[error("unknown channel {0}")]
+    UnknownChannel(channel_core::U256),
+    #[error("{0}")]
+    Channel(#[from] channel_core::channel::ChannelError),
+    #[error("cooperative close refused: {0}")]
+    CooperativeClose(String),
+    #[error("signing: {0}")]
+    Crypto(#[from] channel_core::CryptoError),
+
+    // --- the hub failed -----------------------------------------------------------------
+    #[error("storage: {0}")]
+    Store(#[from] StoreError),
+    #[error("the hub is shutting down")]
+    ShuttingDown,
+    #[error("ledger state is unavailable after a storage failure; restart the hub")]
+    LedgerFailed,
+    #[error("configuration: {0}")]
+    Config(String),
+    #[error("operator key: {0}")]
+    OperatorKey(String),
+    #[error("OS randomness unavailable: {0}")]
+    Entropy(String),
+    #[error("i/o: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("internal: {0}")]
+    Internal(String),
+}
+
+impl From<HubError> for Status {
+    fn from(e: HubError) -> Status {
+        let code = match &e {
+            HubError::Field(_) => Code::InvalidArgument,
+            HubError::Auth(_) => Code::Unauthenticated,
+            HubError::PermissionDenied(_) => Code::PermissionDenied,
+            HubError::Ledger(l) => ledger_code(l),
+            HubError::FaucetDisabled => Code::FailedPrecondition,
+            HubError::SubscriberLagged { .. } => Code::Aborted,
+            HubError::Unimplemented(_) => Code::Unimplemented,
+            HubError::UnknownChannel(_) => Code::NotFound,
+            HubError::Channel(c) => channel_code(c),
+            HubError::CooperativeClose(_) => Code::FailedPrecondition,
+            HubError::Crypto(_) => Code::Internal,
+            HubError::Store(_) | HubError::ShuttingDown | HubError::LedgerFailed => {
+                Code::Unavailable
+            }
+            HubError::Config(_)
+            | HubError::OperatorKey(_)
+            | HubError::Entropy(_)
+            | HubError::Io(_)
+            | HubError::Transport(_)
+            | HubError::Internal(_) => Code::Internal,
+        };
+        Status::new(code, e.to_string())
+    }
+}
+
+/// The status of a ledger rejection: by the kind of rule broken.
+fn ledger_code(e: &LedgerError) -> Code {
+    use LedgerError as L;
+    match e {
+        L::UnknownChannel(_) | L::NothingToUnlock { .. } => Code::NotFound,
+        L::NotParticipant { .. } => Code::PermissionDenied,
+        L::ChannelExists { .. } | L::SecretAlreadyRegistered { .. } => Code::AlreadyExists,
+        L::SelfChannel
+        | L::ZeroAddress
+        | L::ZeroSecret
+        | L::WrongDomain { .. }
+        | L::WrongChannel { .. }
+        | L::BadSignature { .. }
+        | L::MalformedEmptyProof
+        | L::LocksrootMismatch { .. }
+        | L::BadLocks(_)
+        | L::CooperativeSettleNotWhole { .. }
+        | L::CooperativeSettleSameParticipant { .. } => Code::InvalidArgument,
+        L::Overflow(_) => Code::OutOfRange,
+        L::Underflow(_) => Code::Internal,
+        // Phase, balance, nonce and time rules: valid request, wrong moment or state.
+        _ => Code::FailedPrecondition,
+    }
+}
+
+/// The status of a refused channel transition: malformed or forged proofs are the caller's
+/// fault (INVALID_ARGUMENT), a replayed or stale one ALREADY_EXISTS, a valid request at the
+/// wrong moment or beyond the balance FAILED_PRECONDITION.
+fn channel_code(e: &channel_core::channel::ChannelError) -> Code {
+    use channel_core::channel::ChannelError as C;
+    match e {
+        C::StaleNonce { .. } => Code::AlreadyExists,
+        C::InsufficientBalance { .. }
+        | C::NotOpen(_)
+        | C::WithdrawPending
+        | C::NoPendingWithdraw
+        | C::LockNotExpired(_)
+        | C::DepositDecreased { .. } => Code::FailedPrecondition,
+        C::NotParticipant(_) => Code::PermissionDenied,
+        C::Overflow(_) | C::NonceExhausted => Code::OutOfRange,
+        _ => Code::InvalidArgument,
+    }
+}

@@ -1,0 +1,290 @@
+//! [`LedgerHandle`]: the ledger state machine plus persistence and event fan-out.
+//!
+//! Call order for an operation ([`LedgerHandle::apply`]): under the lock, run the ledger call
+//! with `now`, and on success apply one store batch (snapshot + new event records); outside the
+//! lock, await durability; then publish every newly durable event to subscribers, in order.
+//! Because batches are applied in lock order and a flush covers everything applied before it,
+//! "my batch is durable" implies "all earlier batches are durable".
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use channel_core::ledger::{Ledger, LedgerConfig, LedgerError, LedgerEvent};
+use channel_core::primitives::Address;
+use tokio::sync::broadcast;
+
+use crate::error::HubError;
+use crate::store::{record, KvStore, WriteBatch};
+
+/// Namespace of the ledger snapshot.
+pub const NS_LEDGER: &str = "ledger";
+/// Key of the snapshot inside [`NS_LEDGER`].
+pub const KEY_STATE: &str = "state";
+/// Namespace of the event records, keyed by zero-padded seq.
+pub const NS_LEDGER_EVENTS: &str = "ledger_events";
+/// Format version of ledger records.
+pub const LEDGER_RECORD_VERSION: u8 = 1;
+
+/// Capacity of the live event channel; a subscriber further behind is told to resubscribe.
+const EVENT_CHANNEL_CAPACITY: usize = 4096;
+
+type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+struct Inner {
+    ledger: Ledger,
+    /// Highest event seq known durable (and published).
+    durable_seq: u64,
+    /// Last `now` handed to the ledger; ledger time never goes backwards.
+    last_now: u64,
+    /// Set after a storage failure: in-memory state may be ahead of disk.
+    failed: bool,
+}
+
+/// Shared handle to the embedded ledger.
+pub struct LedgerHandle {
+    inner: Mutex<Inner>,
+    store: Arc<dyn KvStore>,
+    events: broadcast::Sender<LedgerEvent>,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for LedgerHandle {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LedgerHandle").finish_non_exhaustive()
+    }
+}
+
+impl LedgerHandle {
+    /// Loads the ledger from `store`, or starts a new one with `config`. A stored ledger for
+    /// another domain or settlement window is refused rather than silently reused.
+    pub fn load(
+        store: Arc<dyn KvStore>,
+        config: LedgerConfig,
+        clock: impl Fn() -> u64 + Send + Sync + 'static,
+    ) -> Result<Self, HubError> {
+        let ledger = match store.read(NS_LEDGER, KEY_STATE)? {
+            Some(bytes) => {
+                let ledger: Ledger =
+                    record::decode(NS_LEDGER, KEY_STATE, LEDGER_RECORD_VERSION, &bytes)?;
+                if *ledger.config() != config {
+                    return Err(HubError::Config(format!(
+                        "the data directory holds a ledger with {:?}, but the hub is configured with {:?}",
+                        ledger.config(),
+                        config
+                    )));
+                }
+                ledger
+            }
+            None => Ledger::new(config),
+        };
+        let durable_seq = ledger.last_event_seq();
+        let last_now = ledger
+            .events_since(durable_seq.saturating_sub(1))
+            .last()
+            .map_or(0, |e| e.time);
+        tracing::info!(events = durable_seq, "ledger loaded");
+        let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
+        Ok(Self {
+            inner: Mutex::new(Inner {
+                ledger,
+                durable_seq,
+                last_now,
+                failed: false,
+            }),
+            store,
+            events,
+            clock: Arc::new(clock),
+        })
+    }
+
+    fn lock(&self) -> Result<MutexGuard<'_, Inner>, HubError> {
+        self.inner
+            .lock()
+            .map_err(|_| HubError::Internal("ledger lock poisoned".into()))
+    }
+
+    /// Current ledger time: the wall clock, never below the time of the last operation.
+    pub fn now(&self) -> Result<u64, HubError> {
+        let inner = self.lock()?;
+        Ok((self.clock)().max(inner.last_now))
+    }
+
+    /// Runs a query on the current state.
+    pub fn read<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R, HubError> {
+        let inner = self.lock()?;
+        Ok(f(&inner.ledger))
+    }
+
+    /// Highest durable event seq.
+    pub fn durable_seq(&self) -> Result<u64, HubError> {
+        Ok(self.lock()?.durable_seq)
+    }
+
+    /// Runs `op(ledger, now)`; on success persists the new state and its events and returns
+    /// once they are durable. On a ledger error nothing changed and nothing is written.
+    pub async fn apply<T>(
+        &self,
+        op: impl FnOnce(&mut Ledger, u64) -> Result<T, LedgerError>,
+    ) -> Result<(T, Vec<LedgerEvent>), HubError> {
+        let (value, events, persist) = {
+            let mut inner = self.lock()?;
+            if inner.failed {
+                return Err(HubError::LedgerFailed);
+            }
+            let now = (self.clock)().max(inner.last_now);
+            let before = inner.ledger.last_event_seq();
+            let value = op(&mut inner.ledger, now)?;
+            inner.last_now = now;
+            let events = inner.ledger.events_since(before).to_vec();
+            let persist = match self.persist(&inner.ledger, &events) {
+                Ok(p) => p,
+                Err(e) => {
+                    inner.failed = true;
+                    tracing::error!(error = %e, "ledger write failed; refusing further ledger operations");
+                    return Err(e);
+                }
+            };
+            (value, events, persist)
+        };
+        if let Err(e) = persist.durable().await {
+            if let Ok(mut inner) = self.lock() {
+                inner.failed = true;
+            }
+            tracing::error!(error = %e, "ledger flush failed; refusing further ledger operations");
+            return Err(e.into());
+        }
+        if let Some(last) = events.last() {
+            self.publish_up_to(last.seq)?;
+        }
+        Ok((value, events))
+    }
+
+    fn persist(
+        &self,
+        ledger: &Ledger,
+        events: &[LedgerEvent],
+    ) -> Result<crate::store::Persist, HubError> {
+        let mut batch = WriteBatch::new();
+        batch.put(
+            NS_LEDGER,
+            KEY_STATE,
+            record::encode(LEDGER_RECORD_VERSION, ledger)?,
+        );
+        for e in events {
+            batch.put(
+                NS_LEDGER_EVENTS,
+                &format!("{:020}", e.seq),
+                record::encode(LEDGER_RECORD_VERSION, e)?,
+            );
+        }
+        Ok(self.store.write(batch)?)
+    }
+
+    /// Marks everything up to `seq` durable and broadcasts what was not yet published.
+    fn publish_up_to(&self, seq: u64) -> Result<(), HubError> {
+        let mut inner = self.lock()?;
+        if seq <= inner.durable_seq {
+            return Ok(());
+        }
+        let from = inner.durable_seq;
+        for e in inner
+            .ledger
+            .events_since(from)
+            .iter()
+            .take_while(|e| e.seq <= seq)
+        {
+            // No receivers is fine: nobody subscribed.
+            let _ = self.events.send(e.clone());
+        }
+        inner.durable_seq = seq;
+        Ok(())
+    }
+
+    /// Durable events with `seq >= from_seq` plus a receiver for every later one. The replay
+    /// and the receiver are taken under the same lock as publishing, so nothing is missed or
+    /// doubled when the caller skips live events with `seq <=` the last replayed one.
+    pub fn subscribe(
+        &self,
+        from_seq: u64,
+    ) -> Result<(Vec<LedgerEvent>, broadcast::Receiver<LedgerEvent>), HubError> {
+        let inner = self.lock()?;
+        let rx = self.events.subscribe();
+        let durable = inner.durable_seq;
+        let replay = inner
+            .ledger
+            .events_since(from_seq.saturating_sub(1))
+            .iter()
+            .take_while(|e| e.seq <= durable)
+            .cloned()
+            .collect();
+        Ok((replay, rx))
+    }
+
+    /// Convenience for callers acting as `caller` (the authenticated transaction sender).
+    pub async fn submit<T>(
+        &self,
+        caller: Address,
+        op: impl FnOnce(&mut Ledger, Address, u64) -> Result<T, LedgerError>,
+    ) -> Result<(T, Vec<LedgerEvent>), HubError> {
+        self.apply(|ledger, now| op(ledger, caller, now)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use channel_core::primitives::U256;
+    use channel_core::Domain;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    fn config() -> LedgerConfig {
+        LedgerConfig {
+            domain: Domain {
+                chain_id: U256::from(1u8),
+                token_network_address: Address([1; 20]),
+            },
+            settlement_timeout: 10,
+        }
+    }
+
+    #[tokio::test]
+    async fn persists_replays_and_refuses_foreign_config() {
+        let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let handle = LedgerHandle::load(store.clone(), config(), || 100).unwrap();
+        let (_, mut live) = handle.subscribe(0).unwrap();
+        let a = Address([0xa; 20]);
+        let b = Address([0xb; 20]);
+        handle
+            .apply(|l, now| l.mint_with_events(a, U256::from(50u8), now))
+            .await
+            .unwrap();
+        let (id, events) = handle
+            .submit(a, |l, caller, now| l.open_channel(caller, b, now))
+            .await
+            .unwrap();
+        assert_eq!(events.len(), 1);
+        assert_eq!(live.recv().await.unwrap().seq, 1);
+        assert_eq!(live.recv().await.unwrap().seq, 2);
+
+        let err = handle
+            .submit(a, |l, caller, now| l.open_channel(caller, b, now))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, HubError::Ledger(_)), "{err}");
+        assert_eq!(handle.durable_seq().unwrap(), 2);
+        assert_eq!(store.list(NS_LEDGER_EVENTS).unwrap().len(), 2);
+
+        let reloaded = LedgerHandle::load(store.clone(), config(), || 50).unwrap();
+        assert!(reloaded.read(|l| l.channel(id).is_some()).unwrap());
+        assert_eq!(reloaded.now().unwrap(), 100, "time never goes backwards");
+        let (replay, _) = reloaded.subscribe(2).unwrap();
+        assert_eq!(replay.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![2]);
+
+        let mut other = config();
+        other.settlement_timeout = 11;
+        assert!(matches!(
+            LedgerHandle::load(store, other, || 0),
+            Err(HubError::Config(_))
+        ));
+    }
+}

@@ -1,0 +1,12 @@
+//! The embedded token-network ledger as the hub drives it.
+//!
+//! - [`handle::LedgerHandle`]: `channel_core::ledger::Ledger` behind a mutex, fed with
+//!   wall-clock `now`, persisted (snapshot + event records, one atomic batch) and durable before
+//!   any caller hears of a change; durable events are broadcast in order.
+//! - [`service::LedgerService`]: the `voltlane.v1.Ledger` gRPC service (thin handlers).
+
+pub mod handle;
+pub mod service;
+
+pub use handle::LedgerHandle;
+pub use service::LedgerService;

@@ -1,0 +1,343 @@
+//! `voltlane.v1.Ledger`: thin handlers. Each decodes its request with `TryFrom` (errors name
+//! the field), calls one `Ledger` method as the authenticated caller through the
+//! [`LedgerHandle`] (which persists before returning), and encodes the result.
+
+use std::sync::Arc;
+
+use channel_core::ledger::LedgerEvent;
+use channel_core::{Domain, SignedBalanceProof};
+use tokio::sync::{broadcast, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+use voltlane_proto::convert::requests::{
+    AccountAddress, ChannelId, CloseChannel, CooperativeSettle, Mint, RegisterSecret, SecretHash,
+    SetTotalDeposit, SetTotalWithdraw, Unlock, UpdateNonClosing,
+};
+use voltlane_proto::convert::{address_bytes, u256_bytes, FieldError};
+use voltlane_proto::v1;
+
+use super::LedgerHandle;
+use crate::auth::caller;
+use crate::error::HubError;
+use crate::shutdown::Shutdown;
+
+/// Buffered events per subscriber between the forwarding task and the gRPC stream.
+const SUBSCRIBER_BUFFER: usize = 64;
+
+/// The gRPC service over a [`LedgerHandle`].
+#[derive(Clone, Debug)]
+pub struct LedgerService {
+    ledger: Arc<LedgerHandle>,
+    dev_faucet: bool,
+    shutdown: Shutdown,
+}
+
+impl LedgerService {
+    pub fn new(ledger: Arc<LedgerHandle>, dev_faucet: bool, shutdown: Shutdown) -> Self {
+        Self {
+            ledger,
+            dev_faucet,
+            shutdown,
+        }
+    }
+
+    fn domain(&self) -> Result<Domain, HubError> {
+        self.ledger.read(|l| l.config().domain)
+    }
+}
+
+fn decode<M, D: TryFrom<M, Error = FieldError>>(m: M) -> Result<D, HubError> {
+    D::try_from(m).map_err(HubError::from)
+}
+
+fn op_response(events: &[LedgerEvent]) -> Response<v1::LedgerOpResponse> {
+    Response::new(v1::LedgerOpResponse {
+        events: events.iter().map(Into::into).collect(),
+    })
+}
+
+type OpResult = Result<Response<v1::LedgerOpResponse>, Status>;
+
+#[tonic::async_trait]
+impl v1::ledger_server::Ledger for LedgerService {
+    async fn get_channel(
+        &self,
+        request: Request<v1::GetLedgerChannelRequest>,
+    ) -> Result<Response<v1::LedgerChannel>, Status> {
+        let ChannelId(id) = decode(request.into_inner())?;
+        let channel = self
+            .ledger
+            .read(|l| l.channel(id).map(v1::LedgerChannel::from))?;
+        channel.map(Response::new).ok_or_else(|| {
+            HubError::Ledger(channel_core::ledger::LedgerError::UnknownChannel(id)).into()
+        })
+    }
+
+    async fn list_channels(
+        &self,
+        request: Request<v1::ListLedgerChannelsRequest>,
+    ) -> Result<Response<v1::LedgerChannels>, Status> {
+        let AccountAddress(who) = decode(request.into_inner())?;
+        let channels = self.ledger.read(|l| {
+            l.channels_of(who)
+                .into_iter()
+                .map(v1::LedgerChannel::from)
+                .collect()
+        })?;
+        Ok(Response::new(v1::LedgerChannels { channels }))
+    }
+
+    async fn get_token_balance(
+        &self,
+        request: Request<v1::GetTokenBalanceRequest>,
+    ) -> Result<Response<v1::TokenBalance>, Status> {
+        let AccountAddress(who) = decode(request.into_inner())?;
+        let balance = self.ledger.read(|l| l.token_balance(who))?;
+        Ok(Response::new(v1::TokenBalance {
+            address: address_bytes(&who),
+            balance: u256_bytes(&balance),
+        }))
+    }
+
+    async fn get_time(
+        &self,
+        _request: Request<v1::GetTimeRequest>,
+    ) -> Result<Response<v1::LedgerTime>, Status> {
+        let now = self.ledger.now()?;
+        let last_event_seq = self.ledger.durable_seq()?;
+        let (contract_balance, config) = self
+            .ledger
+            .read(|l| (l.contract_balance(), l.config().clone()))?;
+        Ok(Response::new(v1::LedgerTime {
+            now,
+            last_event_seq,
+            contract_balance: u256_bytes(&contract_balance),
+            domain: Some((&config.domain).into()),
+            settlement_timeout: config.settlement_timeout,
+        }))
+    }
+
+    async fn get_secret_registration(
+        &self,
+        request: Request<v1::GetSecretRegistrationRequest>,
+    ) -> Result<Response<v1::SecretRegistration>, Status> {
+        let SecretHash(hash) = decode(request.into_inner())?;
+        let at = self.ledger.read(|l| l.secret_registered_at(&hash))?;
+        Ok(Response::new(v1::SecretRegistration {
+            registered: at.is_some(),
+            registered_at: at.unwrap_or(0),
+        }))
+    }
+
+    type SubscribeStream = ReceiverStream<Result<v1::LedgerEvent, Status>>;
+
+    async fn subscribe(
+        &self,
+        request: Request<v1::SubscribeRequest>,
+    ) -> Result<Response<Self::SubscribeStream>, Status> {
+        let from_seq = request.into_inner().from_seq;
+        let (replay, live) = self.ledger.subscribe(from_seq)?;
+        let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
+        tokio::spawn(forward_events(
+            replay,
+            live,
+            from_seq.saturating_sub(1),
+            tx,
+            self.shutdown.clone(),
+        ));
+        Ok(Response::new(ReceiverStream::new(rx)))
+    }
+
+    async fn mint(&self, request: Request<v1::MintRequest>) -> OpResult {
+        if !self.dev_faucet {
+            return Err(HubError::FaucetDisabled.into());
+        }
+        let Mint { to, amount } = decode(request.into_inner())?;
+        let (events, _) = self
+            .ledger
+            .apply(|l, now| l.mint_with_events(to, amount, now))
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn open_channel(
+        &self,
+        request: Request<v1::OpenChannelRequest>,
+    ) -> Result<Response<v1::OpenChannelResponse>, Status> {
+        let caller = caller(&request)?;
+        let AccountAddress(partner) = decode(request.into_inner())?;
+        let (id, events) = self
+            .ledger
+            .submit(caller, |l, c, now| l.open_channel(c, partner, now))
+            .await?;
+        Ok(Response::new(v1::OpenChannelResponse {
+            channel_id: u256_bytes(&id),
+            events: events.iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn set_total_deposit(&self, request: Request<v1::SetTotalDepositRequest>) -> OpResult {
+        let caller = caller(&request)?;
+        let r: SetTotalDeposit = decode(request.into_inner())?;
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| {
+                l.set_total_deposit(c, r.channel_id, r.participant, r.total_deposit, now)
+            })
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn set_total_withdraw(&self, request: Request<v1::SetTotalWithdrawRequest>) -> OpResult {
+        let caller = caller(&request)?;
+        let SetTotalWithdraw { withdraw: w } = decode(request.into_inner())?;
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| {
+                l.set_total_withdraw(
+                    c,
+                    &w.proof,
+                    &w.participant_signature,
+                    &w.partner_signature,
+                    now,
+                )
+            })
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn close_channel(&self, request: Request<v1::CloseChannelRequest>) -> OpResult {
+        let caller = caller(&request)?;
+        let r: CloseChannel = decode(request.into_inner())?;
+        let domain = self.domain()?;
+        let proof = r
+            .partner_proof
+            .unwrap_or_else(|| SignedBalanceProof::none(domain, r.channel_id));
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| {
+                l.close_channel(c, r.channel_id, &proof, &r.closing_signature, now)
+            })
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn update_non_closing_balance_proof(
+        &self,
+        request: Request<v1::UpdateNonClosingBalanceProofRequest>,
+    ) -> OpResult {
+        let caller = caller(&request)?;
+        let r: UpdateNonClosing = decode(request.into_inner())?;
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| {
+                l.update_non_closing_balance_proof(
+                    c,
+                    r.channel_id,
+                    &r.closer_proof,
+                    &r.non_closing_signature,
+                    now,
+                )
+            })
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn settle_channel(&self, request: Request<v1::SettleChannelRequest>) -> OpResult {
+        let caller = caller(&request)?;
+        let ChannelId(id) = decode(request.into_inner())?;
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| l.settle_channel(c, id, now))
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn register_secret(&self, request: Request<v1::RegisterSecretRequest>) -> OpResult {
+        let caller = caller(&request)?;
+        let RegisterSecret { secret } = decode(request.into_inner())?;
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| l.register_secret(c, secret, now))
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn unlock(&self, request: Request<v1::UnlockRequest>) -> OpResult {
+        let caller = caller(&request)?;
+        let r: Unlock = decode(request.into_inner())?;
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| {
+                l.unlock(c, r.channel_id, r.receiver, r.sender, &r.packed_locks, now)
+            })
+            .await?;
+        Ok(op_response(&events))
+    }
+
+    async fn cooperative_settle(&self, request: Request<v1::CooperativeSettleRequest>) -> OpResult {
+        let caller = caller(&request)?;
+        let r: CooperativeSettle = decode(request.into_inner())?;
+        let (w1, w2) = (r.withdraw1, r.withdraw2);
+        let (events, _) = self
+            .ledger
+            .submit(caller, |l, c, now| {
+                l.cooperative_settle(
+                    c,
+                    r.channel_id,
+                    &w1.proof,
+                    (&w1.participant_signature, &w1.partner_signature),
+                    &w2.proof,
+                    (&w2.participant_signature, &w2.partner_signature),
+                    now,
+                )
+            })
+            .await?;
+        Ok(op_response(&events))
+    }
+}
+
+/// Sends the replay, then live events newer than the last one sent, until the client goes
+/// away, the subscriber lags (ABORTED with the seq to resume from) or the hub shuts down
+/// (UNAVAILABLE).
+async fn forward_events(
+    replay: Vec<LedgerEvent>,
+    mut live: broadcast::Receiver<LedgerEvent>,
+    mut last: u64,
+    tx: mpsc::Sender<Result<v1::LedgerEvent, Status>>,
+    mut shutdown: Shutdown,
+) {
+    for e in replay {
+        last = e.seq;
+        if tx.send(Ok((&e).into())).await.is_err() {
+            return;
+        }
+    }
+    loop {
+        let next = tokio::select! {
+            _ = shutdown.wait() => {
+                let _ = tx.send(Err(HubError::ShuttingDown.into())).await;
+                return;
+            }
+            _ = tx.closed() => return,
+            next = live.recv() => next,
+        };
+        match next {
+            Ok(e) if e.seq <= last => continue,
+            Ok(e) => {
+                last = e.seq;
+                if tx.send(Ok((&e).into())).await.is_err() {
+                    return;
+                }
+            }
+            Err(broadcast::error::RecvError::Lagged(_)) => {
+                let next_seq = last.saturating_add(1);
+                let _ = tx
+                    .send(Err(HubError::SubscriberLagged { next_seq }.into()))
+                    .await;
+                return;
+            }
+            Err(broadcast::error::RecvError::Closed) => return,
+        }
+    }
+}

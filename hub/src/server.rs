@@ -1,0 +1,113 @@
+//! The tonic server: which services, behind which interceptor, with which limits.
+//!
+//! Limits, outermost first (tonic applies its builder settings in this order around every
+//! service):
+//! 1. HTTP/2 `max_concurrent_streams`: open streams (calls) per connection.
+//! 2. `concurrency_limit_per_connection` + `load_shed`: requests whose handler is still
+//!    running; over the limit a call is refused with RESOURCE_EXHAUSTED instead of queueing.
+//! 3. `timeout`: applies to the handler future only, i.e. until the response headers. A
+//!    streaming handler returns as soon as its stream is set up, so long-lived streams
+//!    (`Pay`, `Subscribe`) are not cut by it while unary calls are. A client `grpc-timeout`
+//!    shorter than ours wins.
+//! 4. Per service: `max_decoding_message_size` (oversized requests get OUT_OF_RANGE before
+//!    any handler runs), then the [`AuthInterceptor`] for authenticated services.
+
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
+use voltlane_proto::v1::auth_server::AuthServer;
+use voltlane_proto::v1::channels_server::ChannelsServer;
+use voltlane_proto::v1::hub_server::HubServer;
+use voltlane_proto::v1::ledger_server::LedgerServer;
+use voltlane_proto::v1::payments_server::PaymentsServer;
+
+use crate::auth::service::AuthService;
+use crate::auth::{AuthInterceptor, Authenticator};
+use crate::channels::service::{ChannelsService, PaymentsService};
+use crate::channels::ChannelEngine;
+use crate::config::Limits;
+use crate::error::HubError;
+use crate::info::InfoService;
+use crate::ledger::LedgerService;
+
+/// Everything the router serves.
+#[derive(Debug)]
+pub struct Services {
+    pub auth: Arc<Authenticator>,
+    pub info: InfoService,
+    pub ledger: LedgerService,
+    pub channels: ChannelEngine,
+}
+
+/// Serves `services` on `listener` until `signal` resolves, then drains connections.
+pub async fn serve(
+    listener: TcpListener,
+    services: Services,
+    limits: &Limits,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<(), HubError> {
+    let max = limits.max_message_bytes;
+    let interceptor = AuthInterceptor::new(services.auth.clone());
+
+    let (health_reporter, health) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<AuthServer<AuthService>>()
+        .await;
+    health_reporter
+        .set_serving::<HubServer<InfoService>>()
+        .await;
+    health_reporter
+        .set_serving::<LedgerServer<LedgerService>>()
+        .await;
+    health_reporter
+        .set_serving::<ChannelsServer<ChannelsService>>()
+        .await;
+    health_reporter
+        .set_serving::<PaymentsServer<PaymentsService>>()
+        .await;
+
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(voltlane_proto::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| HubError::Internal(format!("reflection: {e}")))?;
+
+    let auth =
+        AuthServer::new(AuthService::new(services.auth.clone())).max_decoding_message_size(max);
+    let info = HubServer::new(services.info).max_decoding_message_size(max);
+    let ledger = InterceptedService::new(
+        LedgerServer::new(services.ledger).max_decoding_message_size(max),
+        interceptor.clone(),
+    );
+    let channels = InterceptedService::new(
+        ChannelsServer::new(ChannelsService::new(services.channels.clone()))
+            .max_decoding_message_size(max),
+        interceptor.clone(),
+    );
+    let payments = InterceptedService::new(
+        PaymentsServer::new(PaymentsService::new(services.channels)).max_decoding_message_size(max),
+        interceptor,
+    );
+
+    let local = listener.local_addr()?;
+    tracing::info!(address = %local, "serving voltlane.v1");
+    Server::builder()
+        .max_concurrent_streams(limits.max_concurrent_streams)
+        .concurrency_limit_per_connection(limits.concurrency_per_connection)
+        .load_shed(true)
+        .timeout(limits.request_timeout())
+        .tcp_nodelay(true)
+        .add_service(health)
+        .add_service(reflection)
+        .add_service(auth)
+        .add_service(info)
+        .add_service(ledger)
+        .add_service(channels)
+        .add_service(payments)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .await?;
+    Ok(())
+}

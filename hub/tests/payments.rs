@@ -1,0 +1,377 @@
+//! Payments end to end over gRPC against an in-process hub: streamed device payments acked
+//! only when durable, every kind of bad proof refused with a precise status and no change of
+//! state, hub payments pushed to the device, and state kept across a restart.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use channel_core::channel::{Channel, ChannelEvent, ChannelMessage};
+use channel_core::crypto::{LocalSigner, Signer};
+use channel_core::primitives::U256;
+use channel_core::{BalanceProof, Domain, SignedBalanceProof, H256};
+use common::*;
+use futures::StreamExt;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::Code;
+use voltlane_proto::convert::{address_bytes, u256_bytes};
+use voltlane_proto::v1;
+
+type Payments = v1::payments_client::PaymentsClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+>;
+
+fn u(n: u64) -> U256 {
+    U256::from(n)
+}
+
+struct Device {
+    key: LocalSigner,
+    channel: Channel,
+    payments: Payments,
+    token: String,
+}
+
+/// Mints, opens a channel with the hub and deposits, as the device itself does on the ledger.
+async fn device_with_channel(hub: &TestHub, seed: u8, deposit: u64) -> Device {
+    let conn = hub.channel().await;
+    let key = key(seed);
+    let hub_addr = hub_address(conn.clone()).await;
+    let token = login(conn.clone(), &key).await;
+    let mut ledger =
+        v1::ledger_client::LedgerClient::with_interceptor(conn.clone(), Bearer(token.clone()));
+    ledger
+        .mint(v1::MintRequest {
+            to: address_bytes(&key.address()),
+            amount: u256_bytes(&u(deposit)),
+        })
+        .await
+        .unwrap();
+    let opened = ledger
+        .open_channel(v1::OpenChannelRequest {
+            partner: address_bytes(&hub_addr),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let id = U256::from_be_slice(&opened.channel_id);
+    ledger
+        .set_total_deposit(v1::SetTotalDepositRequest {
+            channel_id: opened.channel_id.clone(),
+            participant: address_bytes(&key.address()),
+            total_deposit: u256_bytes(&u(deposit)),
+        })
+        .await
+        .unwrap();
+    let time = ledger
+        .get_time(v1::GetTimeRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let domain = Domain::try_from(time.domain.unwrap()).unwrap();
+    let mut channel = Channel::new(domain, id, key.address(), hub_addr);
+    channel
+        .handle_ledger_deposit(key.address(), u(deposit))
+        .unwrap();
+    let payments =
+        v1::payments_client::PaymentsClient::with_interceptor(conn, Bearer(token.clone()));
+    Device {
+        key,
+        channel,
+        payments,
+        token,
+    }
+}
+
+fn sign_payment(device: &mut Device, amount: u64) -> SignedBalanceProof {
+    let events = device
+        .channel
+        .send_payment(u(amount), H256::ZERO, &device.key)
+        .unwrap();
+    events
+        .into_iter()
+        .find_map(|e| match e {
+            ChannelEvent::Send(ChannelMessage::Payment { proof, .. }) => Some(proof),
+            _ => None,
+        })
+        .unwrap()
+}
+
+fn message(id: u64, proof: &SignedBalanceProof, amount: u64) -> v1::PaymentMessage {
+    v1::PaymentMessage {
+        request_id: id,
+        balance_proof: Some(proof.into()),
+        amount: u256_bytes(&u(amount)),
+    }
+}
+
+/// Sends `msgs` on one stream and collects one ack each.
+async fn stream(payments: &mut Payments, msgs: Vec<v1::PaymentMessage>) -> Vec<v1::PaymentAck> {
+    let n = msgs.len();
+    let (tx, rx) = mpsc::channel(n.max(1));
+    for m in msgs {
+        tx.send(m).await.unwrap();
+    }
+    let mut acks = payments
+        .pay(ReceiverStream::new(rx))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut out = Vec::new();
+    while out.len() < n {
+        out.push(acks.next().await.unwrap().unwrap());
+    }
+    drop(tx);
+    out
+}
+
+fn accepted(ack: &v1::PaymentAck) -> Option<&v1::PaymentAccepted> {
+    match &ack.outcome {
+        Some(v1::payment_ack::Outcome::Accepted(a)) => Some(a),
+        _ => None,
+    }
+}
+
+fn rejected(ack: &v1::PaymentAck) -> (Code, String) {
+    match &ack.outcome {
+        Some(v1::payment_ack::Outcome::Rejected(r)) => (Code::from_i32(r.code), r.reason.clone()),
+        other => panic!("expected a rejection, got {other:?}"),
+    }
+}
+
+async fn hub_view(hub: &TestHub, device: &Device, id: U256) -> v1::ChannelState {
+    let mut channels = v1::channels_client::ChannelsClient::with_interceptor(
+        hub.channel().await,
+        Bearer(device.token.clone()),
+    );
+    channels
+        .get_channel(v1::GetChannelRequest {
+            channel_id: u256_bytes(&id),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+}
+
+fn nonce_of(state: &v1::ChannelState) -> u64 {
+    state
+        .device_proof
+        .as_ref()
+        .and_then(|p| p.proof.as_ref())
+        .map_or(0, |p| p.nonce)
+}
+
+#[tokio::test]
+async fn streamed_payments_are_acked_in_order_and_survive_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    let mut device = device_with_channel(&hub, 5, 500).await;
+    let id = device.channel.id();
+    let msgs: Vec<_> = (1..=20)
+        .map(|i| {
+            let p = sign_payment(&mut device, 3);
+            message(i, &p, 3)
+        })
+        .collect();
+    let acks = stream(&mut device.payments, msgs).await;
+    for (i, ack) in acks.iter().enumerate() {
+        assert_eq!(ack.request_id, i as u64 + 1);
+        let a = accepted(ack).unwrap_or_else(|| panic!("payment {i} refused: {ack:?}"));
+        assert_eq!(a.nonce, i as u64 + 1);
+        assert_eq!(
+            U256::from_be_slice(&a.transferred_amount),
+            u(3 * (i as u64 + 1))
+        );
+    }
+    let state = hub_view(&hub, &device, id).await;
+    assert_eq!(nonce_of(&state), 20);
+    assert_eq!(U256::from_be_slice(&state.hub_balance), u(60));
+
+    hub.stop().await;
+    let hub = TestHub::start(dir.path()).await;
+    // Sessions do not survive a restart; the device logs in again.
+    device.token = login(hub.channel().await, &device.key).await;
+    let state = hub_view(&hub, &device, id).await;
+    assert_eq!(
+        nonce_of(&state),
+        20,
+        "acknowledged payments survive a restart"
+    );
+    // The device goes on where it left off.
+    let p = sign_payment(&mut device, 1);
+    device.payments = v1::payments_client::PaymentsClient::with_interceptor(
+        hub.channel().await,
+        Bearer(device.token.clone()),
+    );
+    let acks = stream(&mut device.payments, vec![message(21, &p, 1)]).await;
+    assert_eq!(accepted(&acks[0]).unwrap().nonce, 21);
+    hub.stop().await;
+}
+
+#[tokio::test]
+async fn bad_payments_are_refused_precisely_and_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    let mut device = device_with_channel(&hub, 6, 100).await;
+    let id = device.channel.id();
+    let first = sign_payment(&mut device, 10);
+    let second = sign_payment(&mut device, 10);
+    let acks = stream(
+        &mut device.payments,
+        vec![message(1, &first, 10), message(2, &second, 10)],
+    )
+    .await;
+    assert!(acks.iter().all(|a| accepted(a).is_some()));
+    let before = hub_view(&hub, &device, id).await;
+
+    let stranger = key(99);
+    let mut forged = sign_payment(&mut device.clone_for_test(), 1);
+    forged.signature = forged.proof.sign(&stranger).unwrap().signature;
+
+    let mut other_chain = device.channel.clone();
+    let mut wrong_chain = sign_payment_on(&mut other_chain, &device.key, 1);
+    wrong_chain.proof.domain.chain_id = u(1);
+    let wrong_chain = wrong_chain.proof.sign(&device.key).unwrap();
+
+    let mut wrong_channel = sign_payment_on(&mut device.channel.clone(), &device.key, 1).proof;
+    wrong_channel.channel_identifier = id + u(1000);
+    let wrong_channel = wrong_channel.sign(&device.key).unwrap();
+
+    let too_much = sign_payment_on(&mut device.channel.clone(), &device.key, 81);
+    let mismatched = sign_payment_on(&mut device.channel.clone(), &device.key, 2);
+    let mut malformed = message(8, &first, 1);
+    malformed.balance_proof.as_mut().unwrap().signature = vec![1, 2, 3];
+    let mut missing = message(9, &first, 1);
+    missing.balance_proof = None;
+
+    let acks = stream(
+        &mut device.payments,
+        vec![
+            message(1, &first, 10),
+            message(2, &forged, 1),
+            message(3, &wrong_chain, 1),
+            message(4, &wrong_channel, 1),
+            message(5, &too_much, 81),
+            message(6, &mismatched, 3),
+            message(7, &second, 10),
+            malformed,
+            missing,
+        ],
+    )
+    .await;
+    let expect = [
+        (Code::AlreadyExists, "stale or replayed"),
+        (Code::InvalidArgument, "signature"),
+        (Code::InvalidArgument, "wrong chain"),
+        (Code::NotFound, "unknown channel"),
+        (Code::FailedPrecondition, "insufficient balance"),
+        (Code::InvalidArgument, "transferred_amount"),
+    ];
+    for (ack, (code, text)) in acks.iter().zip(expect) {
+        let (got, reason) = rejected(ack);
+        assert_eq!(got, code, "{reason}");
+        assert!(reason.contains(text), "{reason:?} should mention {text:?}");
+    }
+    assert!(
+        accepted(&acks[6]).is_some(),
+        "re-sending the latest proof is idempotent"
+    );
+    let (code, reason) = rejected(&acks[7]);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(reason.contains("signature"), "{reason}");
+    let (code, reason) = rejected(&acks[8]);
+    assert_eq!(code, Code::InvalidArgument);
+    assert!(reason.contains("balance_proof"), "{reason}");
+    assert_eq!(
+        hub_view(&hub, &device, id).await,
+        before,
+        "no state changed"
+    );
+
+    // Another device may not pay into (or read) this channel.
+    let mut intruder = device_with_channel(&hub, 7, 10).await;
+    let mut theirs = sign_payment_on(&mut device.channel.clone(), &intruder.key, 1).proof;
+    theirs.channel_identifier = id;
+    let theirs = theirs.sign(&intruder.key).unwrap();
+    let acks = stream(&mut intruder.payments, vec![message(1, &theirs, 1)]).await;
+    assert_eq!(rejected(&acks[0]).0, Code::PermissionDenied);
+    hub.stop().await;
+}
+
+fn sign_payment_on(channel: &mut Channel, key: &LocalSigner, amount: u64) -> SignedBalanceProof {
+    let proof = BalanceProof {
+        domain: *channel.domain(),
+        channel_identifier: channel.id(),
+        nonce: channel.our().nonce() + 1,
+        balance: channel_core::BalanceData {
+            transferred_amount: channel.our().transferred() + u(amount),
+            ..channel.our().balance_data()
+        },
+        additional_hash: H256::ZERO,
+    };
+    proof.sign(key).unwrap()
+}
+
+impl Device {
+    fn clone_for_test(&self) -> Device {
+        Device {
+            key: self.key.clone(),
+            channel: self.channel.clone(),
+            payments: self.payments.clone(),
+            token: self.token.clone(),
+        }
+    }
+}
+
+#[tokio::test]
+async fn operator_payments_reach_the_device() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    let mut device = device_with_channel(&hub, 8, 50).await;
+    let id = device.channel.id();
+    let p = sign_payment(&mut device, 20);
+    stream(&mut device.payments, vec![message(1, &p, 20)]).await;
+
+    let operator = voltlane_hub::keys::load_or_create(&dir.path().join("operator.key")).unwrap();
+    let token = login(hub.channel().await, &operator).await;
+    let mut as_operator =
+        v1::payments_client::PaymentsClient::with_interceptor(hub.channel().await, Bearer(token));
+    let mut incoming = device
+        .payments
+        .receive_payments(v1::ReceivePaymentsRequest {
+            channel_id: u256_bytes(&id),
+            after_nonce: 0,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    for amount in [5u64, 7] {
+        as_operator
+            .operator_pay(v1::OperatorPayRequest {
+                channel_id: u256_bytes(&id),
+                amount: u256_bytes(&u(amount)),
+            })
+            .await
+            .unwrap();
+    }
+    let err = as_operator
+        .operator_pay(v1::OperatorPayRequest {
+            channel_id: u256_bytes(&id),
+            amount: u256_bytes(&u(21)),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(
+        err.code(),
+        Code::FailedPrecondition,
+        "the hub holds only 20: {err:?}"
+    );
+    for amount in [5u64, 7] {
+        let hp = incoming.next().await.unwrap().unwrap();
+        let proof = SignedBalanceProof::try_from(hp.balance_proof.unwrap()).unwrap();
+        device.channel.handle_payment(&proof, u(amount)).unwrap();
+    }
+    assert_eq!(device.channel.our_balance().unwrap(), u(42));
+    hub.stop().await;
+}

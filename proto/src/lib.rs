@@ -1,0 +1,24 @@
+//! # voltlane-proto
+//!
+//! The `voltlane.v1` gRPC API of Voltlane: prost messages and tonic clients/servers generated
+//! from `proto/voltlane/v1/*.proto` (compiled with protox, no `protoc` needed), the encoded
+//! file descriptor set for tonic-reflection, and [`convert`]: checked conversions between wire
+//! messages and `channel-core` types whose errors name the offending field and the rule.
+//!
+//! What this crate does not do: no validation beyond the encoding rules (lengths, presence,
+//! signature form); protocol rules (nonces, balances, phases) belong to `channel-core`.
+
+pub mod auth;
+pub mod convert;
+
+pub use convert::{FieldError, Rule};
+
+/// Generated code of package `voltlane.v1`.
+#[allow(missing_docs, missing_debug_implementations, clippy::all)]
+pub mod v1 {
+    tonic::include_proto!("voltlane.v1");
+}
+
+/// Encoded `FileDescriptorSet` of every voltlane.v1 file, for tonic-reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] =
+    include_bytes!(concat!(env!("OUT_DIR"), "/voltlane_descriptor.bin"));

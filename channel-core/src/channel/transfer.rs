@@ -5,7 +5,7 @@
 //! records it as our latest; each incoming one checks that the partner's proof is exactly the
 //! expected successor of its previous one before anything is changed.
 
-use super::{Channel, ChannelError, ChannelEvent, ChannelMessage};
+use super::{Channel, ChannelError, ChannelEvent, ChannelMessage, EndState};
 use crate::crypto::Signer;
 use crate::locks::{HashTimeLock, PendingLocks, Secret};
 use crate::primitives::{H256, U256};
@@ -47,6 +47,31 @@ impl Channel {
         Ok(())
     }
 
+    /// Signs the successor of our latest proof and installs it with its locks.
+    fn commit_ours(
+        &mut self,
+        next: NextBalance,
+        additional_hash: H256,
+        signer: &dyn Signer,
+    ) -> Result<SignedBalanceProof, ChannelError> {
+        let proof = self.sign_next(next.balance, additional_hash, signer)?;
+        self.our.latest = Some(proof);
+        self.our.locks = next.locks;
+        Ok(proof)
+    }
+
+    /// Checks the partner's proof against the successor we expect and installs it.
+    fn accept_partner(
+        &mut self,
+        proof: &SignedBalanceProof,
+        next: NextBalance,
+    ) -> Result<(), ChannelError> {
+        self.check_partner_proof(proof, &next.balance)?;
+        self.partner.latest = Some(*proof);
+        self.partner.locks = next.locks;
+        Ok(())
+    }
+
     // ----- direct payments -----
 
     /// Pays `amount` to the partner.
@@ -58,13 +83,8 @@ impl Channel {
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
         self.check_amount(amount, self.our_distributable()?)?;
-        let mut balance = self.our.balance_data();
-        balance.transferred_amount = balance
-            .transferred_amount
-            .checked_add(amount)
-            .ok_or(ChannelError::Overflow("transferred amount"))?;
-        let proof = self.sign_next(balance, additional_hash, signer)?;
-        self.our.latest = Some(proof);
+        let next = NextBalance::after_payment(&self.our, amount)?;
+        let proof = self.commit_ours(next, additional_hash, signer)?;
         Ok(vec![
             ChannelEvent::PaymentSent {
                 amount,
@@ -82,52 +102,17 @@ impl Channel {
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
         self.check_amount(amount, self.partner_distributable()?)?;
-        let mut expected = self.partner.balance_data();
-        expected.transferred_amount = expected
-            .transferred_amount
-            .checked_add(amount)
-            .ok_or(ChannelError::Overflow("transferred amount"))?;
-        self.check_partner_proof(proof, &expected)?;
-        self.partner.latest = Some(*proof);
+        let next = NextBalance::after_payment(&self.partner, amount)?;
+        let transferred_total = next.balance.transferred_amount;
+        self.accept_partner(proof, next)?;
         Ok(vec![ChannelEvent::PaymentReceived {
             amount,
             nonce: proof.proof.nonce,
-            transferred_total: expected.transferred_amount,
+            transferred_total,
         }])
     }
 
     // ----- locked transfers -----
-
-    fn balance_with_locks(
-        locks: &PendingLocks,
-        transferred: U256,
-    ) -> Result<BalanceData, ChannelError> {
-        Ok(BalanceData {
-            transferred_amount: transferred,
-            locked_amount: locks
-                .total()
-                .ok_or(ChannelError::Overflow("locked amount"))?,
-            locksroot: locks.locksroot(),
-        })
-    }
-
-    fn check_new_lock(
-        &self,
-        pending: &PendingLocks,
-        lock: &HashTimeLock,
-        now: u64,
-    ) -> Result<(), ChannelError> {
-        if lock.is_expired(now) {
-            return Err(ChannelError::LockExpired {
-                expiration: lock.expiration,
-                now,
-            });
-        }
-        if pending.contains(&lock.secrethash) {
-            return Err(ChannelError::DuplicateLock(lock.secrethash));
-        }
-        Ok(())
-    }
 
     /// Locks `lock.amount` toward the partner until `lock.expiration`, claimable with the
     /// secret behind `lock.secrethash`.
@@ -140,13 +125,8 @@ impl Channel {
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
         self.check_amount(lock.amount, self.our_distributable()?)?;
-        self.check_new_lock(&self.our.locks, &lock, now)?;
-        let locks = self.our.locks.with(lock);
-        let current = self.our.balance_data();
-        let balance = Self::balance_with_locks(&locks, current.transferred_amount)?;
-        let proof = self.sign_next(balance, additional_hash, signer)?;
-        self.our.latest = Some(proof);
-        self.our.locks = locks;
+        let next = NextBalance::after_new_lock(&self.our, &lock, now)?;
+        let proof = self.commit_ours(next, additional_hash, signer)?;
         Ok(vec![
             ChannelEvent::LockSent(lock),
             ChannelEvent::Send(ChannelMessage::LockedTransfer { proof, lock }),
@@ -161,13 +141,8 @@ impl Channel {
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
         self.check_amount(lock.amount, self.partner_distributable()?)?;
-        self.check_new_lock(&self.partner.locks, lock, now)?;
-        let locks = self.partner.locks.with(*lock);
-        let current = self.partner.balance_data();
-        let expected = Self::balance_with_locks(&locks, current.transferred_amount)?;
-        self.check_partner_proof(proof, &expected)?;
-        self.partner.latest = Some(*proof);
-        self.partner.locks = locks;
+        let next = NextBalance::after_new_lock(&self.partner, lock, now)?;
+        self.accept_partner(proof, next)?;
         Ok(vec![ChannelEvent::LockReceived(*lock)])
     }
 
@@ -182,20 +157,8 @@ impl Channel {
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
         let secrethash = secret.hash();
-        let (locks, lock) = self
-            .our
-            .locks
-            .without(&secrethash)
-            .ok_or(ChannelError::UnknownLock(secrethash))?;
-        let current = self.our.balance_data();
-        let transferred = current
-            .transferred_amount
-            .checked_add(lock.amount)
-            .ok_or(ChannelError::Overflow("transferred amount"))?;
-        let balance = Self::balance_with_locks(&locks, transferred)?;
-        let proof = self.sign_next(balance, additional_hash, signer)?;
-        self.our.latest = Some(proof);
-        self.our.locks = locks;
+        let (next, lock) = NextBalance::after_unlock(&self.our, &secrethash)?;
+        let proof = self.commit_ours(next, additional_hash, signer)?;
         Ok(vec![
             ChannelEvent::LockUnlocked {
                 secrethash,
@@ -213,20 +176,13 @@ impl Channel {
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
         let secrethash = secret.hash();
-        let (locks, lock) = self
-            .partner
-            .locks
-            .without(&secrethash)
-            .ok_or(ChannelError::WrongSecret(secrethash))?;
-        let current = self.partner.balance_data();
-        let transferred = current
-            .transferred_amount
-            .checked_add(lock.amount)
-            .ok_or(ChannelError::Overflow("transferred amount"))?;
-        let expected = Self::balance_with_locks(&locks, transferred)?;
-        self.check_partner_proof(proof, &expected)?;
-        self.partner.latest = Some(*proof);
-        self.partner.locks = locks;
+        let (next, lock) =
+            NextBalance::after_unlock(&self.partner, &secrethash).map_err(|e| match e {
+                // The partner revealed a secret that opens none of its locks.
+                ChannelError::UnknownLock(h) => ChannelError::WrongSecret(h),
+                other => other,
+            })?;
+        self.accept_partner(proof, next)?;
         Ok(vec![ChannelEvent::LockUnlocked {
             secrethash,
             amount: lock.amount,
@@ -245,19 +201,8 @@ impl Channel {
         signer: &dyn Signer,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
-        let (locks, lock) = self
-            .our
-            .locks
-            .without(&secrethash)
-            .ok_or(ChannelError::UnknownLock(secrethash))?;
-        if !lock.is_expired(now) {
-            return Err(ChannelError::LockNotExpired(secrethash));
-        }
-        let current = self.our.balance_data();
-        let balance = Self::balance_with_locks(&locks, current.transferred_amount)?;
-        let proof = self.sign_next(balance, additional_hash, signer)?;
-        self.our.latest = Some(proof);
-        self.our.locks = locks;
+        let (next, lock) = NextBalance::after_expiry(&self.our, &secrethash, now)?;
+        let proof = self.commit_ours(next, additional_hash, signer)?;
         Ok(vec![
             ChannelEvent::LockDropped {
                 secrethash,
@@ -275,19 +220,8 @@ impl Channel {
         now: u64,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
-        let (locks, lock) = self
-            .partner
-            .locks
-            .without(secrethash)
-            .ok_or(ChannelError::UnknownLock(*secrethash))?;
-        if !lock.is_expired(now) {
-            return Err(ChannelError::LockNotExpired(*secrethash));
-        }
-        let current = self.partner.balance_data();
-        let expected = Self::balance_with_locks(&locks, current.transferred_amount)?;
-        self.check_partner_proof(proof, &expected)?;
-        self.partner.latest = Some(*proof);
-        self.partner.locks = locks;
+        let (next, lock) = NextBalance::after_expiry(&self.partner, secrethash, now)?;
+        self.accept_partner(proof, next)?;
         Ok(vec![ChannelEvent::LockDropped {
             secrethash: *secrethash,
             amount: lock.amount,
@@ -319,5 +253,86 @@ impl Channel {
                 self.handle_withdraw_confirmation(proof, signature)
             }
         }
+    }
+}
+
+/// What one side's balance proof commits to after a transition: its pending locks and the
+/// balance data of the next proof. Computed the same way whether we sign it or check it.
+struct NextBalance {
+    locks: PendingLocks,
+    balance: BalanceData,
+}
+
+impl NextBalance {
+    fn from_locks(locks: PendingLocks, transferred: U256) -> Result<Self, ChannelError> {
+        let balance = BalanceData {
+            transferred_amount: transferred,
+            locked_amount: locks
+                .total()
+                .ok_or(ChannelError::Overflow("locked amount"))?,
+            locksroot: locks.locksroot(),
+        };
+        Ok(Self { locks, balance })
+    }
+
+    /// `amount` more transferred, locks unchanged.
+    fn after_payment(end: &EndState, amount: U256) -> Result<Self, ChannelError> {
+        let transferred = end
+            .transferred()
+            .checked_add(amount)
+            .ok_or(ChannelError::Overflow("transferred amount"))?;
+        Ok(Self {
+            locks: end.locks.clone(),
+            balance: BalanceData {
+                transferred_amount: transferred,
+                ..end.balance_data()
+            },
+        })
+    }
+
+    /// One more pending lock, which must be unexpired and not a duplicate.
+    fn after_new_lock(end: &EndState, lock: &HashTimeLock, now: u64) -> Result<Self, ChannelError> {
+        if lock.is_expired(now) {
+            return Err(ChannelError::LockExpired {
+                expiration: lock.expiration,
+                now,
+            });
+        }
+        if end.locks.contains(&lock.secrethash) {
+            return Err(ChannelError::DuplicateLock(lock.secrethash));
+        }
+        Self::from_locks(end.locks.with(*lock), end.transferred())
+    }
+
+    /// The lock for `secrethash` moves from locked into transferred.
+    fn after_unlock(
+        end: &EndState,
+        secrethash: &H256,
+    ) -> Result<(Self, HashTimeLock), ChannelError> {
+        let (locks, lock) = end
+            .locks
+            .without(secrethash)
+            .ok_or(ChannelError::UnknownLock(*secrethash))?;
+        let transferred = end
+            .transferred()
+            .checked_add(lock.amount)
+            .ok_or(ChannelError::Overflow("transferred amount"))?;
+        Ok((Self::from_locks(locks, transferred)?, lock))
+    }
+
+    /// The lock for `secrethash`, expired at `now`, is dropped.
+    fn after_expiry(
+        end: &EndState,
+        secrethash: &H256,
+        now: u64,
+    ) -> Result<(Self, HashTimeLock), ChannelError> {
+        let (locks, lock) = end
+            .locks
+            .without(secrethash)
+            .ok_or(ChannelError::UnknownLock(*secrethash))?;
+        if !lock.is_expired(now) {
+            return Err(ChannelError::LockNotExpired(*secrethash));
+        }
+        Ok((Self::from_locks(locks, end.transferred())?, lock))
     }
 }

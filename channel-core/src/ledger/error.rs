@@ -113,6 +113,8 @@ pub enum LedgerError {
     Overflow(&'static str),
     #[error("amount underflow in {0} (ledger accounts are inconsistent)")]
     Underflow(&'static str),
+    #[error("event log cannot be restored: {0}")]
+    EventLog(String),
 }
 
 impl LedgerError {

@@ -92,6 +92,29 @@ impl Ledger {
         }
     }
 
+    /// Runs `f` on the ledger with its event log detached (e.g. to serialize the state
+    /// without the ever-growing log, for drivers that store each event as its own record).
+    /// The log is back in place when this returns.
+    pub fn with_events_detached<R>(&mut self, f: impl FnOnce(&Ledger) -> R) -> R {
+        let events = std::mem::take(&mut self.events);
+        let result = f(self);
+        self.events = events;
+        result
+    }
+
+    /// Puts back an event log stored apart from a state saved with
+    /// [`Ledger::with_events_detached`]. Refused unless the ledger has no events yet and the
+    /// events are numbered 1, 2, 3… without gaps.
+    pub fn restore_events(&mut self, events: Vec<LedgerEvent>) -> Result<(), LedgerError> {
+        if self.events.last_seq() != 0 {
+            return Err(LedgerError::EventLog(
+                "the ledger already has events".into(),
+            ));
+        }
+        self.events = EventLog::try_from(events).map_err(LedgerError::EventLog)?;
+        Ok(())
+    }
+
     pub fn config(&self) -> &LedgerConfig {
         &self.config
     }
@@ -240,5 +263,38 @@ pub(crate) mod test_support {
             l.set_total_deposit(who, one, who, total, 0).unwrap();
         }
         (l, a, b)
+    }
+}
+
+#[cfg(test)]
+mod detached_events_tests {
+    use super::*;
+
+    #[test]
+    fn state_without_events_plus_events_restores_the_ledger() {
+        let config = LedgerConfig {
+            domain: Domain {
+                chain_id: U256::from(1u8),
+                token_network_address: Address([7; 20]),
+            },
+            settlement_timeout: 10,
+        };
+        let mut ledger = Ledger::new(config);
+        ledger.mint(Address([1; 20]), U256::from(5u8), 1).unwrap();
+        ledger.mint(Address([2; 20]), U256::from(6u8), 2).unwrap();
+        let state = ledger.with_events_detached(|l| l.clone());
+        assert_eq!(state.last_event_seq(), 0);
+        assert_eq!(ledger.last_event_seq(), 2, "the log is back");
+        let mut restored = state;
+        restored
+            .restore_events(ledger.events_since(0).to_vec())
+            .unwrap();
+        assert_eq!(restored, ledger);
+        assert!(matches!(
+            restored.restore_events(vec![]),
+            Err(LedgerError::EventLog(_))
+        ));
+        let mut gap = ledger.with_events_detached(|l| l.clone());
+        assert!(gap.restore_events(ledger.events_since(1).to_vec()).is_err());
     }
 }

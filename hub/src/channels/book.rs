@@ -49,6 +49,9 @@ pub struct Accepted {
 
 type Shared = Arc<Mutex<Channel>>;
 
+/// A change a ledger event makes to one channel.
+type ChannelChange = Box<dyn FnOnce(&mut Channel) -> Result<(), HubError> + Send>;
+
 fn channel_key(id: &U256) -> String {
     format!("{id:0>78}")
 }
@@ -416,10 +419,7 @@ impl ChannelBook {
         event: &LedgerEvent,
     ) -> Result<Option<Channel>, HubError> {
         use LedgerEventKind as K;
-        let (id, change): (
-            U256,
-            Box<dyn FnOnce(&mut Channel) -> Result<(), HubError> + Send>,
-        ) = match &event.kind {
+        let (id, change): (U256, ChannelChange) = match &event.kind {
             K::ChannelOpened {
                 channel_id,
                 participant1,

@@ -22,7 +22,9 @@ pub const KEY_STATE: &str = "state";
 /// Namespace of the event records, keyed by zero-padded seq.
 pub const NS_LEDGER_EVENTS: &str = "ledger_events";
 /// Format version of ledger records.
-pub const LEDGER_RECORD_VERSION: u8 = 1;
+/// Version 2: the snapshot holds the state without the event log; events are separate
+/// records, so each operation writes O(state) bytes rather than O(state + all events).
+pub const LEDGER_RECORD_VERSION: u8 = 2;
 
 /// Capacity of the live event channel; a subscriber further behind is told to resubscribe.
 const EVENT_CHANNEL_CAPACITY: usize = 4096;
@@ -63,8 +65,20 @@ impl LedgerHandle {
     ) -> Result<Self, HubError> {
         let ledger = match store.read(NS_LEDGER, KEY_STATE)? {
             Some(bytes) => {
-                let ledger: Ledger =
+                let mut ledger: Ledger =
                     record::decode(NS_LEDGER, KEY_STATE, LEDGER_RECORD_VERSION, &bytes)?;
+                let mut events = Vec::new();
+                for key in store.list(NS_LEDGER_EVENTS)? {
+                    if let Some(bytes) = store.read(NS_LEDGER_EVENTS, &key)? {
+                        events.push(record::decode::<LedgerEvent>(
+                            NS_LEDGER_EVENTS,
+                            &key,
+                            LEDGER_RECORD_VERSION,
+                            &bytes,
+                        )?);
+                    }
+                }
+                ledger.restore_events(events)?;
                 if *ledger.config() != config {
                     return Err(HubError::Config(format!(
                         "the data directory holds a ledger with {:?}, but the hub is configured with {:?}",
@@ -135,7 +149,7 @@ impl LedgerHandle {
             let value = op(&mut inner.ledger, now)?;
             inner.last_now = now;
             let events = inner.ledger.events_since(before).to_vec();
-            let persist = match self.persist(&inner.ledger, &events) {
+            let persist = match self.persist(&mut inner.ledger, &events) {
                 Ok(p) => p,
                 Err(e) => {
                     inner.failed = true;
@@ -160,15 +174,12 @@ impl LedgerHandle {
 
     fn persist(
         &self,
-        ledger: &Ledger,
+        ledger: &mut Ledger,
         events: &[LedgerEvent],
     ) -> Result<crate::store::Persist, HubError> {
         let mut batch = WriteBatch::new();
-        batch.put(
-            NS_LEDGER,
-            KEY_STATE,
-            record::encode(LEDGER_RECORD_VERSION, ledger)?,
-        );
+        let state = ledger.with_events_detached(|l| record::encode(LEDGER_RECORD_VERSION, l))?;
+        batch.put(NS_LEDGER, KEY_STATE, state);
         for e in events {
             batch.put(
                 NS_LEDGER_EVENTS,

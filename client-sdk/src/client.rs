@@ -1,0 +1,337 @@
+//! The public [`Client`]: connect and authenticate, open a channel, pay, read balances, and
+//! the ways out (withdraw, cooperative close, unilateral close, settle).
+//!
+//! Three background tasks run for the client's lifetime and stop when it is dropped: the
+//! payment stream ([`crate::payments`]), the hub-payment receiver ([`crate::receiver`]) and the
+//! ledger watcher ([`crate::watcher`]).
+
+use std::sync::Arc;
+
+use channel_core::channel::{Channel, ChannelPhase};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord};
+use channel_core::primitives::{Address, U256};
+use channel_core::{Domain, LocalSigner, Signer};
+use tokio::sync::broadcast;
+use voltlane_proto::convert::{address, address_bytes, u256, u256_bytes};
+use voltlane_proto::v1;
+
+use crate::error::ClientError;
+use crate::export::ExportedProofs;
+use crate::rpc::Rpc;
+use crate::shared::Shared;
+use crate::store::{DeviceStore, HubRecord};
+use crate::types::{Balances, PaymentReceipt, ReceivedPayment, Settlement};
+use crate::{ops, payments, receiver, restore, sync, watcher};
+
+/// A device's connection to one hub, with its channel and its own durable state.
+#[derive(Debug)]
+pub struct Client {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Client {
+    fn drop(&mut self) {
+        self.shared.abort_all();
+    }
+}
+
+async fn hub_info(rpc: &Rpc) -> Result<HubRecord, ClientError> {
+    let info = rpc
+        .clients()
+        .hub
+        .get_info(v1::GetInfoRequest {})
+        .await
+        .map_err(|s| ClientError::rpc("Hub.GetInfo", s))?
+        .into_inner();
+    Ok(HubRecord {
+        hub_address: address("hub_address", &info.hub_address)?,
+        domain: Domain {
+            chain_id: u256("chain_id", &info.chain_id)?,
+            token_network_address: address("token_network_address", &info.token_network_address)?,
+        },
+        settlement_timeout: info.settlement_timeout,
+    })
+}
+
+impl Client {
+    /// Connects to the hub at `endpoint` (e.g. `http://127.0.0.1:50051`), reads its info,
+    /// authenticates as `signer`, and resumes from `store` (which must belong to the same key
+    /// and hub). Unacknowledged payments in the store are re-sent before any new one.
+    pub async fn connect(
+        endpoint: &str,
+        signer: LocalSigner,
+        store: DeviceStore,
+    ) -> Result<Client, ClientError> {
+        match store.signer()? {
+            Some(s) if s.address() != signer.address() => {
+                return Err(ClientError::InvalidState(format!(
+                    "the store holds the key of {}, not of {}",
+                    s.address(),
+                    signer.address()
+                )))
+            }
+            Some(_) => {}
+            None => store.put_signer(&signer).await?,
+        }
+        let rpc = Rpc::connect(endpoint, signer).await?;
+        let hub = hub_info(&rpc).await?;
+        match store.hub()? {
+            Some(h) if h.hub_address != hub.hub_address || h.domain != hub.domain => {
+                return Err(ClientError::InvalidState(format!(
+                    "the store belongs to hub {} on chain {}, but {endpoint} is hub {} on chain {}",
+                    h.hub_address, h.domain.chain_id, hub.hub_address, hub.domain.chain_id
+                )))
+            }
+            _ => store.put_hub(&hub)?,
+        }
+        store.flush().await?;
+        rpc.set_hub_address(hub.hub_address);
+        rpc.authenticate().await?;
+        let channel = store.channel()?;
+        let (shared, queue) = Shared::new(rpc, store, hub, channel);
+        shared.spawn(move |s| payments::run(s, queue));
+        shared.spawn(receiver::run);
+        shared.spawn(watcher::run);
+        Ok(Client { shared })
+    }
+
+    /// Like [`Client::connect`] with the key kept in the store, created from OS randomness on
+    /// first use.
+    pub async fn connect_with_stored_key(
+        endpoint: &str,
+        store: DeviceStore,
+    ) -> Result<Client, ClientError> {
+        let signer = store.load_or_create_signer().await?;
+        Self::connect(endpoint, signer, store).await
+    }
+
+    // ----- getters -----
+
+    /// The device's address.
+    pub fn address(&self) -> Address {
+        self.shared.rpc.signer().address()
+    }
+
+    pub fn hub_address(&self) -> Address {
+        self.shared.hub.hub_address
+    }
+
+    pub fn domain(&self) -> Domain {
+        self.shared.hub.domain
+    }
+
+    /// The hub's settlement window, seconds.
+    pub fn settlement_timeout(&self) -> u64 {
+        self.shared.hub.settlement_timeout
+    }
+
+    /// The channel's id, if there is one (in any phase).
+    pub fn channel_id(&self) -> Option<U256> {
+        self.shared.channel().ok().flatten().map(|c| c.id())
+    }
+
+    /// A copy of the channel state machine.
+    pub fn channel(&self) -> Result<Option<Channel>, ClientError> {
+        self.shared.channel()
+    }
+
+    /// The channel as the device sees it.
+    pub fn balances(&self) -> Result<Balances, ClientError> {
+        let ch = self.shared.require_channel()?;
+        Ok(Balances {
+            channel_id: ch.id(),
+            phase: ch.phase().name(),
+            device: ch.our_address(),
+            hub: ch.partner_address(),
+            ours: ch.our_balance()?,
+            hubs: ch.partner_balance()?,
+            our_deposit: ch.our().total_deposit,
+            hub_deposit: ch.partner().total_deposit,
+            our_withdraw: ch.our().total_withdraw,
+            hub_withdraw: ch.partner().total_withdraw,
+            our_transferred: ch.our().transferred(),
+            hub_transferred: ch.partner().transferred(),
+            our_nonce: ch.our().nonce(),
+            hub_nonce: ch.partner().nonce(),
+            unacked: self.shared.pending_count(),
+        })
+    }
+
+    /// Payments the hub makes to the device, after they are checked and durable.
+    pub fn hub_payments(&self) -> broadcast::Receiver<ReceivedPayment> {
+        self.shared.hub_payments.subscribe()
+    }
+
+    /// The latest proofs both ways as JSON in the reference doc's vocabulary.
+    pub fn export_proofs_json(&self) -> Result<String, ClientError> {
+        ExportedProofs::new(&self.shared.require_channel()?)?.to_json()
+    }
+
+    // ----- ledger -----
+
+    /// Dev faucet: credits `amount` test tokens to the device's ledger account.
+    pub async fn mint(&self, amount: U256) -> Result<(), ClientError> {
+        let req = v1::MintRequest {
+            to: address_bytes(&self.address()),
+            amount: u256_bytes(&amount),
+        };
+        self.shared
+            .rpc
+            .call("Ledger.Mint", move |mut c| {
+                let req = req.clone();
+                async move { c.ledger.mint(req).await }
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// `who`'s token balance on the ledger.
+    pub async fn token_balance(&self, who: Address) -> Result<U256, ClientError> {
+        let b = self
+            .shared
+            .rpc
+            .call("Ledger.GetTokenBalance", move |mut c| async move {
+                c.ledger
+                    .get_token_balance(v1::GetTokenBalanceRequest {
+                        address: address_bytes(&who),
+                    })
+                    .await
+            })
+            .await?;
+        Ok(u256("balance", &b.balance)?)
+    }
+
+    /// The ledger's current time (unix seconds).
+    pub async fn ledger_time(&self) -> Result<u64, ClientError> {
+        ops::ledger_now(&self.shared).await
+    }
+
+    /// Makes sure there is an open channel with the hub holding at least `total_deposit` of
+    /// the device's tokens: reuses the stored channel or one the ledger already has, otherwise
+    /// opens one; then raises the device's cumulative deposit to `total_deposit` if lower.
+    /// Returns the channel id.
+    pub async fn open_channel(&self, total_deposit: U256) -> Result<U256, ClientError> {
+        let shared = &self.shared;
+        let me = self.address();
+        let hub = self.hub_address();
+        let channel_id = match shared.channel()? {
+            Some(ch) if ch.phase() == ChannelPhase::Open => ch.id(),
+            Some(ch) if ch.phase() != ChannelPhase::Settled => {
+                return Err(ClientError::InvalidState(format!(
+                    "channel {} is {}: settle it before opening a new one",
+                    ch.id(),
+                    ch.phase().name()
+                )))
+            }
+            _ => {
+                let existing = self.find_ledger_channel().await?;
+                let id = match existing {
+                    Some(id) => id,
+                    None => self.open_on_ledger().await?,
+                };
+                let mut ch = Channel::new(self.domain(), id, me, hub);
+                if existing.is_some() {
+                    ch = restore::from_hub(shared, ch).await?;
+                }
+                shared.store.clear_channel()?;
+                shared.set_channel(ch)?;
+                shared.store.flush().await?;
+                id
+            }
+        };
+        let rec = ops::ledger_channel(shared, channel_id).await?;
+        shared.update_channel(|ch| sync::apply_record(ch, &rec))?;
+        shared.store.flush().await?;
+        if shared.require_channel()?.our().total_deposit < total_deposit {
+            let req = v1::SetTotalDepositRequest {
+                channel_id: u256_bytes(&channel_id),
+                participant: address_bytes(&me),
+                total_deposit: u256_bytes(&total_deposit),
+            };
+            let resp = shared
+                .rpc
+                .call("Ledger.SetTotalDeposit", move |mut c| {
+                    let req = req.clone();
+                    async move { c.ledger.set_total_deposit(req).await }
+                })
+                .await?;
+            ops::apply_events(shared, resp.events).await?;
+        }
+        Ok(channel_id)
+    }
+
+    async fn find_ledger_channel(&self) -> Result<Option<U256>, ClientError> {
+        let me = self.address();
+        let hub = self.hub_address();
+        let list = self
+            .shared
+            .rpc
+            .call("Ledger.ListChannels", move |mut c| async move {
+                c.ledger
+                    .list_channels(v1::ListLedgerChannelsRequest {
+                        participant: address_bytes(&me),
+                    })
+                    .await
+            })
+            .await?;
+        for m in list.channels {
+            let rec = ChannelRecord::try_from(m)?;
+            if rec.phase == LedgerPhase::Opened && rec.partner_of(me) == Some(hub) {
+                return Ok(Some(rec.id));
+            }
+        }
+        Ok(None)
+    }
+
+    async fn open_on_ledger(&self) -> Result<U256, ClientError> {
+        let hub = self.hub_address();
+        let resp = self
+            .shared
+            .rpc
+            .call("Ledger.OpenChannel", move |mut c| async move {
+                c.ledger
+                    .open_channel(v1::OpenChannelRequest {
+                        partner: address_bytes(&hub),
+                    })
+                    .await
+            })
+            .await?;
+        Ok(u256("channel_id", &resp.channel_id)?)
+    }
+
+    // ----- payments -----
+
+    /// Pays the hub `amount`; resolves once the hub acknowledged it (after its fsync). Many
+    /// calls may be in flight at once; they are sent in order on one stream. Across a hub
+    /// restart or a dropped stream the proof is re-sent and the call resolves on its ack.
+    pub async fn pay(&self, amount: U256) -> Result<PaymentReceipt, ClientError> {
+        let rx = self.shared.enqueue_payment(amount).await?;
+        rx.await.map_err(|_| ClientError::Shutdown)?
+    }
+
+    // ----- ways out -----
+
+    /// Withdraws `amount` to the device's ledger account with the hub's co-signature; the
+    /// channel stays open. Returns the new cumulative withdraw.
+    pub async fn withdraw(&self, amount: U256) -> Result<U256, ClientError> {
+        ops::withdraw(&self.shared, amount).await
+    }
+
+    /// Both sides take their whole balance and the channel settles at once. Fails while
+    /// payments are waiting for their acknowledgement.
+    pub async fn cooperative_close(&self) -> Result<Settlement, ClientError> {
+        ops::cooperative_close(&self.shared).await
+    }
+
+    /// Closes on the ledger with the hub's latest proof, without the hub. Returns the ledger
+    /// time after which [`Client::settle`] succeeds.
+    pub async fn close(&self) -> Result<u64, ClientError> {
+        ops::close(&self.shared).await
+    }
+
+    /// Waits for the settlement window to pass and settles. `None` if the channel was already
+    /// settled by someone else (e.g. the hub).
+    pub async fn settle(&self) -> Result<Option<Settlement>, ClientError> {
+        ops::settle(&self.shared).await
+    }
+}

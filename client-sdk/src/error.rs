@@ -1,0 +1,82 @@
+//! The one error type of the SDK, grouped by what the caller should do about it:
+//! - the hub or ledger refused a request ([`ClientError::Rpc`], [`ClientError::PaymentRejected`]):
+//!   fix the request or the channel state; the gRPC code and the hub's message are kept;
+//! - the hub is unreachable ([`ClientError::Connect`]): retry later, nothing was lost;
+//! - the local command cannot run now ([`ClientError::Channel`], [`ClientError::NoChannel`],
+//!   [`ClientError::InvalidState`]): nothing was signed or sent;
+//! - the hub sent something malformed or dishonest ([`ClientError::Malformed`],
+//!   [`ClientError::HubMisbehaved`]): stop trusting it, close on the ledger;
+//! - local storage failed ([`ClientError::Store`]): the device cannot safely continue.
+
+use channel_core::channel::ChannelError;
+use channel_core::CryptoError;
+use voltlane_proto::FieldError;
+
+use crate::store::StoreError;
+
+/// Everything that can go wrong in the SDK.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    // --- the hub or ledger refused ---
+    /// A gRPC call failed; `code` and `message` are what the hub answered.
+    #[error("{op} failed: {code:?}: {message}")]
+    Rpc {
+        op: &'static str,
+        code: tonic::Code,
+        message: String,
+    },
+    /// The hub rejected one payment of the stream.
+    #[error("payment with nonce {nonce} rejected by the hub: {code:?}: {reason}")]
+    PaymentRejected {
+        nonce: u64,
+        code: tonic::Code,
+        reason: String,
+    },
+
+    // --- the hub is unreachable ---
+    #[error("cannot connect to the hub at {endpoint}: {message}")]
+    Connect { endpoint: String, message: String },
+
+    // --- the local command cannot run now ---
+    #[error("channel refused the command: {0}")]
+    Channel(#[from] ChannelError),
+    #[error("no channel with the hub yet: call open_channel first")]
+    NoChannel,
+    #[error("{0}")]
+    InvalidState(String),
+
+    // --- the hub sent something malformed or dishonest ---
+    #[error("malformed message from the hub: {0}")]
+    Malformed(#[from] FieldError),
+    #[error("hub misbehaved: {0}")]
+    HubMisbehaved(String),
+
+    // --- local failures ---
+    #[error("device store: {0}")]
+    Store(#[from] StoreError),
+    #[error("signing failed: {0}")]
+    Crypto(#[from] CryptoError),
+    #[error("the client's background tasks have stopped")]
+    Shutdown,
+}
+
+impl ClientError {
+    /// Wraps a gRPC status returned by `op`.
+    pub fn rpc(op: &'static str, status: tonic::Status) -> Self {
+        ClientError::Rpc {
+            op,
+            code: status.code(),
+            message: status.message().to_string(),
+        }
+    }
+
+    /// The gRPC code the hub answered with, if this error came from the hub.
+    pub fn code(&self) -> Option<tonic::Code> {
+        match self {
+            ClientError::Rpc { code, .. } | ClientError::PaymentRejected { code, .. } => {
+                Some(*code)
+            }
+            _ => None,
+        }
+    }
+}

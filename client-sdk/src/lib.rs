@@ -1,0 +1,46 @@
+//! # voltlane-client
+//!
+//! The device side of Voltlane: an async (tokio) driver around `channel_core`'s [`Channel`]
+//! state machine that talks to a Voltlane hub over gRPC (`voltlane.v1`).
+//!
+//! - [`Client::connect`] reads the hub's info, authenticates with the device key (challenge
+//!   signed over `voltlane_proto::auth::auth_digest`) and re-authenticates transparently when
+//!   the hub forgets its sessions.
+//! - [`Client::open_channel`], [`Client::pay`] (resolves once the hub acknowledged, pipelined on
+//!   one stream, re-sent after reconnects and restarts), [`Client::balances`].
+//! - The ways out without trusting the hub: [`Client::withdraw`], [`Client::cooperative_close`],
+//!   [`Client::close`], [`Client::settle`]; a ledger watcher contests a stale close by the hub.
+//! - [`DeviceStore`] (sled at a path the app chooses, or in memory) keeps the key, the channel,
+//!   the unacknowledged proofs, the hub's proofs and the last ledger event, in versioned records.
+//! - [`Client::export_proofs_json`] for auditors and other Raiden-compatible ledgers.
+//!
+//! What this crate does not do: no protocol rules of its own (they live in `channel-core`), no
+//! hash-time-locked transfers over the wire yet (direct payments only), one channel per store.
+//!
+//! [`Channel`]: channel_core::channel::Channel
+
+mod backoff;
+mod client;
+mod error;
+pub mod export;
+mod ops;
+mod payments;
+mod receiver;
+mod restore;
+mod rpc;
+mod shared;
+pub mod store;
+pub mod sync;
+mod types;
+mod watcher;
+
+pub use client::Client;
+pub use error::ClientError;
+pub use export::{ExportedProof, ExportedProofs};
+pub use ops::WITHDRAW_VALIDITY;
+pub use restore::restore_proofs;
+pub use store::{DeviceStore, StoreError};
+pub use types::{Balances, PaymentReceipt, ReceivedPayment, Settlement};
+
+pub use channel_core::primitives::{Address, U256};
+pub use channel_core::LocalSigner;

@@ -1,0 +1,291 @@
+//! Getting money out: withdraw, cooperative close, unilateral close and settle. Each signs with
+//! the channel state machine, persists and flushes before anything leaves the device, then
+//! talks to the ledger service directly (the hub's channel logic is needed only to co-sign a
+//! withdraw or a cooperative close).
+
+use std::time::Duration;
+
+use channel_core::channel::{ChannelEvent, ChannelMessage};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
+use channel_core::primitives::U256;
+use channel_core::WithdrawProof;
+use voltlane_proto::convert::{required, u256_bytes, CoSignedWithdraw};
+use voltlane_proto::v1;
+
+use crate::error::ClientError;
+use crate::shared::Shared;
+use crate::types::Settlement;
+
+/// How long (ledger seconds) a withdraw proof we sign stays valid.
+pub const WITHDRAW_VALIDITY: u64 = 120;
+
+/// Applies the events a ledger operation returned, persists and flushes. Returns the
+/// settlement if one of them settled our channel.
+pub(crate) async fn apply_events(
+    shared: &Shared,
+    events: Vec<v1::LedgerEvent>,
+) -> Result<Option<Settlement>, ClientError> {
+    let mut settled = None;
+    for m in events {
+        let ev = LedgerEvent::try_from(m)?;
+        let effect = shared.apply_ledger_event(&ev)?;
+        settled = settled.or(effect.settled);
+    }
+    shared.store.flush().await?;
+    Ok(settled)
+}
+
+/// The ledger's current time.
+pub(crate) async fn ledger_now(shared: &Shared) -> Result<u64, ClientError> {
+    let t = shared
+        .rpc
+        .call("Ledger.GetTime", |mut c| async move {
+            c.ledger.get_time(v1::GetTimeRequest {}).await
+        })
+        .await?;
+    Ok(t.now)
+}
+
+/// The ledger's record of `channel_id`.
+pub(crate) async fn ledger_channel(
+    shared: &Shared,
+    channel_id: U256,
+) -> Result<ChannelRecord, ClientError> {
+    let m = shared
+        .rpc
+        .call("Ledger.GetChannel", move |mut c| async move {
+            c.ledger
+                .get_channel(v1::GetLedgerChannelRequest {
+                    channel_id: u256_bytes(&channel_id),
+                })
+                .await
+        })
+        .await?;
+    Ok(ChannelRecord::try_from(m)?)
+}
+
+/// Withdraws `amount` from the channel to the device's ledger account, keeping it open.
+/// Returns the new cumulative total withdraw.
+pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, ClientError> {
+    let now = ledger_now(shared).await?;
+    let signer = shared.rpc.signer().clone();
+    let (proof, signature) = shared.update_channel(|ch| {
+        ch.expire_withdraws(now);
+        let total = ch
+            .our()
+            .total_withdraw
+            .checked_add(amount)
+            .ok_or_else(|| ClientError::InvalidState("withdraw total overflows".into()))?;
+        let events = ch.request_withdraw(total, now + WITHDRAW_VALIDITY, now, &signer)?;
+        events
+            .into_iter()
+            .find_map(|e| match e {
+                ChannelEvent::Send(ChannelMessage::WithdrawRequest { proof, signature }) => {
+                    Some((proof, signature))
+                }
+                _ => None,
+            })
+            .ok_or_else(|| ClientError::InvalidState("withdraw request produced no proof".into()))
+    })?;
+    shared.store.flush().await?;
+
+    let req = v1::RequestWithdrawRequest {
+        withdraw: Some((&proof).into()),
+        participant_signature: signature.as_bytes().to_vec(),
+    };
+    let cosigned = shared
+        .rpc
+        .call("Channels.RequestWithdraw", move |mut c| {
+            let req = req.clone();
+            async move { c.channels.request_withdraw(req).await }
+        })
+        .await?;
+    let cosigned = CoSignedWithdraw::try_from(cosigned)?;
+    if cosigned.proof != proof {
+        return Err(ClientError::HubMisbehaved(
+            "co-signed withdraw differs from the one requested".into(),
+        ));
+    }
+    shared.update_channel(|ch| {
+        Ok(ch.handle_withdraw_confirmation(&proof, &cosigned.partner_signature)?)
+    })?;
+    shared.store.flush().await?;
+
+    let submit = CoSignedWithdraw {
+        proof,
+        participant_signature: signature,
+        partner_signature: cosigned.partner_signature,
+    };
+    let req = v1::SetTotalWithdrawRequest {
+        withdraw: Some((&submit).into()),
+    };
+    let resp = shared
+        .rpc
+        .call("Ledger.SetTotalWithdraw", move |mut c| {
+            let req = req.clone();
+            async move { c.ledger.set_total_withdraw(req).await }
+        })
+        .await?;
+    apply_events(shared, resp.events).await?;
+    Ok(proof.total_withdraw)
+}
+
+/// Both sides withdraw their whole balance and the channel settles at once.
+pub(crate) async fn cooperative_close(shared: &Shared) -> Result<Settlement, ClientError> {
+    shared.block_sends_when_idle("a cooperative close is in progress")?;
+    let result = cooperative_close_inner(shared).await;
+    if result.is_err() && shared.open_channel_id().is_some() {
+        shared.set_send_blocked(None)?;
+    }
+    result
+}
+
+async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientError> {
+    let now = ledger_now(shared).await?;
+    let ch = shared.require_channel()?;
+    let signer = shared.rpc.signer();
+    let until = now + WITHDRAW_VALIDITY;
+    let ours = ch.our_balance()?;
+    let hubs = ch.partner_balance()?;
+    let total = |base: U256, add: U256| {
+        base.checked_add(add)
+            .ok_or_else(|| ClientError::InvalidState("withdraw total overflows".into()))
+    };
+    let device_withdraw = WithdrawProof {
+        domain: *ch.domain(),
+        channel_identifier: ch.id(),
+        participant: ch.our_address(),
+        total_withdraw: total(ch.our().total_withdraw, ours)?,
+        withdrawable_until: until,
+    };
+    let hub_withdraw = WithdrawProof {
+        participant: ch.partner_address(),
+        total_withdraw: total(ch.partner().total_withdraw, hubs)?,
+        ..device_withdraw
+    };
+    let device_sig = device_withdraw.sign(signer)?;
+    let hub_partner_sig = hub_withdraw.sign(signer)?;
+    let req = v1::CooperativeCloseRequest {
+        channel_id: u256_bytes(&ch.id()),
+        device_withdraw: Some((&device_withdraw).into()),
+        device_withdraw_signature: device_sig.as_bytes().to_vec(),
+        hub_withdraw: Some((&hub_withdraw).into()),
+        hub_withdraw_partner_signature: hub_partner_sig.as_bytes().to_vec(),
+        submit: true,
+    };
+    let resp = shared
+        .rpc
+        .call("Channels.CooperativeClose", move |mut c| {
+            let req = req.clone();
+            async move { c.channels.cooperative_close(req).await }
+        })
+        .await?;
+    if let Some(s) = apply_events(shared, resp.events).await? {
+        return Ok(s);
+    }
+    // The hub co-signed but did not submit: submit cooperative settle ourselves.
+    let w1: CoSignedWithdraw = required("device_withdraw", resp.device_withdraw)?;
+    let w2: CoSignedWithdraw = required("hub_withdraw", resp.hub_withdraw)?;
+    if w1.proof != device_withdraw || w2.proof != hub_withdraw {
+        return Err(ClientError::HubMisbehaved(
+            "co-signed cooperative withdraws differ from the ones proposed".into(),
+        ));
+    }
+    let req = v1::CooperativeSettleRequest {
+        channel_id: u256_bytes(&ch.id()),
+        withdraw1: Some((&w1).into()),
+        withdraw2: Some((&w2).into()),
+    };
+    let resp = shared
+        .rpc
+        .call("Ledger.CooperativeSettle", move |mut c| {
+            let req = req.clone();
+            async move { c.ledger.cooperative_settle(req).await }
+        })
+        .await?;
+    apply_events(shared, resp.events).await?.ok_or_else(|| {
+        ClientError::HubMisbehaved("cooperative settle reported no settlement".into())
+    })
+}
+
+/// Closes unilaterally with the hub's latest proof counter-signed. Returns the ledger time
+/// after which [`settle`] can succeed.
+pub(crate) async fn close(shared: &Shared) -> Result<u64, ClientError> {
+    shared.set_send_blocked(Some("the channel is being closed".into()))?;
+    let signer = shared.rpc.signer().clone();
+    let tx = shared.update_channel(|ch| Ok(ch.close(&signer)?))?;
+    shared.store.flush().await?;
+    let req = v1::CloseChannelRequest {
+        channel_id: u256_bytes(&tx.channel_id),
+        partner_proof: (!tx.partner_proof.is_none()).then(|| (&tx.partner_proof).into()),
+        closing_signature: tx.closing_signature.as_bytes().to_vec(),
+    };
+    let resp = shared
+        .rpc
+        .call("Ledger.CloseChannel", move |mut c| {
+            let req = req.clone();
+            async move { c.ledger.close_channel(req).await }
+        })
+        .await?;
+    apply_events(shared, resp.events).await?;
+    let rec = ledger_channel(shared, tx.channel_id).await?;
+    rec.settle_after.ok_or_else(|| {
+        ClientError::HubMisbehaved("ledger reports a closed channel without settle_after".into())
+    })
+}
+
+/// Waits for the settlement window to end, then settles. `None` when someone else settled
+/// the channel first.
+pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, ClientError> {
+    let channel_id = shared.require_channel()?.id();
+    loop {
+        let rec = ledger_channel(shared, channel_id).await?;
+        match rec.phase {
+            LedgerPhase::Settled => {
+                if shared.require_channel()?.phase() != channel_core::channel::ChannelPhase::Settled
+                {
+                    shared.update_channel(|ch| {
+                        ch.handle_ledger_settled();
+                        Ok(())
+                    })?;
+                    shared.store.flush().await?;
+                }
+                return Ok(None);
+            }
+            LedgerPhase::Opened => {
+                return Err(ClientError::InvalidState(
+                    "the channel is open on the ledger: close it first".into(),
+                ))
+            }
+            LedgerPhase::Closed => {}
+        }
+        let settle_after = rec.settle_after.unwrap_or(0);
+        let now = ledger_now(shared).await?;
+        if now <= settle_after {
+            let wait = (settle_after - now + 1).min(5);
+            tokio::time::sleep(Duration::from_secs(wait)).await;
+            continue;
+        }
+        let result = shared
+            .rpc
+            .call("Ledger.SettleChannel", move |mut c| async move {
+                c.ledger
+                    .settle_channel(v1::SettleChannelRequest {
+                        channel_id: u256_bytes(&channel_id),
+                    })
+                    .await
+            })
+            .await;
+        match result {
+            Ok(resp) => return apply_events(shared, resp.events).await,
+            // Someone (the hub, our watcher) may have settled in between: look again.
+            Err(e) if e.code().is_some() => {
+                let rec = ledger_channel(shared, channel_id).await?;
+                if rec.phase != LedgerPhase::Settled {
+                    return Err(e);
+                }
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}

@@ -1,0 +1,181 @@
+//! The `Payments.Pay` stream task: owns the bidirectional stream, sends queued payments in
+//! nonce order after a group flush of the store, and resolves each `pay` call when the hub's
+//! ack (matched by `request_id`, which is the proof's nonce) arrives.
+//!
+//! On every (re)connect — including the first one after a device restart — it first asks
+//! `Channels.GetChannel` which device nonce the hub holds, prunes what the hub has (resolving
+//! those `pay` calls), and re-sends every unacknowledged proof above it, in order, before any
+//! new payment. Re-sending the exact stored proof (never a re-signed one) keeps the rule that
+//! no two different proofs share a nonce.
+
+use std::sync::Arc;
+
+use channel_core::primitives::U256;
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::UnboundedReceiverStream;
+use voltlane_proto::convert::{u256, u256_bytes};
+use voltlane_proto::v1;
+use voltlane_proto::v1::payment_ack::Outcome;
+
+use crate::backoff::Backoff;
+use crate::error::ClientError;
+use crate::shared::Shared;
+use crate::store::UnackedPayment;
+use crate::sync;
+
+/// Runs until the client is dropped.
+pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<u64>) {
+    let mut backoff = Backoff::new();
+    loop {
+        let channel_id = shared.wait_open_channel().await;
+        match session(&shared, channel_id, &mut queue, &mut backoff).await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(error = %e, "payment stream interrupted; resyncing");
+                backoff.sleep().await;
+            }
+        }
+    }
+}
+
+fn message(p: &UnackedPayment) -> v1::PaymentMessage {
+    v1::PaymentMessage {
+        request_id: p.nonce(),
+        balance_proof: Some((&p.proof).into()),
+        amount: u256_bytes(&p.amount),
+    }
+}
+
+fn stream_closed() -> ClientError {
+    ClientError::Rpc {
+        op: "Payments.Pay",
+        code: tonic::Code::Unavailable,
+        message: "stream closed by the hub".into(),
+    }
+}
+
+/// The device nonce the hub holds for `channel_id`.
+pub(crate) async fn hub_device_nonce(
+    shared: &Shared,
+    channel_id: U256,
+) -> Result<u64, ClientError> {
+    let state = shared
+        .rpc
+        .call("Channels.GetChannel", move |mut c| async move {
+            c.channels
+                .get_channel(v1::GetChannelRequest {
+                    channel_id: u256_bytes(&channel_id),
+                })
+                .await
+        })
+        .await?;
+    Ok(state
+        .device_proof
+        .and_then(|p| p.proof)
+        .map_or(0, |p| p.nonce))
+}
+
+async fn session(
+    shared: &Arc<Shared>,
+    channel_id: U256,
+    queue: &mut mpsc::UnboundedReceiver<u64>,
+    backoff: &mut Backoff,
+) -> Result<(), ClientError> {
+    // 1. Resync: what does the hub already hold?
+    let hub_nonce = hub_device_nonce(shared, channel_id).await?;
+    let our_nonce = shared.require_channel()?.our().nonce();
+    let plan = sync::plan_resync(shared.store.unacked_all()?, hub_nonce, our_nonce)?;
+    shared.store.prune_unacked(hub_nonce)?;
+    shared.resolve_acked(&plan.acked);
+
+    // 2. Open the stream with the re-sends already queued on it.
+    let (out, out_rx) = mpsc::unbounded_channel();
+    shared.store.flush().await?;
+    let mut last_sent = hub_nonce;
+    for p in &plan.resend {
+        out.send(message(p)).map_err(|_| stream_closed())?;
+        last_sent = p.nonce();
+    }
+    let mut payments = shared.rpc.clients().payments;
+    let mut acks = payments
+        .pay(UnboundedReceiverStream::new(out_rx))
+        .await
+        .map_err(|s| ClientError::rpc("Payments.Pay", s))?
+        .into_inner();
+    backoff.reset();
+
+    // 3. Pump: queued payments out (after a group flush), acks in.
+    loop {
+        tokio::select! {
+            next = queue.recv() => {
+                let Some(first) = next else { return Ok(()) };
+                let mut batch = vec![first];
+                while let Ok(n) = queue.try_recv() {
+                    batch.push(n);
+                }
+                shared.store.flush().await?;
+                for nonce in batch {
+                    if nonce <= last_sent {
+                        continue; // already re-sent during the resync
+                    }
+                    if let Some(p) = shared.store.unacked(nonce)? {
+                        out.send(message(&p)).map_err(|_| stream_closed())?;
+                        last_sent = nonce;
+                    }
+                }
+            }
+            ack = acks.message() => {
+                match ack {
+                    Ok(Some(ack)) => handle_ack(shared, ack)?,
+                    Ok(None) => return Err(stream_closed()),
+                    Err(s) => return Err(ClientError::rpc("Payments.Pay", s)),
+                }
+            }
+        }
+    }
+}
+
+/// Applies one ack. An error ends the session (and triggers a resync).
+fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
+    let nonce = ack.request_id;
+    match ack.outcome {
+        Some(Outcome::Accepted(a)) => {
+            let transferred = u256("accepted.transferred_amount", &a.transferred_amount)?;
+            if let Some(sent) = shared.store.unacked(a.nonce)? {
+                sync::check_accepted(&sent, a.nonce, transferred)?;
+            }
+            let pruned = shared.store.prune_unacked(a.nonce)?;
+            shared.resolve_acked(&pruned);
+            Ok(())
+        }
+        Some(Outcome::Rejected(r)) => {
+            let code = tonic::Code::from_i32(r.code);
+            if sync::rejection_is_transient(code) {
+                return Err(ClientError::PaymentRejected {
+                    nonce,
+                    code,
+                    reason: r.reason,
+                });
+            }
+            let why = format!(
+                "the hub rejected payment nonce {nonce} ({code:?}: {}); later payments cannot \
+                 follow it, close the channel",
+                r.reason
+            );
+            shared.set_send_blocked(Some(why))?;
+            shared.resolve(
+                nonce,
+                Err(ClientError::PaymentRejected {
+                    nonce,
+                    code,
+                    reason: r.reason,
+                }),
+            );
+            Ok(())
+        }
+        None => Err(ClientError::Malformed(voltlane_proto::FieldError::new(
+            "outcome",
+            voltlane_proto::Rule::Missing,
+        ))),
+    }
+}

@@ -1,0 +1,87 @@
+//! The `Payments.ReceivePayments` task: takes the balance proofs the hub signs for the device,
+//! checks each with `Channel::handle_payment`, makes it durable, and only then publishes it to
+//! the application (a broadcast channel; `balances()` reflects it too).
+
+use std::sync::Arc;
+
+use channel_core::channel::ChannelError;
+use channel_core::primitives::U256;
+use channel_core::SignedBalanceProof;
+use voltlane_proto::convert::{required, u256, u256_bytes};
+use voltlane_proto::v1;
+
+use crate::backoff::Backoff;
+use crate::error::ClientError;
+use crate::shared::Shared;
+use crate::store::HubPaymentRecord;
+use crate::types::ReceivedPayment;
+
+/// Runs until the client is dropped.
+pub(crate) async fn run(shared: Arc<Shared>) {
+    let mut backoff = Backoff::new();
+    loop {
+        let channel_id = shared.wait_open_channel().await;
+        if let Err(e) = session(&shared, channel_id, &mut backoff).await {
+            tracing::debug!(error = %e, "hub payment stream interrupted");
+        }
+        backoff.sleep().await;
+    }
+}
+
+async fn session(
+    shared: &Shared,
+    channel_id: U256,
+    backoff: &mut Backoff,
+) -> Result<(), ClientError> {
+    let after_nonce = shared.require_channel()?.partner().nonce();
+    let mut stream = shared
+        .rpc
+        .call("Payments.ReceivePayments", move |mut c| async move {
+            c.payments
+                .receive_payments(v1::ReceivePaymentsRequest {
+                    channel_id: u256_bytes(&channel_id),
+                    after_nonce,
+                })
+                .await
+        })
+        .await?;
+    backoff.reset();
+    while let Some(m) = stream
+        .message()
+        .await
+        .map_err(|s| ClientError::rpc("Payments.ReceivePayments", s))?
+    {
+        match receive(shared, channel_id, m).await {
+            Ok(Some(p)) => {
+                let _ = shared.hub_payments.send(p);
+            }
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, "refused a payment from the hub"),
+        }
+    }
+    Ok(())
+}
+
+/// Checks and stores one hub payment; `None` for a replay of one we already hold.
+async fn receive(
+    shared: &Shared,
+    channel_id: U256,
+    m: v1::HubPayment,
+) -> Result<Option<ReceivedPayment>, ClientError> {
+    let proof: SignedBalanceProof = required("balance_proof", m.balance_proof)?;
+    let amount = u256("amount", &m.amount)?;
+    match shared.update_channel(|ch| Ok(ch.handle_payment(&proof, amount)?)) {
+        Ok(_) => {}
+        Err(ClientError::Channel(ChannelError::StaleNonce { .. })) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    shared
+        .store
+        .put_hub_payment(&HubPaymentRecord { proof, amount })?;
+    shared.store.flush().await?;
+    Ok(Some(ReceivedPayment {
+        channel_id,
+        amount,
+        proof,
+    }))
+}

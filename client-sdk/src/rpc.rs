@@ -1,0 +1,172 @@
+//! The gRPC side: one lazily reconnecting tonic channel to the hub, typed clients of every
+//! service with the session token attached by an interceptor, challenge/response
+//! authentication, and [`Rpc::call`], which re-authenticates once when the hub answers
+//! UNAUTHENTICATED (it lost its sessions in a restart) and retries.
+
+use std::future::Future;
+use std::sync::{Arc, RwLock};
+
+use channel_core::crypto::Signer;
+use channel_core::primitives::Address;
+use channel_core::LocalSigner;
+use tonic::metadata::{Ascii, MetadataValue};
+use tonic::service::interceptor::InterceptedService;
+use tonic::service::Interceptor;
+use tonic::transport::{Channel as Transport, Endpoint};
+use tonic::{Code, Request, Response, Status};
+use voltlane_proto::auth::{auth_digest, AUTHORIZATION_HEADER, BEARER_PREFIX};
+use voltlane_proto::convert::{address_bytes, h256};
+use voltlane_proto::v1;
+
+use crate::error::ClientError;
+
+/// Puts `authorization: Bearer <token>` on every request once a session exists.
+#[derive(Clone, Debug, Default)]
+pub struct TokenInterceptor {
+    token: Arc<RwLock<Option<MetadataValue<Ascii>>>>,
+}
+
+impl TokenInterceptor {
+    fn set(&self, token: MetadataValue<Ascii>) {
+        if let Ok(mut slot) = self.token.write() {
+            *slot = Some(token);
+        }
+    }
+}
+
+impl Interceptor for TokenInterceptor {
+    fn call(&mut self, mut req: Request<()>) -> Result<Request<()>, Status> {
+        if let Ok(slot) = self.token.read() {
+            if let Some(token) = slot.as_ref() {
+                req.metadata_mut()
+                    .insert(AUTHORIZATION_HEADER, token.clone());
+            }
+        }
+        Ok(req)
+    }
+}
+
+type Svc = InterceptedService<Transport, TokenInterceptor>;
+
+/// One client per service, all over the same HTTP/2 connection. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Clients {
+    pub auth: v1::auth_client::AuthClient<Svc>,
+    pub hub: v1::hub_client::HubClient<Svc>,
+    pub ledger: v1::ledger_client::LedgerClient<Svc>,
+    pub channels: v1::channels_client::ChannelsClient<Svc>,
+    pub payments: v1::payments_client::PaymentsClient<Svc>,
+}
+
+/// The connection to one hub plus the device identity used to authenticate to it.
+#[derive(Clone, Debug)]
+pub struct Rpc {
+    clients: Clients,
+    interceptor: TokenInterceptor,
+    signer: LocalSigner,
+    hub_address: Arc<RwLock<Option<Address>>>,
+}
+
+impl Rpc {
+    /// Prepares a connection to `endpoint` (e.g. `http://127.0.0.1:50051`) and checks that the
+    /// hub answers. The transport reconnects by itself when the hub comes back.
+    pub async fn connect(endpoint: &str, signer: LocalSigner) -> Result<Self, ClientError> {
+        let connect_err = |message: String| ClientError::Connect {
+            endpoint: endpoint.to_string(),
+            message,
+        };
+        let ep = Endpoint::from_shared(endpoint.to_string())
+            .map_err(|e| connect_err(e.to_string()))?
+            .connect_timeout(std::time::Duration::from_secs(5))
+            .tcp_nodelay(true);
+        let transport = ep.connect().await.map_err(|e| connect_err(e.to_string()))?;
+        let interceptor = TokenInterceptor::default();
+        let svc = || InterceptedService::new(transport.clone(), interceptor.clone());
+        Ok(Self {
+            clients: Clients {
+                auth: v1::auth_client::AuthClient::new(svc()),
+                hub: v1::hub_client::HubClient::new(svc()),
+                ledger: v1::ledger_client::LedgerClient::new(svc()),
+                channels: v1::channels_client::ChannelsClient::new(svc()),
+                payments: v1::payments_client::PaymentsClient::new(svc()),
+            },
+            interceptor,
+            signer,
+            hub_address: Arc::new(RwLock::new(None)),
+        })
+    }
+
+    pub fn clients(&self) -> Clients {
+        self.clients.clone()
+    }
+
+    pub fn signer(&self) -> &LocalSigner {
+        &self.signer
+    }
+
+    /// The hub's address learned from `Hub.GetInfo` (what auth challenges are bound to).
+    pub fn set_hub_address(&self, hub: Address) {
+        if let Ok(mut slot) = self.hub_address.write() {
+            *slot = Some(hub);
+        }
+    }
+
+    fn hub_address(&self) -> Result<Address, ClientError> {
+        self.hub_address
+            .read()
+            .ok()
+            .and_then(|a| *a)
+            .ok_or_else(|| ClientError::InvalidState("hub address unknown: GetInfo first".into()))
+    }
+
+    /// `Auth.GetChallenge` → sign `auth_digest(hub, challenge)` → `Auth.Authenticate`; the
+    /// token goes on every later call.
+    pub async fn authenticate(&self) -> Result<(), ClientError> {
+        let hub = self.hub_address()?;
+        let me = self.signer.address();
+        let mut auth = self.clients.auth.clone();
+        let challenge = auth
+            .get_challenge(v1::ChallengeRequest {
+                address: address_bytes(&me),
+            })
+            .await
+            .map_err(|s| ClientError::rpc("Auth.GetChallenge", s))?
+            .into_inner();
+        let c = h256("challenge", &challenge.challenge)?;
+        let signature = self.signer.sign_hash(&auth_digest(&hub, &c.0))?;
+        let session = auth
+            .authenticate(v1::AuthenticateRequest {
+                address: address_bytes(&me),
+                challenge: challenge.challenge,
+                signature: signature.as_bytes().to_vec(),
+            })
+            .await
+            .map_err(|s| ClientError::rpc("Auth.Authenticate", s))?
+            .into_inner();
+        let value: MetadataValue<Ascii> = format!("{BEARER_PREFIX}{}", session.token)
+            .parse()
+            .map_err(|_| ClientError::HubMisbehaved("session token is not ASCII".into()))?;
+        self.interceptor.set(value);
+        Ok(())
+    }
+
+    /// Runs `f` with fresh clients; on UNAUTHENTICATED re-authenticates once and runs it again.
+    /// `op` names the call in errors (e.g. `"Ledger.OpenChannel"`).
+    pub async fn call<T, F, Fut>(&self, op: &'static str, mut f: F) -> Result<T, ClientError>
+    where
+        F: FnMut(Clients) -> Fut,
+        Fut: Future<Output = Result<Response<T>, Status>>,
+    {
+        match f(self.clients()).await {
+            Ok(r) => Ok(r.into_inner()),
+            Err(s) if s.code() == Code::Unauthenticated => {
+                self.authenticate().await?;
+                f(self.clients())
+                    .await
+                    .map(Response::into_inner)
+                    .map_err(|s| ClientError::rpc(op, s))
+            }
+            Err(s) => Err(ClientError::rpc(op, s)),
+        }
+    }
+}

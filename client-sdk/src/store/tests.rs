@@ -1,0 +1,150 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use channel_core::channel::Channel;
+use channel_core::primitives::{Address, U256};
+use channel_core::{Domain, LocalSigner, Signer, H256};
+
+use super::*;
+
+fn domain() -> Domain {
+    Domain {
+        chain_id: U256::from(1337u64),
+        token_network_address: Address([0x11; 20]),
+    }
+}
+
+fn signer(b: u8) -> LocalSigner {
+    LocalSigner::from_bytes(&[b; 32]).unwrap()
+}
+
+/// A channel in which the device (key 1) paid `n` times 10 to the hub (key 2).
+fn channel_with_payments(n: u64) -> (Channel, Vec<UnackedPayment>) {
+    let dev = signer(1);
+    let hub = signer(2);
+    let mut ch = Channel::new(domain(), U256::from(7u64), dev.address(), hub.address());
+    ch.handle_ledger_deposit(dev.address(), U256::from(100_000u64))
+        .unwrap();
+    let mut sent = Vec::new();
+    for _ in 0..n {
+        ch.send_payment(U256::from(10u64), H256::ZERO, &dev)
+            .unwrap();
+        sent.push(UnackedPayment {
+            proof: *ch.our_latest_proof().unwrap(),
+            amount: U256::from(10u64),
+        });
+    }
+    (ch, sent)
+}
+
+async fn roundtrip(store: DeviceStore) {
+    assert!(store.channel().unwrap().is_none());
+    assert_eq!(store.ledger_seq().unwrap(), 0);
+
+    let key = store.load_or_create_signer().await.unwrap();
+    let again = store.load_or_create_signer().await.unwrap();
+    assert_eq!(key.address(), again.address(), "the key is created once");
+
+    let (ch, sent) = channel_with_payments(3);
+    store.put_channel(&ch).unwrap();
+    for p in &sent {
+        store.put_unacked(p).unwrap();
+    }
+    let hub = HubRecord {
+        hub_address: signer(2).address(),
+        domain: domain(),
+        settlement_timeout: 30,
+    };
+    store.put_hub(&hub).unwrap();
+    store.put_ledger_seq(42).unwrap();
+    store.flush().await.unwrap();
+
+    assert_eq!(store.channel().unwrap(), Some(ch));
+    assert_eq!(store.unacked_all().unwrap(), sent);
+    assert_eq!(store.unacked(2).unwrap(), Some(sent[1]));
+    assert_eq!(store.hub().unwrap(), Some(hub));
+    assert_eq!(store.ledger_seq().unwrap(), 42);
+}
+
+#[tokio::test]
+async fn memory_round_trip() {
+    roundtrip(DeviceStore::in_memory()).await;
+}
+
+#[tokio::test]
+async fn sled_round_trip_survives_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device");
+    let (ch, sent) = channel_with_payments(2);
+    let addr = {
+        let store = DeviceStore::open(&path).unwrap();
+        roundtrip(store.clone()).await;
+        store.put_channel(&ch).unwrap();
+        store.prune_unacked(10).unwrap();
+        store.put_unacked(&sent[1]).unwrap();
+        store.flush().await.unwrap();
+        store.signer().unwrap().unwrap().address()
+    };
+    let store = DeviceStore::open(&path).unwrap();
+    assert_eq!(store.signer().unwrap().unwrap().address(), addr);
+    assert_eq!(store.channel().unwrap(), Some(ch));
+    assert_eq!(store.unacked_all().unwrap(), vec![sent[1]]);
+}
+
+#[test]
+fn records_carry_a_version_byte_and_unknown_versions_are_refused() {
+    let bytes = record::encode("ledger_seq", &5u64).unwrap();
+    assert_eq!(bytes[0], RECORD_VERSION);
+    assert_eq!(&bytes[1..], b"5");
+    assert_eq!(record::decode::<u64>("ledger_seq", &bytes).unwrap(), 5);
+
+    let mut future = bytes.clone();
+    future[0] = RECORD_VERSION + 1;
+    assert_eq!(
+        record::decode::<u64>("ledger_seq", &future),
+        Err(StoreError::UnsupportedVersion {
+            key: "ledger_seq".into(),
+            version: RECORD_VERSION + 1
+        })
+    );
+    assert!(matches!(
+        record::decode::<u64>("ledger_seq", &[]),
+        Err(StoreError::Corrupt { .. })
+    ));
+    assert!(matches!(
+        record::decode::<u64>("ledger_seq", &[RECORD_VERSION, b'x']),
+        Err(StoreError::Corrupt { .. })
+    ));
+}
+
+#[test]
+fn unacked_log_is_pruned_up_to_the_acknowledged_nonce() {
+    let store = DeviceStore::in_memory();
+    let (_, sent) = channel_with_payments(300);
+    for p in &sent {
+        store.put_unacked(p).unwrap();
+    }
+    // Keys sort numerically (big-endian nonce), not lexically: 256 comes after 255.
+    let all = store.unacked_all().unwrap();
+    assert!(all.windows(2).all(|w| w[0].nonce() < w[1].nonce()));
+
+    let pruned = store.prune_unacked(257).unwrap();
+    assert_eq!(pruned.len(), 257);
+    assert_eq!(pruned.last().unwrap().nonce(), 257);
+    let left = store.unacked_all().unwrap();
+    assert_eq!(left.first().unwrap().nonce(), 258);
+    assert_eq!(left.len(), 43);
+    assert!(store.prune_unacked(10).unwrap().is_empty(), "idempotent");
+
+    store.clear_channel().unwrap();
+    assert!(store.unacked_all().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn signer_key_is_not_printed() {
+    let store = DeviceStore::in_memory();
+    let s = store.load_or_create_signer().await.unwrap();
+    let rec = KeyRecord {
+        secret_hex: hex::encode(s.to_bytes()),
+    };
+    assert!(!format!("{rec:?}").contains(&rec.secret_hex));
+}

@@ -1,0 +1,217 @@
+//! The decisions of the background tasks as pure functions, so they can be tested without a
+//! hub: which unacknowledged proofs to re-send after a reconnect, how to read an ack, and how a
+//! ledger event changes the channel.
+
+use channel_core::channel::{Channel, ChannelPhase};
+use channel_core::ledger::{ChannelRecord, LedgerEvent, LedgerEventKind};
+use channel_core::primitives::{Address, U256};
+
+use crate::error::ClientError;
+use crate::store::UnackedPayment;
+use crate::types::{PaymentReceipt, Settlement};
+
+/// What to do with the unacknowledged log once the hub said which device nonce it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResyncPlan {
+    /// Proofs the hub already has: prune them and resolve their `pay` calls.
+    pub acked: Vec<UnackedPayment>,
+    /// Proofs to send again, in nonce order, starting right after the hub's nonce.
+    pub resend: Vec<UnackedPayment>,
+}
+
+/// Splits the unacknowledged log (lowest nonce first) at `hub_nonce`. Fails if the hub claims
+/// a nonce the device never signed, or if the proofs to re-send do not continue the hub's
+/// nonce without a gap (the hub would refuse them all).
+pub fn plan_resync(
+    unacked: Vec<UnackedPayment>,
+    hub_nonce: u64,
+    our_nonce: u64,
+) -> Result<ResyncPlan, ClientError> {
+    if hub_nonce > our_nonce {
+        return Err(ClientError::HubMisbehaved(format!(
+            "hub claims device nonce {hub_nonce}, but the device signed only up to {our_nonce}"
+        )));
+    }
+    let (acked, resend): (Vec<_>, Vec<_>) =
+        unacked.into_iter().partition(|p| p.nonce() <= hub_nonce);
+    let mut expected = hub_nonce;
+    for p in &resend {
+        expected += 1;
+        if p.nonce() != expected {
+            return Err(ClientError::InvalidState(format!(
+                "hub holds device nonce {hub_nonce} but the unacknowledged log continues at \
+                 {} instead of {expected}: the device store lost proofs",
+                p.nonce()
+            )));
+        }
+    }
+    if expected != our_nonce {
+        return Err(ClientError::InvalidState(format!(
+            "hub holds device nonce {hub_nonce}, the device signed up to {our_nonce}, but only \
+             proofs up to {expected} are in the unacknowledged log"
+        )));
+    }
+    Ok(ResyncPlan { acked, resend })
+}
+
+/// The receipt for a payment the hub holds.
+pub fn receipt(p: &UnackedPayment) -> PaymentReceipt {
+    PaymentReceipt {
+        nonce: p.nonce(),
+        amount: p.amount,
+        transferred_amount: p.proof.proof.balance.transferred_amount,
+    }
+}
+
+/// Checks an acceptance against the proof that was sent with that nonce.
+pub fn check_accepted(
+    sent: &UnackedPayment,
+    nonce: u64,
+    transferred: U256,
+) -> Result<(), ClientError> {
+    let ours = sent.proof.proof.balance.transferred_amount;
+    if nonce != sent.nonce() || transferred != ours {
+        return Err(ClientError::HubMisbehaved(format!(
+            "ack for nonce {nonce} with transferred amount {transferred} does not match the sent \
+             proof (nonce {}, transferred {ours})",
+            sent.nonce()
+        )));
+    }
+    Ok(())
+}
+
+/// Whether a per-payment rejection code is worth a resync and re-send (the hub could not
+/// store it, or already has it) rather than a final answer.
+pub fn rejection_is_transient(code: tonic::Code) -> bool {
+    use tonic::Code as C;
+    matches!(
+        code,
+        C::Unavailable
+            | C::Internal
+            | C::ResourceExhausted
+            | C::Aborted
+            | C::DeadlineExceeded
+            | C::Unknown
+            | C::AlreadyExists
+    )
+}
+
+/// How a ledger event affected our channel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct EventEffect {
+    /// The channel changed and must be persisted.
+    pub changed: bool,
+    /// The hub closed the channel: contest with our latest hub proof, then settle.
+    pub hub_closed: bool,
+    /// The channel settled with this split.
+    pub settled: Option<Settlement>,
+}
+
+/// Applies `ev` to `channel` if it concerns it. Replays of events already reflected in the
+/// channel are no-ops, so op responses and the subscription may both deliver an event.
+pub fn apply_event(channel: &mut Channel, ev: &LedgerEvent) -> Result<EventEffect, ClientError> {
+    let id = channel.id();
+    let mut effect = EventEffect::default();
+    let open = matches!(channel.phase(), ChannelPhase::Open | ChannelPhase::Closing);
+    match &ev.kind {
+        LedgerEventKind::Deposit {
+            channel_id,
+            participant,
+            total_deposit,
+        } if *channel_id == id => {
+            effect.changed = raise_deposit(channel, *participant, *total_deposit)?;
+        }
+        LedgerEventKind::Withdraw {
+            channel_id,
+            participant,
+            total_withdraw,
+        } if *channel_id == id => {
+            effect.changed = raise_withdraw(channel, *participant, *total_withdraw)?;
+        }
+        LedgerEventKind::ChannelClosed {
+            channel_id,
+            closing_participant,
+            ..
+        } if *channel_id == id && open => {
+            channel.handle_ledger_closed(*closing_participant, ev.time)?;
+            effect.changed = true;
+            effect.hub_closed = *closing_participant == channel.partner_address();
+        }
+        LedgerEventKind::ChannelSettled {
+            channel_id,
+            participant1,
+            participant1_amount,
+            participant2_amount,
+            ..
+        } if *channel_id == id => {
+            if channel.phase() != ChannelPhase::Settled {
+                channel.handle_ledger_settled();
+                effect.changed = true;
+            }
+            let (device_amount, hub_amount) = if *participant1 == channel.our_address() {
+                (*participant1_amount, *participant2_amount)
+            } else {
+                (*participant2_amount, *participant1_amount)
+            };
+            effect.settled = Some(Settlement {
+                channel_id: id,
+                device_amount,
+                hub_amount,
+            });
+        }
+        _ => {}
+    }
+    Ok(effect)
+}
+
+/// Brings the channel's deposits and withdraws up to the ledger's record (they only grow).
+pub fn apply_record(channel: &mut Channel, rec: &ChannelRecord) -> Result<(), ClientError> {
+    if rec.id != channel.id() {
+        return Err(ClientError::HubMisbehaved(format!(
+            "ledger returned channel {} for channel {}",
+            rec.id,
+            channel.id()
+        )));
+    }
+    for p in &rec.participants {
+        raise_deposit(channel, p.address, p.total_deposit)?;
+        raise_withdraw(channel, p.address, p.total_withdraw)?;
+    }
+    Ok(())
+}
+
+/// Applies a ledger deposit total if it is above what the channel knows; `true` if applied.
+fn raise_deposit(channel: &mut Channel, who: Address, total: U256) -> Result<bool, ClientError> {
+    if total <= end_of(channel, who)?.total_deposit {
+        return Ok(false);
+    }
+    channel.handle_ledger_deposit(who, total)?;
+    Ok(true)
+}
+
+/// Applies a ledger withdraw total if it is above what the channel knows; `true` if applied.
+fn raise_withdraw(channel: &mut Channel, who: Address, total: U256) -> Result<bool, ClientError> {
+    if total <= end_of(channel, who)?.total_withdraw {
+        return Ok(false);
+    }
+    channel.handle_ledger_withdraw(who, total)?;
+    Ok(true)
+}
+
+fn end_of(
+    channel: &Channel,
+    who: Address,
+) -> Result<&channel_core::channel::EndState, ClientError> {
+    if who == channel.our_address() {
+        Ok(channel.our())
+    } else if who == channel.partner_address() {
+        Ok(channel.partner())
+    } else {
+        Err(ClientError::HubMisbehaved(format!(
+            "ledger event for our channel names {who}, who is not a participant"
+        )))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -6,11 +6,9 @@
 //! could hand back an older device proof than the newest one the device signed before it lost
 //! its store; only a store that survives avoids that.
 //!
-//! `Channel` has no public setter for its latest proofs, so they are restored through its serde
-//! form (`our.latest` / `partner.latest`); the unit test pins that shape.
+//! The proofs are installed with `Channel::restore_latest_proofs`, which checks them again.
 
 use channel_core::channel::Channel;
-use channel_core::primitives::Address;
 use channel_core::SignedBalanceProof;
 use tonic::Code;
 use voltlane_proto::convert::u256_bytes;
@@ -48,46 +46,16 @@ pub(crate) async fn from_hub(shared: &Shared, channel: Channel) -> Result<Channe
     restore_proofs(channel, ours, theirs)
 }
 
-fn check(channel: &Channel, p: &SignedBalanceProof, signer: Address) -> Result<(), ClientError> {
-    let bad = |why: String| ClientError::HubMisbehaved(format!("restored proof {why}"));
-    if p.proof.domain != *channel.domain() || p.proof.channel_identifier != channel.id() {
-        return Err(bad("is for another channel or ledger".into()));
-    }
-    if !p.proof.balance.locked_amount.is_zero() {
-        return Err(bad("carries locks, which the device cannot restore".into()));
-    }
-    let actual = p.signer()?;
-    if actual != signer {
-        return Err(bad(format!("is signed by {actual}, expected {signer}")));
-    }
-    Ok(())
-}
-
 /// Installs `ours` as our latest proof and `theirs` as the partner's, after checking them.
 pub fn restore_proofs(
-    channel: Channel,
+    mut channel: Channel,
     ours: Option<SignedBalanceProof>,
     theirs: Option<SignedBalanceProof>,
 ) -> Result<Channel, ClientError> {
-    if let Some(p) = &ours {
-        check(&channel, p, channel.our_address())?;
-    }
-    if let Some(p) = &theirs {
-        check(&channel, p, channel.partner_address())?;
-    }
-    let shape = |what: &str| ClientError::InvalidState(format!("channel serde shape: {what}"));
-    let mut v = serde_json::to_value(&channel).map_err(|e| shape(&e.to_string()))?;
-    for (end, proof) in [("our", ours), ("partner", theirs)] {
-        let Some(proof) = proof else { continue };
-        let obj = v
-            .as_object_mut()
-            .and_then(|o| o.get_mut(end))
-            .and_then(|e| e.as_object_mut())
-            .ok_or_else(|| shape(&format!("no `{end}` object")))?;
-        let value = serde_json::to_value(proof).map_err(|e| shape(&e.to_string()))?;
-        obj.insert("latest".into(), value);
-    }
-    serde_json::from_value(v).map_err(|e| shape(&e.to_string()))
+    channel
+        .restore_latest_proofs(ours, theirs)
+        .map_err(|e| ClientError::HubMisbehaved(format!("restored proof refused: {e}")))?;
+    Ok(channel)
 }
 
 #[cfg(test)]
@@ -95,7 +63,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use channel_core::primitives::U256;
-    use channel_core::{Domain, LocalSigner, Signer, H256};
+    use channel_core::{Address, Domain, LocalSigner, Signer, H256};
 
     use super::*;
 

@@ -24,6 +24,7 @@ mod close;
 pub use close::{CloseTransaction, UpdateTransaction};
 mod end_state;
 mod error;
+mod restore;
 mod transfer;
 mod withdraw;
 

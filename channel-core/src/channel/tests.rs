@@ -493,3 +493,27 @@ fn serde_roundtrip_keeps_the_channel() {
     back.handle_payment(&proof, u(5)).unwrap();
     assert_eq!(back.partner().nonce(), 2);
 }
+
+#[test]
+fn restore_latest_proofs_checks_signers_and_continues() {
+    let mut pair = Pair::new(u(100), u(100));
+    pair.pay(Side::A, u(10)).unwrap();
+    pair.pay(Side::B, u(4)).unwrap();
+    let ours = pair.a.our_latest_proof().copied();
+    let theirs = pair.a.partner_latest_proof().copied();
+    let fresh = Pair::new(u(100), u(100)).a;
+
+    let mut swapped = fresh.clone();
+    assert!(matches!(
+        swapped.restore_latest_proofs(theirs, ours),
+        Err(ChannelError::BadSignature(_))
+    ));
+    assert_eq!(swapped, fresh, "a refused restore changes nothing");
+
+    let mut restored = fresh;
+    restored.restore_latest_proofs(ours, theirs).unwrap();
+    assert_eq!(restored.our_balance().unwrap(), u(94));
+    pair.a = restored;
+    pair.pay(Side::A, u(1)).unwrap();
+    assert_eq!(pair.b.partner().nonce(), 2);
+}

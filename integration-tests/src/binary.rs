@@ -1,0 +1,143 @@
+//! Locating the `voltlane-hub` binary.
+//!
+//! Cargo only exposes `CARGO_BIN_EXE_<name>` to a package's *own* tests, and a dependency on
+//! `voltlane-hub` would build its library, not its binary. So the harness finds the binary
+//! next to the running executable: tests run from `<target>/<profile>/deps/`, `loadgen` from
+//! `<target>/<profile>/`, and the hub lands in `<target>/<profile>/voltlane-hub`.
+//!
+//! If that file is missing or older than any source it is built from (`hub/`, `proto/`,
+//! `channel-core/`), [`hub_binary`] runs `cargo build -p voltlane-hub` for the same profile
+//! and target directory, once per process (a [`OnceLock`]); concurrent processes are
+//! serialised by cargo's own build-directory lock. `VOLTLANE_HUB_BIN=<path>` skips all of
+//! this and uses the given binary.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::SystemTime;
+
+use crate::error::HarnessError;
+
+/// Environment variable naming the hub binary to use instead of the one in the target dir.
+pub const HUB_BIN_ENV: &str = "VOLTLANE_HUB_BIN";
+
+/// Name of the hub's binary target.
+const HUB_BIN: &str = "voltlane-hub";
+
+/// Workspace directories the hub binary is built from.
+const SOURCES: &[&str] = &["hub", "proto", "channel-core"];
+
+/// Path of an up-to-date hub binary (building it once if needed).
+pub fn hub_binary() -> Result<PathBuf, HarnessError> {
+    static BIN: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    BIN.get_or_init(resolve)
+        .clone()
+        .map_err(HarnessError::Binary)
+}
+
+fn resolve() -> Result<PathBuf, String> {
+    if let Some(path) = std::env::var_os(HUB_BIN_ENV) {
+        let path = PathBuf::from(path);
+        return if path.is_file() {
+            Ok(path)
+        } else {
+            Err(format!("{HUB_BIN_ENV}={} is not a file", path.display()))
+        };
+    }
+    let exe = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
+    let mut profile_dir = exe
+        .parent()
+        .ok_or_else(|| format!("{} has no parent", exe.display()))?;
+    if matches!(
+        profile_dir.file_name().and_then(|n| n.to_str()),
+        Some("deps" | "examples")
+    ) {
+        profile_dir = profile_dir
+            .parent()
+            .ok_or_else(|| format!("{} has no parent", profile_dir.display()))?;
+    }
+    let bin = profile_dir.join(HUB_BIN);
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .ok_or("integration-tests has no parent directory")?;
+    if is_fresh(&bin, workspace) {
+        return Ok(bin);
+    }
+    let target_dir = profile_dir
+        .parent()
+        .ok_or_else(|| format!("{} has no parent", profile_dir.display()))?;
+    let profile = profile_dir
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| format!("{} has no profile name", profile_dir.display()))?;
+    match build(workspace, target_dir, profile) {
+        Ok(()) if bin.is_file() => Ok(bin),
+        Ok(()) => Err(format!("built, but {} does not exist", bin.display())),
+        // Someone may be mid-edit in hub/: an older binary is better than none.
+        Err(e) if bin.is_file() => {
+            eprintln!("warning: {e}; using the existing {}", bin.display());
+            Ok(bin)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// `bin` exists and is newer than every file under the hub's source directories.
+fn is_fresh(bin: &Path, workspace: &Path) -> bool {
+    let Some(built) = modified(bin) else {
+        return false;
+    };
+    SOURCES
+        .iter()
+        .filter_map(|d| newest(&workspace.join(d)))
+        .all(|t| t <= built)
+}
+
+fn modified(path: &Path) -> Option<SystemTime> {
+    std::fs::metadata(path).and_then(|m| m.modified()).ok()
+}
+
+/// Newest modification time of the files under `dir` (skipping `target`).
+fn newest(dir: &Path) -> Option<SystemTime> {
+    let mut best = modified(dir);
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let t = if path.is_dir() {
+            if path.file_name().is_some_and(|n| n == "target") {
+                continue;
+            }
+            newest(&path)
+        } else {
+            modified(&path)
+        };
+        best = best.max(t);
+    }
+    best
+}
+
+fn build(workspace: &Path, target_dir: &Path, profile: &str) -> Result<(), String> {
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    let mut cmd = Command::new(cargo);
+    cmd.current_dir(workspace)
+        .args(["build", "-p", HUB_BIN, "--bin", HUB_BIN, "--target-dir"])
+        .arg(target_dir);
+    match profile {
+        "debug" => {}
+        "release" => {
+            cmd.arg("--release");
+        }
+        other => {
+            cmd.args(["--profile", other]);
+        }
+    }
+    eprintln!("building the hub: {cmd:?}");
+    let status = cmd
+        .status()
+        .map_err(|e| format!("cannot run cargo build: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("`cargo build -p {HUB_BIN}` failed: {status}"))
+    }
+}

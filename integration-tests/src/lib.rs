@@ -1,0 +1,25 @@
+//! # integration-tests
+//!
+//! End-to-end checks of Voltlane against the **real** `voltlane-hub` binary, started as a
+//! child process on a free loopback port, plus the `loadgen` load generator.
+//!
+//! - [`binary`]: finds (and if needed builds, once per process) the `voltlane-hub` binary.
+//! - [`process`]: [`HubProcess`], one hub process with its own temporary data directory:
+//!   start, wait until healthy, `kill -9`, restart on the same data dir and port.
+//! - [`device`]: [`TestDevice`], a device speaking raw `voltlane.v1` protobuf with a
+//!   `channel_core::channel::Channel` for its own state: login, mint, open, deposit, sign
+//!   payments, pipelined `Payments.Pay`.
+//! - [`stats`]: latency percentiles and the raw k256 sign/verify rates for the loadgen.
+//!
+//! What this crate does not do: use the device SDK (`voltlane-client`; SDK-based tests are
+//! separate), talk to anything but loopback, or run without a Unix `SIGKILL` (`Child::kill`).
+
+pub mod binary;
+pub mod device;
+pub mod error;
+pub mod process;
+pub mod stats;
+
+pub use device::{PayAck, PaySession, TestDevice};
+pub use error::HarnessError;
+pub use process::{HubOptions, HubProcess};

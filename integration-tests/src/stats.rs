@@ -1,0 +1,92 @@
+//! Figures for the load generator: latency percentiles and the raw k256 sign/verify cost.
+
+use std::time::{Duration, Instant};
+
+use channel_core::crypto::{keccak256, PeerKey, Signer};
+use channel_core::H256;
+
+use crate::device::device_key;
+use crate::error::HarnessError;
+
+/// The `q`-quantile (0..=1) of an ascending slice, nearest-rank; zero when empty.
+pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let rank = (q * sorted.len() as f64).ceil() as usize;
+    sorted[rank.clamp(1, sorted.len()) - 1]
+}
+
+/// Mean cost of one k256 signature and one verification, measured in this process.
+#[derive(Clone, Copy, Debug)]
+pub struct CryptoCost {
+    pub sign: Duration,
+    pub verify: Duration,
+}
+
+impl CryptoCost {
+    /// Times `n` `LocalSigner::sign_hash` and then `n` `PeerKey::verify` (key already
+    /// learned, as the hub holds it for a known device) over distinct digests.
+    pub fn measure(n: usize) -> Result<Self, HarnessError> {
+        let n = n.max(1);
+        let key = device_key(0xC0FFEE, 0)?;
+        let hashes: Vec<H256> = (0..n as u64).map(|i| keccak256(&i.to_be_bytes())).collect();
+        let started = Instant::now();
+        let mut sigs = Vec::with_capacity(n);
+        for h in &hashes {
+            sigs.push(
+                key.sign_hash(h)
+                    .map_err(|e| HarnessError::Channel(e.to_string()))?,
+            );
+        }
+        let sign = started.elapsed() / n as u32;
+
+        let mut peer = PeerKey::new(key.address());
+        peer.verify(&hashes[0], &sigs[0])
+            .map_err(|e| HarnessError::Channel(e.to_string()))?;
+        let started = Instant::now();
+        for (h, s) in hashes.iter().zip(&sigs) {
+            peer.verify(h, s)
+                .map_err(|e| HarnessError::Channel(e.to_string()))?;
+        }
+        let verify = started.elapsed() / n as u32;
+        Ok(Self { sign, verify })
+    }
+
+    pub fn signs_per_sec(&self) -> f64 {
+        per_sec(self.sign)
+    }
+
+    pub fn verifies_per_sec(&self) -> f64 {
+        per_sec(self.verify)
+    }
+
+    /// `cores / (sign + verify)`: payments/s if every core did nothing but the one device
+    /// signature and one hub verification each payment needs.
+    pub fn bound(&self, cores: usize) -> f64 {
+        cores as f64 * per_sec(self.sign + self.verify)
+    }
+}
+
+fn per_sec(d: Duration) -> f64 {
+    if d.is_zero() {
+        f64::INFINITY
+    } else {
+        1.0 / d.as_secs_f64()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let v: Vec<Duration> = (1..=1000).map(Duration::from_micros).collect();
+        assert_eq!(percentile(&v, 0.5), Duration::from_micros(500));
+        assert_eq!(percentile(&v, 0.99), Duration::from_micros(990));
+        assert_eq!(percentile(&v, 0.999), Duration::from_micros(999));
+        assert_eq!(percentile(&v, 1.0), Duration::from_micros(1000));
+        assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+}

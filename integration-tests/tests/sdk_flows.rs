@@ -1,0 +1,257 @@
+//! The device SDK (`voltlane-client`) against a real hub process: a long stream of payments
+//! closed cooperatively, a `kill -9` of the hub in the middle of a stream, and a stale close
+//! by the hub that the SDK's watcher contests. Every test ends by checking the ledger's token
+//! balances to the unit.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use channel_core::crypto::Signer;
+use channel_core::primitives::decode_hex;
+use channel_core::LocalSigner;
+use futures::future::join_all;
+use integration_tests::{HubOptions, HubProcess, TestDevice};
+use voltlane_client::{Client, DeviceStore, U256};
+use voltlane_proto::convert::{address_bytes, signature_bytes, u256_bytes};
+use voltlane_proto::v1;
+
+fn u(n: u64) -> U256 {
+    U256::from(n)
+}
+
+fn device_key(n: u8) -> LocalSigner {
+    let mut b = [0x11u8; 32];
+    b[31] = n;
+    LocalSigner::from_bytes(&b).unwrap()
+}
+
+fn operator_key(hub: &HubProcess) -> LocalSigner {
+    let text = std::fs::read_to_string(hub.data_dir().join("operator.key")).unwrap();
+    LocalSigner::from_bytes(&decode_hex(text.trim()).unwrap()).unwrap()
+}
+
+/// Polls `check` every 50 ms until it holds or `limit` passes (then fails with `what`).
+async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(
+            start.elapsed() < limit,
+            "timed out after {limit:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn thousand_payments_then_cooperative_close_pay_out_exactly() {
+    let hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let client = Client::connect(&hub.url(), device_key(1), DeviceStore::in_memory())
+        .await
+        .unwrap();
+    let hub_address = client.hub_address();
+    client.mint(u(1_000_000)).await.unwrap();
+    client.open_channel(u(100_000)).await.unwrap();
+    // 1,000 payments, up to 100 in flight at a time on the one stream.
+    for _ in 0..10 {
+        let receipts = join_all((0..100).map(|_| client.pay(u(7)))).await;
+        for r in receipts {
+            r.unwrap();
+        }
+    }
+    let balances = client.balances().unwrap();
+    assert_eq!(balances.our_nonce, 1_000);
+    assert_eq!(balances.our_transferred, u(7_000));
+    assert_eq!(balances.ours, u(93_000));
+
+    let hub_before = client.token_balance(hub_address).await.unwrap();
+    let settlement = client.cooperative_close().await.unwrap();
+    assert_eq!(settlement.device_amount, u(93_000));
+    assert_eq!(settlement.hub_amount, u(7_000));
+    assert_eq!(
+        client.token_balance(client.address()).await.unwrap(),
+        u(1_000_000 - 7_000)
+    );
+    assert_eq!(
+        client.token_balance(hub_address).await.unwrap(),
+        hub_before + u(7_000)
+    );
+}
+
+#[tokio::test]
+async fn kill_9_mid_stream_loses_nothing_and_the_client_resumes() {
+    let mut hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let client = Arc::new(
+        Client::connect(
+            &hub.url(),
+            device_key(2),
+            DeviceStore::open(store_dir.path().join("device")).unwrap(),
+        )
+        .await
+        .unwrap(),
+    );
+    let hub_address = client.hub_address();
+    client.mint(u(10_000)).await.unwrap();
+    client.open_channel(u(5_000)).await.unwrap();
+
+    const PAYMENTS: u64 = 400;
+    let acked = Arc::new(AtomicU64::new(0));
+    let payer = {
+        let (client, acked) = (client.clone(), acked.clone());
+        tokio::spawn(async move {
+            for _ in 0..PAYMENTS / 20 {
+                for r in join_all((0..20).map(|_| client.pay(u(5)))).await {
+                    r.unwrap();
+                    acked.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        })
+    };
+    eventually(Duration::from_secs(30), "100 acknowledged payments", || {
+        let n = acked.load(Ordering::SeqCst);
+        async move { n >= 100 }
+    })
+    .await;
+    hub.kill9().unwrap();
+    let acked_before_kill = acked.load(Ordering::SeqCst);
+    hub.restart().await.unwrap();
+
+    // The client reconnects, learns which nonce the restarted hub holds, re-sends the rest
+    // and every outstanding `pay` resolves.
+    tokio::time::timeout(Duration::from_secs(60), payer)
+        .await
+        .expect("payments finish after the restart")
+        .unwrap();
+    assert!(acked_before_kill >= 100);
+    assert_eq!(acked.load(Ordering::SeqCst), PAYMENTS);
+    let balances = client.balances().unwrap();
+    assert_eq!(balances.our_nonce, PAYMENTS);
+
+    let hub_before = client.token_balance(hub_address).await.unwrap();
+    let settlement = client.cooperative_close().await.unwrap();
+    assert_eq!(settlement.hub_amount, u(5 * PAYMENTS));
+    assert_eq!(
+        client.token_balance(hub_address).await.unwrap(),
+        hub_before + u(5 * PAYMENTS),
+        "the hub is paid for every payment, none twice"
+    );
+    assert_eq!(
+        client.token_balance(client.address()).await.unwrap(),
+        u(10_000 - 5 * PAYMENTS)
+    );
+}
+
+#[tokio::test]
+async fn a_stale_close_by_the_hub_is_contested_by_the_sdk() {
+    let hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let client = Client::connect(&hub.url(), device_key(4), DeviceStore::in_memory())
+        .await
+        .unwrap();
+    client.mint(u(1_000)).await.unwrap();
+    let id = client.open_channel(u(500)).await.unwrap();
+
+    // The operator funds its side so that it can pay the device.
+    let op_key = operator_key(&hub);
+    let op = TestDevice::login(hub.connect().await.unwrap(), op_key.clone())
+        .await
+        .unwrap();
+    op.ledger()
+        .mint(v1::MintRequest {
+            to: address_bytes(&op_key.address()),
+            amount: u256_bytes(&u(300)),
+        })
+        .await
+        .unwrap();
+    op.ledger()
+        .set_total_deposit(v1::SetTotalDepositRequest {
+            channel_id: u256_bytes(&id),
+            participant: address_bytes(&op_key.address()),
+            total_deposit: u256_bytes(&u(300)),
+        })
+        .await
+        .unwrap();
+
+    client.pay(u(50)).await.unwrap();
+    let stale = *client
+        .channel()
+        .unwrap()
+        .unwrap()
+        .our_latest_proof()
+        .unwrap();
+    client.pay(u(30)).await.unwrap();
+    for _ in 0..2 {
+        op.payments()
+            .operator_pay(v1::OperatorPayRequest {
+                channel_id: u256_bytes(&id),
+                amount: u256_bytes(&u(100)),
+            })
+            .await
+            .unwrap();
+    }
+    eventually(
+        Duration::from_secs(10),
+        "the device holds both hub payments",
+        || {
+            let got = client.balances().unwrap().hub_transferred;
+            async move { got == u(200) }
+        },
+    )
+    .await;
+
+    // The hub closes with the device's older proof (80 was paid, the proof says 50).
+    let closing_signature = stale.counter_sign_close(&op_key).unwrap();
+    op.ledger()
+        .close_channel(v1::CloseChannelRequest {
+            channel_id: u256_bytes(&id),
+            partner_proof: Some((&stale).into()),
+            closing_signature: signature_bytes(&closing_signature),
+        })
+        .await
+        .unwrap();
+
+    // The SDK's watcher puts the hub's latest proof on the ledger, then the channel settles.
+    let ledger_channel = |op: &TestDevice| {
+        let mut ledger = op.ledger();
+        async move {
+            ledger
+                .get_channel(v1::GetLedgerChannelRequest {
+                    channel_id: u256_bytes(&id),
+                })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    };
+    eventually(Duration::from_secs(20), "the channel to settle", || {
+        let f = ledger_channel(&op);
+        async move { f.await.phase == v1::ChannelPhase::Settled as i32 }
+    })
+    .await;
+    let settled = ledger_channel(&op).await;
+    let hub_side = settled
+        .participants
+        .iter()
+        .find(|p| p.address == address_bytes(&op_key.address()))
+        .unwrap();
+    assert_eq!(
+        hub_side.balance.as_ref().map(|b| b.nonce),
+        Some(2),
+        "the device submitted the hub's latest proof"
+    );
+    // Device: 500 left outside + (500 - 50 + 200) from the channel.
+    assert_eq!(
+        client.token_balance(client.address()).await.unwrap(),
+        u(500 + 650)
+    );
+    assert_eq!(
+        client.token_balance(op_key.address()).await.unwrap(),
+        u(300 - 200 + 50)
+    );
+}

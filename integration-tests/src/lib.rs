@@ -23,3 +23,20 @@ pub mod stats;
 pub use device::{PayAck, PaySession, TestDevice};
 pub use error::HarnessError;
 pub use process::{HubOptions, HubProcess};
+
+use std::future::Future;
+use std::time::Duration;
+
+/// Awaits `fut` for at most `limit`; on timeout the error names `what`.
+pub async fn within<T>(
+    limit: Duration,
+    what: &str,
+    fut: impl Future<Output = T>,
+) -> Result<T, HarnessError> {
+    tokio::time::timeout(limit, fut)
+        .await
+        .map_err(|_| HarnessError::Timeout {
+            what: what.to_string(),
+            after: limit,
+        })
+}

@@ -192,6 +192,7 @@ impl HubProcess {
         }
         cmd.args(&self.options.extra_args)
             .env("RUST_LOG", &self.options.rust_log)
+            .env("NO_COLOR", "1")
             .stdin(Stdio::null())
             .stdout(log.try_clone()?)
             .stderr(log);

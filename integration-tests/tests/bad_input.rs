@@ -6,7 +6,8 @@
 
 use channel_core::primitives::U256;
 use integration_tests::device::{device_key, payment_message, Bearer};
-use integration_tests::{HubOptions, HubProcess, PayAck, TestDevice};
+use integration_tests::{within, HubOptions, HubProcess, PayAck, TestDevice};
+use std::time::Duration;
 use tonic::{Code, Status};
 use voltlane_proto::convert::{address_bytes, u256_bytes};
 use voltlane_proto::v1;
@@ -68,6 +69,12 @@ fn expect_status<T: std::fmt::Debug>(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_input_gets_precise_statuses_and_changes_nothing() {
+    within(Duration::from_secs(30), "the bad-input test", run())
+        .await
+        .unwrap();
+}
+
+async fn run() {
     let hub = HubProcess::start(HubOptions::default()).await.unwrap();
     let conn = hub.connect().await.unwrap();
     let mut alice = TestDevice::login(conn.clone(), device_key(13, 0).unwrap())
@@ -138,20 +145,6 @@ async fn bad_input_gets_precise_statuses_and_changes_nothing() {
         Code::OutOfRange,
         "decoded message length too large",
     );
-    let mut big = payment_message(&proof, five);
-    big.amount = vec![0; MAX_MESSAGE + 1];
-    pay.send(big).await.unwrap();
-    let err = pay
-        .next_ack()
-        .await
-        .expect_err("an oversized stream message ends the stream");
-    assert!(
-        format!("{err}").contains("OutOfRange")
-            || format!("{err}").contains("Out of range")
-            || format!("{err}").contains("too large"),
-        "{err}"
-    );
-
     // --- malformed field lengths: INVALID_ARGUMENT naming the field ---
     expect_status(
         alice
@@ -258,4 +251,38 @@ async fn bad_input_gets_precise_statuses_and_changes_nothing() {
 
     // --- nothing changed ---
     assert_eq!(snapshot(&alice, &[&bob]).await, before);
+}
+
+/// An over-limit message on the `Pay` stream should end the stream with OUT_OF_RANGE and
+/// change nothing. Ignored: today the hub swallows the decode error (`Some(Err(_))` only
+/// closes its inbound side) and its `else => return` arm is unreachable while the shutdown
+/// branch is armed, so the response stream neither fails nor ends and the client waits
+/// forever (bounded here at 5 s).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_stream_message_ends_the_pay_stream_with_out_of_range() {
+    let hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let mut alice = TestDevice::login(hub.connect().await.unwrap(), device_key(14, 0).unwrap())
+        .await
+        .unwrap();
+    alice.open_channel(U256::from(100u64)).await.unwrap();
+    let five = U256::from(5u64);
+    let mut big = alice.next_payment(five).unwrap();
+    big.amount = vec![0; MAX_MESSAGE + 1];
+    let before = alice.hub_view().await.unwrap();
+    let mut pay = alice.pay_session(4).await.unwrap();
+    pay.send(big).await.unwrap();
+    let answer = within(
+        Duration::from_secs(5),
+        "the Pay stream to fail",
+        pay.next_ack(),
+    )
+    .await
+    .unwrap();
+    match answer {
+        Err(integration_tests::HarnessError::Status(s)) => {
+            assert_eq!(s.code(), Code::OutOfRange, "{s:?}")
+        }
+        other => panic!("expected OUT_OF_RANGE, got {other:?}"),
+    }
+    assert_eq!(alice.hub_view().await.unwrap(), before);
 }

@@ -11,7 +11,7 @@ use channel_core::primitives::U256;
 use channel_core::SignedBalanceProof;
 use futures::StreamExt;
 use integration_tests::device::{device_key, device_nonce};
-use integration_tests::{HubOptions, HubProcess, PayAck, TestDevice};
+use integration_tests::{within, HubOptions, HubProcess, PayAck, TestDevice};
 use voltlane_proto::convert::{address_bytes, u256_bytes};
 use voltlane_proto::v1;
 
@@ -33,6 +33,16 @@ async fn token_balance(device: &TestDevice, who: channel_core::primitives::Addre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn device_closes_without_proof_then_hub_contests_and_settles_exactly() {
+    within(
+        Duration::from_secs(30),
+        "device_closes_without_proof_then_hub_contests_and_settles_exactly",
+        run(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn run() {
     let hub = HubProcess::start(HubOptions {
         settlement_window_secs: WINDOW_SECS,
         ..HubOptions::default()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use channel_core::primitives::U256;
 use integration_tests::device::{device_key, device_nonce, payment_message};
-use integration_tests::{HubOptions, HubProcess, PayAck, TestDevice};
+use integration_tests::{within, HubOptions, HubProcess, PayAck, TestDevice};
 use tonic::Code;
 
 const WINDOW: usize = 64;
@@ -20,6 +20,16 @@ const ACK_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_payments_survive_kill9_and_the_device_resumes() {
+    within(
+        Duration::from_secs(45),
+        "acknowledged_payments_survive_kill9_and_the_device_resumes",
+        run(),
+    )
+    .await
+    .unwrap();
+}
+
+async fn run() {
     let mut hub = HubProcess::start(HubOptions::default()).await.unwrap();
     let mut device = TestDevice::login(hub.connect().await.unwrap(), device_key(11, 0).unwrap())
         .await

@@ -22,31 +22,34 @@ const ACK_BUFFER: usize = 256;
 /// Payments of one stream applied but not yet durable; past this the stream stops reading.
 const MAX_IN_FLIGHT: usize = 1024;
 
-/// Applies one payment message now and returns the future of its ack (resolving once the
-/// payment is durable, or at once with a rejection).
-fn handle_payment(
+/// The ack of one payment, once it is known.
+type PendingAck = std::pin::Pin<Box<dyn std::future::Future<Output = v1::PaymentAck> + Send>>;
+
+/// Applies one payment message to its channel before returning (so the payments of a stream
+/// are applied strictly in arrival order), and returns the future of its ack: it resolves
+/// once the payment is durable, or at once with a rejection.
+async fn apply_payment(
     engine: &ChannelEngine,
     caller: channel_core::Address,
     msg: v1::PaymentMessage,
-) -> std::pin::Pin<Box<dyn std::future::Future<Output = v1::PaymentAck> + Send>> {
+) -> PendingAck {
     let request_id = msg.request_id;
-    let engine = engine.clone();
-    Box::pin(async move {
-        let payment = match decode::<_, Payment>(msg) {
-            Ok(p) => p,
-            Err(e) => return rejection(request_id, e),
-        };
-        match engine.begin_payment(caller, payment).await {
-            Ok(durable) => match durable.await {
+    let applied = match decode::<_, Payment>(msg) {
+        Ok(payment) => engine.begin_payment(caller, payment).await,
+        Err(e) => Err(e),
+    };
+    match applied {
+        Ok(durable) => Box::pin(async move {
+            match durable.await {
                 Ok(accepted) => v1::PaymentAck {
                     request_id,
                     outcome: Some(v1::payment_ack::Outcome::Accepted(accepted)),
                 },
                 Err(e) => rejection(request_id, e),
-            },
-            Err(e) => rejection(request_id, e),
-        }
-    })
+            }
+        }),
+        Err(e) => Box::pin(std::future::ready(rejection(request_id, e))),
+    }
 }
 
 fn decode<M, D: TryFrom<M, Error = FieldError>>(m: M) -> Result<D, HubError> {
@@ -151,7 +154,16 @@ impl v1::payments_server::Payments for PaymentsService {
             // out in order while many payments share one fsync.
             let mut in_flight = FuturesOrdered::new();
             let mut inbound_open = true;
+            // Why the inbound side ended, if it failed (e.g. a message over the size limit):
+            // sent as the stream's final status once every earlier payment is acked.
+            let mut inbound_error: Option<Status> = None;
             loop {
+                if !inbound_open && in_flight.is_empty() {
+                    if let Some(status) = inbound_error.take() {
+                        let _ = tx.send(Err(status)).await;
+                    }
+                    return;
+                }
                 tokio::select! {
                     _ = shutdown.wait() => {
                         let _ = tx.send(Err(HubError::ShuttingDown.into())).await;
@@ -163,17 +175,18 @@ impl v1::payments_server::Payments for PaymentsService {
                         }
                     }
                     msg = inbound.next(), if inbound_open && in_flight.len() < MAX_IN_FLIGHT => {
-                        let msg = match msg {
-                            Some(Ok(m)) => m,
-                            // Client closed its side or the transport failed: finish acking.
-                            Some(Err(_)) | None => {
-                                inbound_open = false;
-                                continue;
+                        match msg {
+                            Some(Ok(m)) => {
+                                in_flight.push_back(apply_payment(&engine, caller, m).await);
                             }
-                        };
-                        in_flight.push_back(handle_payment(&engine, caller, msg));
+                            Some(Err(status)) => {
+                                inbound_open = false;
+                                inbound_error = Some(status);
+                            }
+                            // The client closed its side: finish acking, then end the stream.
+                            None => inbound_open = false,
+                        }
                     }
-                    else => return,
                 }
             }
         });

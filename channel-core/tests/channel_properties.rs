@@ -337,7 +337,7 @@ fn run_ops(world: &mut World, ops: &[Op]) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 96, .. ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig { cases: 256, .. ProptestConfig::default() })]
 
     #[test]
     fn honest_settlement_pays_the_off_chain_state(

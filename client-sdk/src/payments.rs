@@ -54,12 +54,12 @@ fn stream_closed() -> ClientError {
     }
 }
 
-/// The device nonce the hub holds for `channel_id`.
-pub(crate) async fn hub_device_nonce(
+/// The hub's view of channel `channel_id` (`Channels.GetChannel`).
+pub(crate) async fn hub_channel_state(
     shared: &Shared,
     channel_id: U256,
-) -> Result<u64, ClientError> {
-    let state = shared
+) -> Result<v1::ChannelState, ClientError> {
+    shared
         .rpc
         .call("Channels.GetChannel", move |mut c| async move {
             c.channels
@@ -68,7 +68,15 @@ pub(crate) async fn hub_device_nonce(
                 })
                 .await
         })
-        .await?;
+        .await
+}
+
+/// The device nonce the hub holds for `channel_id`.
+pub(crate) async fn hub_device_nonce(
+    shared: &Shared,
+    channel_id: U256,
+) -> Result<u64, ClientError> {
+    let state = hub_channel_state(shared, channel_id).await?;
     Ok(state
         .device_proof
         .and_then(|p| p.proof)

@@ -11,7 +11,6 @@
 use channel_core::channel::Channel;
 use channel_core::SignedBalanceProof;
 use tonic::Code;
-use voltlane_proto::convert::u256_bytes;
 use voltlane_proto::v1;
 
 use crate::error::ClientError;
@@ -21,16 +20,7 @@ use crate::shared::Shared;
 /// the channel yet leaves it as it is.
 pub(crate) async fn from_hub(shared: &Shared, channel: Channel) -> Result<Channel, ClientError> {
     let channel_id = channel.id();
-    let state = shared
-        .rpc
-        .call("Channels.GetChannel", move |mut c| async move {
-            c.channels
-                .get_channel(v1::GetChannelRequest {
-                    channel_id: u256_bytes(&channel_id),
-                })
-                .await
-        })
-        .await;
+    let state = crate::payments::hub_channel_state(shared, channel_id).await;
     let state = match state {
         Ok(s) => s,
         Err(e) if e.code() == Some(Code::NotFound) => return Ok(channel),

@@ -26,6 +26,22 @@ fn next_payment_from_a(pair: &mut Pair, amount: u64) -> SignedBalanceProof {
     }
 }
 
+/// A payment proof of A with the given nonce and transferred amount, whatever A's state.
+fn signed_by_a(pair: &Pair, nonce: u64, transferred: u64) -> SignedBalanceProof {
+    BalanceProof {
+        domain: test_domain(),
+        channel_identifier: u(1),
+        nonce,
+        balance: crate::proofs::BalanceData {
+            transferred_amount: u(transferred),
+            ..Default::default()
+        },
+        additional_hash: H256::ZERO,
+    }
+    .sign(&pair.key_a)
+    .unwrap()
+}
+
 /// Asserts that `f` fails with `want` and leaves `b` untouched.
 fn rejected(
     pair: &mut Pair,
@@ -79,18 +95,7 @@ fn cannot_send_more_than_held() {
 fn rejects_amount_beyond_sender_balance() {
     let mut pair = Pair::new(u(10), u(0));
     // A signs a proof for more than it holds (a malicious sender bypassing its own checks).
-    let proof = BalanceProof {
-        domain: test_domain(),
-        channel_identifier: u(1),
-        nonce: 1,
-        balance: crate::proofs::BalanceData {
-            transferred_amount: u(11),
-            ..Default::default()
-        },
-        additional_hash: H256::ZERO,
-    }
-    .sign(&pair.key_a)
-    .unwrap();
+    let proof = signed_by_a(&pair, 1, 11);
     rejected(
         &mut pair,
         ChannelError::InsufficientBalance {
@@ -163,18 +168,7 @@ fn rejects_nonce_gap_and_decreasing_transfer() {
         },
         |b| b.handle_payment(&skipped, u(1)),
     );
-    let lower = BalanceProof {
-        domain: test_domain(),
-        channel_identifier: u(1),
-        nonce: 2,
-        balance: crate::proofs::BalanceData {
-            transferred_amount: u(10),
-            ..Default::default()
-        },
-        additional_hash: H256::ZERO,
-    }
-    .sign(&pair.key_a)
-    .unwrap();
+    let lower = signed_by_a(&pair, 2, 10);
     rejected(
         &mut pair,
         ChannelError::TransferredAmountDecreased {

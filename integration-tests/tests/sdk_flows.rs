@@ -1,6 +1,6 @@
 //! The device SDK (`voltlane-client`) against a real hub process: a long stream of payments
-//! closed cooperatively, a `kill -9` of the hub in the middle of a stream, and a stale close
-//! by the hub that the SDK's watcher contests. Every test ends by checking the ledger's token
+//! closed cooperatively, a `kill -9` of the hub in the middle of a stream, a device reboot
+//! with unacknowledged payments, and a stale close by the hub that the SDK's watcher contests. Every test ends by checking the ledger's token
 //! balances to the unit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
@@ -253,5 +253,78 @@ async fn a_stale_close_by_the_hub_is_contested_by_the_sdk() {
     assert_eq!(
         client.token_balance(op_key.address()).await.unwrap(),
         u(300 - 200 + 50)
+    );
+}
+
+/// Opens the device store at `path`, retrying while a dropped client still releases it.
+async fn reopen_store(path: &std::path::Path) -> DeviceStore {
+    let start = Instant::now();
+    loop {
+        match DeviceStore::open(path) {
+            Ok(store) => return store,
+            Err(e) => {
+                assert!(
+                    start.elapsed() < Duration::from_secs(10),
+                    "store not released: {e}"
+                );
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_rebooted_device_resends_what_the_hub_never_acknowledged() {
+    let mut hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let path = store_dir.path().join("device");
+    let client = Arc::new(
+        Client::connect(&hub.url(), device_key(5), DeviceStore::open(&path).unwrap())
+            .await
+            .unwrap(),
+    );
+    let hub_address = client.hub_address();
+    client.mint(u(1_000)).await.unwrap();
+    client.open_channel(u(1_000)).await.unwrap();
+    client.pay(u(5)).await.unwrap();
+
+    // The hub goes away; the device signs three more payments that cannot be acknowledged,
+    // then reboots (its tasks die with the client).
+    hub.kill9().unwrap();
+    let pending: Vec<_> = (0..3)
+        .map(|_| {
+            let client = client.clone();
+            tokio::spawn(async move { client.pay(u(5)).await })
+        })
+        .collect();
+    eventually(Duration::from_secs(5), "three payments signed", || {
+        let nonce = client.balances().unwrap().our_nonce;
+        async move { nonce == 4 }
+    })
+    .await;
+    for p in pending {
+        p.abort();
+    }
+    drop(client);
+    hub.restart().await.unwrap();
+
+    // After the reboot the device resumes from its store: the unacknowledged proofs reach the
+    // hub in order and the next payment carries nonce 5.
+    let client = Client::connect(&hub.url(), device_key(5), reopen_store(&path).await)
+        .await
+        .unwrap();
+    let receipt = client.pay(u(5)).await.unwrap();
+    assert_eq!(receipt.nonce, 5);
+    assert_eq!(receipt.transferred_amount, u(25));
+    let hub_before = client.token_balance(hub_address).await.unwrap();
+    let settlement = client.cooperative_close().await.unwrap();
+    assert_eq!(
+        settlement.hub_amount,
+        u(25),
+        "all five payments reached the hub"
+    );
+    assert_eq!(
+        client.token_balance(hub_address).await.unwrap(),
+        hub_before + u(25)
     );
 }

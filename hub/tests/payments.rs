@@ -234,6 +234,10 @@ async fn bad_payments_are_refused_precisely_and_change_nothing() {
     wrong_chain.proof.domain.chain_id = u(1);
     let wrong_chain = wrong_chain.proof.sign(&device.key).unwrap();
 
+    let mut wrong_network = sign_payment_on(&mut device.channel.clone(), &device.key, 1).proof;
+    wrong_network.domain.token_network_address = channel_core::Address([0xee; 20]);
+    let wrong_network = wrong_network.sign(&device.key).unwrap();
+
     let mut wrong_channel = sign_payment_on(&mut device.channel.clone(), &device.key, 1).proof;
     wrong_channel.channel_identifier = id + u(1000);
     let wrong_channel = wrong_channel.sign(&device.key).unwrap();
@@ -257,6 +261,7 @@ async fn bad_payments_are_refused_precisely_and_change_nothing() {
             message(7, &second, 10),
             malformed,
             missing,
+            message(10, &wrong_network, 1),
         ],
     )
     .await;

@@ -20,8 +20,15 @@ use crate::store::{record, KvStore, Persist, WriteBatch};
 
 /// Store namespace of channel states (key: channel id, zero-padded decimal).
 pub const NS_CHANNELS: &str = "channels";
-/// Store namespace of the proofs the hub signed toward devices (key: `<channel>-<nonce>`).
+/// Prefix of the store namespaces of the proofs the hub signed toward devices: one namespace
+/// per channel ([`hub_sent_namespace`]), keyed by zero-padded nonce, so replaying one
+/// channel's payments reads only that channel's records.
 pub const NS_HUB_SENT: &str = "hub_sent";
+
+/// The namespace of the hub's signed proofs in channel `id`.
+pub fn hub_sent_namespace(id: &U256) -> String {
+    format!("{NS_HUB_SENT}_{}", channel_key(id))
+}
 /// Store namespace of the book's own progress (key [`KEY_APPLIED_SEQ`]).
 pub const NS_BOOK: &str = "book";
 pub const KEY_APPLIED_SEQ: &str = "applied_seq";
@@ -228,8 +235,8 @@ impl ChannelBook {
             let mut batch = WriteBatch::new();
             Self::put(&mut batch, &next)?;
             batch.put(
-                NS_HUB_SENT,
-                &format!("{}-{:020}", channel_key(id), proof.proof.nonce),
+                &hub_sent_namespace(id),
+                &format!("{:020}", proof.proof.nonce),
                 record::encode(CHANNEL_RECORD_VERSION, &payment)?,
             );
             let persist = self.store.write(batch)?;
@@ -252,15 +259,12 @@ impl ChannelBook {
     ) -> Result<(Vec<HubPayment>, broadcast::Receiver<HubPayment>), HubError> {
         self.for_device(caller, id).await?;
         let rx = self.hub_payments.subscribe();
-        let prefix = format!("{}-", channel_key(id));
+        let namespace = hub_sent_namespace(id);
         let mut out = Vec::new();
-        for key in self.store.list(NS_HUB_SENT)? {
-            if !key.starts_with(&prefix) {
-                continue;
-            }
-            if let Some(bytes) = self.store.read(NS_HUB_SENT, &key)? {
+        for key in self.store.list(&namespace)? {
+            if let Some(bytes) = self.store.read(&namespace, &key)? {
                 let p: HubPayment =
-                    record::decode(NS_HUB_SENT, &key, CHANNEL_RECORD_VERSION, &bytes)?;
+                    record::decode(&namespace, &key, CHANNEL_RECORD_VERSION, &bytes)?;
                 if p.proof.proof.nonce > after_nonce {
                     out.push(p);
                 }

@@ -11,7 +11,6 @@ use std::sync::{Arc, RwLock};
 
 use channel_core::channel::{Channel, ChannelEvent, ChannelMessage};
 use channel_core::crypto::{LocalSigner, Signature, Signer};
-use channel_core::ledger::{LedgerEvent, LedgerEventKind};
 use channel_core::{Address, Domain, SignedBalanceProof, WithdrawProof, H256, U256};
 use tokio::sync::{broadcast, Mutex};
 
@@ -54,10 +53,10 @@ pub struct Accepted {
     pub persist: Persist,
 }
 
-type Shared = Arc<Mutex<Channel>>;
+pub(super) type Shared = Arc<Mutex<Channel>>;
 
 /// A change a ledger event makes to one channel.
-type ChannelChange = Box<dyn FnOnce(&mut Channel) -> Result<(), HubError> + Send>;
+pub(super) type ChannelChange = Box<dyn FnOnce(&mut Channel) -> Result<(), HubError> + Send>;
 
 fn channel_key(id: &U256) -> String {
     format!("{id:0>78}")
@@ -66,12 +65,12 @@ fn channel_key(id: &U256) -> String {
 /// All channels of the hub.
 #[derive(Debug)]
 pub struct ChannelBook {
-    store: Arc<dyn KvStore>,
-    operator: Arc<LocalSigner>,
-    domain: Domain,
-    channels: RwLock<BTreeMap<U256, Shared>>,
+    pub(super) store: Arc<dyn KvStore>,
+    pub(super) operator: Arc<LocalSigner>,
+    pub(super) domain: Domain,
+    pub(super) channels: RwLock<BTreeMap<U256, Shared>>,
     /// Serialises the application of ledger events.
-    ledger_progress: Mutex<u64>,
+    pub(super) ledger_progress: Mutex<u64>,
     hub_payments: broadcast::Sender<HubPayment>,
 }
 
@@ -116,7 +115,7 @@ impl ChannelBook {
         self.operator.address()
     }
 
-    fn get(&self, id: &U256) -> Result<Option<Shared>, HubError> {
+    pub(super) fn get(&self, id: &U256) -> Result<Option<Shared>, HubError> {
         let map = self
             .channels
             .read()
@@ -136,7 +135,7 @@ impl ChannelBook {
         Ok(shared)
     }
 
-    fn put(batch: &mut WriteBatch, ch: &Channel) -> Result<(), HubError> {
+    pub(super) fn put(batch: &mut WriteBatch, ch: &Channel) -> Result<(), HubError> {
         batch.put(
             NS_CHANNELS,
             &channel_key(&ch.id()),
@@ -378,152 +377,5 @@ impl ChannelBook {
         drop(ch);
         persist.durable().await?;
         Ok((on_device, on_hub))
-    }
-
-    /// Applies ledger events with seq above the last applied one, in order, persisting the
-    /// affected channels and the progress together. Returns the events that concern the hub's
-    /// channels (for the watcher to react to).
-    pub async fn apply_ledger_events(
-        &self,
-        events: &[LedgerEvent],
-    ) -> Result<Vec<LedgerEvent>, HubError> {
-        let mut applied = self.ledger_progress.lock().await;
-        let me = self.operator.address();
-        let mut batch = WriteBatch::new();
-        let mut relevant = Vec::new();
-        let mut last = *applied;
-        for event in events.iter().filter(|e| e.seq > *applied) {
-            last = event.seq;
-            if let Some(ch) = self.apply_one(me, event).await? {
-                Self::put(&mut batch, &ch)?;
-                relevant.push(event.clone());
-            }
-        }
-        if last == *applied {
-            return Ok(relevant);
-        }
-        batch.put(
-            NS_BOOK,
-            KEY_APPLIED_SEQ,
-            record::encode(CHANNEL_RECORD_VERSION, &last)?,
-        );
-        self.store.write(batch)?.durable().await?;
-        *applied = last;
-        Ok(relevant)
-    }
-
-    /// The last ledger event seq applied.
-    pub async fn applied_seq(&self) -> u64 {
-        *self.ledger_progress.lock().await
-    }
-
-    async fn apply_one(
-        &self,
-        me: Address,
-        event: &LedgerEvent,
-    ) -> Result<Option<Channel>, HubError> {
-        use LedgerEventKind as K;
-        let (id, change): (U256, ChannelChange) = match &event.kind {
-            K::ChannelOpened {
-                channel_id,
-                participant1,
-                participant2,
-                ..
-            } => {
-                let partner = if *participant1 == me {
-                    *participant2
-                } else if *participant2 == me {
-                    *participant1
-                } else {
-                    return Ok(None);
-                };
-                let ch = Channel::new(self.domain, *channel_id, me, partner);
-                let mut map = self
-                    .channels
-                    .write()
-                    .map_err(|_| HubError::Internal("channel map lock poisoned".into()))?;
-                map.entry(*channel_id)
-                    .or_insert_with(|| Arc::new(Mutex::new(ch.clone())));
-                return Ok(Some(ch));
-            }
-            K::Deposit {
-                channel_id,
-                participant,
-                total_deposit,
-            } => {
-                let (p, t) = (*participant, *total_deposit);
-                (
-                    *channel_id,
-                    Box::new(move |ch: &mut Channel| {
-                        ch.handle_ledger_deposit(p, t)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    }),
-                )
-            }
-            K::Withdraw {
-                channel_id,
-                participant,
-                total_withdraw,
-            } => {
-                let (p, t) = (*participant, *total_withdraw);
-                (
-                    *channel_id,
-                    Box::new(move |ch: &mut Channel| {
-                        ch.handle_ledger_withdraw(p, t)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    }),
-                )
-            }
-            K::ChannelClosed {
-                channel_id,
-                closing_participant,
-                ..
-            } => {
-                let (closer, at) = (*closing_participant, event.time);
-                (
-                    *channel_id,
-                    Box::new(move |ch: &mut Channel| {
-                        ch.handle_ledger_closed(closer, at)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    }),
-                )
-            }
-            K::ChannelSettled { channel_id, .. } => (
-                *channel_id,
-                Box::new(|ch: &mut Channel| {
-                    ch.handle_ledger_settled();
-                    Ok(())
-                }),
-            ),
-            _ => return Ok(None),
-        };
-        let Some(shared) = self.get(&id)? else {
-            return Ok(None);
-        };
-        let mut ch = shared.lock().await;
-        let mut next = ch.clone();
-        if let Err(e) = change(&mut next) {
-            // The ledger is the authority; a disagreement is logged, not fatal.
-            tracing::warn!(channel = %id, error = %e, "ledger event not applicable to channel");
-            return Ok(None);
-        }
-        *ch = next.clone();
-        Ok(Some(next))
-    }
-
-    /// If the device closed channel `id`, the hub's counter-signed update over the device's
-    /// latest proof.
-    pub async fn update_for(
-        &self,
-        id: &U256,
-    ) -> Result<Option<channel_core::channel::UpdateTransaction>, HubError> {
-        let Some(shared) = self.get(id)? else {
-            return Ok(None);
-        };
-        let ch = shared.lock().await;
-        Ok(ch.update_transaction(self.operator.as_ref())?)
     }
 }

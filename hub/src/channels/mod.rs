@@ -2,7 +2,8 @@
 //! and the watcher that follows the ledger.
 //!
 //! - [`book`]: every channel's `channel_core::channel::Channel`, persisted before answering.
-//! - [`watcher`]: applies ledger events, contests stale closes, settles.
+//! - `ledger_sync`: applies ledger events to the book, builds the contesting update.
+//! - [`watcher`]: follows the ledger, contests stale closes, settles.
 //! - [`view`]: the wire view of a channel.
 //! - [`service`]: the thin gRPC handlers.
 //!
@@ -10,6 +11,7 @@
 //! (the handlers did) and answering only once the change it made is durable.
 
 pub mod book;
+mod ledger_sync;
 pub mod service;
 pub mod view;
 pub mod watcher;

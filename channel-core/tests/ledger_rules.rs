@@ -33,9 +33,7 @@ fn u(n: u64) -> U256 {
 }
 
 fn key(n: u8) -> LocalSigner {
-    let mut b = [0u8; 32];
-    b[31] = n;
-    LocalSigner::from_bytes(&b).unwrap()
+    channel_core::testing::test_signer(n)
 }
 
 fn domain() -> Domain {

@@ -163,14 +163,10 @@ async fn open_deposit_close_and_subscribe() {
         })
         .await
         .unwrap();
-    let balance = ledger
-        .get_token_balance(v1::GetTokenBalanceRequest {
-            address: address_bytes(&dev.address()),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(u256(&balance.balance), U256::from(600u32));
+    assert_eq!(
+        token_balance(&mut ledger, dev.address()).await,
+        U256::from(600u32)
+    );
 
     // Depositing less than before breaks a ledger rule: FAILED_PRECONDITION, no change.
     let err = ledger
@@ -332,30 +328,9 @@ async fn state_and_operator_key_survive_restart() {
         let channel = hub.channel().await;
         let hub_addr = hub_address(channel.clone()).await;
         let mut ledger = ledger_as(channel, &dev).await;
-        ledger
-            .mint(v1::MintRequest {
-                to: address_bytes(&dev.address()),
-                amount: u256_bytes(&U256::from(500u32)),
-            })
-            .await
-            .unwrap();
-        let opened = ledger
-            .open_channel(v1::OpenChannelRequest {
-                partner: address_bytes(&hub_addr),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        ledger
-            .set_total_deposit(v1::SetTotalDepositRequest {
-                channel_id: opened.channel_id.clone(),
-                participant: address_bytes(&dev.address()),
-                total_deposit: u256_bytes(&U256::from(200u32)),
-            })
-            .await
-            .unwrap();
+        let channel_id = open_funded_channel(&mut ledger, dev.address(), hub_addr, 500, 200).await;
         hub.stop().await;
-        (hub_addr, opened.channel_id)
+        (hub_addr, channel_id)
     };
 
     let hub = TestHub::start(dir.path()).await;
@@ -377,14 +352,10 @@ async fn state_and_operator_key_survive_restart() {
         u256(&record.participants[0].total_deposit),
         U256::from(200u32)
     );
-    let balance = ledger
-        .get_token_balance(v1::GetTokenBalanceRequest {
-            address: address_bytes(&dev.address()),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(u256(&balance.balance), U256::from(300u32));
+    assert_eq!(
+        token_balance(&mut ledger, dev.address()).await,
+        U256::from(300u32)
+    );
     let time = ledger
         .get_time(v1::GetTimeRequest {})
         .await

@@ -15,7 +15,7 @@ use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::Code;
-use voltlane_proto::convert::{address_bytes, u256_bytes};
+use voltlane_proto::convert::u256_bytes;
 use voltlane_proto::v1;
 
 type Payments = v1::payments_client::PaymentsClient<
@@ -41,29 +41,9 @@ async fn device_with_channel(hub: &TestHub, seed: u8, deposit: u64) -> Device {
     let token = login(conn.clone(), &key).await;
     let mut ledger =
         v1::ledger_client::LedgerClient::with_interceptor(conn.clone(), Bearer(token.clone()));
-    ledger
-        .mint(v1::MintRequest {
-            to: address_bytes(&key.address()),
-            amount: u256_bytes(&u(deposit)),
-        })
-        .await
-        .unwrap();
-    let opened = ledger
-        .open_channel(v1::OpenChannelRequest {
-            partner: address_bytes(&hub_addr),
-        })
-        .await
-        .unwrap()
-        .into_inner();
-    let id = U256::from_be_slice(&opened.channel_id);
-    ledger
-        .set_total_deposit(v1::SetTotalDepositRequest {
-            channel_id: opened.channel_id.clone(),
-            participant: address_bytes(&key.address()),
-            total_deposit: u256_bytes(&u(deposit)),
-        })
-        .await
-        .unwrap();
+    let channel_id =
+        open_funded_channel(&mut ledger, key.address(), hub_addr, deposit, deposit).await;
+    let id = U256::from_be_slice(&channel_id);
     let time = ledger
         .get_time(v1::GetTimeRequest {})
         .await

@@ -234,9 +234,7 @@ pub(crate) mod test_support {
     use crate::crypto::{LocalSigner, Signer};
 
     pub(crate) fn key(n: u8) -> LocalSigner {
-        let mut b = [0u8; 32];
-        b[31] = n;
-        LocalSigner::from_bytes(&b).unwrap()
+        crate::testing::test_signer(n)
     }
 
     pub(crate) fn domain() -> Domain {

@@ -112,9 +112,7 @@ mod tests {
     use super::*;
 
     fn key(n: u8) -> LocalSigner {
-        let mut b = [0u8; 32];
-        b[31] = n;
-        LocalSigner::from_bytes(&b).unwrap()
+        channel_core::testing::test_signer(n)
     }
 
     #[test]

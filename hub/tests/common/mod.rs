@@ -62,9 +62,7 @@ impl TestHub {
 }
 
 pub fn key(n: u8) -> LocalSigner {
-    let mut b = [0u8; 32];
-    b[31] = n;
-    LocalSigner::from_bytes(&b).unwrap()
+    channel_core::testing::test_signer(n)
 }
 
 #[derive(Clone)]
@@ -117,4 +115,51 @@ pub async fn login(channel: Channel, who: &LocalSigner) -> String {
 pub async fn ledger_as(channel: Channel, who: &LocalSigner) -> AuthedLedger {
     let token = login(channel.clone(), who).await;
     v1::ledger_client::LedgerClient::with_interceptor(channel, Bearer(token))
+}
+
+/// As `dev` on the ledger: mints `mint` tokens to itself, opens a channel with `hub` and
+/// deposits `deposit`. Returns the channel id as sent on the wire.
+pub async fn open_funded_channel(
+    ledger: &mut AuthedLedger,
+    dev: Address,
+    hub: Address,
+    mint: u64,
+    deposit: u64,
+) -> Vec<u8> {
+    use voltlane_proto::convert::{address_bytes, u256_bytes};
+    ledger
+        .mint(v1::MintRequest {
+            to: address_bytes(&dev),
+            amount: u256_bytes(&channel_core::U256::from(mint)),
+        })
+        .await
+        .unwrap();
+    let opened = ledger
+        .open_channel(v1::OpenChannelRequest {
+            partner: address_bytes(&hub),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    ledger
+        .set_total_deposit(v1::SetTotalDepositRequest {
+            channel_id: opened.channel_id.clone(),
+            participant: address_bytes(&dev),
+            total_deposit: u256_bytes(&channel_core::U256::from(deposit)),
+        })
+        .await
+        .unwrap();
+    opened.channel_id
+}
+
+/// `who`'s token balance on the ledger.
+pub async fn token_balance(ledger: &mut AuthedLedger, who: Address) -> channel_core::U256 {
+    let balance = ledger
+        .get_token_balance(v1::GetTokenBalanceRequest {
+            address: voltlane_proto::convert::address_bytes(&who),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    channel_core::U256::from_be_slice(&balance.balance)
 }

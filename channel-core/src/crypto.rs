@@ -6,8 +6,10 @@
 //! [`PeerKey`]: the public key is recovered once and then every later message costs a plain
 //! verify, which is about half the price of a recovery.
 
-use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, VerifyingKey};
+use k256::elliptic_curve::ops::{Invert, LinearCombination, Reduce};
+use k256::elliptic_curve::point::AffineCoordinates;
+use k256::{FieldBytes, ProjectivePoint, Scalar};
 use sha2::Sha256;
 use sha3::{Digest, Keccak256};
 
@@ -30,6 +32,10 @@ pub enum CryptoError {
     WrongSigner { expected: Address, actual: Address },
     #[error("signature does not verify against the known key of {0}")]
     Invalid(Address),
+    #[error(
+        "signature v = {v} does not recover to {signer}: the ledger would attribute it to another address"
+    )]
+    RecoveryIdMismatch { signer: Address, v: u8 },
     #[error("secret key must be 32 bytes in 1..n-1 of secp256k1")]
     BadSecretKey,
     #[error("signing failed")]
@@ -254,15 +260,14 @@ impl PeerKey {
         self.key.is_some()
     }
 
-    /// Checks that `sig` over `hash` was made by this peer. The first call recovers the key
-    /// (and checks it belongs to the address); later calls only verify.
+    /// Checks that `sig` over `hash` was made by this peer, exactly as the ledger's `ecrecover`
+    /// will attribute it: the first call recovers the key (and checks it belongs to the
+    /// address); later calls verify against the learned key *and* check that the `v` byte
+    /// names the right curve point, so a signature whose `v` was flipped (valid `r`, `s`, but
+    /// recovering to some other address on chain) is refused.
     pub fn verify(&mut self, hash: &H256, sig: &Signature) -> Result<(), CryptoError> {
         match &self.key {
-            Some(key) => {
-                let (ecdsa, _) = sig.parts()?;
-                key.verify_prehash(hash.as_bytes(), &ecdsa)
-                    .map_err(|_| CryptoError::Invalid(self.address))
-            }
+            Some(key) => verify_with_recovery_id(key, self.address, hash, sig),
             None => {
                 let key = sig.recover_key(hash)?;
                 let actual = address_of(&key);
@@ -284,6 +289,45 @@ impl PeerKey {
         let mut copy = self.clone();
         copy.verify(hash, sig)
     }
+}
+
+/// ECDSA verification that also pins the recovery id, at the cost of one plain verify.
+///
+/// Verification computes the point `R = (z/s)·G + (r/s)·Q`; the signature is valid when
+/// `R.x = r`. Ethereum's `ecrecover` with `v ∈ {27, 28}` rebuilds `R` from `x = r` and the
+/// y-parity `v - 27`, so it yields `Q` exactly when `R.x` equals `r` as an integer (not merely
+/// modulo the curve order) and `R.y`'s parity matches `v`. Checking both here means every
+/// signature accepted is one the ledger attributes to `signer`.
+fn verify_with_recovery_id(
+    key: &VerifyingKey,
+    signer: Address,
+    hash: &H256,
+    sig: &Signature,
+) -> Result<(), CryptoError> {
+    let (ecdsa, recid) = sig.parts()?;
+    let z = <Scalar as Reduce<k256::U256>>::reduce_bytes(&FieldBytes::from(hash.0));
+    let (r, s) = ecdsa.split_scalars();
+    let s_inv = *s.invert_vartime();
+    let u1 = z * s_inv;
+    let u2 = *r * s_inv;
+    let point = ProjectivePoint::lincomb(
+        &ProjectivePoint::GENERATOR,
+        &u1,
+        &ProjectivePoint::from(*key.as_affine()),
+        &u2,
+    )
+    .to_affine();
+    let x: [u8; 32] = point.x().into();
+    if x[..] != sig.0[..32] {
+        return Err(CryptoError::Invalid(signer));
+    }
+    if bool::from(point.y_is_odd()) != recid.is_y_odd() {
+        return Err(CryptoError::RecoveryIdMismatch {
+            signer,
+            v: sig.0[64],
+        });
+    }
+    Ok(())
 }
 
 /// Checks that `sig` over `hash` recovers to `expected`.
@@ -319,6 +363,69 @@ mod tests {
             peer.verify(&other, &sig),
             Err(CryptoError::Invalid(signer.address()))
         );
+    }
+
+    /// The attack of issue 6: a valid (r, s) with the v byte flipped verifies against the key
+    /// as a plain ECDSA check, but recovers to another address on the ledger.
+    #[test]
+    fn learned_key_refuses_flipped_recovery_byte() {
+        let signer = key(5);
+        let mut peer = PeerKey::new(signer.address());
+        let first = eip191_hash(b"nonce 1");
+        peer.verify(&first, &signer.sign_hash(&first).unwrap())
+            .unwrap();
+        assert!(peer.is_learned());
+        for n in 0u8..16 {
+            let hash = eip191_hash(&[n; 7]);
+            let sig = signer.sign_hash(&hash).unwrap();
+            let mut flipped = *sig.as_bytes();
+            flipped[64] = if flipped[64] == 27 { 28 } else { 27 };
+            let flipped = Signature::from_slice(&flipped).unwrap();
+            assert_ne!(flipped.recover(&hash).ok(), Some(signer.address()));
+            assert_eq!(
+                peer.verify(&hash, &flipped),
+                Err(CryptoError::RecoveryIdMismatch {
+                    signer: signer.address(),
+                    v: flipped.as_bytes()[64]
+                })
+            );
+            assert_eq!(
+                peer.check(&hash, &flipped),
+                peer.clone().verify(&hash, &flipped)
+            );
+            peer.verify(&hash, &sig).unwrap();
+        }
+    }
+
+    proptest::proptest! {
+        /// Whatever bytes a peer sends, a signature the learned key accepts is one that
+        /// recovers (as `ecrecover` does, with its own v) to the peer's address.
+        #[test]
+        fn accepted_signature_recovers_to_the_signer(
+            msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            signer_n in 1u8..8,
+            forger_n in 1u8..8,
+            flip_v in proptest::prelude::any::<bool>(),
+            tweak in proptest::option::of((0usize..64, 1u8..=255)),
+        ) {
+            let signer = key(signer_n);
+            let mut peer = PeerKey::new(signer.address());
+            let warmup = eip191_hash(b"learn");
+            peer.verify(&warmup, &signer.sign_hash(&warmup).unwrap()).unwrap();
+            let hash = eip191_hash(&msg);
+            let mut bytes = *key(forger_n).sign_hash(&hash).unwrap().as_bytes();
+            if flip_v {
+                bytes[64] = if bytes[64] == 27 { 28 } else { 27 };
+            }
+            if let Some((at, xor)) = tweak {
+                bytes[at] ^= xor;
+            }
+            if let Ok(sig) = Signature::from_slice(&bytes) {
+                if peer.verify(&hash, &sig).is_ok() {
+                    proptest::prop_assert_eq!(sig.recover(&hash), Ok(signer.address()));
+                }
+            }
+        }
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod channels;
 pub mod clock;
 pub mod config;
 pub mod error;
+pub mod failpoint;
 pub mod info;
 pub mod keys;
 pub mod ledger;

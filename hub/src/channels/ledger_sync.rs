@@ -46,6 +46,11 @@ impl ChannelBook {
         );
         self.store.write(batch)?.durable().await?;
         *applied = last;
+        if relevant.iter().any(|e| {
+            matches!(e.kind, LedgerEventKind::ChannelClosed { closing_participant, .. } if closing_participant != me)
+        }) {
+            crate::failpoint::hit(crate::failpoint::AFTER_DEVICE_CLOSE_APPLIED);
+        }
         Ok(relevant)
     }
 

@@ -92,6 +92,7 @@ impl Client {
         shared.spawn(move |s| payments::run(s, queue));
         shared.spawn(receiver::run);
         shared.spawn(watcher::run);
+        shared.spawn(watcher::monitor);
         Ok(Client { shared })
     }
 

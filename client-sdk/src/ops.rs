@@ -70,7 +70,7 @@ pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, Clie
     let now = ledger_now(shared).await?;
     let signer = shared.rpc.signer().clone();
     let (proof, signature) = shared.update_channel(|ch| {
-        ch.expire_withdraws(now);
+        ch.handle_timeout(now);
         let total = ch
             .our()
             .total_withdraw

@@ -130,6 +130,11 @@ impl Shared {
         }
     }
 
+    /// A receiver that sees every channel appearance or phase change.
+    pub fn subscribe_changes(&self) -> watch::Receiver<u64> {
+        self.changed.subscribe()
+    }
+
     fn bump(&self) {
         self.changed.send_modify(|g| *g = g.wrapping_add(1));
     }

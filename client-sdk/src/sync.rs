@@ -2,9 +2,9 @@
 //! hub: which unacknowledged proofs to re-send after a reconnect, how to read an ack, and how a
 //! ledger event changes the channel.
 
-use channel_core::channel::{Channel, ChannelPhase};
+use channel_core::channel::{Channel, ChannelEvent};
 use channel_core::ledger::{ChannelRecord, LedgerEvent, LedgerEventKind};
-use channel_core::primitives::{Address, U256};
+use channel_core::primitives::U256;
 
 use crate::error::ClientError;
 use crate::store::UnackedPayment;
@@ -107,59 +107,39 @@ pub struct EventEffect {
     pub settled: Option<Settlement>,
 }
 
-/// Applies `ev` to `channel` if it concerns it. Replays of events already reflected in the
-/// channel are no-ops, so op responses and the subscription may both deliver an event.
+/// Applies `ev` to `channel` if it concerns it (the core's idempotent
+/// `Channel::handle_ledger_event`): replays of events already reflected in the channel are
+/// no-ops, so op responses and the subscription may both deliver an event.
 pub fn apply_event(channel: &mut Channel, ev: &LedgerEvent) -> Result<EventEffect, ClientError> {
-    let id = channel.id();
-    let mut effect = EventEffect::default();
-    let open = matches!(channel.phase(), ChannelPhase::Open | ChannelPhase::Closing);
-    match &ev.kind {
-        LedgerEventKind::Deposit {
-            channel_id,
-            participant,
-            total_deposit,
-        } if *channel_id == id => {
-            effect.changed = raise_deposit(channel, *participant, *total_deposit)?;
-        }
-        LedgerEventKind::Withdraw {
-            channel_id,
-            participant,
-            total_withdraw,
-        } if *channel_id == id => {
-            effect.changed = raise_withdraw(channel, *participant, *total_withdraw)?;
-        }
-        LedgerEventKind::ChannelClosed {
-            channel_id,
-            closing_participant,
-            ..
-        } if *channel_id == id && open => {
-            channel.handle_ledger_closed(*closing_participant, ev.time)?;
-            effect.changed = true;
-            effect.hub_closed = *closing_participant == channel.partner_address();
-        }
-        LedgerEventKind::ChannelSettled {
-            channel_id,
-            participant1,
-            participant1_amount,
-            participant2_amount,
-            ..
-        } if *channel_id == id => {
-            if channel.phase() != ChannelPhase::Settled {
-                channel.handle_ledger_settled();
-                effect.changed = true;
-            }
+    let events = channel.handle_ledger_event(ev)?;
+    let hub = channel.partner_address();
+    let mut effect = EventEffect {
+        changed: !events.is_empty(),
+        hub_closed: events
+            .iter()
+            .any(|e| matches!(e, ChannelEvent::Closed { closer } if *closer == hub)),
+        settled: None,
+    };
+    if let LedgerEventKind::ChannelSettled {
+        channel_id,
+        participant1,
+        participant1_amount,
+        participant2_amount,
+        ..
+    } = &ev.kind
+    {
+        if *channel_id == channel.id() {
             let (device_amount, hub_amount) = if *participant1 == channel.our_address() {
                 (*participant1_amount, *participant2_amount)
             } else {
                 (*participant2_amount, *participant1_amount)
             };
             effect.settled = Some(Settlement {
-                channel_id: id,
+                channel_id: *channel_id,
                 device_amount,
                 hub_amount,
             });
         }
-        _ => {}
     }
     Ok(effect)
 }
@@ -173,44 +153,8 @@ pub fn apply_record(channel: &mut Channel, rec: &ChannelRecord) -> Result<(), Cl
             channel.id()
         )));
     }
-    for p in &rec.participants {
-        raise_deposit(channel, p.address, p.total_deposit)?;
-        raise_withdraw(channel, p.address, p.total_withdraw)?;
-    }
+    channel.handle_ledger_record(rec)?;
     Ok(())
-}
-
-/// Applies a ledger deposit total if it is above what the channel knows; `true` if applied.
-fn raise_deposit(channel: &mut Channel, who: Address, total: U256) -> Result<bool, ClientError> {
-    if total <= end_of(channel, who)?.total_deposit {
-        return Ok(false);
-    }
-    channel.handle_ledger_deposit(who, total)?;
-    Ok(true)
-}
-
-/// Applies a ledger withdraw total if it is above what the channel knows; `true` if applied.
-fn raise_withdraw(channel: &mut Channel, who: Address, total: U256) -> Result<bool, ClientError> {
-    if total <= end_of(channel, who)?.total_withdraw {
-        return Ok(false);
-    }
-    channel.handle_ledger_withdraw(who, total)?;
-    Ok(true)
-}
-
-fn end_of(
-    channel: &Channel,
-    who: Address,
-) -> Result<&channel_core::channel::EndState, ClientError> {
-    if who == channel.our_address() {
-        Ok(channel.our())
-    } else if who == channel.partner_address() {
-        Ok(channel.partner())
-    } else {
-        Err(ClientError::HubMisbehaved(format!(
-            "ledger event for our channel names {who}, who is not a participant"
-        )))
-    }
 }
 
 #[cfg(test)]

@@ -1,12 +1,21 @@
-//! The ledger watcher task: follows `Ledger.Subscribe` from the last event the device applied,
-//! feeds deposit / withdraw / close / settle events to the channel and persists the seq with
-//! the channel. When the hub closes, it contests with the hub's latest proof counter-signed
-//! (`UpdateNonClosingBalanceProof`) inside the window, then settles once the window is over —
-//! with no help from the hub's channel logic.
+//! The ledger watcher tasks, with no help from the hub's channel logic:
+//!
+//! - [`run`] follows `Ledger.Subscribe` from the last event the device applied, feeds every
+//!   event to the channel (the core's idempotent `handle_ledger_event`) and persists the seq
+//!   with the channel.
+//! - [`monitor`] is the level-triggered channel monitor: while the channel is closing or
+//!   closed it reads the ledger's current record of the channel (at start-up, every
+//!   [`MONITOR_TICK`], and whenever the channel changes phase) and submits what the core's
+//!   `Channel::poll_ledger_action` asks for: the hub's latest proof counter-signed
+//!   (`UpdateNonClosingBalanceProof`) when the hub closed with an older one, and a settle once
+//!   the window is over. It never depends on having seen the close event, so a close the
+//!   device applied just before a crash is still contested after the restart.
 
 use std::sync::Arc;
+use std::time::Duration;
 
-use channel_core::ledger::LedgerEvent;
+use channel_core::channel::{ChannelPhase, LedgerAction, UpdateTransaction};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, LedgerEvent};
 use voltlane_proto::convert::u256_bytes;
 use voltlane_proto::v1;
 
@@ -49,30 +58,86 @@ async fn session(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result<(), Clie
         if effect.changed {
             shared.store.flush().await?;
         }
-        if effect.hub_closed {
-            shared.spawn(contest_and_settle);
-        }
     }
     Ok(())
 }
 
-/// The hub closed: submit our counter-signature over the hub's latest proof, then settle
-/// after the window.
-async fn contest_and_settle(shared: Arc<Shared>) {
-    if let Err(e) = contest(&shared).await {
-        tracing::warn!(error = %e, "could not contest the hub's close");
-    }
-    match ops::settle(&shared).await {
-        Ok(_) => tracing::info!("channel settled after the hub's close"),
-        Err(e) => tracing::warn!(error = %e, "could not settle after the hub's close"),
+/// How often the monitor looks at the ledger while the channel is closing or closed.
+pub const MONITOR_TICK: Duration = Duration::from_secs(1);
+
+/// Runs the channel monitor until the client is dropped.
+pub(crate) async fn monitor(shared: Arc<Shared>) {
+    let mut changed = shared.subscribe_changes();
+    loop {
+        let watching = shared.channel().ok().flatten().is_some_and(|ch| {
+            matches!(
+                ch.phase(),
+                ChannelPhase::Closing | ChannelPhase::Closed { .. }
+            )
+        });
+        if watching {
+            if let Err(e) = monitor_once(&shared).await {
+                tracing::warn!(error = %e, "channel monitor pass failed; retrying");
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(MONITOR_TICK) => {}
+            c = changed.changed() => {
+                if c.is_err() {
+                    return;
+                }
+            }
+        }
     }
 }
 
-async fn contest(shared: &Shared) -> Result<(), ClientError> {
+/// One monitor pass: read the ledger's record of our channel and submit what the core asks.
+async fn monitor_once(shared: &Shared) -> Result<(), ClientError> {
     let channel = shared.require_channel()?;
-    let Some(tx) = channel.update_transaction(shared.rpc.signer())? else {
-        return Ok(()); // the hub never paid us: nothing to contest with
-    };
+    let record = ops::ledger_channel(shared, channel.id()).await?;
+    let now = ops::ledger_now(shared).await?;
+    match channel.poll_ledger_action(&record, now, shared.rpc.signer())? {
+        None => {
+            if record.phase == LedgerPhase::Settled
+                && channel.phase() != ChannelPhase::Settled
+            {
+                shared.update_channel(|ch| Ok(ch.handle_ledger_settled()))?;
+                shared.store.flush().await?;
+            }
+            Ok(())
+        }
+        Some(LedgerAction::Update(tx)) => {
+            let nonce = tx.closer_proof.proof.nonce;
+            contest(shared, &tx).await?;
+            tracing::info!(nonce, "contested the hub's close with its latest proof");
+            Ok(())
+        }
+        Some(LedgerAction::Settle { channel_id }) => {
+            let resp = shared
+                .rpc
+                .call("Ledger.SettleChannel", move |mut c| async move {
+                    c.ledger
+                        .settle_channel(v1::SettleChannelRequest {
+                            channel_id: u256_bytes(&channel_id),
+                        })
+                        .await
+                })
+                .await;
+            match resp {
+                Ok(resp) => {
+                    ops::apply_events(shared, resp.events).await?;
+                    tracing::info!("channel settled");
+                }
+                // Someone else may have settled in between: the next pass reads the record.
+                Err(e) => tracing::debug!(error = %e, "settle not done"),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Submits our counter-signature over the hub's latest proof.
+async fn contest(shared: &Shared, tx: &UpdateTransaction) -> Result<(), ClientError> {
     let req = v1::UpdateNonClosingBalanceProofRequest {
         channel_id: u256_bytes(&tx.channel_id),
         closer_proof: Some((&tx.closer_proof).into()),

@@ -59,7 +59,7 @@ impl Channel {
     /// taking and making payments from here on.
     pub fn close(&mut self, signer: &dyn Signer) -> Result<CloseTransaction, ChannelError> {
         match self.phase {
-            ChannelPhase::Open | ChannelPhase::Closing => {}
+            ChannelPhase::Open | ChannelPhase::CooperativeSettling { .. } | ChannelPhase::Closing => {}
             other => return Err(ChannelError::NotOpen(other.name())),
         }
         let partner_proof = self
@@ -75,11 +75,13 @@ impl Channel {
         })
     }
 
-    /// Stops new payments in both directions (e.g. while a cooperative settle is on its way
-    /// to the ledger). Has no effect once the channel is closing or closed.
-    pub fn stop_payments(&mut self) {
+    /// Stops new payments in both directions while a cooperative settle, valid on the ledger
+    /// until `until`, is on its way; [`Channel::resume_payments`] undoes it, and so does
+    /// [`Channel::handle_timeout`] once `until` has passed. Has no effect unless the channel
+    /// is open.
+    pub fn stop_payments(&mut self, until: u64) {
         if self.phase == ChannelPhase::Open {
-            self.phase = ChannelPhase::Closing;
+            self.phase = ChannelPhase::CooperativeSettling { until };
         }
     }
 

@@ -48,6 +48,9 @@ pub enum ChannelError {
     #[error("total withdraw must grow: current {current}, requested {requested}")]
     WithdrawNotIncreasing { current: U256, requested: U256 },
 
+    #[error("cooperative close refused: {0}")]
+    CooperativeClose(#[from] super::CooperativeCloseRefusal),
+
     // --- the command cannot be carried out now ---
     #[error("amount must be greater than zero")]
     ZeroAmount,

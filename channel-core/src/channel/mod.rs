@@ -7,9 +7,14 @@
 //!   `send_lock_expired`, `request_withdraw`, `close`), which sign with the given
 //!   [`Signer`](crate::crypto::Signer) and return [`ChannelEvent`]s, among them
 //!   [`ChannelEvent::Send`] with the message to deliver;
-//! - `handle_*` for inputs: the partner's messages and what the ledger reports
-//!   (`handle_ledger_deposit`, `handle_ledger_withdraw`, `handle_ledger_closed`, …);
-//! - transactions for the ledger (`close`, `update_transaction`).
+//! - `handle_*` for inputs: the partner's messages, what the ledger reports (one idempotent
+//!   [`Channel::handle_ledger_event`]) and the passing of time ([`Channel::handle_timeout`],
+//!   armed from [`Channel::poll_timeout`]);
+//! - `poll_*` for what to do next: [`Channel::poll_timeout`], and
+//!   [`Channel::poll_ledger_action`], the level-triggered monitor that says which update or
+//!   settle to submit given the ledger's current record of the channel;
+//! - transactions for the ledger (`close`, `update_transaction`, the cooperative close of
+//!   [`Channel::propose_cooperative_close`] / [`Channel::accept_cooperative_close`]).
 //!
 //! Every call either succeeds and returns the events it caused, or returns a
 //! [`ChannelError`] and leaves the channel exactly as it was.
@@ -22,9 +27,17 @@
 
 mod close;
 pub use close::{CloseTransaction, UpdateTransaction};
+mod cooperative;
+pub use cooperative::{
+    CooperativeCloseAcceptance, CooperativeCloseProposal, CooperativeCloseRefusal,
+};
 mod end_state;
 mod error;
+mod ledger_input;
+mod monitor;
+pub use monitor::LedgerAction;
 mod restore;
+mod timers;
 mod transfer;
 mod withdraw;
 
@@ -42,6 +55,10 @@ use crate::proofs::{BalanceData, Domain, SignedBalanceProof, WithdrawProof};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum ChannelPhase {
     Open,
+    /// Payments stopped for a cooperative close whose withdraws the ledger accepts until
+    /// `until`; the ledger channel is still open. [`Channel::resume_payments`] reopens it if
+    /// the cooperative settle fails, and [`Channel::handle_timeout`] does at `until`.
+    CooperativeSettling { until: u64 },
     /// We submitted (or are about to submit) a close; no more payments.
     Closing,
     /// The ledger reports the channel closed by `closer` at ledger time `at`.
@@ -56,6 +73,7 @@ impl ChannelPhase {
     pub fn name(&self) -> &'static str {
         match self {
             ChannelPhase::Open => "open",
+            ChannelPhase::CooperativeSettling { .. } => "settling cooperatively",
             ChannelPhase::Closing => "closing",
             ChannelPhase::Closed { .. } => "closed",
             ChannelPhase::Settled => "settled",
@@ -129,6 +147,18 @@ pub enum ChannelEvent {
         proof: WithdrawProof,
         participant_signature: Signature,
         partner_signature: Signature,
+    },
+    /// A pending withdraw passed its `withdrawable_until` unused; its amount is spendable again.
+    WithdrawExpired {
+        participant: Address,
+        total_withdraw: U256,
+    },
+    /// A cooperative close did not reach the ledger in time; payments are possible again.
+    PaymentsResumed,
+    /// One of our locks expired unclaimed: send a lock-expired message to take it back.
+    LockExpirable {
+        secrethash: H256,
+        amount: U256,
     },
     DepositChanged {
         participant: Address,

@@ -143,18 +143,6 @@ impl Channel {
         }])
     }
 
-    /// Drops pending withdraws (ours or the partner's) that can no longer reach the ledger.
-    pub fn expire_withdraws(&mut self, now: u64) {
-        for end in [&mut self.our, &mut self.partner] {
-            if end
-                .pending_withdraw
-                .as_ref()
-                .is_some_and(|w| w.proof.withdrawable_until <= now)
-            {
-                end.pending_withdraw = None;
-            }
-        }
-    }
 
     /// The ledger paid out a withdraw: `participant`'s cumulative withdraw is now
     /// `total_withdraw`.

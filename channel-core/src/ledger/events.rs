@@ -82,6 +82,22 @@ pub enum LedgerEventKind {
     },
 }
 
+impl LedgerEventKind {
+    /// The channel the event is about, if it is about one.
+    pub fn channel_id(&self) -> Option<U256> {
+        match self {
+            Self::ChannelOpened { channel_id, .. }
+            | Self::Deposit { channel_id, .. }
+            | Self::Withdraw { channel_id, .. }
+            | Self::ChannelClosed { channel_id, .. }
+            | Self::NonClosingBalanceProofUpdated { channel_id, .. }
+            | Self::ChannelSettled { channel_id, .. }
+            | Self::ChannelUnlocked { channel_id, .. } => Some(*channel_id),
+            Self::Minted { .. } | Self::SecretRegistered { .. } => None,
+        }
+    }
+}
+
 /// One numbered event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEvent {

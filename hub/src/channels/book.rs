@@ -1,21 +1,26 @@
 //! The hub's channels: one [`Channel`] state machine per device channel, each behind its own
 //! lock, persisted before anything is acknowledged or sent.
 //!
-//! Every change follows the same steps: lock the channel, run the transition on a copy, write
-//! the copy to the store (applied at once, durable later), install it, unlock, and only then
-//! wait for durability and answer. A refused transition changes nothing, in memory or on disk.
-//! Waiting outside the lock lets concurrent payments share one fsync (group commit).
-
+//! Every change goes through one helper, [`ChannelBook::transition`]: lock the channel, run
+//! the core call on a copy, write the copy (and any records that go with it) to the store,
+//! wait until that write is durable, install the copy, unlock. So the channel in memory is
+//! always exactly what is on disk, writes of one channel reach the store in the order of its
+//! lock, and a refused transition or a failed write changes nothing. Concurrent transitions
+//! of *different* channels still share fsyncs (group commit).
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use channel_core::channel::{Channel, ChannelEvent, ChannelMessage};
+use channel_core::channel::{
+    Channel, ChannelEvent, ChannelMessage, CooperativeCloseAcceptance, CooperativeCloseProposal,
+    LedgerAction,
+};
+use channel_core::ledger::ChannelRecord;
 use channel_core::crypto::{LocalSigner, Signature, Signer};
 use channel_core::{Address, Domain, SignedBalanceProof, WithdrawProof, H256, U256};
-use tokio::sync::{broadcast, Mutex};
+use tokio::sync::{broadcast, Mutex, Notify};
 
 use crate::error::HubError;
-use crate::store::{record, KvStore, Persist, WriteBatch};
+use crate::store::{record, KvStore, WriteBatch};
 
 /// Store namespace of channel states (key: channel id, zero-padded decimal).
 pub const NS_CHANNELS: &str = "channels";
@@ -44,19 +49,14 @@ pub struct HubPayment {
     pub amount: U256,
 }
 
-/// A device payment the hub took, durable once its ticket completes.
+/// A device payment the hub took (durable).
 #[derive(Debug)]
 pub struct Accepted {
     pub nonce: u64,
     pub transferred_amount: U256,
-    /// Await before acknowledging.
-    pub persist: Persist,
 }
 
 pub(super) type Shared = Arc<Mutex<Channel>>;
-
-/// A change a ledger event makes to one channel.
-pub(super) type ChannelChange = Box<dyn FnOnce(&mut Channel) -> Result<(), HubError> + Send>;
 
 fn channel_key(id: &U256) -> String {
     format!("{id:0>78}")
@@ -71,6 +71,9 @@ pub struct ChannelBook {
     pub(super) channels: RwLock<BTreeMap<U256, Shared>>,
     /// Serialises the application of ledger events.
     pub(super) ledger_progress: Mutex<u64>,
+    /// Woken when applied ledger events touched the hub's channels (the watcher then looks
+    /// at once instead of at its next tick).
+    pub(super) ledger_moved: Notify,
     hub_payments: broadcast::Sender<HubPayment>,
 }
 
@@ -107,6 +110,7 @@ impl ChannelBook {
             domain,
             channels: RwLock::new(channels),
             ledger_progress: Mutex::new(applied),
+            ledger_moved: Notify::new(),
             hub_payments,
         })
     }
@@ -179,9 +183,54 @@ impl ChannelBook {
         Ok(map.keys().copied().collect())
     }
 
-    /// A payment from the device `caller`. Applied (or refused, changing nothing) at once;
-    /// the returned ticket says when it is durable. The exact proof the hub already holds is
-    /// acknowledged again (a retransmission after a lost ack), any older one is refused.
+    /// The one way a channel changes (see the module docs). `f` runs on a copy of the
+    /// channel and may add records to the batch that must be durable together with it; the
+    /// copy is installed only once everything is durable. Returns what `f` returned.
+    pub(super) async fn transition<R>(
+        &self,
+        shared: &Shared,
+        f: impl FnOnce(&mut Channel, &mut WriteBatch) -> Result<R, HubError>,
+    ) -> Result<R, HubError> {
+        let mut ch = shared.lock().await;
+        let mut next = ch.clone();
+        let mut batch = WriteBatch::new();
+        let out = f(&mut next, &mut batch)?;
+        if next == *ch && batch.is_empty() {
+            return Ok(out);
+        }
+        if next != *ch {
+            Self::put(&mut batch, &next)?;
+        }
+        self.store.write(batch)?.durable().await?;
+        *ch = next;
+        Ok(out)
+    }
+
+    /// Creates the channel `id` with `partner` if the book does not have it yet (a replayed
+    /// `ChannelOpened` leaves an existing channel untouched). Durable before it is visible.
+    pub(super) async fn create_channel(
+        &self,
+        id: U256,
+        partner: Address,
+    ) -> Result<bool, HubError> {
+        if self.get(&id)?.is_some() {
+            return Ok(false);
+        }
+        let ch = Channel::new(self.domain, id, self.operator.address(), partner);
+        let mut batch = WriteBatch::new();
+        Self::put(&mut batch, &ch)?;
+        self.store.write(batch)?.durable().await?;
+        let mut map = self
+            .channels
+            .write()
+            .map_err(|_| HubError::Internal("channel map lock poisoned".into()))?;
+        map.entry(id).or_insert_with(|| Arc::new(Mutex::new(ch)));
+        Ok(true)
+    }
+
+    /// A payment from the device `caller`, durable when this returns. The exact proof the hub
+    /// already holds is acknowledged again (a retransmission after a lost ack), any older one
+    /// is refused.
     pub async fn take_payment(
         &self,
         caller: Address,
@@ -190,24 +239,16 @@ impl ChannelBook {
     ) -> Result<Accepted, HubError> {
         let id = proof.proof.channel_identifier;
         let shared = self.for_device(caller, &id).await?;
-        let mut ch = shared.lock().await;
-        if ch.partner_latest_proof() == Some(proof) {
-            return Ok(Accepted {
-                nonce: proof.proof.nonce,
-                transferred_amount: proof.proof.balance.transferred_amount,
-                persist: self.store.sync()?,
-            });
-        }
-        let mut next = ch.clone();
-        next.handle_payment(proof, amount)?;
-        let mut batch = WriteBatch::new();
-        Self::put(&mut batch, &next)?;
-        let persist = self.store.write(batch)?;
-        *ch = next;
+        self.transition(&shared, |ch, _| {
+            if ch.partner_latest_proof() != Some(proof) {
+                ch.handle_payment(proof, amount)?;
+            }
+            Ok(())
+        })
+        .await?;
         Ok(Accepted {
             nonce: proof.proof.nonce,
             transferred_amount: proof.proof.balance.transferred_amount,
-            persist,
         })
     }
 
@@ -215,34 +256,29 @@ impl ChannelBook {
     /// the signed proof is durable; then it is published to the device's stream.
     pub async fn pay_device(&self, id: &U256, amount: U256) -> Result<HubPayment, HubError> {
         let shared = self.get(id)?.ok_or(HubError::UnknownChannel(*id))?;
-        let (payment, persist) = {
-            let mut ch = shared.lock().await;
-            let mut next = ch.clone();
-            let events = next.send_payment(amount, H256::ZERO, self.operator.as_ref())?;
-            let proof = events
-                .iter()
-                .find_map(|e| match e {
-                    ChannelEvent::Send(ChannelMessage::Payment { proof, .. }) => Some(*proof),
-                    _ => None,
-                })
-                .ok_or_else(|| HubError::Internal("send_payment emitted no proof".into()))?;
-            let payment = HubPayment {
-                channel_id: *id,
-                proof,
-                amount,
-            };
-            let mut batch = WriteBatch::new();
-            Self::put(&mut batch, &next)?;
-            batch.put(
-                &hub_sent_namespace(id),
-                &format!("{:020}", proof.proof.nonce),
-                record::encode(CHANNEL_RECORD_VERSION, &payment)?,
-            );
-            let persist = self.store.write(batch)?;
-            *ch = next;
-            (payment, persist)
-        };
-        persist.durable().await?;
+        let payment = self
+            .transition(&shared, |ch, batch| {
+                let events = ch.send_payment(amount, H256::ZERO, self.operator.as_ref())?;
+                let proof = events
+                    .iter()
+                    .find_map(|e| match e {
+                        ChannelEvent::Send(ChannelMessage::Payment { proof, .. }) => Some(*proof),
+                        _ => None,
+                    })
+                    .ok_or_else(|| HubError::Internal("send_payment emitted no proof".into()))?;
+                let payment = HubPayment {
+                    channel_id: *id,
+                    proof,
+                    amount,
+                };
+                batch.put(
+                    &hub_sent_namespace(id),
+                    &format!("{:020}", proof.proof.nonce),
+                    record::encode(CHANNEL_RECORD_VERSION, &payment)?,
+                );
+                Ok(payment)
+            })
+            .await?;
         // Nobody listening is fine: the device replays from the store when it connects.
         let _ = self.hub_payments.send(payment.clone());
         Ok(payment)
@@ -281,101 +317,69 @@ impl ChannelBook {
         now: u64,
     ) -> Result<Signature, HubError> {
         let shared = self.for_device(caller, &proof.channel_identifier).await?;
-        let persist = {
-            let mut ch = shared.lock().await;
-            let mut next = ch.clone();
-            next.expire_withdraws(now);
-            let events =
-                next.handle_withdraw_request(proof, signature, now, self.operator.as_ref())?;
-            let ours = events.iter().find_map(|e| match e {
-                ChannelEvent::Send(ChannelMessage::WithdrawConfirmation { signature, .. }) => {
-                    Some(*signature)
-                }
-                _ => None,
-            });
-            let ours = ours.ok_or_else(|| HubError::Internal("no withdraw confirmation".into()))?;
-            let mut batch = WriteBatch::new();
-            Self::put(&mut batch, &next)?;
-            let persist = self.store.write(batch)?;
-            *ch = next;
-            (persist, ours)
-        };
-        persist.0.durable().await?;
-        Ok(persist.1)
+        self.transition(&shared, |ch, _| {
+            ch.handle_timeout(now);
+            let events = ch.handle_withdraw_request(proof, signature, now, self.operator.as_ref())?;
+            events
+                .iter()
+                .find_map(|e| match e {
+                    ChannelEvent::Send(ChannelMessage::WithdrawConfirmation { signature, .. }) => {
+                        Some(*signature)
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| HubError::Internal("no withdraw confirmation".into()))
+        })
+        .await
     }
 
-    /// Checks a cooperative close proposed by the device `caller` and co-signs both withdraws:
-    /// each must pay its participant exactly its whole balance, with no locks pending. The
-    /// channel takes no more payments afterwards. Returns the hub's signatures on (the
-    /// device's withdraw, the hub's withdraw).
-    pub async fn cosign_cooperative_close(
+    /// The device `caller` proposes a cooperative close: the core checks every rule (see
+    /// `channel_core::channel::Channel::accept_cooperative_close`) at ledger time `now` and
+    /// only then co-signs and stops payments, durably, before the signatures leave.
+    pub async fn accept_cooperative_close(
         &self,
         caller: Address,
-        device_withdraw: &WithdrawProof,
-        device_signature: &Signature,
-        hub_withdraw: &WithdrawProof,
-        hub_partner_signature: &Signature,
-    ) -> Result<(Signature, Signature), HubError> {
-        let id = device_withdraw.channel_identifier;
-        let shared = self.for_device(caller, &id).await?;
-        let mut ch = shared.lock().await;
-        let refuse = |why: String| Err(HubError::CooperativeClose(why));
-        if hub_withdraw.channel_identifier != id {
-            return refuse("hub_withdraw.channel_identifier differs from the device's".into());
-        }
-        for (name, w) in [
-            ("device_withdraw", device_withdraw),
-            ("hub_withdraw", hub_withdraw),
-        ] {
-            if w.domain != self.domain {
-                return refuse(format!("{name}.domain is not this hub's ledger"));
+        proposal: &CooperativeCloseProposal,
+        now: u64,
+    ) -> Result<CooperativeCloseAcceptance, HubError> {
+        let shared = self
+            .for_device(caller, &proposal.proposer_withdraw.channel_identifier)
+            .await?;
+        self.transition(&shared, |ch, _| {
+            Ok(ch.accept_cooperative_close(proposal, now, self.operator.as_ref())?)
+        })
+        .await
+    }
+
+    /// What the channel monitor wants submitted for the ledger's `record` of one of the hub's
+    /// channels at ledger time `now`. A channel the book does not know is only settled.
+    pub async fn ledger_action(
+        &self,
+        record: &ChannelRecord,
+        now: u64,
+    ) -> Result<Option<LedgerAction>, HubError> {
+        match self.get(&record.id)? {
+            Some(shared) => {
+                let ch = shared.lock().await;
+                Ok(ch.poll_ledger_action(record, now, self.operator.as_ref())?)
             }
+            None => Ok((record.phase == channel_core::ledger::ChannelPhase::Closed
+                && record.settle_after.is_some_and(|t| now > t))
+            .then_some(LedgerAction::Settle {
+                channel_id: record.id,
+            })),
         }
-        if device_withdraw.participant != caller {
-            return refuse("device_withdraw.participant must be the caller".into());
-        }
-        if hub_withdraw.participant != self.operator.address() {
-            return refuse("hub_withdraw.participant must be the hub".into());
-        }
-        if !ch.our().locks.is_empty() || !ch.partner().locks.is_empty() {
-            return refuse("locks are pending; unlock or let them expire first".into());
-        }
-        let device_total = ch.partner().total_withdraw + ch.partner_balance()?;
-        let hub_total = ch.our().total_withdraw + ch.our_balance()?;
-        if device_withdraw.total_withdraw != device_total {
-            return refuse(format!(
-                "device_withdraw.total_withdraw must be {device_total} (the device's whole balance), got {}",
-                device_withdraw.total_withdraw
-            ));
-        }
-        if hub_withdraw.total_withdraw != hub_total {
-            return refuse(format!(
-                "hub_withdraw.total_withdraw must be {hub_total} (the hub's whole balance), got {}",
-                hub_withdraw.total_withdraw
-            ));
-        }
-        channel_core::crypto::verify_signer(
-            &device_withdraw.signing_hash(),
-            device_signature,
-            caller,
-        )
-        .map_err(|e| HubError::CooperativeClose(format!("device_withdraw_signature: {e}")))?;
-        channel_core::crypto::verify_signer(
-            &hub_withdraw.signing_hash(),
-            hub_partner_signature,
-            caller,
-        )
-        .map_err(|e| HubError::CooperativeClose(format!("hub_withdraw_partner_signature: {e}")))?;
-        let on_device = device_withdraw.sign(self.operator.as_ref())?;
-        let on_hub = hub_withdraw.sign(self.operator.as_ref())?;
-        let mut next = ch.clone();
-        next.stop_payments();
-        let mut batch = WriteBatch::new();
-        Self::put(&mut batch, &next)?;
-        let persist = self.store.write(batch)?;
-        *ch = next;
-        drop(ch);
-        persist.durable().await?;
-        Ok((on_device, on_hub))
+    }
+
+    /// Reopens channel `id` for payments after a cooperative close that did not reach the
+    /// ledger.
+    pub async fn resume_payments(&self, id: &U256) -> Result<(), HubError> {
+        let shared = self.get(id)?.ok_or(HubError::UnknownChannel(*id))?;
+        self.transition(&shared, |ch, _| {
+            ch.resume_payments();
+            Ok(())
+        })
+        .await
     }
 }
+

@@ -1,44 +1,41 @@
 //! How the ledger's events reach the hub's channels: each durable event with a seq above the
-//! last applied one is applied in order (a channel opened with the hub is created, deposits,
-//! withdraws, closes and settlements update it), the affected channels and the progress are
-//! persisted together, and the counter-signed update that contests a device's close is built
-//! here for the watcher to submit.
+//! last applied one is applied in order, each through the book's one
+//! [`transition`](ChannelBook::transition) helper (a `ChannelOpened` with the hub creates the
+//! channel if it does not exist yet; everything else goes to the core's idempotent
+//! `Channel::handle_ledger_event`), and then the progress is recorded.
+//!
+//! Applying is not reacting: nothing here decides to contest or settle. The watcher does that
+//! from the ledger's current state (level-triggered), so it does not matter whether an event
+//! was applied by the watcher, by a request catching up, or before a crash. Because every
+//! application is idempotent, a crash between a channel write and the progress write only
+//! means the event is applied again, harmlessly, after the restart.
 
-use std::sync::Arc;
-
-use channel_core::channel::{Channel, UpdateTransaction};
+use channel_core::channel::Channel;
 use channel_core::crypto::Signer;
 use channel_core::ledger::{LedgerEvent, LedgerEventKind};
-use channel_core::{Address, U256};
-use tokio::sync::Mutex;
 
-use super::book::{ChannelBook, ChannelChange, CHANNEL_RECORD_VERSION, KEY_APPLIED_SEQ, NS_BOOK};
+use super::book::{ChannelBook, CHANNEL_RECORD_VERSION, KEY_APPLIED_SEQ, NS_BOOK};
 use crate::error::HubError;
 use crate::store::{record, WriteBatch};
 
 impl ChannelBook {
-    /// Applies ledger events with seq above the last applied one, in order, persisting the
-    /// affected channels and the progress together. Returns the events that concern the hub's
-    /// channels (for the watcher to react to).
-    pub async fn apply_ledger_events(
-        &self,
-        events: &[LedgerEvent],
-    ) -> Result<Vec<LedgerEvent>, HubError> {
+    /// Applies ledger events with seq above the last applied one, in order, then records the
+    /// progress durably. Serialised: one caller at a time. Returns how many events concerned
+    /// the hub's channels.
+    pub async fn apply_ledger_events(&self, events: &[LedgerEvent]) -> Result<usize, HubError> {
         let mut applied = self.ledger_progress.lock().await;
-        let me = self.operator.address();
-        let mut batch = WriteBatch::new();
-        let mut relevant = Vec::new();
         let mut last = *applied;
+        let mut relevant = 0;
         for event in events.iter().filter(|e| e.seq > *applied) {
             last = event.seq;
-            if let Some(ch) = self.apply_one(me, event).await? {
-                Self::put(&mut batch, &ch)?;
-                relevant.push(event.clone());
+            if self.apply_event(event).await? {
+                relevant += 1;
             }
         }
         if last == *applied {
             return Ok(relevant);
         }
+        let mut batch = WriteBatch::new();
         batch.put(
             NS_BOOK,
             KEY_APPLIED_SEQ,
@@ -46,9 +43,10 @@ impl ChannelBook {
         );
         self.store.write(batch)?.durable().await?;
         *applied = last;
-        if relevant.iter().any(|e| {
-            matches!(e.kind, LedgerEventKind::ChannelClosed { closing_participant, .. } if closing_participant != me)
-        }) {
+        if relevant > 0 {
+            self.ledger_moved.notify_one();
+        }
+        if events.iter().any(|e| self.is_device_close(e)) {
             crate::failpoint::hit(crate::failpoint::AFTER_DEVICE_CLOSE_APPLIED);
         }
         Ok(relevant)
@@ -59,110 +57,46 @@ impl ChannelBook {
         *self.ledger_progress.lock().await
     }
 
-    async fn apply_one(
-        &self,
-        me: Address,
-        event: &LedgerEvent,
-    ) -> Result<Option<Channel>, HubError> {
-        use LedgerEventKind as K;
-        let (id, change): (U256, ChannelChange) = match &event.kind {
-            K::ChannelOpened {
-                channel_id,
-                participant1,
-                participant2,
-                ..
-            } => {
-                let partner = if *participant1 == me {
-                    *participant2
-                } else if *participant2 == me {
-                    *participant1
-                } else {
-                    return Ok(None);
-                };
-                let ch = Channel::new(self.domain, *channel_id, me, partner);
-                let mut map = self
-                    .channels
-                    .write()
-                    .map_err(|_| HubError::Internal("channel map lock poisoned".into()))?;
-                map.entry(*channel_id)
-                    .or_insert_with(|| Arc::new(Mutex::new(ch.clone())));
-                return Ok(Some(ch));
-            }
-            K::Deposit {
-                channel_id,
-                participant,
-                total_deposit,
-            } => {
-                let (p, t) = (*participant, *total_deposit);
-                (
-                    *channel_id,
-                    Box::new(move |ch: &mut Channel| {
-                        ch.handle_ledger_deposit(p, t)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    }),
-                )
-            }
-            K::Withdraw {
-                channel_id,
-                participant,
-                total_withdraw,
-            } => {
-                let (p, t) = (*participant, *total_withdraw);
-                (
-                    *channel_id,
-                    Box::new(move |ch: &mut Channel| {
-                        ch.handle_ledger_withdraw(p, t)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    }),
-                )
-            }
-            K::ChannelClosed {
-                channel_id,
-                closing_participant,
-                ..
-            } => {
-                let (closer, at) = (*closing_participant, event.time);
-                (
-                    *channel_id,
-                    Box::new(move |ch: &mut Channel| {
-                        ch.handle_ledger_closed(closer, at)
-                            .map(|_| ())
-                            .map_err(Into::into)
-                    }),
-                )
-            }
-            K::ChannelSettled { channel_id, .. } => (
-                *channel_id,
-                Box::new(|ch: &mut Channel| {
-                    ch.handle_ledger_settled();
-                    Ok(())
-                }),
-            ),
-            _ => return Ok(None),
+    /// Applies one event (idempotent). `true` if it concerns one of the hub's channels.
+    pub(super) async fn apply_event(&self, event: &LedgerEvent) -> Result<bool, HubError> {
+        let me = self.operator.address();
+        if let LedgerEventKind::ChannelOpened {
+            channel_id,
+            participant1,
+            participant2,
+            ..
+        } = &event.kind
+        {
+            let partner = if *participant1 == me {
+                *participant2
+            } else if *participant2 == me {
+                *participant1
+            } else {
+                return Ok(false);
+            };
+            self.create_channel(*channel_id, partner).await?;
+            return Ok(true);
+        }
+        let Some(id) = event.kind.channel_id() else {
+            return Ok(false);
         };
         let Some(shared) = self.get(&id)? else {
-            return Ok(None);
+            return Ok(false);
         };
-        let mut ch = shared.lock().await;
-        let mut next = ch.clone();
-        if let Err(e) = change(&mut next) {
+        let applied = self
+            .transition(&shared, |ch: &mut Channel, _| {
+                Ok(ch.handle_ledger_event(event))
+            })
+            .await?;
+        if let Err(e) = applied {
             // The ledger is the authority; a disagreement is logged, not fatal.
             tracing::warn!(channel = %id, error = %e, "ledger event not applicable to channel");
-            return Ok(None);
         }
-        *ch = next.clone();
-        Ok(Some(next))
+        Ok(true)
     }
 
-    /// If the device closed channel `id`, the hub's counter-signed update over the device's
-    /// latest proof.
-    pub async fn update_for(&self, id: &U256) -> Result<Option<UpdateTransaction>, HubError> {
-        let Some(shared) = self.get(id)? else {
-            return Ok(None);
-        };
-        let ch = shared.lock().await;
-        Ok(ch.update_transaction(self.operator.as_ref())?)
+    fn is_device_close(&self, event: &LedgerEvent) -> bool {
+        matches!(event.kind, LedgerEventKind::ChannelClosed { closing_participant, .. }
+            if closing_participant != self.operator.address())
     }
 }

@@ -2,8 +2,9 @@
 //! and the watcher that follows the ledger.
 //!
 //! - [`book`]: every channel's `channel_core::channel::Channel`, persisted before answering.
-//! - `ledger_sync`: applies ledger events to the book, builds the contesting update.
-//! - [`watcher`]: follows the ledger, contests stale closes, settles.
+//! - `ledger_sync`: applies ledger events to the book (idempotently; it decides nothing).
+//! - [`watcher`]: follows the ledger and runs the level-triggered channel monitor: contests
+//!   stale closes and settles, from the ledger's state rather than from seen events.
 //! - [`view`]: the wire view of a channel.
 //! - [`service`]: the thin gRPC handlers.
 //!
@@ -19,7 +20,7 @@ pub mod watcher;
 use std::future::Future;
 use std::sync::Arc;
 
-use channel_core::channel::ChannelError;
+use channel_core::channel::{ChannelError, CooperativeCloseProposal};
 use channel_core::crypto::{LocalSigner, Signer};
 use channel_core::primitives::Address;
 use channel_core::proofs::Domain;
@@ -69,9 +70,7 @@ impl ChannelEngine {
     /// Brings the book up to the ledger's durable events (a device may pay right after its
     /// deposit, before the watcher saw it).
     async fn catch_up(&self) -> Result<(), HubError> {
-        watcher::catch_up(&self.book, &self.ledger)
-            .await
-            .map(|_| ())
+        watcher::catch_up(&self.book, &self.ledger).await
     }
 
     /// `Channels.GetChannel`: PERMISSION_DENIED unless `caller` is the channel's device.
@@ -117,8 +116,10 @@ impl ChannelEngine {
         ))
     }
 
-    /// `Channels.CooperativeClose`: co-sign both whole-balance withdraws and, if asked,
-    /// submit the cooperative settle to the embedded ledger as the hub.
+    /// `Channels.CooperativeClose`: the core checks the proposal (every rule, expiry
+    /// included) before anything changes; then the hub co-signs both whole-balance withdraws
+    /// and stops payments, durably. If asked, it submits the cooperative settle as the hub;
+    /// if that submission fails, payments resume and the error is returned.
     pub async fn cooperative_close(
         &self,
         caller: Address,
@@ -130,19 +131,21 @@ impl ChannelEngine {
                 "device_withdraw.channel_identifier differs from channel_id".into(),
             ));
         }
-        let (on_device, on_hub) = self
+        let proposal = CooperativeCloseProposal {
+            proposer_withdraw: req.device_withdraw,
+            proposer_signature: req.device_withdraw_signature,
+            partner_withdraw: req.hub_withdraw,
+            partner_withdraw_proposer_signature: req.hub_withdraw_partner_signature,
+        };
+        let now = self.ledger.now()?;
+        let accepted = self
             .book
-            .cosign_cooperative_close(
-                caller,
-                &req.device_withdraw,
-                &req.device_withdraw_signature,
-                &req.hub_withdraw,
-                &req.hub_withdraw_partner_signature,
-            )
+            .accept_cooperative_close(caller, &proposal, now)
             .await?;
+        let (on_device, on_hub) = (accepted.on_proposer_withdraw, accepted.on_own_withdraw);
         let mut events = Vec::new();
         if req.submit {
-            let (_, evs) = self
+            let submitted = self
                 .ledger
                 .submit(self.operator.address(), |l, caller, now| {
                     l.cooperative_settle(
@@ -155,7 +158,14 @@ impl ChannelEngine {
                         now,
                     )
                 })
-                .await?;
+                .await;
+            let evs = match submitted {
+                Ok((_, evs)) => evs,
+                Err(e) => {
+                    self.book.resume_payments(&req.channel_id).await?;
+                    return Err(e);
+                }
+            };
             events = evs.iter().map(v1::LedgerEvent::from).collect();
             self.catch_up().await?;
         }
@@ -174,13 +184,12 @@ impl ChannelEngine {
         })
     }
 
-    /// One payment of a `Payments.Pay` stream, applied now; the returned future resolves
-    /// once the new state is durable (so a stream can pipeline payments and share flushes).
-    pub async fn begin_payment(
+    /// One payment of a `Payments.Pay` stream, applied and durable when this returns.
+    pub async fn take_payment(
         &self,
         caller: Address,
         payment: Payment,
-    ) -> Result<impl Future<Output = Result<v1::PaymentAccepted, HubError>>, HubError> {
+    ) -> Result<v1::PaymentAccepted, HubError> {
         let first = self
             .book
             .take_payment(caller, &payment.balance_proof, payment.amount)
@@ -195,14 +204,9 @@ impl ChannelEngine {
             }
             other => other?,
         };
-        Ok(async move {
-            accepted.persist.durable().await?;
-            Ok(v1::PaymentAccepted {
-                nonce: accepted.nonce,
-                transferred_amount: voltlane_proto::convert::u256_bytes(
-                    &accepted.transferred_amount,
-                ),
-            })
+        Ok(v1::PaymentAccepted {
+            nonce: accepted.nonce,
+            transferred_amount: voltlane_proto::convert::u256_bytes(&accepted.transferred_amount),
         })
     }
 

@@ -1,10 +1,9 @@
 //! `voltlane.v1.Channels` and `voltlane.v1.Payments`: thin handlers over [`ChannelEngine`].
 //!
 //! `Pay` runs one task per stream: decode each message, hand it to the engine, and answer
-//! with an ack (accepted only after the engine reports the state durable) or a per-message
-//! rejection carrying the status code and reason; a bad message does not end the stream.
+//! with an ack (accepted only once the new state is durable) or a per-message rejection
+//! carrying the status code and reason; a bad message does not end the stream.
 
-use futures::stream::FuturesOrdered;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -19,36 +18,25 @@ use crate::error::HubError;
 
 /// Acks buffered per payment stream.
 const ACK_BUFFER: usize = 256;
-/// Payments of one stream applied but not yet durable; past this the stream stops reading.
-const MAX_IN_FLIGHT: usize = 1024;
 
-/// The ack of one payment, once it is known.
-type PendingAck = std::pin::Pin<Box<dyn std::future::Future<Output = v1::PaymentAck> + Send>>;
-
-/// Applies one payment message to its channel before returning (so the payments of a stream
-/// are applied strictly in arrival order), and returns the future of its ack: it resolves
-/// once the payment is durable, or at once with a rejection.
+/// Applies one payment message to its channel (durably) and returns its ack: accepted, or
+/// a rejection carrying the status code and reason.
 async fn apply_payment(
     engine: &ChannelEngine,
     caller: channel_core::Address,
     msg: v1::PaymentMessage,
-) -> PendingAck {
+) -> v1::PaymentAck {
     let request_id = msg.request_id;
     let applied = match decode::<_, Payment>(msg) {
-        Ok(payment) => engine.begin_payment(caller, payment).await,
+        Ok(payment) => engine.take_payment(caller, payment).await,
         Err(e) => Err(e),
     };
     match applied {
-        Ok(durable) => Box::pin(async move {
-            match durable.await {
-                Ok(accepted) => v1::PaymentAck {
-                    request_id,
-                    outcome: Some(v1::payment_ack::Outcome::Accepted(accepted)),
-                },
-                Err(e) => rejection(request_id, e),
-            }
-        }),
-        Err(e) => Box::pin(std::future::ready(rejection(request_id, e))),
+        Ok(accepted) => v1::PaymentAck {
+            request_id,
+            outcome: Some(v1::payment_ack::Outcome::Accepted(accepted)),
+        },
+        Err(e) => rejection(request_id, e),
     }
 }
 
@@ -149,44 +137,30 @@ impl v1::payments_server::Payments for PaymentsService {
         let engine = self.engine.clone();
         let mut shutdown = engine.shutdown.clone();
         tokio::spawn(async move {
-            // Payments are applied in arrival order; their durability futures complete in
-            // the same order (one flush covers everything applied before it), so acks go
-            // out in order while many payments share one fsync.
-            let mut in_flight = FuturesOrdered::new();
-            let mut inbound_open = true;
-            // Why the inbound side ended, if it failed (e.g. a message over the size limit):
-            // sent as the stream's final status once every earlier payment is acked.
-            let mut inbound_error: Option<Status> = None;
+            // Payments are applied strictly in arrival order, each acked once durable (the
+            // fsync is shared with every other channel's writes: group commit). An inbound
+            // error (e.g. a message over the size limit) ends the stream with that status,
+            // after every earlier payment was acked.
             loop {
-                if !inbound_open && in_flight.is_empty() {
-                    if let Some(status) = inbound_error.take() {
-                        let _ = tx.send(Err(status)).await;
-                    }
-                    return;
-                }
                 tokio::select! {
                     _ = shutdown.wait() => {
                         let _ = tx.send(Err(HubError::ShuttingDown.into())).await;
                         return;
                     }
-                    Some(ack) = in_flight.next(), if !in_flight.is_empty() => {
-                        if tx.send(Ok(ack)).await.is_err() {
+                    msg = inbound.next() => match msg {
+                        Some(Ok(m)) => {
+                            let ack = apply_payment(&engine, caller, m).await;
+                            if tx.send(Ok(ack)).await.is_err() {
+                                return;
+                            }
+                        }
+                        Some(Err(status)) => {
+                            let _ = tx.send(Err(status)).await;
                             return;
                         }
-                    }
-                    msg = inbound.next(), if inbound_open && in_flight.len() < MAX_IN_FLIGHT => {
-                        match msg {
-                            Some(Ok(m)) => {
-                                in_flight.push_back(apply_payment(&engine, caller, m).await);
-                            }
-                            Some(Err(status)) => {
-                                inbound_open = false;
-                                inbound_error = Some(status);
-                            }
-                            // The client closed its side: finish acking, then end the stream.
-                            None => inbound_open = false,
-                        }
-                    }
+                        // The client closed its side: every payment is acked; end the stream.
+                        None => return,
+                    },
                 }
             }
         });

@@ -1,12 +1,18 @@
-//! The hub's ledger watcher: applies ledger events to the hub's channels, contests a device's
-//! close with the device's latest proof (counter-signed by the hub) inside the settlement
-//! window, and settles channels once their window has passed.
+//! The hub's ledger watcher: applies ledger events to the hub's channels, and runs the
+//! channel monitor (`Channel::poll_ledger_action`) over every closed channel of the hub.
+//!
+//! Contesting and settling are level-triggered: the watcher looks at the ledger's current
+//! record of each closed channel at start-up, on every tick, and whenever applied events
+//! touched the hub's channels, and submits what the monitor asks for. It never depends on
+//! having *seen* a close event, so a close applied by a request's catch-up, or just before a
+//! crash, is contested all the same while the settlement window is open.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel_core::ledger::{ChannelPhase as LedgerPhase, LedgerEvent, LedgerEventKind};
+use channel_core::channel::LedgerAction;
+use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
 use channel_core::U256;
 use tokio::sync::broadcast::error::RecvError;
 
@@ -14,18 +20,15 @@ use super::book::ChannelBook;
 use crate::error::HubError;
 use crate::ledger::LedgerHandle;
 
-/// How often the watcher looks for channels whose settlement window has passed.
-const SETTLE_TICK: Duration = Duration::from_millis(500);
+/// How often the watcher runs the monitor over every closed channel, at the latest.
+const MONITOR_TICK: Duration = Duration::from_millis(500);
 
 /// Applies every durable ledger event the book has not seen yet. Used by the watcher and by
 /// request handlers that must see a just-made deposit before taking a payment.
-pub async fn catch_up(
-    book: &ChannelBook,
-    ledger: &LedgerHandle,
-) -> Result<Vec<LedgerEvent>, HubError> {
+pub async fn catch_up(book: &ChannelBook, ledger: &LedgerHandle) -> Result<(), HubError> {
     let from = book.applied_seq().await + 1;
     let (replay, _rx) = ledger.subscribe(from)?;
-    book.apply_ledger_events(&replay).await
+    book.apply_ledger_events(&replay).await.map(|_| ())
 }
 
 /// Runs until `shutdown` completes.
@@ -35,7 +38,8 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
-    let mut tick = tokio::time::interval(SETTLE_TICK);
+    let mut tick = tokio::time::interval(MONITOR_TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         let from = book.applied_seq().await + 1;
         let (replay, mut rx) = match ledger.subscribe(from) {
@@ -45,13 +49,15 @@ pub async fn run(
                 return;
             }
         };
-        react(&book, &ledger, &replay).await;
+        apply(&book, &replay).await;
+        monitor(&book, &ledger).await;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tick.tick() => settle_due(&book, &ledger).await,
+                _ = tick.tick() => monitor(&book, &ledger).await,
+                _ = book.ledger_moved.notified() => monitor(&book, &ledger).await,
                 event = rx.recv() => match event {
-                    Ok(event) => react(&book, &ledger, std::slice::from_ref(&event)).await,
+                    Ok(event) => apply(&book, std::slice::from_ref(&event)).await,
                     // Fell behind: resubscribe from the last applied seq.
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,
@@ -61,79 +67,80 @@ pub async fn run(
     }
 }
 
-async fn react(book: &ChannelBook, ledger: &LedgerHandle, events: &[LedgerEvent]) {
-    let relevant = match book.apply_ledger_events(events).await {
-        Ok(r) => r,
-        Err(e) => {
-            tracing::error!(error = %e, "applying ledger events failed");
-            return;
-        }
-    };
-    for event in relevant {
-        if let LedgerEventKind::ChannelClosed {
-            channel_id,
-            closing_participant,
-            ..
-        } = event.kind
-        {
-            if closing_participant != book.operator_address() {
-                contest(book, ledger, channel_id).await;
-            }
-        }
+async fn apply(book: &ChannelBook, events: &[LedgerEvent]) {
+    if let Err(e) = book.apply_ledger_events(events).await {
+        tracing::error!(error = %e, "applying ledger events failed");
     }
 }
 
-/// The device closed: submit its latest proof so the hub is credited with every payment.
-async fn contest(book: &ChannelBook, ledger: &LedgerHandle, id: U256) {
-    let tx = match book.update_for(&id).await {
-        Ok(Some(tx)) => tx,
-        Ok(None) => return,
-        Err(e) => {
-            tracing::error!(channel = %id, error = %e, "cannot build update transaction");
-            return;
-        }
-    };
-    let result = ledger
-        .submit(book.operator_address(), |l, caller, now| {
-            l.update_non_closing_balance_proof(
-                caller,
-                id,
-                &tx.closer_proof,
-                &tx.non_closing_signature,
-                now,
-            )
-        })
-        .await;
-    match result {
-        Ok(_) => {
-            tracing::info!(channel = %id, nonce = tx.closer_proof.proof.nonce, "contested close with the device's latest proof")
-        }
-        Err(e) => tracing::warn!(channel = %id, error = %e, "update of a device's close refused"),
-    }
-}
-
-/// Settles the hub's closed channels whose window has passed.
-async fn settle_due(book: &ChannelBook, ledger: &LedgerHandle) {
+/// One monitor pass: for every closed channel of the hub on the ledger, submit what the
+/// channel monitor asks for (an update with the device's latest proof, or a settle).
+pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle) {
     let me = book.operator_address();
     let Ok(now) = ledger.now() else { return };
-    let due: Vec<U256> = match ledger.read(|l| {
+    let closed: Vec<ChannelRecord> = match ledger.read(|l| {
         l.channels_of(me)
             .into_iter()
-            .filter(|c| c.phase == LedgerPhase::Closed && c.settle_after.is_some_and(|t| now > t))
-            .map(|c| c.id)
+            .filter(|c| c.phase == LedgerPhase::Closed)
+            .cloned()
             .collect()
     }) {
-        Ok(d) => d,
-        Err(_) => return,
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "monitor cannot read the ledger");
+            return;
+        }
     };
-    for id in due {
-        match ledger
-            .submit(me, |l, caller, now| l.settle_channel(caller, id, now))
-            .await
-        {
-            Ok(_) => tracing::info!(channel = %id, "settled"),
-            // A device may have settled in between; the ledger refuses a second settle.
-            Err(e) => tracing::debug!(channel = %id, error = %e, "settle not done"),
+    for record in closed {
+        let action = match book.ledger_action(&record, now).await {
+            Ok(a) => a,
+            Err(e) => {
+                tracing::error!(channel = %record.id, error = %e, "monitor cannot decide");
+                continue;
+            }
+        };
+        if let Some(action) = action {
+            submit(book, ledger, record.id, action).await;
+        }
+    }
+}
+
+/// Submits one monitor action. A refusal is expected when someone else got there first
+/// (the device settled, an earlier pass already updated): logged, and the next pass decides
+/// again from the ledger's state.
+async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: LedgerAction) {
+    let me = book.operator_address();
+    match action {
+        LedgerAction::Update(tx) => {
+            let nonce = tx.closer_proof.proof.nonce;
+            let result = ledger
+                .submit(me, |l, caller, now| {
+                    l.update_non_closing_balance_proof(
+                        caller,
+                        id,
+                        &tx.closer_proof,
+                        &tx.non_closing_signature,
+                        now,
+                    )
+                })
+                .await;
+            match result {
+                Ok(_) => {
+                    tracing::info!(channel = %id, nonce, "contested close with the device's latest proof")
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %id, nonce, error = %e, "update of a device's close refused")
+                }
+            }
+        }
+        LedgerAction::Settle { channel_id } => {
+            match ledger
+                .submit(me, |l, caller, now| l.settle_channel(caller, channel_id, now))
+                .await
+            {
+                Ok(_) => tracing::info!(channel = %channel_id, "settled"),
+                Err(e) => tracing::debug!(channel = %channel_id, error = %e, "settle not done"),
+            }
         }
     }
 }

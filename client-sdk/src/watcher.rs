@@ -98,9 +98,7 @@ async fn monitor_once(shared: &Shared) -> Result<(), ClientError> {
     let now = ops::ledger_now(shared).await?;
     match channel.poll_ledger_action(&record, now, shared.rpc.signer())? {
         None => {
-            if record.phase == LedgerPhase::Settled
-                && channel.phase() != ChannelPhase::Settled
-            {
+            if record.phase == LedgerPhase::Settled && channel.phase() != ChannelPhase::Settled {
                 shared.update_channel(|ch| Ok(ch.handle_ledger_settled()))?;
                 shared.store.flush().await?;
             }

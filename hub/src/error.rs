@@ -127,6 +127,15 @@ fn channel_code(e: &channel_core::channel::ChannelError) -> Code {
         | C::NoPendingWithdraw
         | C::LockNotExpired(_)
         | C::DepositDecreased { .. } => Code::FailedPrecondition,
+        C::CooperativeClose(r) => {
+            use channel_core::channel::CooperativeCloseRefusal as R;
+            match r {
+                R::Expired { .. } | R::LocksPending | R::WithdrawPending => {
+                    Code::FailedPrecondition
+                }
+                _ => Code::InvalidArgument,
+            }
+        }
         C::NotParticipant(_) => Code::PermissionDenied,
         C::Overflow(_) | C::NonceExhausted => Code::OutOfRange,
         _ => Code::InvalidArgument,

@@ -360,3 +360,155 @@ async fn operator_payments_reach_the_device() {
     assert_eq!(device.channel.our_balance().unwrap(), u(42));
     hub.stop().await;
 }
+
+/// `signature` with its v byte switched between 27 and 28: the same (r, s), which a plain
+/// ECDSA check against the device's key accepts, but which the ledger's ecrecover attributes
+/// to another address.
+fn flip_v(signature: &channel_core::Signature) -> Vec<u8> {
+    let mut bytes = signature.as_bytes().to_vec();
+    bytes[64] = if bytes[64] == 27 { 28 } else { 27 };
+    bytes
+}
+
+fn channels_client(
+    hub_conn: tonic::transport::Channel,
+    device: &Device,
+) -> v1::channels_client::ChannelsClient<
+    tonic::service::interceptor::InterceptedService<tonic::transport::Channel, Bearer>,
+> {
+    v1::channels_client::ChannelsClient::with_interceptor(hub_conn, Bearer(device.token.clone()))
+}
+
+#[tokio::test]
+async fn a_signature_with_a_flipped_v_is_refused_on_pay_and_on_withdraw() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    let mut device = device_with_channel(&hub, 21, 10_000).await;
+    let id = device.channel.id();
+    let first = sign_payment(&mut device, 10);
+    let acks = stream(&mut device.payments, vec![message(1, &first, 10)]).await;
+    assert!(accepted(&acks[0]).is_some(), "{:?}", acks[0]);
+    let before = hub_view(&hub, &device, id).await;
+
+    // Nonce 2 for a large amount, v flipped: the attack that let a device settle with its
+    // whole deposit.
+    let big = sign_payment(&mut device, 9_000);
+    let mut flipped = message(2, &big, 9_000);
+    if let Some(bp) = flipped.balance_proof.as_mut() {
+        bp.signature = flip_v(&big.signature);
+    }
+    let acks = stream(&mut device.payments, vec![flipped]).await;
+    let (code, reason) = rejected(&acks[0]);
+    assert_eq!(code, Code::InvalidArgument, "{reason}");
+    assert!(reason.contains("does not recover to"), "{reason}");
+    assert_eq!(hub_view(&hub, &device, id).await, before, "nothing changed");
+    // The honest nonce 2 still goes through.
+    let acks = stream(&mut device.payments, vec![message(3, &big, 9_000)]).await;
+    assert_eq!(accepted(&acks[0]).map(|a| a.nonce), Some(2));
+
+    // A withdraw request whose signature has its v flipped.
+    let now = {
+        let mut ledger = v1::ledger_client::LedgerClient::with_interceptor(
+            hub.channel().await,
+            Bearer(device.token.clone()),
+        );
+        ledger
+            .get_time(v1::GetTimeRequest {})
+            .await
+            .unwrap()
+            .into_inner()
+            .now
+    };
+    let withdraw = channel_core::WithdrawProof {
+        domain: *device.channel.domain(),
+        channel_identifier: id,
+        participant: device.key.address(),
+        total_withdraw: u(100),
+        withdrawable_until: now + 100,
+    };
+    let signature = withdraw.sign(&device.key).unwrap();
+    let mut channels = channels_client(hub.channel().await, &device);
+    let before = hub_view(&hub, &device, id).await;
+    let status = channels
+        .request_withdraw(v1::RequestWithdrawRequest {
+            withdraw: Some((&withdraw).into()),
+            participant_signature: flip_v(&signature),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert!(
+        status.message().contains("does not recover to"),
+        "{status:?}"
+    );
+    assert_eq!(
+        hub_view(&hub, &device, id).await,
+        before,
+        "nothing reserved"
+    );
+    channels
+        .request_withdraw(v1::RequestWithdrawRequest {
+            withdraw: Some((&withdraw).into()),
+            participant_signature: signature.as_bytes().to_vec(),
+        })
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn a_refused_cooperative_close_leaves_the_channel_open_for_payments() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    let mut device = device_with_channel(&hub, 22, 1_000).await;
+    let id = device.channel.id();
+    let first = sign_payment(&mut device, 100);
+    let acks = stream(&mut device.payments, vec![message(1, &first, 100)]).await;
+    assert!(accepted(&acks[0]).is_some());
+    let before = hub_view(&hub, &device, id).await;
+
+    // Whole-balance withdraws that expired long ago, with submit = true.
+    let device_withdraw = channel_core::WithdrawProof {
+        domain: *device.channel.domain(),
+        channel_identifier: id,
+        participant: device.key.address(),
+        total_withdraw: u(900),
+        withdrawable_until: 1,
+    };
+    let hub_withdraw = channel_core::WithdrawProof {
+        participant: device.channel.partner_address(),
+        total_withdraw: u(1_100),
+        ..device_withdraw
+    };
+    let mut channels = channels_client(hub.channel().await, &device);
+    let status = channels
+        .cooperative_close(v1::CooperativeCloseRequest {
+            channel_id: u256_bytes(&id),
+            device_withdraw: Some((&device_withdraw).into()),
+            device_withdraw_signature: device_withdraw
+                .sign(&device.key)
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+            hub_withdraw: Some((&hub_withdraw).into()),
+            hub_withdraw_partner_signature: hub_withdraw
+                .sign(&device.key)
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+            submit: true,
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::FailedPrecondition, "{status:?}");
+    assert!(status.message().contains("expired"), "{status:?}");
+    assert_eq!(hub_view(&hub, &device, id).await, before, "nothing changed");
+
+    let second = sign_payment(&mut device, 50);
+    let acks = stream(&mut device.payments, vec![message(2, &second, 50)]).await;
+    assert_eq!(
+        accepted(&acks[0]).map(|a| a.nonce),
+        Some(2),
+        "payments go on: {:?}",
+        acks[0]
+    );
+}

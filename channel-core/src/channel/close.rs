@@ -59,7 +59,9 @@ impl Channel {
     /// taking and making payments from here on.
     pub fn close(&mut self, signer: &dyn Signer) -> Result<CloseTransaction, ChannelError> {
         match self.phase {
-            ChannelPhase::Open | ChannelPhase::CooperativeSettling { .. } | ChannelPhase::Closing => {}
+            ChannelPhase::Open
+            | ChannelPhase::CooperativeSettling { .. }
+            | ChannelPhase::Closing => {}
             other => return Err(ChannelError::NotOpen(other.name())),
         }
         let partner_proof = self

@@ -49,7 +49,9 @@ pub enum CooperativeCloseRefusal {
         expected: Address,
         got: Address,
     },
-    #[error("{which}.total_withdraw must be {expected} (the participant's whole balance), got {got}")]
+    #[error(
+        "{which}.total_withdraw must be {expected} (the participant's whole balance), got {got}"
+    )]
     NotWholeBalance {
         which: &'static str,
         expected: U256,
@@ -182,11 +184,7 @@ impl Channel {
         }
         let partner = self.partner.address;
         for (which, w, sig) in [
-            (
-                "proposer_withdraw",
-                theirs,
-                &proposal.proposer_signature,
-            ),
+            ("proposer_withdraw", theirs, &proposal.proposer_signature),
             (
                 "partner_withdraw",
                 ours,

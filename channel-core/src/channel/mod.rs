@@ -58,7 +58,9 @@ pub enum ChannelPhase {
     /// Payments stopped for a cooperative close whose withdraws the ledger accepts until
     /// `until`; the ledger channel is still open. [`Channel::resume_payments`] reopens it if
     /// the cooperative settle fails, and [`Channel::handle_timeout`] does at `until`.
-    CooperativeSettling { until: u64 },
+    CooperativeSettling {
+        until: u64,
+    },
     /// We submitted (or are about to submit) a close; no more payments.
     Closing,
     /// The ledger reports the channel closed by `closer` at ledger time `at`.
@@ -373,5 +375,7 @@ fn check_field<T: PartialEq + std::fmt::Display>(
     }
 }
 
+#[cfg(test)]
+mod lifecycle_tests;
 #[cfg(test)]
 mod tests;

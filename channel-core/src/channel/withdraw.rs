@@ -143,7 +143,6 @@ impl Channel {
         }])
     }
 
-
     /// The ledger paid out a withdraw: `participant`'s cumulative withdraw is now
     /// `total_withdraw`.
     pub fn handle_ledger_withdraw(

@@ -14,8 +14,8 @@ use channel_core::channel::{
     Channel, ChannelEvent, ChannelMessage, CooperativeCloseAcceptance, CooperativeCloseProposal,
     LedgerAction,
 };
-use channel_core::ledger::ChannelRecord;
 use channel_core::crypto::{LocalSigner, Signature, Signer};
+use channel_core::ledger::ChannelRecord;
 use channel_core::{Address, Domain, SignedBalanceProof, WithdrawProof, H256, U256};
 use tokio::sync::{broadcast, Mutex, Notify};
 
@@ -319,13 +319,14 @@ impl ChannelBook {
         let shared = self.for_device(caller, &proof.channel_identifier).await?;
         self.transition(&shared, |ch, _| {
             ch.handle_timeout(now);
-            let events = ch.handle_withdraw_request(proof, signature, now, self.operator.as_ref())?;
+            let events =
+                ch.handle_withdraw_request(proof, signature, now, self.operator.as_ref())?;
             events
                 .iter()
                 .find_map(|e| match e {
-                    ChannelEvent::Send(ChannelMessage::WithdrawConfirmation { signature, .. }) => {
-                        Some(*signature)
-                    }
+                    ChannelEvent::Send(ChannelMessage::WithdrawConfirmation {
+                        signature, ..
+                    }) => Some(*signature),
                     _ => None,
                 })
                 .ok_or_else(|| HubError::Internal("no withdraw confirmation".into()))
@@ -382,4 +383,3 @@ impl ChannelBook {
         .await
     }
 }
-

@@ -12,6 +12,8 @@
 //! (the handlers did) and answering only once the change it made is durable.
 
 pub mod book;
+#[cfg(test)]
+mod book_tests;
 mod ledger_sync;
 pub mod service;
 pub mod view;

@@ -13,9 +13,9 @@ use crate::error::HubError;
 pub fn channel_state(ch: &Channel) -> Result<v1::ChannelState, HubError> {
     let phase = match ch.phase() {
         ChannelPhase::Open => v1::ChannelPhase::Opened,
-        ChannelPhase::CooperativeSettling { .. } | ChannelPhase::Closing | ChannelPhase::Closed { .. } => {
-            v1::ChannelPhase::Closed
-        }
+        ChannelPhase::CooperativeSettling { .. }
+        | ChannelPhase::Closing
+        | ChannelPhase::Closed { .. } => v1::ChannelPhase::Closed,
         ChannelPhase::Settled => v1::ChannelPhase::Settled,
     };
     Ok(v1::ChannelState {

@@ -135,7 +135,9 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
         }
         LedgerAction::Settle { channel_id } => {
             match ledger
-                .submit(me, |l, caller, now| l.settle_channel(caller, channel_id, now))
+                .submit(me, |l, caller, now| {
+                    l.settle_channel(caller, channel_id, now)
+                })
                 .await
             {
                 Ok(_) => tracing::info!(channel = %channel_id, "settled"),

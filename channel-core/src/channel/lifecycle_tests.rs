@@ -1,0 +1,347 @@
+//! Tests of a channel's end of life against the real ledger rules: the level-triggered
+//! monitor, idempotent ledger input, timers, and cooperative close with each of its refusals
+//! (every refusal leaves the channel exactly as it was).
+
+use super::*;
+use crate::crypto::Signer;
+use crate::ledger::{Ledger, LedgerConfig, LedgerEvent};
+use crate::testing::{test_domain, Pair, Side};
+
+const WINDOW: u64 = 30;
+
+fn u(n: u64) -> U256 {
+    U256::from(n)
+}
+
+/// A ledger with channel 1 between the pair's keys, both deposits made, and the pair's
+/// channels fed every ledger event. A pays B 40, then B pays A 10.
+fn funded() -> (Pair, Ledger, Vec<LedgerEvent>) {
+    let mut pair = Pair::new(U256::ZERO, U256::ZERO);
+    let mut ledger = Ledger::new(LedgerConfig {
+        domain: test_domain(),
+        settlement_timeout: WINDOW,
+    });
+    let (a, b) = (pair.key_a.address(), pair.key_b.address());
+    let now = pair.now;
+    ledger.mint(a, u(1_000), now).unwrap();
+    ledger.mint(b, u(1_000), now).unwrap();
+    let id = ledger.open_channel(a, b, now).unwrap();
+    assert_eq!(id, u(1));
+    ledger.set_total_deposit(a, id, a, u(100), now).unwrap();
+    ledger.set_total_deposit(b, id, b, u(50), now).unwrap();
+    let events = ledger.events_since(0).to_vec();
+    for ev in &events {
+        pair.a.handle_ledger_event(ev).unwrap();
+        pair.b.handle_ledger_event(ev).unwrap();
+    }
+    pair.pay(Side::A, u(40)).unwrap();
+    pair.pay(Side::B, u(10)).unwrap();
+    (pair, ledger, events)
+}
+
+#[test]
+fn ledger_events_apply_once_whatever_the_replays() {
+    let (mut pair, mut ledger, events) = funded();
+    assert_eq!(pair.b.partner().total_deposit, u(100));
+    let before = pair.b.clone();
+    for ev in events.iter().rev().chain(events.iter()) {
+        assert_eq!(pair.b.handle_ledger_event(ev).unwrap(), vec![]);
+    }
+    assert_eq!(
+        pair.b, before,
+        "replayed and out-of-order events change nothing"
+    );
+
+    let close = pair.a.close(&pair.key_a).unwrap();
+    let closed = ledger
+        .close_channel(
+            pair.key_a.address(),
+            close.channel_id,
+            &close.partner_proof,
+            &close.closing_signature,
+            pair.now,
+        )
+        .unwrap();
+    let first = pair.b.handle_ledger_event(&closed[0]).unwrap();
+    assert_eq!(
+        first,
+        vec![ChannelEvent::Closed {
+            closer: pair.key_a.address()
+        }]
+    );
+    let after = pair.b.clone();
+    assert_eq!(pair.b.handle_ledger_event(&closed[0]).unwrap(), vec![]);
+    assert_eq!(pair.b, after);
+}
+
+#[test]
+fn monitor_contests_a_stale_close_until_the_ledger_holds_the_latest_proof() {
+    let (mut pair, mut ledger, _) = funded();
+    // B closes with an older proof of A's (nonce 1, 40) although A paid 5 more: that only
+    // hurts B. What A must do is put B's payment to A (10) on the ledger, which holds none.
+    let stale = *pair.b.partner_latest_proof().unwrap();
+    pair.pay(Side::A, u(5)).unwrap();
+    let closing_signature = stale.counter_sign_close(&pair.key_b).unwrap();
+    let now = pair.now + 1;
+    ledger
+        .close_channel(pair.key_b.address(), u(1), &stale, &closing_signature, now)
+        .unwrap();
+    let record = ledger.channel(u(1)).unwrap().clone();
+
+    // A's view never saw the close event (e.g. it crashed right after applying it): the
+    // monitor decides from the record alone.
+    let action = pair
+        .a
+        .poll_ledger_action(&record, now, &pair.key_a)
+        .unwrap();
+    let Some(LedgerAction::Update(tx)) = action else {
+        panic!("expected an update, got {action:?}");
+    };
+    assert_eq!(tx.closer_proof.proof.nonce, pair.a.partner().nonce());
+    ledger
+        .update_non_closing_balance_proof(
+            pair.key_a.address(),
+            tx.channel_id,
+            &tx.closer_proof,
+            &tx.non_closing_signature,
+            now,
+        )
+        .unwrap();
+    let record = ledger.channel(u(1)).unwrap().clone();
+    assert_eq!(
+        pair.a
+            .poll_ledger_action(&record, now, &pair.key_a)
+            .unwrap(),
+        None,
+        "nothing left to contest"
+    );
+    // B, the closer, has nothing to contest; neither side acts before the window ends.
+    assert_eq!(
+        pair.b
+            .poll_ledger_action(&record, now, &pair.key_b)
+            .unwrap(),
+        None
+    );
+    let settle_at = pair.a.poll_ledger_timeout(&record).unwrap();
+    assert_eq!(settle_at, now + WINDOW + 1);
+    for (ch, key) in [(&pair.a, &pair.key_a), (&pair.b, &pair.key_b)] {
+        assert_eq!(
+            ch.poll_ledger_action(&record, settle_at, key).unwrap(),
+            Some(LedgerAction::Settle { channel_id: u(1) })
+        );
+    }
+    ledger
+        .settle_channel(pair.key_a.address(), u(1), settle_at)
+        .unwrap();
+    let record = ledger.channel(u(1)).unwrap().clone();
+    assert_eq!(
+        pair.a
+            .poll_ledger_action(&record, settle_at, &pair.key_a)
+            .unwrap(),
+        None
+    );
+    // A: 100 - 40 (the proof B chose) + 10 (B's payment, there only thanks to the update).
+    assert_eq!(ledger.token_balance(pair.key_a.address()), u(900 + 70));
+    assert_eq!(ledger.token_balance(pair.key_b.address()), u(950 + 80));
+}
+
+#[test]
+fn monitor_refuses_a_record_of_another_channel() {
+    let (pair, ledger, _) = funded();
+    let mut record = ledger.channel(u(1)).unwrap().clone();
+    record.id = u(2);
+    assert_eq!(
+        pair.a.poll_ledger_action(&record, pair.now, &pair.key_a),
+        Err(ChannelError::WrongChannel {
+            expected: u(1),
+            got: u(2)
+        })
+    );
+}
+
+fn proposal_by_a(pair: &Pair, until: u64) -> CooperativeCloseProposal {
+    let mut a = pair.a.clone();
+    a.propose_cooperative_close(until, pair.now, &pair.key_a)
+        .unwrap()
+}
+
+/// `accept_cooperative_close` on B must fail with `want` and leave B untouched.
+fn refused(pair: &mut Pair, proposal: &CooperativeCloseProposal, want: ChannelError) {
+    let before = pair.b.clone();
+    assert_eq!(
+        pair.b
+            .accept_cooperative_close(proposal, pair.now, &pair.key_b),
+        Err(want)
+    );
+    assert_eq!(
+        pair.b, before,
+        "a refused proposal must not change the channel"
+    );
+}
+
+#[test]
+fn cooperative_close_settles_on_the_ledger_and_refuses_every_bad_proposal() {
+    use CooperativeCloseRefusal as R;
+    let (mut pair, mut ledger, _) = funded();
+    let until = pair.now + 100;
+    let good = proposal_by_a(&pair, until);
+    assert_eq!(good.proposer_withdraw.total_withdraw, u(70));
+    assert_eq!(good.partner_withdraw.total_withdraw, u(80));
+
+    let mut p = good;
+    p.proposer_withdraw.total_withdraw = u(71);
+    p.proposer_signature = p.proposer_withdraw.sign(&pair.key_a).unwrap();
+    refused(
+        &mut pair,
+        &p,
+        R::NotWholeBalance {
+            which: "proposer_withdraw",
+            expected: u(70),
+            got: u(71),
+        }
+        .into(),
+    );
+
+    let mut p = good;
+    let (a, b) = (pair.key_a.address(), pair.key_b.address());
+    p.partner_withdraw.participant = a;
+    refused(
+        &mut pair,
+        &p,
+        R::WrongParticipant {
+            which: "partner_withdraw",
+            expected: b,
+            got: a,
+        }
+        .into(),
+    );
+
+    // Expired at the acceptor's ledger time: the bug of a refused settle freezing the channel.
+    let soon = pair.now + 1;
+    let stale = proposal_by_a(&pair, soon);
+    pair.now = soon;
+    refused(
+        &mut pair,
+        &stale,
+        R::Expired {
+            which: "proposer_withdraw",
+            until: soon,
+            now: soon,
+        }
+        .into(),
+    );
+    pair.now -= 1;
+
+    let mut p = good;
+    p.partner_withdraw_proposer_signature = p.partner_withdraw.sign(&pair.key_b).unwrap();
+    let before = pair.b.clone();
+    assert!(matches!(
+        pair.b.accept_cooperative_close(&p, pair.now, &pair.key_b),
+        Err(ChannelError::CooperativeClose(R::BadSignature {
+            which: "partner_withdraw",
+            ..
+        }))
+    ));
+    assert_eq!(pair.b, before);
+
+    let mut p = good;
+    p.proposer_withdraw.domain.chain_id = u(1);
+    refused(
+        &mut pair,
+        &p,
+        ChannelError::WrongChain {
+            expected: test_domain().chain_id,
+            got: u(1),
+        },
+    );
+
+    // The good one: B signs, stops payments, and the four signatures settle on the ledger.
+    let ok = pair
+        .b
+        .accept_cooperative_close(&good, pair.now, &pair.key_b)
+        .unwrap();
+    assert_eq!(pair.b.phase(), ChannelPhase::CooperativeSettling { until });
+    assert!(pair.b.send_payment(u(1), H256::ZERO, &pair.key_b).is_err());
+    let events = ledger
+        .cooperative_settle(
+            pair.key_b.address(),
+            u(1),
+            &good.proposer_withdraw,
+            (&good.proposer_signature, &ok.on_proposer_withdraw),
+            &good.partner_withdraw,
+            (
+                &ok.on_own_withdraw,
+                &good.partner_withdraw_proposer_signature,
+            ),
+            pair.now,
+        )
+        .unwrap();
+    for ev in &events {
+        pair.b.handle_ledger_event(ev).unwrap();
+    }
+    assert_eq!(pair.b.phase(), ChannelPhase::Settled);
+    assert_eq!(ledger.token_balance(pair.key_a.address()), u(970));
+    assert_eq!(ledger.token_balance(pair.key_b.address()), u(1_030));
+}
+
+#[test]
+fn a_cooperative_close_that_fails_resumes_payments() {
+    let (mut pair, _, _) = funded();
+    let until = pair.now + 10;
+    let proposal = proposal_by_a(&pair, until);
+    pair.b
+        .accept_cooperative_close(&proposal, pair.now, &pair.key_b)
+        .unwrap();
+    assert_eq!(
+        pair.b.send_payment(u(1), H256::ZERO, &pair.key_b),
+        Err(ChannelError::NotOpen("settling cooperatively"))
+    );
+    // The submission failed: payments resume at once.
+    pair.b.resume_payments();
+    assert_eq!(pair.b.phase(), ChannelPhase::Open);
+    pair.pay(Side::B, u(1)).unwrap();
+
+    // Never submitted: payments resume when the withdraws can no longer reach the ledger.
+    let until = pair.now + 10;
+    let proposal = proposal_by_a(&pair, until);
+    pair.b
+        .accept_cooperative_close(&proposal, pair.now, &pair.key_b)
+        .unwrap();
+    assert_eq!(pair.b.poll_timeout(), Some(pair.now + 10));
+    assert_eq!(pair.b.handle_timeout(pair.now + 9), vec![]);
+    assert_eq!(
+        pair.b.handle_timeout(pair.now + 10),
+        vec![ChannelEvent::PaymentsResumed]
+    );
+    assert_eq!(pair.b.phase(), ChannelPhase::Open);
+    assert_eq!(pair.b.poll_timeout(), None);
+}
+
+#[test]
+fn a_unilateral_close_is_never_resumed() {
+    let (mut pair, _, _) = funded();
+    pair.a.close(&pair.key_a).unwrap();
+    pair.a.resume_payments();
+    assert_eq!(pair.a.phase(), ChannelPhase::Closing);
+}
+
+#[test]
+fn an_expired_withdraw_frees_its_reservation_on_timeout() {
+    let (mut pair, _, _) = funded();
+    let until = pair.now + 5;
+    pair.drive(Side::A, |ch, key, now| {
+        ch.request_withdraw(u(20), until, now, key)
+    })
+    .unwrap();
+    assert_eq!(pair.b.poll_timeout(), Some(until));
+    let reserved = pair.b.partner_distributable().unwrap();
+    assert_eq!(
+        pair.b.handle_timeout(until),
+        vec![ChannelEvent::WithdrawExpired {
+            participant: pair.key_a.address(),
+            total_withdraw: u(20)
+        }]
+    );
+    assert_eq!(pair.b.partner_distributable().unwrap(), reserved + u(20));
+    assert_eq!(pair.b.poll_timeout(), None);
+}

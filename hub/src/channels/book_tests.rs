@@ -1,0 +1,204 @@
+//! The channel book on the in-memory store: every change goes through one transition, so what
+//! is in memory is what is on disk (a reload finds exactly the same channels), replayed ledger
+//! events change nothing, and a refused input writes nothing.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::Arc;
+
+use channel_core::channel::{Channel, ChannelEvent, ChannelMessage};
+use channel_core::crypto::{LocalSigner, Signer};
+use channel_core::ledger::{LedgerEvent, LedgerEventKind};
+use channel_core::testing::{test_domain, test_signer};
+use channel_core::{SignedBalanceProof, H256, U256};
+
+use super::book::ChannelBook;
+use crate::error::HubError;
+use crate::store::{KvStore, MemoryStore};
+
+fn u(n: u64) -> U256 {
+    U256::from(n)
+}
+
+struct Fixture {
+    store: Arc<dyn KvStore>,
+    operator: Arc<LocalSigner>,
+    book: ChannelBook,
+    /// Each device's own view of its channel, to sign payments with.
+    devices: Vec<(LocalSigner, Channel)>,
+    seq: u64,
+}
+
+impl Fixture {
+    /// A hub with `n` channels (ids 1..=n), each device depositing 1,000.
+    async fn new(n: u8) -> Self {
+        let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let operator = Arc::new(test_signer(200));
+        let book = ChannelBook::load(store.clone(), operator.clone(), test_domain()).unwrap();
+        let mut f = Self {
+            store,
+            operator,
+            book,
+            devices: Vec::new(),
+            seq: 0,
+        };
+        let mut events = Vec::new();
+        for i in 1..=n {
+            let key = test_signer(i);
+            let id = u(i.into());
+            events.push(f.event(LedgerEventKind::ChannelOpened {
+                channel_id: id,
+                participant1: key.address(),
+                participant2: f.operator.address(),
+                settlement_timeout: 30,
+            }));
+            events.push(f.deposit(id, &key, 1_000));
+            let mut ch = Channel::new(test_domain(), id, key.address(), f.operator.address());
+            ch.handle_ledger_deposit(key.address(), u(1_000)).unwrap();
+            f.devices.push((key, ch));
+        }
+        f.book.apply_ledger_events(&events).await.unwrap();
+        f
+    }
+
+    fn event(&mut self, kind: LedgerEventKind) -> LedgerEvent {
+        self.seq += 1;
+        LedgerEvent {
+            seq: self.seq,
+            time: 1_000 + self.seq,
+            kind,
+        }
+    }
+
+    fn deposit(&mut self, id: U256, key: &LocalSigner, total: u64) -> LedgerEvent {
+        self.event(LedgerEventKind::Deposit {
+            channel_id: id,
+            participant: key.address(),
+            total_deposit: u(total),
+        })
+    }
+
+    /// Device `i` (0-based) signs a payment of `amount`.
+    fn sign_payment(&mut self, i: usize, amount: u64) -> SignedBalanceProof {
+        let (key, ch) = &mut self.devices[i];
+        let events = ch.send_payment(u(amount), H256::ZERO, key).unwrap();
+        events
+            .iter()
+            .find_map(|e| match e {
+                ChannelEvent::Send(ChannelMessage::Payment { proof, .. }) => Some(*proof),
+                _ => None,
+            })
+            .unwrap()
+    }
+
+    /// Every channel as a freshly loaded book sees it (what a restart would find).
+    async fn reloaded(&self) -> Vec<Channel> {
+        let book =
+            ChannelBook::load(self.store.clone(), self.operator.clone(), test_domain()).unwrap();
+        snapshot(&book).await
+    }
+}
+
+async fn snapshot(book: &ChannelBook) -> Vec<Channel> {
+    let mut out = Vec::new();
+    for id in book.channel_ids().unwrap() {
+        out.push(book.get(&id).unwrap().unwrap().lock().await.clone());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ledger_events_applied_amid_payments_never_overwrite_them_on_disk() {
+    let mut f = Fixture::new(2).await;
+    let (dev0, dev1) = (f.devices[0].0.clone(), f.devices[1].0.clone());
+    let proofs: Vec<_> = (0..200).map(|_| f.sign_payment(0, 1)).collect();
+    let events: Vec<_> = (0..200u64)
+        .flat_map(|k| {
+            let a = f.deposit(u(1), &dev0, 1_001 + k);
+            let b = f.deposit(u(2), &dev1, 1_001 + k);
+            [a, b]
+        })
+        .collect();
+    let f = Arc::new(f);
+    let payer = {
+        let f = f.clone();
+        tokio::spawn(async move {
+            for p in proofs {
+                f.book.take_payment(dev0.address(), &p, u(1)).await.unwrap();
+            }
+        })
+    };
+    for pair in events.chunks(2) {
+        f.book.apply_ledger_events(pair).await.unwrap();
+        tokio::task::yield_now().await;
+    }
+    payer.await.unwrap();
+    let live = snapshot(&f.book).await;
+    assert_eq!(live[0].partner().nonce(), 200);
+    assert_eq!(live[0].partner().total_deposit, u(1_200));
+    assert_eq!(
+        f.reloaded().await,
+        live,
+        "disk holds exactly what memory holds"
+    );
+}
+
+#[tokio::test]
+async fn a_replayed_channel_opened_keeps_the_channel() {
+    let mut f = Fixture::new(1).await;
+    let device = f.devices[0].0.clone();
+    for _ in 0..3 {
+        let p = f.sign_payment(0, 7);
+        f.book
+            .take_payment(device.address(), &p, u(7))
+            .await
+            .unwrap();
+    }
+    let opened = LedgerEvent {
+        seq: 1,
+        time: 1_001,
+        kind: LedgerEventKind::ChannelOpened {
+            channel_id: u(1),
+            participant1: device.address(),
+            participant2: f.operator.address(),
+            settlement_timeout: 30,
+        },
+    };
+    let deposit = f.deposit(u(1), &device, 1_000);
+    f.book.apply_event(&opened).await.unwrap();
+    f.book.apply_event(&deposit).await.unwrap();
+    let live = snapshot(&f.book).await;
+    assert_eq!(live[0].partner().nonce(), 3);
+    assert_eq!(live[0].partner().transferred(), u(21));
+    assert_eq!(f.reloaded().await, live);
+}
+
+#[tokio::test]
+async fn a_refused_payment_changes_nothing_in_memory_or_on_disk() {
+    let mut f = Fixture::new(1).await;
+    let device = f.devices[0].0.clone();
+    let p = f.sign_payment(0, 5);
+    f.book
+        .take_payment(device.address(), &p, u(5))
+        .await
+        .unwrap();
+    let before = snapshot(&f.book).await;
+
+    let forged = f.sign_payment(0, 5).proof.sign(&test_signer(99)).unwrap();
+    let err = f
+        .book
+        .take_payment(device.address(), &forged, u(5))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(err, HubError::Channel(_)),
+        "expected a channel refusal, got {err}"
+    );
+    // The exact re-send of the latest accepted proof is acknowledged again, nothing more.
+    f.book
+        .take_payment(device.address(), &p, u(5))
+        .await
+        .unwrap();
+    assert_eq!(snapshot(&f.book).await, before);
+    assert_eq!(f.reloaded().await, before);
+}

@@ -476,7 +476,7 @@ async fn a_refused_cooperative_close_leaves_the_channel_open_for_payments() {
     };
     let hub_withdraw = channel_core::WithdrawProof {
         participant: device.channel.partner_address(),
-        total_withdraw: u(1_100),
+        total_withdraw: u(100),
         ..device_withdraw
     };
     let mut channels = channels_client(hub.channel().await, &device);

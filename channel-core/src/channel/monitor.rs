@@ -18,7 +18,7 @@ use crate::primitives::U256;
 pub enum LedgerAction {
     /// The partner closed with an older proof of its own than the one we hold: submit ours,
     /// counter-signed, before the window ends.
-    Update(UpdateTransaction),
+    Update(Box<UpdateTransaction>),
     /// The settlement window is over: settle.
     Settle { channel_id: U256 },
 }
@@ -65,11 +65,11 @@ impl Channel {
         if closer_proof.proof.nonce <= on_ledger {
             return Ok(None);
         }
-        Ok(Some(LedgerAction::Update(UpdateTransaction {
+        Ok(Some(LedgerAction::Update(Box::new(UpdateTransaction {
             channel_id: self.id,
             closer_proof,
             non_closing_signature: closer_proof.counter_sign_update(signer)?,
-        })))
+        }))))
     }
 
     /// The earliest ledger time at which [`Channel::poll_ledger_action`] will have something

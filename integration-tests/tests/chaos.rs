@@ -11,7 +11,8 @@
 //! Randomness (kill and pause lengths, payment sizes, when and how devices close) comes from
 //! one seed, printed at the start: `VOLTLANE_CHAOS_SEED=<seed>` replays the same decisions
 //! (the scheduling of the processes still varies). `VOLTLANE_CHAOS_KILLS=<n>` runs longer
-//! than the default 20 kills. A summary line (kills, payments, closes, contests) is printed.
+//! than the default 20 kills. A summary line (kills, payments, closes, contests) goes to
+//! stderr; `cargo test -p integration-tests --test chaos -- --nocapture` shows it.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 

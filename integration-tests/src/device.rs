@@ -259,6 +259,32 @@ impl TestDevice {
             .into_inner())
     }
 
+    /// Pays `count` payments of `amount` on one stream and requires every one acknowledged
+    /// as accepted, in order; returns the last acknowledged nonce.
+    pub async fn pay_acked(&mut self, amount: U256, count: u64) -> Result<u64, HarnessError> {
+        let window = usize::try_from(count).unwrap_or(usize::MAX).clamp(1, 256);
+        let mut session = self.pay_session(window).await?;
+        let mut expected = Vec::new();
+        for _ in 0..count {
+            let msg = self.next_payment(amount)?;
+            expected.push(msg.request_id);
+            session.send(msg).await?;
+        }
+        session.finish();
+        let mut last = self.channel()?.our().nonce().saturating_sub(count);
+        for nonce in expected {
+            match session.next_ack().await? {
+                Some(PayAck::Accepted { nonce: n, .. }) if n == nonce => last = n,
+                other => {
+                    return Err(HarnessError::protocol(format!(
+                        "payment nonce {nonce}: expected an accepting ack, got {other:?}"
+                    )))
+                }
+            }
+        }
+        Ok(last)
+    }
+
     /// Opens a `Payments.Pay` stream with room for `window` unsent messages.
     pub async fn pay_session(&self, window: usize) -> Result<PaySession, HarnessError> {
         PaySession::open(self.payments(), window).await

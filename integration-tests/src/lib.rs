@@ -9,6 +9,10 @@
 //! - [`device`]: [`TestDevice`], a device speaking raw `voltlane.v1` protobuf with a
 //!   `channel_core::channel::Channel` for its own state: login, mint, open, deposit, sign
 //!   payments, pipelined `Payments.Pay`.
+//! - [`operator`]: [`Operator`], the hub operator's own session (`OperatorPay`), logged in
+//!   with the key the hub created in its data directory.
+//! - [`settlement`]: a device's unilateral close on the ledger and the checks of what the
+//!   ledger made of it (contested nonce, settled amounts, token balances).
 //! - [`stats`]: latency percentiles and the raw k256 sign/verify rates for the loadgen.
 //!
 //! What this crate does not do: use the device SDK (`voltlane-client`; SDK-based tests are
@@ -17,11 +21,14 @@
 pub mod binary;
 pub mod device;
 pub mod error;
+pub mod operator;
 pub mod process;
+pub mod settlement;
 pub mod stats;
 
 pub use device::{PayAck, PaySession, TestDevice};
 pub use error::HarnessError;
+pub use operator::Operator;
 pub use process::{HubOptions, HubProcess};
 
 use std::future::Future;

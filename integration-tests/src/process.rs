@@ -3,6 +3,10 @@
 //! Call order: [`HubProcess::start`] (spawn + [`HubProcess::wait_ready`]), use
 //! [`HubProcess::url`] / [`HubProcess::connect`], optionally [`HubProcess::kill9`] and
 //! [`HubProcess::restart`] (same data directory and port), and let `Drop` kill the child.
+//! A hub started with a fail point in [`HubOptions::env`] dies by itself:
+//! [`HubProcess::wait_exit`] reaps it, [`HubProcess::options_mut`] drops the fail point
+//! before the restart. [`HubProcess::operator_key`] reads the key the hub created, so a test
+//! can act as the operator.
 //! Every start appends the hub's stdout and stderr to `<data dir>/hub.log`; when a test
 //! panics while a hub is alive, `Drop` prints the tail of that log.
 
@@ -12,6 +16,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
+use channel_core::crypto::LocalSigner;
+use channel_core::primitives::decode_hex;
 use tonic::transport::{Channel, Endpoint};
 use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
@@ -24,6 +30,8 @@ use crate::error::HarnessError;
 const READY_SERVICE: &str = "voltlane.v1.Payments";
 /// Pause between health polls.
 const POLL: Duration = Duration::from_millis(25);
+/// The hub's operator key file inside its data directory.
+const OPERATOR_KEY_FILE: &str = "operator.key";
 /// Bytes of log shown on failure.
 const LOG_TAIL: usize = 4000;
 
@@ -40,6 +48,8 @@ pub struct HubOptions {
     pub ready_timeout: Duration,
     /// `RUST_LOG` of the child (the hub logs at `info` by default).
     pub rust_log: String,
+    /// Further environment variables of the child, e.g. `VOLTLANE_FAILPOINTS`.
+    pub env: Vec<(String, String)>,
 }
 
 impl Default for HubOptions {
@@ -50,6 +60,7 @@ impl Default for HubOptions {
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(20),
             rust_log: "info".into(),
+            env: Vec::new(),
         }
     }
 }
@@ -118,6 +129,20 @@ impl HubProcess {
         text[start..].to_string()
     }
 
+    /// The options the next (re)start uses.
+    pub fn options_mut(&mut self) -> &mut HubOptions {
+        &mut self.options
+    }
+
+    /// The operator key the hub created in its data directory (`operator.key`, hex).
+    pub fn operator_key(&self) -> Result<LocalSigner, HarnessError> {
+        let path = self.dir.path().join(OPERATOR_KEY_FILE);
+        let text = std::fs::read_to_string(&path)?;
+        let bytes = decode_hex(text.trim())
+            .map_err(|e| HarnessError::protocol(format!("{}: {e}", path.display())))?;
+        LocalSigner::from_bytes(&bytes).map_err(|e| HarnessError::Channel(e.to_string()))
+    }
+
     /// Process id of the running child, if any.
     pub fn pid(&self) -> Option<u32> {
         self.child.as_ref().map(Child::id)
@@ -165,6 +190,32 @@ impl HubProcess {
         }
     }
 
+    /// Waits (polling) for the child to exit by itself and reaps it; a timeout leaves it
+    /// running.
+    pub async fn wait_exit(&mut self, limit: Duration) -> Result<ExitStatus, HarnessError> {
+        let started = Instant::now();
+        loop {
+            let Some(child) = self.child.as_mut() else {
+                return Err(HarnessError::protocol("wait_exit: the hub is not running"));
+            };
+            if let Some(status) = child.try_wait()? {
+                self.child = None;
+                return Ok(status);
+            }
+            if started.elapsed() >= limit {
+                return Err(HarnessError::Timeout {
+                    what: format!(
+                        "hub at {} to exit; log tail:\n{}",
+                        self.addr,
+                        self.log_tail()
+                    ),
+                    after: started.elapsed(),
+                });
+            }
+            tokio::time::sleep(POLL).await;
+        }
+    }
+
     /// Starts the hub again on the same data directory and port (killing a running one
     /// first) and waits until it is ready.
     pub async fn restart(&mut self) -> Result<(), HarnessError> {
@@ -191,6 +242,7 @@ impl HubProcess {
             cmd.arg("--max-message-bytes").arg(max.to_string());
         }
         cmd.args(&self.options.extra_args)
+            .envs(self.options.env.iter().map(|(k, v)| (k, v)))
             .env("RUST_LOG", &self.options.rust_log)
             .env("NO_COLOR", "1")
             .stdin(Stdio::null())

@@ -234,6 +234,24 @@ pub(crate) async fn close(shared: &Shared) -> Result<u64, ClientError> {
     })
 }
 
+/// Submits `SettleChannel` once and applies the events it returns.
+pub(crate) async fn submit_settle(
+    shared: &Shared,
+    channel_id: U256,
+) -> Result<Option<Settlement>, ClientError> {
+    let resp = shared
+        .rpc
+        .call("Ledger.SettleChannel", move |mut c| async move {
+            c.ledger
+                .settle_channel(v1::SettleChannelRequest {
+                    channel_id: u256_bytes(&channel_id),
+                })
+                .await
+        })
+        .await?;
+    apply_events(shared, resp.events).await
+}
+
 /// Waits for the settlement window to end, then settles. `None` when someone else settled
 /// the channel first.
 pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, ClientError> {
@@ -266,18 +284,8 @@ pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, Client
             tokio::time::sleep(Duration::from_secs(wait)).await;
             continue;
         }
-        let result = shared
-            .rpc
-            .call("Ledger.SettleChannel", move |mut c| async move {
-                c.ledger
-                    .settle_channel(v1::SettleChannelRequest {
-                        channel_id: u256_bytes(&channel_id),
-                    })
-                    .await
-            })
-            .await;
-        match result {
-            Ok(resp) => return apply_events(shared, resp.events).await,
+        match submit_settle(shared, channel_id).await {
+            Ok(settled) => return Ok(settled),
             // Someone (the hub, our watcher) may have settled in between: look again.
             Err(e) if e.code().is_some() => {
                 let rec = ledger_channel(shared, channel_id).await?;

@@ -111,21 +111,8 @@ async fn monitor_once(shared: &Shared) -> Result<(), ClientError> {
             Ok(())
         }
         Some(LedgerAction::Settle { channel_id }) => {
-            let resp = shared
-                .rpc
-                .call("Ledger.SettleChannel", move |mut c| async move {
-                    c.ledger
-                        .settle_channel(v1::SettleChannelRequest {
-                            channel_id: u256_bytes(&channel_id),
-                        })
-                        .await
-                })
-                .await;
-            match resp {
-                Ok(resp) => {
-                    ops::apply_events(shared, resp.events).await?;
-                    tracing::info!("channel settled");
-                }
+            match ops::submit_settle(shared, channel_id).await {
+                Ok(_) => tracing::info!("channel settled"),
                 // Someone else may have settled in between: the next pass reads the record.
                 Err(e) => tracing::debug!(error = %e, "settle not done"),
             }

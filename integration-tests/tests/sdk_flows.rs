@@ -1,7 +1,8 @@
 //! The device SDK (`voltlane-client`) against a real hub process: a long stream of payments
 //! closed cooperatively, a `kill -9` of the hub in the middle of a stream, a device reboot
-//! with unacknowledged payments, and a stale close by the hub that the SDK's watcher contests. Every test ends by checking the ledger's token
-//! balances to the unit.
+//! with unacknowledged payments, and a stale close by the hub that the SDK's monitor contests
+//! (also after a device crash right after it recorded the close). Every test ends by checking
+//! the ledger's token balances to the unit.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,6 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use channel_core::crypto::Signer;
+use channel_core::ledger::{LedgerEvent, LedgerEventKind};
 use channel_core::primitives::decode_hex;
 use channel_core::LocalSigner;
 use futures::future::join_all;
@@ -148,17 +150,23 @@ async fn kill_9_mid_stream_loses_nothing_and_the_client_resumes() {
     );
 }
 
-#[tokio::test]
-async fn a_stale_close_by_the_hub_is_contested_by_the_sdk() {
-    let hub = HubProcess::start(HubOptions::default()).await.unwrap();
-    let client = Client::connect(&hub.url(), device_key(4), DeviceStore::in_memory())
-        .await
-        .unwrap();
+/// The set-up of a stale close by the hub: the device deposits 500, the operator 300; the
+/// device pays 50 then 30, the operator pays the device 100 twice. Returns the channel id, the
+/// operator's session and key, and the device's older proof (transferred 50).
+async fn channel_with_a_stale_device_proof(
+    hub: &HubProcess,
+    client: &Client,
+) -> (
+    U256,
+    TestDevice,
+    LocalSigner,
+    channel_core::SignedBalanceProof,
+) {
     client.mint(u(1_000)).await.unwrap();
     let id = client.open_channel(u(500)).await.unwrap();
 
     // The operator funds its side so that it can pay the device.
-    let op_key = operator_key(&hub);
+    let op_key = operator_key(hub);
     let op = TestDevice::login(hub.connect().await.unwrap(), op_key.clone())
         .await
         .unwrap();
@@ -204,19 +212,42 @@ async fn a_stale_close_by_the_hub_is_contested_by_the_sdk() {
         },
     )
     .await;
+    (id, op, op_key, stale)
+}
 
-    // The hub closes with the device's older proof (80 was paid, the proof says 50).
-    let closing_signature = stale.counter_sign_close(&op_key).unwrap();
-    op.ledger()
+/// The hub closes with `stale`; returns the `ChannelClosed` event.
+async fn hub_closes_with(
+    op: &TestDevice,
+    op_key: &LocalSigner,
+    id: U256,
+    stale: &channel_core::SignedBalanceProof,
+) -> LedgerEvent {
+    let closing_signature = stale.counter_sign_close(op_key).unwrap();
+    let resp = op
+        .ledger()
         .close_channel(v1::CloseChannelRequest {
             channel_id: u256_bytes(&id),
-            partner_proof: Some((&stale).into()),
+            partner_proof: Some(stale.into()),
             closing_signature: signature_bytes(&closing_signature),
         })
         .await
-        .unwrap();
+        .unwrap()
+        .into_inner();
+    resp.events
+        .into_iter()
+        .map(|e| LedgerEvent::try_from(e).unwrap())
+        .find(|e| matches!(e.kind, LedgerEventKind::ChannelClosed { .. }))
+        .unwrap()
+}
 
-    // The SDK's watcher puts the hub's latest proof on the ledger, then the channel settles.
+/// Waits until the channel settled, then checks that the device contested with the hub's
+/// latest proof (nonce 2) and that both sides got exactly what they are owed.
+async fn settled_with_the_hubs_latest_proof(
+    client: &Client,
+    op: &TestDevice,
+    op_key: &LocalSigner,
+    id: U256,
+) {
     let ledger_channel = |op: &TestDevice| {
         let mut ledger = op.ledger();
         async move {
@@ -230,11 +261,11 @@ async fn a_stale_close_by_the_hub_is_contested_by_the_sdk() {
         }
     };
     eventually(Duration::from_secs(20), "the channel to settle", || {
-        let f = ledger_channel(&op);
+        let f = ledger_channel(op);
         async move { f.await.phase == v1::ChannelPhase::Settled as i32 }
     })
     .await;
-    let settled = ledger_channel(&op).await;
+    let settled = ledger_channel(op).await;
     let hub_side = settled
         .participants
         .iter()
@@ -256,6 +287,51 @@ async fn a_stale_close_by_the_hub_is_contested_by_the_sdk() {
     );
 }
 
+#[tokio::test]
+async fn a_stale_close_by_the_hub_is_contested_by_the_sdk() {
+    let hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let client = Client::connect(&hub.url(), device_key(4), DeviceStore::in_memory())
+        .await
+        .unwrap();
+    let (id, op, op_key, stale) = channel_with_a_stale_device_proof(&hub, &client).await;
+
+    // The hub closes with the device's older proof (80 was paid, the proof says 50); the
+    // SDK's monitor puts the hub's latest proof on the ledger, then the channel settles.
+    hub_closes_with(&op, &op_key, id, &stale).await;
+    settled_with_the_hubs_latest_proof(&client, &op, &op_key, id).await;
+}
+
+/// The SDK's monitor is level-triggered: a device that applied the hub's stale close and
+/// recorded it (so the subscription never delivers it again), then crashed before contesting,
+/// still contests after it restarts, because the monitor decides from the ledger's record.
+#[tokio::test]
+async fn a_close_recorded_just_before_a_device_crash_is_contested_after_restart() {
+    let hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let store_dir = tempfile::tempdir().unwrap();
+    let path = store_dir.path().join("device");
+    let client = Client::connect(&hub.url(), device_key(7), DeviceStore::open(&path).unwrap())
+        .await
+        .unwrap();
+    let (id, op, op_key, stale) = channel_with_a_stale_device_proof(&hub, &client).await;
+    drop(client);
+
+    let close = hub_closes_with(&op, &op_key, id, &stale).await;
+    {
+        let store = reopen_store(&path).await;
+        let mut channel = store.channel().unwrap().unwrap();
+        channel
+            .handle_ledger_closed(op_key.address(), close.time)
+            .unwrap();
+        store.put_channel(&channel).unwrap();
+        store.put_ledger_seq(close.seq).unwrap();
+        store.flush().await.unwrap();
+    }
+
+    let client = Client::connect(&hub.url(), device_key(7), reopen_store(&path).await)
+        .await
+        .unwrap();
+    settled_with_the_hubs_latest_proof(&client, &op, &op_key, id).await;
+}
 /// Opens the device store at `path`, retrying while a dropped client still releases it.
 async fn reopen_store(path: &std::path::Path) -> DeviceStore {
     let start = Instant::now();

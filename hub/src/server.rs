@@ -80,7 +80,6 @@ pub async fn serve(
         .set_serving::<PaymentsServer<PaymentsService>>()
         .await;
     let ledger_failed = services.ledger.failed();
-    let health_task = tokio::spawn(watch_ledger_failure(ledger_failed, health_reporter));
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(voltlane_proto::FILE_DESCRIPTOR_SET)
@@ -108,6 +107,7 @@ pub async fn serve(
 
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "serving voltlane.v1");
+    let health_task = tokio::spawn(watch_ledger_failure(ledger_failed, health_reporter));
     let served = Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)

@@ -225,3 +225,31 @@ async fn the_faucet_refuses_zero_address_zero_amount_and_huge_mints() {
     assert_eq!(token_balance(&mut ledger, Address::ZERO).await, U256::ZERO);
     hub.stop().await;
 }
+
+#[tokio::test]
+async fn the_faucet_cap_follows_the_configuration() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = voltlane_hub::HubConfig::new(dir.path());
+    config.limits.faucet_max_mint = U256::from(1_000u32);
+    let hub = TestHub::start_with(config).await;
+    let dev = key(1);
+    let mut ledger = ledger_as(hub.channel().await, &dev).await;
+    mint(&mut ledger, dev.address(), U256::from(1_000u32))
+        .await
+        .unwrap();
+    let seq = last_event_seq(&mut ledger).await;
+    let status = mint(&mut ledger, dev.address(), U256::from(1_001u32))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    assert_eq!(
+        status.message(),
+        "amount: one dev-faucet mint is at most 1000 tokens (the faucet cap), got 1001"
+    );
+    assert_eq!(last_event_seq(&mut ledger).await, seq, "nothing minted");
+    assert_eq!(
+        token_balance(&mut ledger, dev.address()).await,
+        U256::from(1_000u32)
+    );
+    hub.stop().await;
+}

@@ -9,6 +9,8 @@
 mod close_settle;
 #[path = "ledger_rules/cooperative.rs"]
 mod cooperative;
+#[path = "ledger_rules/faucet.rs"]
+mod faucet;
 #[path = "ledger_rules/unlock.rs"]
 mod unlock;
 

@@ -5,7 +5,8 @@
 //! - the local command cannot run now ([`ClientError::Channel`], [`ClientError::NoChannel`],
 //!   [`ClientError::InvalidState`]): nothing was signed or sent;
 //! - the hub sent something malformed or dishonest ([`ClientError::Malformed`],
-//!   [`ClientError::HubMisbehaved`]): stop trusting it, close on the ledger;
+//!   [`ClientError::HubMisbehaved`], [`ClientError::LedgerTimeOverflow`]): stop trusting it,
+//!   close on the ledger;
 //! - local storage failed ([`ClientError::Store`]): the device cannot safely continue.
 
 use channel_core::channel::ChannelError;
@@ -50,6 +51,9 @@ pub enum ClientError {
     Malformed(#[from] FieldError),
     #[error("hub misbehaved: {0}")]
     HubMisbehaved(String),
+    /// The hub's ledger time is so large that a deadline after it does not fit in 64 bits.
+    #[error("hub misbehaved: ledger time {now} leaves no room for a withdraw deadline")]
+    LedgerTimeOverflow { now: u64 },
 
     // --- local failures ---
     #[error("device store: {0}")]

@@ -19,6 +19,13 @@ use crate::types::Settlement;
 /// How long (ledger seconds) a withdraw proof we sign stays valid.
 pub const WITHDRAW_VALIDITY: u64 = 120;
 
+/// The `withdrawable_until` of a withdraw signed at ledger time `now` (which the hub
+/// supplies: a time too close to `u64::MAX` is refused rather than wrapped).
+fn withdraw_deadline(now: u64) -> Result<u64, ClientError> {
+    now.checked_add(WITHDRAW_VALIDITY)
+        .ok_or(ClientError::LedgerTimeOverflow { now })
+}
+
 /// Applies the events a ledger operation returned, persists and flushes. Returns the
 /// settlement if one of them settled our channel.
 pub(crate) async fn apply_events(
@@ -68,6 +75,7 @@ pub(crate) async fn ledger_channel(
 /// Returns the new cumulative total withdraw.
 pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, ClientError> {
     let now = ledger_now(shared).await?;
+    let until = withdraw_deadline(now)?;
     let signer = shared.rpc.signer().clone();
     let (proof, signature) = shared.update_channel(|ch| {
         ch.handle_timeout(now);
@@ -76,7 +84,7 @@ pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, Clie
             .total_withdraw
             .checked_add(amount)
             .ok_or_else(|| ClientError::InvalidState("withdraw total overflows".into()))?;
-        let events = ch.request_withdraw(total, now + WITHDRAW_VALIDITY, now, &signer)?;
+        let events = ch.request_withdraw(total, until, now, &signer)?;
         events
             .into_iter()
             .find_map(|e| match e {
@@ -144,7 +152,7 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
     let now = ledger_now(shared).await?;
     let ch = shared.require_channel()?;
     let signer = shared.rpc.signer();
-    let until = now + WITHDRAW_VALIDITY;
+    let until = withdraw_deadline(now)?;
     let ours = ch.our_balance()?;
     let hubs = ch.partner_balance()?;
     let total = |base: U256, add: U256| {
@@ -294,6 +302,29 @@ pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, Client
                 }
             }
             Err(e) => return Err(e),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hostile_ledger_time_is_refused_not_wrapped() {
+        assert_eq!(
+            withdraw_deadline(1_000).ok(),
+            Some(1_000 + WITHDRAW_VALIDITY)
+        );
+        let last = u64::MAX - WITHDRAW_VALIDITY;
+        assert_eq!(withdraw_deadline(last).ok(), Some(u64::MAX));
+        for now in [last + 1, u64::MAX] {
+            let err = withdraw_deadline(now).unwrap_err();
+            assert!(
+                matches!(err, ClientError::LedgerTimeOverflow { now: n } if n == now),
+                "{err}"
+            );
+            assert!(err.to_string().contains(&now.to_string()), "{err}");
         }
     }
 }

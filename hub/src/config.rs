@@ -5,8 +5,8 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use channel_core::ledger::LedgerConfig;
-use channel_core::primitives::{Address, U256};
+use channel_core::ledger::{Ledger, LedgerConfig};
+use channel_core::primitives::{u256_from_dec, Address, U256};
 use channel_core::Domain;
 use clap::{ArgAction, Parser, ValueEnum};
 
@@ -20,7 +20,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Server limits (message size, concurrency, timeouts, stream count).
+/// Server limits (message size, concurrency, timeouts, stream count, auth lifetimes, the
+/// largest dev-faucet mint).
 #[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
 pub struct Limits {
     /// Largest accepted request message, bytes.
@@ -45,6 +46,30 @@ pub struct Limits {
     /// How long a session token stays valid, seconds.
     #[arg(long, env = "VOLTLANE_SESSION_TTL_SECS", default_value_t = 24 * 3600)]
     pub session_ttl_secs: u64,
+    /// Largest amount one `Ledger.Mint` call may create, in token units (a decimal integer,
+    /// at least 1).
+    #[arg(
+        long,
+        env = "VOLTLANE_FAUCET_MAX_MINT",
+        default_value_t = Ledger::DEFAULT_FAUCET_MAX_MINT,
+        value_parser = parse_token_amount
+    )]
+    pub faucet_max_mint: U256,
+}
+
+/// A positive token amount written as decimal digits only (no sign, exponent, fraction,
+/// separators or hex), at most 2^256 - 1.
+fn parse_token_amount(s: &str) -> Result<U256, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{s:?} is not a whole number of token units (decimal digits only)"
+        ));
+    }
+    let amount = u256_from_dec(s).map_err(|_| format!("{s} does not fit in 256 bits"))?;
+    if amount.is_zero() {
+        return Err("must be at least 1 (turn the faucet off with --dev-faucet false)".into());
+    }
+    Ok(amount)
 }
 
 impl Default for Limits {
@@ -56,6 +81,7 @@ impl Default for Limits {
             max_concurrent_streams: 1024,
             challenge_ttl_secs: 60,
             session_ttl_secs: 24 * 3600,
+            faucet_max_mint: Ledger::DEFAULT_FAUCET_MAX_MINT,
         }
     }
 }
@@ -169,5 +195,38 @@ mod tests {
         assert!(
             HubConfig::try_parse_from(["voltlane-hub", "--token-network-address", "0x12"]).is_err()
         );
+    }
+
+    #[test]
+    fn the_faucet_cap_is_a_positive_decimal_integer() {
+        let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
+        assert_eq!(
+            parsed.limits.faucet_max_mint,
+            U256::from(10u8).pow(U256::from(24u8))
+        );
+        let parsed =
+            HubConfig::try_parse_from(["voltlane-hub", "--faucet-max-mint", "5000"]).unwrap();
+        assert_eq!(parsed.limits.faucet_max_mint, U256::from(5000u32));
+        let max = U256::MAX.to_string();
+        let parsed =
+            HubConfig::try_parse_from(["voltlane-hub", "--faucet-max-mint", max.as_str()]).unwrap();
+        assert_eq!(parsed.limits.faucet_max_mint, U256::MAX);
+        for bad in [
+            "0",
+            "",
+            "-5",
+            "+5",
+            "1e24",
+            "1.5",
+            "0x10",
+            "1_000",
+            " 7",
+            &format!("{max}0"),
+        ] {
+            assert!(
+                HubConfig::try_parse_from(["voltlane-hub", "--faucet-max-mint", bad]).is_err(),
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -10,14 +10,25 @@
 //!    (`Pay`, `Subscribe`) are not cut by it while unary calls are. A client `grpc-timeout`
 //!    shorter than ours wins.
 //! 4. Per service: `max_decoding_message_size` (oversized requests get OUT_OF_RANGE before
-//!    any handler runs), then the [`AuthInterceptor`] for authenticated services.
+//!    any handler runs), then the [`AuthInterceptor`] for authenticated services. A request
+//!    body that does not decode gets INVALID_ARGUMENT from the generated code's codec
+//!    (`voltlane_proto::codec`).
+//! 5. In the ledger service: `Ledger.Mint` creates at most `Limits::faucet_max_mint` tokens.
+//!
+//! Health (`grpc.health.v1`): every service starts SERVING. Once the ledger store fails (the
+//! ledger then refuses every operation until a restart), [`watch_ledger_failure`] turns the
+//! overall status `""` and the services that need the ledger to NOT_SERVING.
 
 use std::sync::Arc;
 
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
+use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::Server;
+use tonic_health::server::HealthReporter;
+use tonic_health::ServingStatus;
 use voltlane_proto::v1::auth_server::AuthServer;
 use voltlane_proto::v1::channels_server::ChannelsServer;
 use voltlane_proto::v1::hub_server::HubServer;
@@ -68,6 +79,7 @@ pub async fn serve(
     health_reporter
         .set_serving::<PaymentsServer<PaymentsService>>()
         .await;
+    let ledger_failed = services.ledger.failed();
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(voltlane_proto::FILE_DESCRIPTOR_SET)
@@ -79,7 +91,8 @@ pub async fn serve(
         AuthServer::new(AuthService::new(services.auth.clone())).max_decoding_message_size(max);
     let info = HubServer::new(services.info).max_decoding_message_size(max);
     let ledger = InterceptedService::new(
-        LedgerServer::new(services.ledger).max_decoding_message_size(max),
+        LedgerServer::new(services.ledger.with_faucet_max_mint(limits.faucet_max_mint))
+            .max_decoding_message_size(max),
         interceptor.clone(),
     );
     let channels = InterceptedService::new(
@@ -94,7 +107,8 @@ pub async fn serve(
 
     let local = listener.local_addr()?;
     tracing::info!(address = %local, "serving voltlane.v1");
-    Server::builder()
+    let health_task = tokio::spawn(watch_ledger_failure(ledger_failed, health_reporter));
+    let served = Server::builder()
         .max_concurrent_streams(limits.max_concurrent_streams)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)
@@ -108,6 +122,30 @@ pub async fn serve(
         .add_service(channels)
         .add_service(payments)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
-        .await?;
+        .await;
+    health_task.abort();
+    served?;
     Ok(())
+}
+
+/// Services that cannot work without the ledger (overall health included).
+const LEDGER_DEPENDENTS: [&str; 4] = [
+    "",
+    <LedgerServer<LedgerService> as NamedService>::NAME,
+    <PaymentsServer<PaymentsService> as NamedService>::NAME,
+    <ChannelsServer<ChannelsService> as NamedService>::NAME,
+];
+
+/// Waits until `failed` turns `true`, then reports every ledger dependent NOT_SERVING. Ends
+/// without a change if the ledger goes away without failing.
+pub async fn watch_ledger_failure(mut failed: watch::Receiver<bool>, health: HealthReporter) {
+    if failed.wait_for(|failed| *failed).await.is_err() {
+        return;
+    }
+    tracing::error!("ledger store failed: reporting the ledger services NOT_SERVING");
+    for name in LEDGER_DEPENDENTS {
+        health
+            .set_service_status(name, ServingStatus::NotServing)
+            .await;
+    }
 }

@@ -91,7 +91,7 @@ async fn challenges_are_single_use_and_bound_to_the_signer() {
         replay.message()
     );
 
-    // A signature by someone else is refused, and burns the challenge.
+    // A signature by someone else is refused and does not use the challenge up.
     let c = auth
         .get_challenge(v1::ChallengeRequest {
             address: address_bytes(&dev.address()),
@@ -113,6 +113,40 @@ async fn challenges_are_single_use_and_bound_to_the_signer() {
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        err.message().contains("signature is not by"),
+        "{}",
+        err.message()
+    );
+    let own = v1::AuthenticateRequest {
+        address: address_bytes(&dev.address()),
+        challenge: ch.to_vec(),
+        signature: dev
+            .sign_hash(&auth_digest(&hub_addr, &ch))
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+    };
+    // Another device cannot redeem it, even signing it correctly with its own key.
+    let err = auth
+        .authenticate(v1::AuthenticateRequest {
+            address: address_bytes(&key(2).address()),
+            challenge: ch.to_vec(),
+            signature: key(2)
+                .sign_hash(&auth_digest(&hub_addr, &ch))
+                .unwrap()
+                .as_bytes()
+                .to_vec(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::Unauthenticated);
+    assert!(
+        err.message().contains("not issued by this hub to"),
+        "{}",
+        err.message()
+    );
+    auth.authenticate(own).await.unwrap();
 
     let err = auth
         .get_challenge(v1::ChallengeRequest {

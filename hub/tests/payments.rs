@@ -268,6 +268,14 @@ async fn bad_payments_are_refused_precisely_and_change_nothing() {
     let (code, reason) = rejected(&acks[8]);
     assert_eq!(code, Code::InvalidArgument);
     assert!(reason.contains("balance_proof"), "{reason}");
+    let (code, reason) = rejected(&acks[9]);
+    assert_eq!(code, Code::InvalidArgument, "{reason}");
+    assert!(reason.contains("wrong token network"), "{reason}");
+    assert!(
+        reason.contains(&channel_core::Address([0xee; 20]).to_string()),
+        "the reason names the network the proof is for: {reason}"
+    );
+    assert_eq!(acks.len(), 10, "one ack per message");
     assert_eq!(
         hub_view(&hub, &device, id).await,
         before,

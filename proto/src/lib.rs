@@ -4,11 +4,14 @@
 //! from `proto/voltlane/v1/*.proto` (compiled with protox, no `protoc` needed), the encoded
 //! file descriptor set for tonic-reflection, and [`convert`]: checked conversions between wire
 //! messages and `channel-core` types whose errors name the offending field and the rule.
+//! Every generated server and client uses [`codec::VoltlaneCodec`], so an undecodable request
+//! is answered with INVALID_ARGUMENT naming the message.
 //!
 //! What this crate does not do: no validation beyond the encoding rules (lengths, presence,
 //! signature form); protocol rules (nonces, balances, phases) belong to `channel-core`.
 
 pub mod auth;
+pub mod codec;
 pub mod convert;
 
 pub use convert::{FieldError, Rule};

@@ -369,7 +369,23 @@ fn withdraw_reserves_then_ledger_confirms() {
         _ => None,
     });
     let (proof, sig_a, sig_b) = ready.expect("withdraw ready after confirmation");
-    assert_eq!(proof.signing_hash(), proof.signing_hash());
+    // The proof both signed is the one A asked for, and its signing hash is the EIP-191 hash
+    // of the Raiden withdraw packing, rebuilt here field by field.
+    assert_eq!(proof.participant, pair.key_a.address());
+    assert_eq!(proof.total_withdraw, u(30));
+    assert_eq!(proof.withdrawable_until, now + 60);
+    let domain = test_domain();
+    let prefix = b"\x19Ethereum Signed Message:\n200";
+    let mut message = prefix.to_vec();
+    message.extend_from_slice(domain.token_network_address.as_bytes());
+    message.extend_from_slice(&domain.chain_id.to_be_bytes::<32>());
+    message.extend_from_slice(&u(3).to_be_bytes::<32>()); // MessageTypeId.WITHDRAW
+    message.extend_from_slice(&pair.a.id().to_be_bytes::<32>());
+    message.extend_from_slice(pair.key_a.address().as_bytes());
+    message.extend_from_slice(&u(30).to_be_bytes::<32>());
+    message.extend_from_slice(&u(now + 60).to_be_bytes::<32>());
+    assert_eq!(message.len(), prefix.len() + 200, "200 packed bytes");
+    assert_eq!(proof.signing_hash(), crate::crypto::keccak256(&message));
     assert_eq!(
         sig_a.recover(&proof.signing_hash()).unwrap(),
         pair.key_a.address()

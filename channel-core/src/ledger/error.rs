@@ -33,6 +33,12 @@ pub enum LedgerError {
     },
 
     // --- money ---------------------------------------------------------------------------
+    #[error("tokens cannot be minted to the zero address")]
+    MintToZeroAddress,
+    #[error("a mint must create at least one token, got zero")]
+    ZeroMint,
+    #[error("one dev-faucet mint is at most {max} tokens (the faucet cap), got {requested}")]
+    FaucetCapExceeded { requested: U256, max: U256 },
     #[error("{who} holds {available} tokens but {needed} are needed")]
     InsufficientTokens {
         who: Address,

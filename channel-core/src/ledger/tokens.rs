@@ -1,9 +1,14 @@
-//! The token side of the ledger: account balances, the dev faucet (`mint`), the tokens the
-//! token-network contract holds, and planned token movements.
+//! The token side of the ledger: account balances, the dev faucet (`mint`, `faucet_mint`),
+//! the tokens the token-network contract holds, and planned token movements.
 //!
 //! Conservation: the sum of all account balances plus the contract's balance equals the total
 //! minted, always. Operations move tokens only through a [`Transfers`] plan that is computed
 //! (and checked) before any state changes and then applied infallibly.
+//!
+//! Minting rules: never to the zero address, never zero tokens, and supply and balance
+//! arithmetic is checked (an overflow is refused, never wrapped). The dev faucet additionally
+//! caps one mint ([`Ledger::check_faucet_mint`]), so no single caller can push the supply near 2^256
+//! and break later mints.
 
 use std::collections::BTreeMap;
 
@@ -13,9 +18,39 @@ use super::error::LedgerError;
 use super::events::{LedgerEvent, LedgerEventKind};
 use super::Ledger;
 
+fn check_mint(to: Address, amount: U256) -> Result<(), LedgerError> {
+    if to == Address::ZERO {
+        return Err(LedgerError::MintToZeroAddress);
+    }
+    if amount.is_zero() {
+        return Err(LedgerError::ZeroMint);
+    }
+    Ok(())
+}
+
 impl Ledger {
-    /// Dev faucet: creates `amount` new tokens for `to` (a real chain has an ERC-20 here).
+    /// Largest single dev-faucet mint unless the operator configures another: 10^24 token
+    /// units (a million tokens of 18 decimals).
+    pub const DEFAULT_FAUCET_MAX_MINT: U256 =
+        U256::from_limbs([0x1bce_cced_a100_0000, 0xd3c2, 0, 0]);
+
+    /// Checks one dev-faucet mint of `amount` to `to` against the minting rules and the
+    /// faucet's per-call cap `max_mint`, without touching any state.
+    pub fn check_faucet_mint(to: Address, amount: U256, max_mint: U256) -> Result<(), LedgerError> {
+        check_mint(to, amount)?;
+        if amount > max_mint {
+            return Err(LedgerError::FaucetCapExceeded {
+                requested: amount,
+                max: max_mint,
+            });
+        }
+        Ok(())
+    }
+
+    /// Creates `amount` new tokens for `to` (a real chain has an ERC-20 here). Refuses the
+    /// zero address, a zero amount and any overflow of the supply or the balance.
     pub fn mint(&mut self, to: Address, amount: U256, now: u64) -> Result<(), LedgerError> {
+        check_mint(to, amount)?;
         let supply = self
             .total_supply
             .checked_add(amount)
@@ -40,6 +75,19 @@ impl Ledger {
         let before = self.last_event_seq();
         self.mint(to, amount, now)?;
         Ok(self.events_since(before).to_vec())
+    }
+
+    /// The dev faucet: [`Self::mint_with_events`] of at most `max_mint` tokens
+    /// ([`Self::check_faucet_mint`]).
+    pub fn faucet_mint(
+        &mut self,
+        to: Address,
+        amount: U256,
+        max_mint: U256,
+        now: u64,
+    ) -> Result<Vec<LedgerEvent>, LedgerError> {
+        Self::check_faucet_mint(to, amount, max_mint)?;
+        self.mint_with_events(to, amount, now)
     }
 
     pub fn token_balance(&self, who: Address) -> U256 {
@@ -198,6 +246,14 @@ mod tests {
         );
         assert_eq!(l, before);
         assert!(l.conservation_holds());
+    }
+
+    #[test]
+    fn the_default_faucet_cap_is_ten_to_the_24() {
+        assert_eq!(
+            Ledger::DEFAULT_FAUCET_MAX_MINT,
+            U256::from(10u8).pow(U256::from(24u8))
+        );
     }
 
     #[test]

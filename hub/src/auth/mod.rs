@@ -1,21 +1,22 @@
 //! Authentication: challenge/response proves key possession, a session token carries it.
 //!
-//! - [`challenges::ChallengeBook`]: random, single-use, short-lived challenges per address.
-//! - [`sessions::SessionBook`]: bearer tokens → address, with expiry.
+//! - [`challenges::ChallengeBook`]: self-authenticating (MAC'd), short-lived challenges bound
+//!   to an address; issuing stores nothing, redeeming makes them single use.
+//! - [`sessions::SessionBook`]: bearer tokens → address, with expiry and a per-address cap.
 //! - [`Authenticator`]: both books behind locks, with the hub address and wall clock.
 //! - [`interceptor::AuthInterceptor`]: the one tonic interceptor; puts [`AuthenticatedAddress`]
 //!   into request extensions or answers UNAUTHENTICATED.
 //! - [`service::AuthService`]: the `voltlane.v1.Auth` gRPC service.
 //!
-//! The books are pure (time and random bytes are arguments); the [`Authenticator`] supplies
-//! the wall clock and OS randomness.
+//! The books are pure (time, random bytes and the challenge secret are arguments); the
+//! [`Authenticator`] supplies the wall clock, OS randomness and the per-process secret.
 
 pub mod challenges;
 pub mod interceptor;
 pub mod service;
 pub mod sessions;
 
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use channel_core::primitives::Address;
 use channel_core::Signature;
@@ -37,17 +38,14 @@ pub enum AuthError {
     MalformedToken,
     #[error("unknown or expired session token")]
     UnknownSession,
-    #[error("unknown, expired or already used challenge")]
-    UnknownChallenge,
-    #[error("challenge was issued to {issued_to}, not {claimed}")]
-    ChallengeAddressMismatch {
-        issued_to: Address,
-        claimed: Address,
-    },
+    #[error("challenge was not issued by this hub to {claimed}: ask for a new one")]
+    ForeignChallenge { claimed: Address },
+    #[error("challenge expired at {expires_at} (now {now}): ask for a new one")]
+    ChallengeExpired { expires_at: u64, now: u64 },
+    #[error("challenge was already used: ask for a new one")]
+    ChallengeUsed,
     #[error("challenge signature is not by {expected}: {reason}")]
     BadSignature { expected: Address, reason: String },
-    #[error("too many outstanding challenges; retry shortly")]
-    TooManyChallenges,
 }
 
 /// The caller's address, inserted into request extensions by the interceptor.
@@ -66,7 +64,9 @@ pub fn caller<T>(req: &tonic::Request<T>) -> Result<Address, HubError> {
 #[derive(Debug)]
 pub struct Authenticator {
     hub: Address,
-    challenges: Mutex<ChallengeBook>,
+    challenge_ttl_secs: u64,
+    /// Created on first use with the per-process challenge secret from OS randomness.
+    challenges: OnceLock<Mutex<ChallengeBook>>,
     sessions: Mutex<SessionBook>,
 }
 
@@ -74,7 +74,8 @@ impl Authenticator {
     pub fn new(hub: Address, limits: &Limits) -> Self {
         Self {
             hub,
-            challenges: Mutex::new(ChallengeBook::new(hub, limits.challenge_ttl_secs)),
+            challenge_ttl_secs: limits.challenge_ttl_secs,
+            challenges: OnceLock::new(),
             sessions: Mutex::new(SessionBook::new(limits.session_ttl_secs)),
         }
     }
@@ -84,8 +85,16 @@ impl Authenticator {
     }
 
     fn challenges(&self) -> Result<MutexGuard<'_, ChallengeBook>, HubError> {
-        self.challenges
-            .lock()
+        let book = match self.challenges.get() {
+            Some(book) => book,
+            None => {
+                let secret = random_bytes::<32>()?;
+                let fresh = ChallengeBook::new(self.hub, self.challenge_ttl_secs, secret);
+                // A concurrent first caller may have won; its book (and secret) is kept.
+                self.challenges.get_or_init(|| Mutex::new(fresh))
+            }
+        };
+        book.lock()
             .map_err(|_| HubError::Internal("challenge book lock poisoned".into()))
     }
 
@@ -95,10 +104,10 @@ impl Authenticator {
             .map_err(|_| HubError::Internal("session book lock poisoned".into()))
     }
 
-    /// A fresh challenge for `address`.
+    /// A fresh challenge for `address`. Stores nothing.
     pub fn challenge(&self, address: Address) -> Result<IssuedChallenge, HubError> {
-        let bytes = random_bytes::<32>()?;
-        Ok(self.challenges()?.issue(address, bytes, unix_now())?)
+        let nonce = random_bytes::<8>()?;
+        Ok(self.challenges()?.issue(address, nonce, unix_now()))
     }
 
     /// Redeems a signed challenge for a session.

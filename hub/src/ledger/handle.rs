@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use channel_core::ledger::{Ledger, LedgerConfig, LedgerError, LedgerEvent};
 use channel_core::primitives::Address;
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, watch};
 
 use crate::error::HubError;
 use crate::store::{record, KvStore, WriteBatch};
@@ -46,6 +46,8 @@ pub struct LedgerHandle {
     inner: Mutex<Inner>,
     store: Arc<dyn KvStore>,
     events: broadcast::Sender<LedgerEvent>,
+    /// Mirrors `Inner::failed` for watchers (health): `true` once a store failure was seen.
+    failed: watch::Sender<bool>,
     clock: Clock,
 }
 
@@ -106,8 +108,21 @@ impl LedgerHandle {
             }),
             store,
             events,
+            failed: watch::Sender::new(false),
             clock: Arc::new(clock),
         })
+    }
+
+    /// A receiver that turns `true` (once, for good) when a store failure made the ledger
+    /// refuse further operations.
+    pub fn failed(&self) -> watch::Receiver<bool> {
+        self.failed.subscribe()
+    }
+
+    /// Records a store failure: further operations are refused and watchers are told.
+    fn mark_failed(&self, inner: &mut Inner) {
+        inner.failed = true;
+        self.failed.send_replace(true);
     }
 
     fn lock(&self) -> Result<MutexGuard<'_, Inner>, HubError> {
@@ -152,7 +167,7 @@ impl LedgerHandle {
             let persist = match self.persist(&mut inner.ledger, &events) {
                 Ok(p) => p,
                 Err(e) => {
-                    inner.failed = true;
+                    self.mark_failed(&mut inner);
                     tracing::error!(error = %e, "ledger write failed; refusing further ledger operations");
                     return Err(e);
                 }
@@ -160,8 +175,11 @@ impl LedgerHandle {
             (value, events, persist)
         };
         if let Err(e) = persist.durable().await {
-            if let Ok(mut inner) = self.lock() {
-                inner.failed = true;
+            match self.lock() {
+                Ok(mut inner) => self.mark_failed(&mut inner),
+                Err(_) => {
+                    self.failed.send_replace(true);
+                }
             }
             tracing::error!(error = %e, "ledger flush failed; refusing further ledger operations");
             return Err(e.into());

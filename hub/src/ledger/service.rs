@@ -1,19 +1,24 @@
 //! `voltlane.v1.Ledger`: thin handlers. Each decodes its request with `TryFrom` (errors name
 //! the field), calls one `Ledger` method as the authenticated caller through the
 //! [`LedgerHandle`] (which persists before returning), and encodes the result.
+//!
+//! `Mint` is the dev faucet: off unless enabled, and each call limited to the configured cap
+//! by `Ledger::faucet_mint`; its refusals (zero address, zero amount, over the cap) are about
+//! the request's own fields and are answered as INVALID_ARGUMENT naming `to` or `amount`.
 
 use std::sync::Arc;
 
-use channel_core::ledger::LedgerEvent;
+use channel_core::ledger::{Ledger, LedgerError, LedgerEvent};
+use channel_core::primitives::U256;
 use channel_core::{Domain, SignedBalanceProof};
-use tokio::sync::{broadcast, mpsc};
+use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use voltlane_proto::convert::requests::{
     AccountAddress, ChannelId, CloseChannel, CooperativeSettle, Mint, RegisterSecret, SecretHash,
     SetTotalDeposit, SetTotalWithdraw, Unlock, UpdateNonClosing,
 };
-use voltlane_proto::convert::{address_bytes, u256_bytes, FieldError};
+use voltlane_proto::convert::{address_bytes, u256_bytes, FieldError, Rule};
 use voltlane_proto::v1;
 
 use super::LedgerHandle;
@@ -29,16 +34,31 @@ const SUBSCRIBER_BUFFER: usize = 64;
 pub struct LedgerService {
     ledger: Arc<LedgerHandle>,
     dev_faucet: bool,
+    faucet_max_mint: U256,
     shutdown: Shutdown,
 }
 
 impl LedgerService {
+    /// The service, with the faucet cap at `Ledger::DEFAULT_FAUCET_MAX_MINT` until
+    /// [`Self::with_faucet_max_mint`].
     pub fn new(ledger: Arc<LedgerHandle>, dev_faucet: bool, shutdown: Shutdown) -> Self {
         Self {
             ledger,
             dev_faucet,
+            faucet_max_mint: Ledger::DEFAULT_FAUCET_MAX_MINT,
             shutdown,
         }
+    }
+
+    /// Caps one `Mint` call at `max` tokens.
+    pub fn with_faucet_max_mint(mut self, max: U256) -> Self {
+        self.faucet_max_mint = max;
+        self
+    }
+
+    /// Flips to `true` once the ledger store failed (see [`LedgerHandle::failed`]).
+    pub fn failed(&self) -> watch::Receiver<bool> {
+        self.ledger.failed()
     }
 
     fn domain(&self) -> Result<Domain, HubError> {
@@ -48,6 +68,16 @@ impl LedgerService {
 
 fn decode<M, D: TryFrom<M, Error = FieldError>>(m: M) -> Result<D, HubError> {
     D::try_from(m).map_err(HubError::from)
+}
+
+/// A faucet rule broken by the request's own `to` or `amount` becomes a field error naming it.
+fn faucet_refusal(e: HubError) -> HubError {
+    let field = match &e {
+        HubError::Ledger(LedgerError::MintToZeroAddress) => "to",
+        HubError::Ledger(LedgerError::ZeroMint | LedgerError::FaucetCapExceeded { .. }) => "amount",
+        _ => return e,
+    };
+    FieldError::new(field, Rule::Invalid(e.to_string())).into()
 }
 
 fn op_response(events: &[LedgerEvent]) -> Response<v1::LedgerOpResponse> {
@@ -153,10 +183,12 @@ impl v1::ledger_server::Ledger for LedgerService {
             return Err(HubError::FaucetDisabled.into());
         }
         let Mint { to, amount } = decode(request.into_inner())?;
+        let max = self.faucet_max_mint;
         let (events, _) = self
             .ledger
-            .apply(|l, now| l.mint_with_events(to, amount, now))
-            .await?;
+            .apply(|l, now| l.faucet_mint(to, amount, max, now))
+            .await
+            .map_err(faucet_refusal)?;
         Ok(op_response(&events))
     }
 

@@ -8,7 +8,6 @@ use std::time::Duration;
 use channel_core::channel::{ChannelEvent, ChannelMessage};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
 use channel_core::primitives::U256;
-use channel_core::WithdrawProof;
 use voltlane_proto::convert::{required, u256_bytes, CoSignedWithdraw};
 use voltlane_proto::v1;
 
@@ -142,43 +141,44 @@ pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, Clie
 pub(crate) async fn cooperative_close(shared: &Shared) -> Result<Settlement, ClientError> {
     shared.block_sends_when_idle("a cooperative close is in progress")?;
     let result = cooperative_close_inner(shared).await;
-    if result.is_err() && shared.open_channel_id().is_some() {
-        shared.set_send_blocked(None)?;
+    if result.is_err() {
+        // Not settled: reopen the channel for payments unless it left the open ledger phase.
+        let resumed = shared.update_channel(|ch| {
+            ch.resume_payments();
+            Ok(())
+        });
+        if let Err(e) = resumed {
+            tracing::warn!(error = %e, "could not resume payments after a failed cooperative close");
+        }
+        shared.store.flush().await?;
+        if shared.open_channel_id().is_some() {
+            shared.set_send_blocked(None)?;
+        }
     }
     result
 }
 
 async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientError> {
     let now = ledger_now(shared).await?;
-    let ch = shared.require_channel()?;
-    let signer = shared.rpc.signer();
     let until = withdraw_deadline(now)?;
-    let ours = ch.our_balance()?;
-    let hubs = ch.partner_balance()?;
-    let total = |base: U256, add: U256| {
-        base.checked_add(add)
-            .ok_or_else(|| ClientError::InvalidState("withdraw total overflows".into()))
-    };
-    let device_withdraw = WithdrawProof {
-        domain: *ch.domain(),
-        channel_identifier: ch.id(),
-        participant: ch.our_address(),
-        total_withdraw: total(ch.our().total_withdraw, ours)?,
-        withdrawable_until: until,
-    };
-    let hub_withdraw = WithdrawProof {
-        participant: ch.partner_address(),
-        total_withdraw: total(ch.partner().total_withdraw, hubs)?,
-        ..device_withdraw
-    };
-    let device_sig = device_withdraw.sign(signer)?;
-    let hub_partner_sig = hub_withdraw.sign(signer)?;
+    let signer = shared.rpc.signer().clone();
+    // The core builds and signs both whole-balance withdraws and stops payments; durable
+    // before the proposal leaves the device.
+    let proposal =
+        shared.update_channel(|ch| Ok(ch.propose_cooperative_close(until, now, &signer)?))?;
+    shared.store.flush().await?;
+    let channel_id = proposal.proposer_withdraw.channel_identifier;
+    let device_withdraw = proposal.proposer_withdraw;
+    let hub_withdraw = proposal.partner_withdraw;
     let req = v1::CooperativeCloseRequest {
-        channel_id: u256_bytes(&ch.id()),
+        channel_id: u256_bytes(&channel_id),
         device_withdraw: Some((&device_withdraw).into()),
-        device_withdraw_signature: device_sig.as_bytes().to_vec(),
+        device_withdraw_signature: proposal.proposer_signature.as_bytes().to_vec(),
         hub_withdraw: Some((&hub_withdraw).into()),
-        hub_withdraw_partner_signature: hub_partner_sig.as_bytes().to_vec(),
+        hub_withdraw_partner_signature: proposal
+            .partner_withdraw_proposer_signature
+            .as_bytes()
+            .to_vec(),
         submit: true,
     };
     let resp = shared
@@ -200,7 +200,7 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
         ));
     }
     let req = v1::CooperativeSettleRequest {
-        channel_id: u256_bytes(&ch.id()),
+        channel_id: u256_bytes(&channel_id),
         withdraw1: Some((&w1).into()),
         withdraw2: Some((&w2).into()),
     };

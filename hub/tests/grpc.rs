@@ -56,6 +56,24 @@ async fn ledger_calls_need_a_valid_session() {
     hub.stop().await;
 }
 
+/// A login for `claimed`'s address with `signer`'s signature over challenge `ch`.
+fn auth_request(
+    claimed: &channel_core::LocalSigner,
+    signer: &channel_core::LocalSigner,
+    hub_addr: Address,
+    ch: &[u8; 32],
+) -> v1::AuthenticateRequest {
+    v1::AuthenticateRequest {
+        address: address_bytes(&claimed.address()),
+        challenge: ch.to_vec(),
+        signature: signer
+            .sign_hash(&auth_digest(&hub_addr, ch))
+            .unwrap()
+            .as_bytes()
+            .to_vec(),
+    }
+}
+
 #[tokio::test]
 async fn challenges_are_single_use_and_bound_to_the_signer() {
     let dir = tempfile::tempdir().unwrap();
@@ -73,15 +91,7 @@ async fn challenges_are_single_use_and_bound_to_the_signer() {
         .unwrap()
         .into_inner();
     let ch: [u8; 32] = c.challenge.as_slice().try_into().unwrap();
-    let request = v1::AuthenticateRequest {
-        address: address_bytes(&dev.address()),
-        challenge: ch.to_vec(),
-        signature: dev
-            .sign_hash(&auth_digest(&hub_addr, &ch))
-            .unwrap()
-            .as_bytes()
-            .to_vec(),
-    };
+    let request = auth_request(&dev, &dev, hub_addr, &ch);
     auth.authenticate(request.clone()).await.unwrap();
     let replay = auth.authenticate(request).await.unwrap_err();
     assert_eq!(replay.code(), Code::Unauthenticated);
@@ -101,15 +111,7 @@ async fn challenges_are_single_use_and_bound_to_the_signer() {
         .into_inner();
     let ch: [u8; 32] = c.challenge.as_slice().try_into().unwrap();
     let err = auth
-        .authenticate(v1::AuthenticateRequest {
-            address: address_bytes(&dev.address()),
-            challenge: ch.to_vec(),
-            signature: key(2)
-                .sign_hash(&auth_digest(&hub_addr, &ch))
-                .unwrap()
-                .as_bytes()
-                .to_vec(),
-        })
+        .authenticate(auth_request(&dev, &key(2), hub_addr, &ch))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
@@ -118,26 +120,10 @@ async fn challenges_are_single_use_and_bound_to_the_signer() {
         "{}",
         err.message()
     );
-    let own = v1::AuthenticateRequest {
-        address: address_bytes(&dev.address()),
-        challenge: ch.to_vec(),
-        signature: dev
-            .sign_hash(&auth_digest(&hub_addr, &ch))
-            .unwrap()
-            .as_bytes()
-            .to_vec(),
-    };
+    let own = auth_request(&dev, &dev, hub_addr, &ch);
     // Another device cannot redeem it, even signing it correctly with its own key.
     let err = auth
-        .authenticate(v1::AuthenticateRequest {
-            address: address_bytes(&key(2).address()),
-            challenge: ch.to_vec(),
-            signature: key(2)
-                .sign_hash(&auth_digest(&hub_addr, &ch))
-                .unwrap()
-                .as_bytes()
-                .to_vec(),
-        })
+        .authenticate(auth_request(&key(2), &key(2), hub_addr, &ch))
         .await
         .unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);

@@ -14,9 +14,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel_core::channel::{ChannelPhase, LedgerAction, UpdateTransaction};
+use channel_core::channel::{ChannelPhase, LedgerAction, LedgerView, UpdateTransaction};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, LedgerEvent};
-use voltlane_proto::convert::u256_bytes;
+use voltlane_proto::convert::{address_bytes, u256_bytes};
 use voltlane_proto::v1;
 
 use crate::backoff::Backoff;
@@ -65,6 +65,9 @@ async fn session(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result<(), Clie
 /// How often the monitor looks at the ledger while the channel is closing or closed.
 pub const MONITOR_TICK: Duration = Duration::from_secs(1);
 
+/// Seconds before a received lock expires at which the device registers its secret itself.
+pub const REVEAL_TIMEOUT_SECS: u64 = 10;
+
 /// Runs the channel monitor until the client is dropped.
 pub(crate) async fn monitor(shared: Arc<Shared>) {
     let mut changed = shared.subscribe_changes();
@@ -92,33 +95,93 @@ pub(crate) async fn monitor(shared: Arc<Shared>) {
 }
 
 /// One monitor pass: read the ledger's record of our channel and submit what the core asks.
+///
+/// The device holds no hash-time locks yet (none travel the wire), so nothing is kept back
+/// for it after settlement and the view lists no pending unlocks; the core's secret
+/// registration and unlock rules are wired in all the same, for when locks arrive.
 async fn monitor_once(shared: &Shared) -> Result<(), ClientError> {
     let channel = shared.require_channel()?;
     let record = ops::ledger_channel(shared, channel.id()).await?;
     let now = ops::ledger_now(shared).await?;
-    match channel.poll_ledger_action(&record, now, shared.rpc.signer())? {
-        None => {
-            if record.phase == LedgerPhase::Settled && channel.phase() != ChannelPhase::Settled {
-                shared.update_channel(|ch| Ok(ch.handle_ledger_settled()))?;
-                shared.store.flush().await?;
-            }
-            Ok(())
-        }
-        Some(LedgerAction::Update(tx)) => {
+    let view = LedgerView {
+        record: &record,
+        now,
+        reveal_timeout: REVEAL_TIMEOUT_SECS,
+        pending_unlocks: &[],
+    };
+    let actions = channel.poll_ledger_actions(&view, shared.rpc.signer())?;
+    if actions.is_empty()
+        && record.phase == LedgerPhase::Settled
+        && channel.phase() != ChannelPhase::Settled
+    {
+        shared.update_channel(|ch| Ok(ch.handle_ledger_settled()))?;
+        shared.store.flush().await?;
+    }
+    for action in actions {
+        submit(shared, action).await?;
+    }
+    Ok(())
+}
+
+/// Submits one monitor action. A refusal of a settle, registration or unlock is expected
+/// when someone else got there first: logged, and the next pass decides again.
+async fn submit(shared: &Shared, action: LedgerAction) -> Result<(), ClientError> {
+    match action {
+        LedgerAction::Update(tx) => {
             let nonce = tx.closer_proof.proof.nonce;
             contest(shared, &tx).await?;
             tracing::info!(nonce, "contested the hub's close with its latest proof");
-            Ok(())
         }
-        Some(LedgerAction::Settle { channel_id }) => {
-            match ops::submit_settle(shared, channel_id).await {
-                Ok(_) => tracing::info!("channel settled"),
-                // Someone else may have settled in between: the next pass reads the record.
-                Err(e) => tracing::debug!(error = %e, "settle not done"),
+        LedgerAction::Settle { channel_id } => match ops::submit_settle(shared, channel_id).await {
+            Ok(_) => tracing::info!("channel settled"),
+            Err(e) => tracing::debug!(error = %e, "settle not done"),
+        },
+        LedgerAction::RegisterSecret { secret } => {
+            let req = v1::RegisterSecretRequest {
+                secret: secret.0.as_bytes().to_vec(),
+            };
+            let resp = shared
+                .rpc
+                .call("Ledger.RegisterSecret", move |mut c| {
+                    let req = req.clone();
+                    async move { c.ledger.register_secret(req).await }
+                })
+                .await;
+            match resp {
+                Ok(resp) => {
+                    ops::apply_events(shared, resp.events).await?;
+                }
+                Err(e) => tracing::debug!(error = %e, "secret registration not done"),
             }
-            Ok(())
+        }
+        LedgerAction::Unlock {
+            channel_id,
+            receiver,
+            sender,
+            packed_locks,
+        } => {
+            let req = v1::UnlockRequest {
+                channel_id: u256_bytes(&channel_id),
+                receiver: address_bytes(&receiver),
+                sender: address_bytes(&sender),
+                packed_locks,
+            };
+            let resp = shared
+                .rpc
+                .call("Ledger.Unlock", move |mut c| {
+                    let req = req.clone();
+                    async move { c.ledger.unlock(req).await }
+                })
+                .await;
+            match resp {
+                Ok(resp) => {
+                    ops::apply_events(shared, resp.events).await?;
+                }
+                Err(e) => tracing::debug!(error = %e, "unlock not done"),
+            }
         }
     }
+    Ok(())
 }
 
 /// Submits our counter-signature over the hub's latest proof.

@@ -39,6 +39,10 @@ pub enum ChannelError {
     UnknownLock(H256),
     #[error("a lock with secrethash {0} is already pending")]
     DuplicateLock(H256),
+    #[error(
+        "lock {0} was claimed on the ledger (secret registered before expiry); it cannot expire"
+    )]
+    LockClaimedOnLedger(H256),
     #[error("secret does not match the lock: sha256(secret) is {0}")]
     WrongSecret(H256),
     #[error("withdraw proof does not match the pending withdraw request")]

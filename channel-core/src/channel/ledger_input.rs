@@ -43,6 +43,9 @@ impl Channel {
                 }
                 ChannelPhase::Closed { .. } | ChannelPhase::Settled => Ok(Vec::new()),
             },
+            K::SecretRegistered { secret, .. } => {
+                Ok(self.handle_secret_registered(*secret, event.time))
+            }
             K::ChannelSettled { channel_id, .. } if *channel_id == self.id => {
                 if self.phase == ChannelPhase::Settled {
                     Ok(Vec::new())

@@ -2,12 +2,36 @@
 //! monitor, idempotent ledger input, timers, and cooperative close with each of its refusals
 //! (every refusal leaves the channel exactly as it was).
 
+use super::monitor::{pending_unlocks, LedgerView};
 use super::*;
 use crate::crypto::Signer;
 use crate::ledger::{Ledger, LedgerConfig, LedgerEvent};
 use crate::testing::{test_domain, Pair, Side};
 
 const WINDOW: u64 = 30;
+const REVEAL: u64 = 10;
+
+/// What `ch`'s monitor asks for, given `ledger`'s state of channel 1 at `now`.
+fn actions(ch: &Channel, ledger: &Ledger, now: u64, key: &dyn Signer) -> Vec<LedgerAction> {
+    actions_for(ch, ledger.channel(u(1)).unwrap(), ledger, now, key)
+}
+
+fn actions_for(
+    ch: &Channel,
+    record: &crate::ledger::ChannelRecord,
+    ledger: &Ledger,
+    now: u64,
+    key: &dyn Signer,
+) -> Vec<LedgerAction> {
+    let pending = pending_unlocks(ledger, record);
+    let view = LedgerView {
+        record,
+        now,
+        reveal_timeout: REVEAL,
+        pending_unlocks: &pending,
+    };
+    ch.poll_ledger_actions(&view, key).unwrap()
+}
 
 fn u(n: u64) -> U256 {
     U256::from(n)
@@ -86,16 +110,12 @@ fn monitor_contests_a_stale_close_until_the_ledger_holds_the_latest_proof() {
     ledger
         .close_channel(pair.key_b.address(), u(1), &stale, &closing_signature, now)
         .unwrap();
-    let record = ledger.channel(u(1)).unwrap().clone();
 
     // A's view never saw the close event (e.g. it crashed right after applying it): the
-    // monitor decides from the record alone.
-    let action = pair
-        .a
-        .poll_ledger_action(&record, now, &pair.key_a)
-        .unwrap();
-    let Some(LedgerAction::Update(tx)) = action else {
-        panic!("expected an update, got {action:?}");
+    // monitor decides from the ledger's record alone.
+    let got = actions(&pair.a, &ledger, now, &pair.key_a);
+    let [LedgerAction::Update(tx)] = got.as_slice() else {
+        panic!("expected an update, got {got:?}");
     };
     assert_eq!(tx.closer_proof.proof.nonce, pair.a.partner().nonce());
     ledger
@@ -107,42 +127,160 @@ fn monitor_contests_a_stale_close_until_the_ledger_holds_the_latest_proof() {
             now,
         )
         .unwrap();
-    let record = ledger.channel(u(1)).unwrap().clone();
     assert_eq!(
-        pair.a
-            .poll_ledger_action(&record, now, &pair.key_a)
-            .unwrap(),
-        None,
+        actions(&pair.a, &ledger, now, &pair.key_a),
+        vec![],
         "nothing left to contest"
     );
     // B, the closer, has nothing to contest; neither side acts before the window ends.
-    assert_eq!(
-        pair.b
-            .poll_ledger_action(&record, now, &pair.key_b)
-            .unwrap(),
-        None
-    );
-    let settle_at = pair.a.poll_ledger_timeout(&record).unwrap();
+    assert_eq!(actions(&pair.b, &ledger, now, &pair.key_b), vec![]);
+    let record = ledger.channel(u(1)).unwrap().clone();
+    let settle_at = pair.a.poll_ledger_timeout(&record, REVEAL).unwrap();
     assert_eq!(settle_at, now + WINDOW + 1);
     for (ch, key) in [(&pair.a, &pair.key_a), (&pair.b, &pair.key_b)] {
         assert_eq!(
-            ch.poll_ledger_action(&record, settle_at, key).unwrap(),
-            Some(LedgerAction::Settle { channel_id: u(1) })
+            actions(ch, &ledger, settle_at, key),
+            vec![LedgerAction::Settle { channel_id: u(1) }]
         );
     }
     ledger
         .settle_channel(pair.key_a.address(), u(1), settle_at)
         .unwrap();
-    let record = ledger.channel(u(1)).unwrap().clone();
-    assert_eq!(
-        pair.a
-            .poll_ledger_action(&record, settle_at, &pair.key_a)
-            .unwrap(),
-        None
-    );
+    assert_eq!(actions(&pair.a, &ledger, settle_at, &pair.key_a), vec![]);
     // A: 100 - 40 (the proof B chose) + 10 (B's payment, there only thanks to the update).
     assert_eq!(ledger.token_balance(pair.key_a.address()), u(900 + 70));
     assert_eq!(ledger.token_balance(pair.key_b.address()), u(950 + 80));
+}
+
+/// A locks 30 toward B (B, the hub, forwarded it and learned the secret from the payee);
+/// A withholds the unlock. B's monitor registers the secret inside the reveal timeout, A's
+/// lock-expired for it is refused, and after close, update and settle B unlocks on the ledger
+/// and gets the 30.
+#[test]
+fn a_withheld_unlock_is_claimed_on_the_ledger() {
+    let (mut pair, mut ledger, _) = funded();
+    let secret = crate::locks::Secret(H256([7; 32]));
+    let expiration = pair.now + 50;
+    let lock = crate::locks::HashTimeLock {
+        expiration,
+        amount: u(30),
+        secrethash: secret.hash(),
+    };
+    pair.drive(Side::A, |ch, key, now| {
+        ch.send_locked_transfer(lock, now, H256::ZERO, key)
+    })
+    .unwrap();
+    assert_eq!(
+        pair.b.learn_secret(secret).unwrap(),
+        vec![ChannelEvent::SecretLearned {
+            secrethash: secret.hash()
+        }]
+    );
+    assert_eq!(pair.b.learn_secret(secret).unwrap(), vec![], "idempotent");
+    assert_eq!(
+        pair.b.learn_secret(crate::locks::Secret(H256([8; 32]))),
+        Err(ChannelError::UnknownLock(
+            crate::locks::Secret(H256([8; 32])).hash()
+        ))
+    );
+
+    // While the partner can still unlock off-chain, nothing to do; from the reveal timeout on,
+    // register.
+    let record = ledger.channel(u(1)).unwrap().clone();
+    let reveal_at = pair.b.poll_ledger_timeout(&record, REVEAL).unwrap();
+    assert_eq!(reveal_at, expiration - REVEAL);
+    assert_eq!(
+        actions(&pair.b, &ledger, reveal_at - 1, &pair.key_b),
+        vec![]
+    );
+    assert_eq!(
+        actions(&pair.b, &ledger, reveal_at, &pair.key_b),
+        vec![LedgerAction::RegisterSecret { secret }]
+    );
+    let registered = ledger
+        .register_secret(pair.key_b.address(), secret, reveal_at)
+        .unwrap();
+    for ev in &registered {
+        pair.a.handle_ledger_event(ev).unwrap();
+        pair.b.handle_ledger_event(ev).unwrap();
+    }
+    assert!(pair.b.claimed_on_ledger(&lock));
+    assert_eq!(actions(&pair.b, &ledger, reveal_at, &pair.key_b), vec![]);
+
+    // After expiry A tries to take the lock back off-chain: refused on both sides.
+    let after = expiration + 1;
+    let mut a = pair.a.clone();
+    assert_eq!(
+        a.send_lock_expired(lock.secrethash, after, H256::ZERO, &pair.key_a),
+        Err(ChannelError::LockClaimedOnLedger(lock.secrethash))
+    );
+    assert_eq!(
+        pair.a.handle_timeout(after),
+        vec![],
+        "a claimed lock never expires"
+    );
+
+    // B closes with A's latest proof (which carries the lock), A updates, the window ends.
+    let close = pair.b.close(&pair.key_b).unwrap();
+    ledger
+        .close_channel(
+            pair.key_b.address(),
+            u(1),
+            &close.partner_proof,
+            &close.closing_signature,
+            after,
+        )
+        .unwrap();
+    for got in actions(&pair.a, &ledger, after, &pair.key_a) {
+        if let LedgerAction::Update(tx) = got {
+            ledger
+                .update_non_closing_balance_proof(
+                    pair.key_a.address(),
+                    u(1),
+                    &tx.closer_proof,
+                    &tx.non_closing_signature,
+                    after,
+                )
+                .unwrap();
+        }
+    }
+    let settle_at = after + WINDOW + 1;
+    ledger
+        .settle_channel(pair.key_b.address(), u(1), settle_at)
+        .unwrap();
+    let got = actions(&pair.b, &ledger, settle_at, &pair.key_b);
+    assert_eq!(
+        got,
+        vec![LedgerAction::Unlock {
+            channel_id: u(1),
+            receiver: pair.key_b.address(),
+            sender: pair.key_a.address(),
+            packed_locks: crate::locks::pack_locks(&[lock]),
+        }]
+    );
+    let LedgerAction::Unlock {
+        receiver,
+        sender,
+        packed_locks,
+        ..
+    } = &got[0]
+    else {
+        unreachable!()
+    };
+    ledger
+        .unlock(
+            pair.key_b.address(),
+            u(1),
+            *receiver,
+            *sender,
+            packed_locks,
+            settle_at,
+        )
+        .unwrap();
+    assert_eq!(actions(&pair.b, &ledger, settle_at, &pair.key_b), vec![]);
+    // A: 100 - 40 + 10 - 30 (the claimed lock); B: 50 - 10 + 40 + 30.
+    assert_eq!(ledger.token_balance(pair.key_a.address()), u(900 + 40));
+    assert_eq!(ledger.token_balance(pair.key_b.address()), u(950 + 110));
 }
 
 #[test]
@@ -150,8 +288,14 @@ fn monitor_refuses_a_record_of_another_channel() {
     let (pair, ledger, _) = funded();
     let mut record = ledger.channel(u(1)).unwrap().clone();
     record.id = u(2);
+    let view = LedgerView {
+        record: &record,
+        now: pair.now,
+        reveal_timeout: REVEAL,
+        pending_unlocks: &[],
+    };
     assert_eq!(
-        pair.a.poll_ledger_action(&record, pair.now, &pair.key_a),
+        pair.a.poll_ledger_actions(&view, &pair.key_a),
         Err(ChannelError::WrongChannel {
             expected: u(1),
             got: u(2)

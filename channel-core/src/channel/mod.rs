@@ -35,8 +35,10 @@ mod end_state;
 mod error;
 mod ledger_input;
 mod monitor;
-pub use monitor::LedgerAction;
+pub use monitor::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
 mod restore;
+mod secrets;
+pub use secrets::KnownSecret;
 mod timers;
 mod transfer;
 mod withdraw;
@@ -155,6 +157,15 @@ pub enum ChannelEvent {
         participant: Address,
         total_withdraw: U256,
     },
+    /// We learned the secret of one of the channel's pending locks.
+    SecretLearned {
+        secrethash: H256,
+    },
+    /// The ledger's secret registry recorded the secret of one of our pending locks.
+    SecretRegisteredOnLedger {
+        secrethash: H256,
+        at: u64,
+    },
     /// A cooperative close did not reach the ledger in time; payments are possible again.
     PaymentsResumed,
     /// One of our locks expired unclaimed: send a lock-expired message to take it back.
@@ -187,6 +198,9 @@ pub struct Channel {
     phase: ChannelPhase,
     #[serde(with = "peer_key_serde")]
     partner_key: PeerKey,
+    /// Secrets of pending locks that this side knows, by secrethash.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    secrets: std::collections::BTreeMap<H256, KnownSecret>,
 }
 
 mod peer_key_serde {
@@ -209,6 +223,7 @@ impl Channel {
             partner: EndState::new(partner),
             phase: ChannelPhase::Open,
             partner_key: PeerKey::new(partner),
+            secrets: Default::default(),
         }
     }
 

@@ -1,17 +1,26 @@
 //! The channel monitor: what this participant must submit to the ledger to protect its
-//! balance, decided from the ledger's *current record* of the channel, not from having seen an
-//! event. Level-triggered, as a watchtower is: drivers call
-//! [`Channel::poll_ledger_action`] at start-up, on every timer tick and whenever the ledger
-//! moved, and submit what it returns. A submission that turns out to be redundant (someone
-//! already updated or settled) is refused by the ledger and changes nothing, so calling too
-//! often is harmless, while calling too rarely can never lose a contest that is still possible:
-//! as long as the window is open and the ledger holds an older proof of the partner than we
-//! do, the answer is "update".
+//! balance, decided from the ledger's *current state* of the channel, not from having seen an
+//! event. Level-triggered, as a watchtower is: drivers call [`Channel::poll_ledger_actions`]
+//! at start-up, on every timer tick and whenever the ledger moved, and submit what it returns.
+//! A submission that turns out to be redundant (someone already updated, settled, registered
+//! or unlocked) is refused by the ledger and changes nothing, so calling too often is harmless,
+//! while calling too rarely can never lose something that is still possible to save.
+//!
+//! What it asks for:
+//! - **update**: the partner closed, the window is open, and the ledger holds an older proof of
+//!   the partner's than the one we hold;
+//! - **settle**: the window is over;
+//! - **register secret**: a lock the partner sent us is still pending, we know its secret, the
+//!   registry does not, it has not expired, and either it expires within `reveal_timeout` or
+//!   the channel is no longer open on the ledger (so it can only be claimed there);
+//! - **unlock**: the channel settled and the ledger keeps locked tokens back for a direction
+//!   whose locks we hold (the receiver gets the claimed ones, the sender the rest).
 
 use super::{Channel, ChannelError, UpdateTransaction};
 use crate::crypto::Signer;
 use crate::ledger::{ChannelPhase as LedgerPhase, ChannelRecord};
-use crate::primitives::U256;
+use crate::locks::{pack_locks, Secret};
+use crate::primitives::{Address, H256, U256};
 
 /// A transaction the monitor wants on the ledger now.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -21,38 +30,81 @@ pub enum LedgerAction {
     Update(Box<UpdateTransaction>),
     /// The settlement window is over: settle.
     Settle { channel_id: U256 },
+    /// Register this secret so that the lock it opens counts on the ledger.
+    RegisterSecret { secret: Secret },
+    /// Unlock the tokens kept back at settlement for `sender → receiver`.
+    Unlock {
+        channel_id: U256,
+        receiver: Address,
+        sender: Address,
+        packed_locks: Vec<u8>,
+    },
+}
+
+/// Locked tokens the ledger keeps back after settlement for `sender → receiver`, waiting for
+/// an unlock with the locks whose root is `locksroot`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PendingUnlock {
+    pub sender: Address,
+    pub receiver: Address,
+    pub locksroot: H256,
+}
+
+/// What the monitor needs to know about the ledger.
+#[derive(Clone, Copy, Debug)]
+pub struct LedgerView<'a> {
+    /// The ledger's record of this channel.
+    pub record: &'a ChannelRecord,
+    /// Ledger time.
+    pub now: u64,
+    /// Seconds before a received lock's expiry at which we stop waiting for the partner's
+    /// off-chain unlock and register the secret ourselves.
+    pub reveal_timeout: u64,
+    /// The tokens of this channel still kept back for unlock after settlement.
+    pub pending_unlocks: &'a [PendingUnlock],
 }
 
 impl Channel {
-    /// What to submit now, given the ledger's `record` of this channel at ledger time `now`.
-    ///
-    /// - Closed by the partner, window open, ledger holds partner nonce `k`, we hold a partner
-    ///   proof with nonce `> k` → [`LedgerAction::Update`].
-    /// - Closed, window over → [`LedgerAction::Settle`].
-    /// - Otherwise nothing.
-    pub fn poll_ledger_action(
+    /// Everything to submit now, given the ledger's state (see the module docs).
+    pub fn poll_ledger_actions(
         &self,
-        record: &ChannelRecord,
-        now: u64,
+        view: &LedgerView<'_>,
         signer: &dyn Signer,
-    ) -> Result<Option<LedgerAction>, ChannelError> {
+    ) -> Result<Vec<LedgerAction>, ChannelError> {
+        let record = view.record;
         if record.id != self.id {
             return Err(ChannelError::WrongChannel {
                 expected: self.id,
                 got: record.id,
             });
         }
-        if record.phase != LedgerPhase::Closed {
-            return Ok(None);
+        let mut actions = Vec::new();
+        if let Some(update) = self.contest(record, view.now, signer)? {
+            actions.push(update);
         }
-        let settle_after = record.settle_after.unwrap_or(0);
-        if now > settle_after {
-            return Ok(Some(LedgerAction::Settle {
+        if record.phase == LedgerPhase::Closed && view.now > record.settle_after.unwrap_or(0) {
+            actions.push(LedgerAction::Settle {
                 channel_id: self.id,
-            }));
+            });
         }
+        actions.extend(self.secrets_to_register(view));
+        if record.phase == LedgerPhase::Settled {
+            actions.extend(self.unlocks(view));
+        }
+        Ok(actions)
+    }
+
+    fn contest(
+        &self,
+        record: &ChannelRecord,
+        now: u64,
+        signer: &dyn Signer,
+    ) -> Result<Option<LedgerAction>, ChannelError> {
         let partner = self.partner.address;
-        if record.closer != Some(partner) {
+        if record.phase != LedgerPhase::Closed
+            || record.closer != Some(partner)
+            || now > record.settle_after.unwrap_or(0)
+        {
             return Ok(None);
         }
         let on_ledger = record
@@ -72,11 +124,91 @@ impl Channel {
         }))))
     }
 
-    /// The earliest ledger time at which [`Channel::poll_ledger_action`] will have something
-    /// new to say for `record` (settling), or `None` when only a ledger change can.
-    pub fn poll_ledger_timeout(&self, record: &ChannelRecord) -> Option<u64> {
-        (record.id == self.id && record.phase == LedgerPhase::Closed)
-            .then(|| record.settle_after.map(|t| t.saturating_add(1)))
-            .flatten()
+    fn secrets_to_register(&self, view: &LedgerView<'_>) -> Vec<LedgerAction> {
+        let off_chain_possible = view.record.phase == LedgerPhase::Opened;
+        self.partner
+            .locks
+            .as_slice()
+            .iter()
+            .filter(|lock| !lock.is_expired(view.now))
+            .filter(|lock| {
+                !off_chain_possible
+                    || view.now.saturating_add(view.reveal_timeout) >= lock.expiration
+            })
+            .filter_map(|lock| self.secrets.get(&lock.secrethash))
+            .filter(|known| known.registered_at.is_none())
+            .map(|known| LedgerAction::RegisterSecret {
+                secret: known.secret,
+            })
+            .collect()
     }
+
+    fn unlocks(&self, view: &LedgerView<'_>) -> Vec<LedgerAction> {
+        let (us, partner) = (self.our.address, self.partner.address);
+        [(&self.partner, partner, us), (&self.our, us, partner)]
+            .into_iter()
+            .filter(|(end, _, _)| !end.locks.is_empty())
+            .filter(|(end, sender, receiver)| {
+                view.pending_unlocks.contains(&PendingUnlock {
+                    sender: *sender,
+                    receiver: *receiver,
+                    locksroot: end.locks.locksroot(),
+                })
+            })
+            .map(|(end, sender, receiver)| LedgerAction::Unlock {
+                channel_id: self.id,
+                receiver,
+                sender,
+                packed_locks: pack_locks(end.locks.as_slice()),
+            })
+            .collect()
+    }
+
+    /// The earliest ledger time at which [`Channel::poll_ledger_actions`] will have something
+    /// new to say without the ledger changing: settling, or a received lock whose secret we
+    /// know entering its reveal timeout.
+    pub fn poll_ledger_timeout(&self, record: &ChannelRecord, reveal_timeout: u64) -> Option<u64> {
+        if record.id != self.id {
+            return None;
+        }
+        let settle = (record.phase == LedgerPhase::Closed)
+            .then(|| record.settle_after.map(|t| t.saturating_add(1)))
+            .flatten();
+        let reveal = self
+            .partner
+            .locks
+            .as_slice()
+            .iter()
+            .filter(|l| {
+                self.secrets
+                    .get(&l.secrethash)
+                    .is_some_and(|k| k.registered_at.is_none())
+            })
+            .map(|l| l.expiration.saturating_sub(reveal_timeout));
+        settle.into_iter().chain(reveal).min()
+    }
+}
+
+/// The tokens `ledger` keeps back for unlock in the channel of `record`, both directions:
+/// what a driver with the embedded ledger puts in [`LedgerView::pending_unlocks`].
+pub fn pending_unlocks(
+    ledger: &crate::ledger::Ledger,
+    record: &ChannelRecord,
+) -> Vec<PendingUnlock> {
+    let [a, b] = [
+        record.participants[0].address,
+        record.participants[1].address,
+    ];
+    [(a, b), (b, a)]
+        .into_iter()
+        .filter_map(|(sender, receiver)| {
+            ledger
+                .pending_unlock(record.id, sender, receiver)
+                .map(|e| PendingUnlock {
+                    sender,
+                    receiver,
+                    locksroot: e.locksroot,
+                })
+        })
+        .collect()
 }

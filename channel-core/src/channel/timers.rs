@@ -51,7 +51,7 @@ impl Channel {
             }
         }
         for lock in self.our.locks.as_slice() {
-            if lock.is_expired(now) {
+            if lock.is_expired(now) && !self.claimed_on_ledger(lock) {
                 events.push(ChannelEvent::LockExpirable {
                     secrethash: lock.secrethash,
                     amount: lock.amount,

@@ -201,6 +201,7 @@ impl Channel {
         signer: &dyn Signer,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
+        self.check_not_claimed(&secrethash)?;
         let (next, lock) = NextBalance::after_expiry(&self.our, &secrethash, now)?;
         let proof = self.commit_ours(next, additional_hash, signer)?;
         Ok(vec![
@@ -220,6 +221,7 @@ impl Channel {
         now: u64,
     ) -> Result<Vec<ChannelEvent>, ChannelError> {
         self.ensure_open()?;
+        self.check_not_claimed(secrethash)?;
         let (next, lock) = NextBalance::after_expiry(&self.partner, secrethash, now)?;
         self.accept_partner(proof, next)?;
         Ok(vec![ChannelEvent::LockDropped {

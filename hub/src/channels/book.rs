@@ -12,10 +12,9 @@ use std::sync::{Arc, RwLock};
 
 use channel_core::channel::{
     Channel, ChannelEvent, ChannelMessage, CooperativeCloseAcceptance, CooperativeCloseProposal,
-    LedgerAction,
+    LedgerAction, LedgerView,
 };
 use channel_core::crypto::{LocalSigner, Signature, Signer};
-use channel_core::ledger::ChannelRecord;
 use channel_core::{Address, Domain, SignedBalanceProof, WithdrawProof, H256, U256};
 use tokio::sync::{broadcast, Mutex, Notify};
 
@@ -74,6 +73,8 @@ pub struct ChannelBook {
     /// Woken when applied ledger events touched the hub's channels (the watcher then looks
     /// at once instead of at its next tick).
     pub(super) ledger_moved: Notify,
+    /// Channels with pending locks in either direction (the monitor watches them while open).
+    with_locks: std::sync::Mutex<std::collections::BTreeSet<U256>>,
     hub_payments: broadcast::Sender<HubPayment>,
 }
 
@@ -85,10 +86,14 @@ impl ChannelBook {
         domain: Domain,
     ) -> Result<Self, HubError> {
         let mut channels = BTreeMap::new();
+        let mut with_locks = std::collections::BTreeSet::new();
         for key in store.list(NS_CHANNELS)? {
             if let Some(bytes) = store.read(NS_CHANNELS, &key)? {
                 let ch: Channel =
                     record::decode(NS_CHANNELS, &key, CHANNEL_RECORD_VERSION, &bytes)?;
+                if !ch.our().locks.is_empty() || !ch.partner().locks.is_empty() {
+                    with_locks.insert(ch.id());
+                }
                 channels.insert(ch.id(), Arc::new(Mutex::new(ch)));
             }
         }
@@ -111,6 +116,7 @@ impl ChannelBook {
             channels: RwLock::new(channels),
             ledger_progress: Mutex::new(applied),
             ledger_moved: Notify::new(),
+            with_locks: std::sync::Mutex::new(with_locks),
             hub_payments,
         })
     }
@@ -202,8 +208,27 @@ impl ChannelBook {
             Self::put(&mut batch, &next)?;
         }
         self.store.write(batch)?.durable().await?;
+        self.note_locks(&next);
         *ch = next;
         Ok(out)
+    }
+
+    fn note_locks(&self, ch: &Channel) {
+        if let Ok(mut set) = self.with_locks.lock() {
+            if ch.our().locks.is_empty() && ch.partner().locks.is_empty() {
+                set.remove(&ch.id());
+            } else {
+                set.insert(ch.id());
+            }
+        }
+    }
+
+    /// Channels that have pending locks.
+    pub fn channels_with_locks(&self) -> Vec<U256> {
+        self.with_locks
+            .lock()
+            .map(|set| set.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     /// Creates the channel `id` with `partner` if the book does not have it yet (a replayed
@@ -352,23 +377,25 @@ impl ChannelBook {
         .await
     }
 
-    /// What the channel monitor wants submitted for the ledger's `record` of one of the hub's
-    /// channels at ledger time `now`. A channel the book does not know is only settled.
-    pub async fn ledger_action(
+    /// What the channel monitor wants submitted, given the ledger's `view` of one of the
+    /// hub's channels. A channel the book does not know is only settled.
+    pub async fn ledger_actions(
         &self,
-        record: &ChannelRecord,
-        now: u64,
-    ) -> Result<Option<LedgerAction>, HubError> {
+        view: &LedgerView<'_>,
+    ) -> Result<Vec<LedgerAction>, HubError> {
+        let record = view.record;
         match self.get(&record.id)? {
             Some(shared) => {
                 let ch = shared.lock().await;
-                Ok(ch.poll_ledger_action(record, now, self.operator.as_ref())?)
+                Ok(ch.poll_ledger_actions(view, self.operator.as_ref())?)
             }
             None => Ok((record.phase == channel_core::ledger::ChannelPhase::Closed
-                && record.settle_after.is_some_and(|t| now > t))
+                && record.settle_after.is_some_and(|t| view.now > t))
             .then_some(LedgerAction::Settle {
                 channel_id: record.id,
-            })),
+            })
+            .into_iter()
+            .collect()),
         }
     }
 

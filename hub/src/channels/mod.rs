@@ -18,6 +18,8 @@ mod ledger_sync;
 pub mod service;
 pub mod view;
 pub mod watcher;
+#[cfg(test)]
+mod watcher_tests;
 
 use std::future::Future;
 use std::sync::Arc;

@@ -1,5 +1,7 @@
 //! The hub's ledger watcher: applies ledger events to the hub's channels, and runs the
-//! channel monitor (`Channel::poll_ledger_action`) over every closed channel of the hub.
+//! channel monitor (`Channel::poll_ledger_actions`) over every hub channel that may need
+//! protecting: contest, settle, register a secret before a received lock expires, unlock
+//! after settlement.
 //!
 //! Contesting and settling are level-triggered: the watcher looks at the ledger's current
 //! record of each closed channel at start-up, on every tick, and whenever applied events
@@ -11,7 +13,7 @@ use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel_core::channel::LedgerAction;
+use channel_core::channel::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
 use channel_core::U256;
 use tokio::sync::broadcast::error::RecvError;
@@ -20,8 +22,12 @@ use super::book::ChannelBook;
 use crate::error::HubError;
 use crate::ledger::LedgerHandle;
 
-/// How often the watcher runs the monitor over every closed channel, at the latest.
+/// How often the watcher runs the monitor, at the latest.
 const MONITOR_TICK: Duration = Duration::from_millis(500);
+
+/// Seconds before a received lock expires at which the hub stops waiting for the payer's
+/// off-chain unlock and registers the secret on the ledger itself.
+pub const DEFAULT_REVEAL_TIMEOUT_SECS: u64 = 10;
 
 /// Applies every durable ledger event the book has not seen yet. Used by the watcher and by
 /// request handlers that must see a just-made deposit before taking a payment.
@@ -50,12 +56,12 @@ pub async fn run(
             }
         };
         apply(&book, &replay).await;
-        monitor(&book, &ledger).await;
+        monitor(&book, &ledger, DEFAULT_REVEAL_TIMEOUT_SECS).await;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tick.tick() => monitor(&book, &ledger).await,
-                _ = book.ledger_moved.notified() => monitor(&book, &ledger).await,
+                _ = tick.tick() => monitor(&book, &ledger, DEFAULT_REVEAL_TIMEOUT_SECS).await,
+                _ = book.ledger_moved.notified() => monitor(&book, &ledger, DEFAULT_REVEAL_TIMEOUT_SECS).await,
                 event = rx.recv() => match event {
                     Ok(event) => apply(&book, std::slice::from_ref(&event)).await,
                     // Fell behind: resubscribe from the last applied seq.
@@ -73,16 +79,21 @@ async fn apply(book: &ChannelBook, events: &[LedgerEvent]) {
     }
 }
 
-/// One monitor pass: for every closed channel of the hub on the ledger, submit what the
-/// channel monitor asks for (an update with the device's latest proof, or a settle).
-pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle) {
+/// One monitor pass over every hub channel that may need protecting: closed ones, settled
+/// ones with tokens still kept back for unlock, and open ones with pending locks; for each,
+/// submit what the channel monitor asks for.
+pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle, reveal_timeout: u64) {
     let me = book.operator_address();
     let Ok(now) = ledger.now() else { return };
-    let closed: Vec<ChannelRecord> = match ledger.read(|l| {
+    let with_locks = book.channels_with_locks();
+    let watched: Vec<(ChannelRecord, Vec<PendingUnlock>)> = match ledger.read(|l| {
         l.channels_of(me)
             .into_iter()
-            .filter(|c| c.phase == LedgerPhase::Closed)
-            .cloned()
+            .filter(|c| match c.phase {
+                LedgerPhase::Closed => true,
+                LedgerPhase::Settled | LedgerPhase::Opened => with_locks.contains(&c.id),
+            })
+            .map(|c| (c.clone(), pending_unlocks(l, c)))
             .collect()
     }) {
         Ok(c) => c,
@@ -91,15 +102,21 @@ pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle) {
             return;
         }
     };
-    for record in closed {
-        let action = match book.ledger_action(&record, now).await {
+    for (record, pending) in watched {
+        let view = LedgerView {
+            record: &record,
+            now,
+            reveal_timeout,
+            pending_unlocks: &pending,
+        };
+        let actions = match book.ledger_actions(&view).await {
             Ok(a) => a,
             Err(e) => {
                 tracing::error!(channel = %record.id, error = %e, "monitor cannot decide");
                 continue;
             }
         };
-        if let Some(action) = action {
+        for action in actions {
             submit(book, ledger, record.id, action).await;
         }
     }
@@ -131,6 +148,36 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
                 Err(e) => {
                     tracing::warn!(channel = %id, nonce, error = %e, "update of a device's close refused")
                 }
+            }
+        }
+        LedgerAction::RegisterSecret { secret } => {
+            let secrethash = secret.hash();
+            match ledger
+                .submit(me, |l, caller, now| l.register_secret(caller, secret, now))
+                .await
+            {
+                Ok(_) => {
+                    tracing::info!(channel = %id, %secrethash, "registered a secret on the ledger")
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %id, %secrethash, error = %e, "secret registration refused")
+                }
+            }
+        }
+        LedgerAction::Unlock {
+            channel_id,
+            receiver,
+            sender,
+            packed_locks,
+        } => {
+            match ledger
+                .submit(me, |l, caller, now| {
+                    l.unlock(caller, channel_id, receiver, sender, &packed_locks, now)
+                })
+                .await
+            {
+                Ok(_) => tracing::info!(channel = %channel_id, %sender, %receiver, "unlocked"),
+                Err(e) => tracing::debug!(channel = %channel_id, error = %e, "unlock not done"),
             }
         }
         LedgerAction::Settle { channel_id } => {

@@ -1,0 +1,137 @@
+//! The hub's watcher against the embedded ledger, with a clock the test moves: a device locks
+//! tokens toward the hub and withholds the unlock; the hub, which knows the secret, registers
+//! it inside the reveal timeout, contests the device's close with the device's latest proof
+//! (which carries the lock), settles, and unlocks: it gets the locked amount on the ledger.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use channel_core::channel::{Channel, ChannelEvent, ChannelMessage};
+use channel_core::crypto::Signer;
+use channel_core::ledger::LedgerConfig;
+use channel_core::testing::{test_domain, test_signer};
+use channel_core::{HashTimeLock, Secret, SignedBalanceProof, H256, U256};
+
+use super::book::ChannelBook;
+use super::watcher::{catch_up, monitor};
+use crate::ledger::LedgerHandle;
+use crate::store::{KvStore, MemoryStore};
+
+const WINDOW: u64 = 30;
+const REVEAL: u64 = 10;
+
+fn u(n: u64) -> U256 {
+    U256::from(n)
+}
+
+#[tokio::test]
+async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
+    let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(AtomicU64::new(1_000));
+    let time = clock.clone();
+    let ledger = Arc::new(
+        LedgerHandle::load(
+            store.clone(),
+            LedgerConfig {
+                domain: test_domain(),
+                settlement_timeout: WINDOW,
+            },
+            move || time.load(Ordering::SeqCst),
+        )
+        .unwrap(),
+    );
+    let operator = Arc::new(test_signer(200));
+    let hub = operator.address();
+    let book = ChannelBook::load(store, operator.clone(), test_domain()).unwrap();
+    let device = test_signer(1);
+    let dev = device.address();
+    ledger
+        .apply(|l, now| l.mint_with_events(dev, u(1_000), now))
+        .await
+        .unwrap();
+    let (id, _) = ledger
+        .submit(dev, |l, caller, now| l.open_channel(caller, hub, now))
+        .await
+        .unwrap();
+    ledger
+        .submit(dev, |l, caller, now| {
+            l.set_total_deposit(caller, id, caller, u(500), now)
+        })
+        .await
+        .unwrap();
+    catch_up(&book, &ledger).await.unwrap();
+
+    // The device locks 30 toward the hub; the hub learns the secret (from the payee it
+    // forwarded to, in a mediated payment).
+    let mut mine = Channel::new(test_domain(), id, dev, hub);
+    mine.handle_ledger_deposit(dev, u(500)).unwrap();
+    let secret = Secret(H256([9; 32]));
+    let expiration = 1_000 + 60;
+    let lock = HashTimeLock {
+        expiration,
+        amount: u(30),
+        secrethash: secret.hash(),
+    };
+    let events = mine
+        .send_locked_transfer(lock, 1_000, H256::ZERO, &device)
+        .unwrap();
+    let proof: SignedBalanceProof = events
+        .iter()
+        .find_map(|e| match e {
+            ChannelEvent::Send(ChannelMessage::LockedTransfer { proof, .. }) => Some(*proof),
+            _ => None,
+        })
+        .unwrap();
+    let shared = book.get(&id).unwrap().unwrap();
+    book.transition(&shared, |ch, _| {
+        ch.handle_locked_transfer(&proof, &lock, 1_000)?;
+        ch.learn_secret(secret)?;
+        Ok(())
+    })
+    .await
+    .unwrap();
+    assert_eq!(book.channels_with_locks(), vec![id]);
+
+    // Before the reveal timeout the hub waits for the device's off-chain unlock.
+    clock.store(expiration - REVEAL - 1, Ordering::SeqCst);
+    monitor(&book, &ledger, REVEAL).await;
+    let registered = |l: &LedgerHandle| l.read(|l| l.secret_registered_at(&secret.hash())).unwrap();
+    assert_eq!(registered(&ledger), None);
+    clock.store(expiration - REVEAL, Ordering::SeqCst);
+    monitor(&book, &ledger, REVEAL).await;
+    assert_eq!(registered(&ledger), Some(expiration - REVEAL));
+    catch_up(&book, &ledger).await.unwrap();
+
+    // The device closes without any proof of the hub's; the hub contests with the device's
+    // latest proof (the lock), settles after the window and unlocks.
+    let close = mine.close(&device).unwrap();
+    ledger
+        .submit(dev, |l, caller, now| {
+            l.close_channel(
+                caller,
+                id,
+                &close.partner_proof,
+                &close.closing_signature,
+                now,
+            )
+        })
+        .await
+        .unwrap();
+    catch_up(&book, &ledger).await.unwrap();
+    monitor(&book, &ledger, REVEAL).await;
+    let nonce_on_ledger = ledger
+        .read(|l| l.channel(id).unwrap().participant(dev).unwrap().nonce())
+        .unwrap();
+    assert_eq!(nonce_on_ledger, 1, "contested with the locked transfer");
+    clock.store(expiration - REVEAL + WINDOW + 1, Ordering::SeqCst);
+    monitor(&book, &ledger, REVEAL).await; // settles
+    catch_up(&book, &ledger).await.unwrap();
+    monitor(&book, &ledger, REVEAL).await; // unlocks
+    assert_eq!(ledger.read(|l| l.token_balance(hub)).unwrap(), u(30));
+    assert_eq!(
+        ledger.read(|l| l.token_balance(dev)).unwrap(),
+        u(1_000 - 30)
+    );
+}

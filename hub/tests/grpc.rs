@@ -57,6 +57,7 @@ async fn ledger_calls_need_a_valid_session() {
 }
 
 /// A login for `claimed`'s address with `signer`'s signature over challenge `ch`.
+#[allow(clippy::unwrap_used)]
 fn auth_request(
     claimed: &channel_core::LocalSigner,
     signer: &channel_core::LocalSigner,

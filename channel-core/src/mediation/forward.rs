@@ -21,6 +21,8 @@ pub enum MediationRefusal {
     SamePartner(Address),
     #[error("the two channels are on different ledgers")]
     DifferentLedgers,
+    #[error("the two channels do not belong to the same hub")]
+    NotOneHub,
     #[error("channel with the payer is {0}, not open")]
     PayerChannelNotOpen(&'static str),
     #[error("channel with the payee is {0}, not open")]
@@ -65,7 +67,8 @@ pub struct ForwardPlan {
 /// lock of `amount` toward the payee over `outgoing`, at ledger time `now`.
 ///
 /// Accepts only if all hold, checked in this order:
-/// 1. two different open channels on one ledger, with two different partners;
+/// 1. two different open channels of the same hub on one ledger, with two different
+///    partners;
 /// 2. the payer's lock is pending in `incoming` exactly as given, and no lock with its
 ///    secrethash is already pending toward the payee;
 /// 3. `incoming_lock.amount >= amount + fee_for(amount)`, with `amount > 0`;

@@ -259,16 +259,22 @@ impl MediatedTransfer {
     }
 
     /// The ledger reports `secret` registered at ledger time `at` (by the hub, or by the payee
-    /// claiming on its own). Idempotent; the first registration time is kept.
+    /// claiming on its own). The first registration time is kept; idempotent.
+    ///
+    /// The secret becomes the hub's to act on (unlock toward the payee) only if the
+    /// registration came before the incoming lock's expiration, so that the hub can claim
+    /// what it pays out; a later registration is recorded but changes nothing else.
     pub fn handle_secret_registered(
         &mut self,
         secret: Secret,
         at: u64,
     ) -> Result<(), MediationError> {
         self.check_secret(&secret)?;
-        self.secret = Some(secret);
         if self.secret_registered_at.is_none() {
             self.secret_registered_at = Some(at);
+        }
+        if self.incoming_claimable_on_ledger() {
+            self.secret = Some(secret);
         }
         Ok(())
     }

@@ -9,7 +9,7 @@ use channel_core::mediation::{
     MediationRefusal, Stage,
 };
 use channel_core::testing::test_domain;
-use channel_core::{Address, H256, U256};
+use channel_core::{H256, U256};
 
 use crate::world::{u, Star};
 use crate::{amt, Fixture};
@@ -523,5 +523,37 @@ fn the_hub_never_pays_out_once_its_incoming_lock_is_gone() {
         .expire_outgoing(&mut out, fx.star.now, H256::ZERO, &key)
         .unwrap();
     assert_eq!(record.stage(), Stage::Refunded);
-    let _unused: Address = fx.payee;
+}
+
+#[test]
+fn a_secret_registered_too_late_for_the_hub_to_claim_does_not_make_it_pay() {
+    let mut fx = Fixture::two_devices();
+    let mut record = fx.forwarded(102, 100, 60);
+    let key = fx.star.hub_key.clone();
+    let late = record.incoming_lock().expiration;
+    record.handle_secret_registered(fx.secret, late).unwrap();
+    assert_eq!(record.secret_registered_at(), Some(late));
+    assert_eq!(record.secret(), None);
+    assert!(!record.incoming_claimable_on_ledger());
+    assert!(!record.poll(late).iter().any(|a| matches!(
+        a,
+        channel_core::mediation::MediationAction::UnlockOutgoing { .. }
+    )));
+    let out = fx.star.hub[&fx.payee].clone();
+    transition_refused(
+        &record,
+        &out,
+        |e| *e == MediationError::SecretUnknown,
+        |r, c| r.unlock_outgoing(c, H256::ZERO, &key),
+    );
+    // Registered in time, the hub pays: it can claim the incoming lock on the ledger.
+    let mut fx = Fixture::two_devices();
+    let mut record = fx.forwarded(102, 100, 60);
+    record
+        .handle_secret_registered(fx.secret, late - 1)
+        .unwrap();
+    assert_eq!(record.secret(), Some(fx.secret));
+    let mut out = fx.star.hub[&fx.payee].clone();
+    record.unlock_outgoing(&mut out, H256::ZERO, &key).unwrap();
+    assert_eq!(record.stage(), Stage::SecretRegistered);
 }

@@ -38,7 +38,8 @@
 //!   ([`MediatedTransfer::must_register_secret_by`], [`MediationAction::RegisterSecret`]),
 //!   after which the incoming lock is the hub's even if the payer never unlocks; the hub
 //!   refuses the payer's lock-expired for it and claims it after settlement
-//!   ([`MediationAction::ClaimOnLedger`]).
+//!   ([`MediationAction::ClaimOnLedger`]). A secret that reaches the ledger only after the
+//!   incoming lock expired is recorded but never makes the hub pay.
 //! - A transfer that cannot complete never rots: a refused forward leaves the payer's lock to
 //!   expire (the payer's channel reports it via `handle_timeout`, the payer sends lock-expired,
 //!   the hub accepts it with [`Channel::handle_lock_expired`](crate::channel::Channel::handle_lock_expired));
@@ -54,6 +55,10 @@
 //! `now`. Call order per input: the channel-level `handle_*` for the payer's locked transfer,
 //! then [`forward`]; for every later input the record's transition (which runs the channel's);
 //! then `poll` and carry out its actions.
+//!
+//! Not here: the wire messages, the hub's store and routing table (which record belongs to
+//! which secrethash), refund transfers back to the payer (a failed payment is released by
+//! lock expiry), and multi-hop routes (one hub between payer and payee).
 
 mod error;
 mod fees;

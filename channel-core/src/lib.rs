@@ -19,6 +19,7 @@ pub mod channel;
 pub mod crypto;
 pub mod ledger;
 pub mod locks;
+pub mod mediation;
 pub mod primitives;
 pub mod proofs;
 pub mod settlement;

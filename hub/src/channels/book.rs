@@ -57,6 +57,15 @@ pub struct Accepted {
 
 pub(super) type Shared = Arc<Mutex<Channel>>;
 
+/// The refusal of a channel lookup, once more (for every payment of a run on that channel).
+fn same_refusal(e: &HubError) -> HubError {
+    match e {
+        HubError::UnknownChannel(id) => HubError::UnknownChannel(*id),
+        HubError::PermissionDenied(why) => HubError::PermissionDenied(why.clone()),
+        other => HubError::Internal(other.to_string()),
+    }
+}
+
 fn channel_key(id: &U256) -> String {
     format!("{id:0>78}")
 }
@@ -262,19 +271,56 @@ impl ChannelBook {
         proof: &SignedBalanceProof,
         amount: U256,
     ) -> Result<Accepted, HubError> {
-        let id = proof.proof.channel_identifier;
-        let shared = self.for_device(caller, &id).await?;
-        self.transition(&shared, |ch, _| {
-            if ch.partner_latest_proof() != Some(proof) {
-                ch.handle_payment(proof, amount)?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(Accepted {
-            nonce: proof.proof.nonce,
-            transferred_amount: proof.proof.balance.transferred_amount,
-        })
+        let mut results = self.take_payments(caller, &[(*proof, amount)]).await?;
+        results
+            .pop()
+            .unwrap_or_else(|| Err(HubError::Internal("no result for a payment".into())))
+    }
+
+    /// Payments from the device `caller`, in order, each judged as [`Self::take_payment`]
+    /// would: consecutive payments on one channel are applied in one transition, so they share
+    /// one write and one fsync, and each is acknowledged only once all of that run is durable.
+    /// A refused payment changes nothing; later ones are judged on the state before it.
+    /// The outer error is a failure of the store (nothing of the failed run was accepted).
+    pub async fn take_payments(
+        &self,
+        caller: Address,
+        payments: &[(SignedBalanceProof, U256)],
+    ) -> Result<Vec<Result<Accepted, HubError>>, HubError> {
+        let mut results = Vec::with_capacity(payments.len());
+        for run in
+            payments.chunk_by(|a, b| a.0.proof.channel_identifier == b.0.proof.channel_identifier)
+        {
+            let id = run[0].0.proof.channel_identifier;
+            let shared = match self.for_device(caller, &id).await {
+                Ok(shared) => shared,
+                Err(e) => {
+                    for _ in 1..run.len() {
+                        results.push(Err(same_refusal(&e)));
+                    }
+                    results.push(Err(e));
+                    continue;
+                }
+            };
+            let outcomes = self
+                .transition(&shared, |ch, _| {
+                    Ok(run
+                        .iter()
+                        .map(|(proof, amount)| {
+                            if ch.partner_latest_proof() != Some(proof) {
+                                ch.handle_payment(proof, *amount)?;
+                            }
+                            Ok(Accepted {
+                                nonce: proof.proof.nonce,
+                                transferred_amount: proof.proof.balance.transferred_amount,
+                            })
+                        })
+                        .collect::<Vec<Result<Accepted, HubError>>>())
+                })
+                .await?;
+            results.extend(outcomes);
+        }
+        Ok(results)
     }
 
     /// The hub pays `amount` to the device of channel `id` (operator command). Returns once

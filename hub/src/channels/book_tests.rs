@@ -202,3 +202,43 @@ async fn a_refused_payment_changes_nothing_in_memory_or_on_disk() {
     assert_eq!(snapshot(&f.book).await, before);
     assert_eq!(f.reloaded().await, before);
 }
+
+#[tokio::test]
+async fn a_batch_is_judged_payment_by_payment_in_order_and_persisted_once() {
+    let mut f = Fixture::new(2).await;
+    let device = f.devices[0].0.clone();
+    let p1 = f.sign_payment(0, 5);
+    let p2 = f.sign_payment(0, 6);
+    let forged = p2.proof.sign(&test_signer(99)).unwrap();
+    let p3 = f.sign_payment(0, 7);
+    let foreign = f.sign_payment(1, 1); // channel 2 belongs to another device
+    let results = f
+        .book
+        .take_payments(
+            device.address(),
+            &[
+                (p1, u(5)),
+                (forged, u(6)),
+                (p2, u(6)),
+                (p3, u(7)),
+                (p1, u(5)),
+                (foreign, u(1)),
+            ],
+        )
+        .await
+        .unwrap();
+    let nonces: Vec<Option<u64>> = results
+        .iter()
+        .map(|r| r.as_ref().ok().map(|a| a.nonce))
+        .collect();
+    assert_eq!(nonces, vec![Some(1), None, Some(2), Some(3), None, None]);
+    assert!(matches!(results[1], Err(HubError::Channel(_))), "forged");
+    assert!(
+        matches!(results[4], Err(HubError::Channel(_))),
+        "an older proof after newer ones is stale"
+    );
+    assert!(matches!(results[5], Err(HubError::PermissionDenied(_))));
+    let live = snapshot(&f.book).await;
+    assert_eq!(live[0].partner().transferred(), u(18));
+    assert_eq!(f.reloaded().await, live);
+}

@@ -188,30 +188,44 @@ impl ChannelEngine {
         })
     }
 
-    /// One payment of a `Payments.Pay` stream, applied and durable when this returns.
-    pub async fn take_payment(
+    /// Payments of a `Payments.Pay` stream, in arrival order, each applied and durable when
+    /// this returns (consecutive ones on a channel share one write). A payment refused for an
+    /// unknown channel or beyond the known deposit may be waiting for a ledger event the hub
+    /// has not applied yet: the hub catches up and judges it, and the ones after it, again.
+    pub async fn take_payments(
         &self,
         caller: Address,
-        payment: Payment,
-    ) -> Result<v1::PaymentAccepted, HubError> {
-        let first = self
-            .book
-            .take_payment(caller, &payment.balance_proof, payment.amount)
-            .await;
-        let accepted = match first {
-            Err(HubError::UnknownChannel(_))
-            | Err(HubError::Channel(ChannelError::InsufficientBalance { .. })) => {
-                self.catch_up().await?;
-                self.book
-                    .take_payment(caller, &payment.balance_proof, payment.amount)
-                    .await?
-            }
-            other => other?,
-        };
-        Ok(v1::PaymentAccepted {
-            nonce: accepted.nonce,
-            transferred_amount: voltlane_proto::convert::u256_bytes(&accepted.transferred_amount),
-        })
+        payments: &[Payment],
+    ) -> Result<Vec<Result<v1::PaymentAccepted, HubError>>, HubError> {
+        let batch: Vec<_> = payments
+            .iter()
+            .map(|p| (p.balance_proof, p.amount))
+            .collect();
+        let mut results = self.book.take_payments(caller, &batch).await?;
+        let retry_from = results.iter().position(|r| {
+            matches!(
+                r,
+                Err(HubError::UnknownChannel(_))
+                    | Err(HubError::Channel(ChannelError::InsufficientBalance { .. }))
+            )
+        });
+        if let Some(k) = retry_from {
+            self.catch_up().await?;
+            let again = self.book.take_payments(caller, &batch[k..]).await?;
+            results.truncate(k);
+            results.extend(again);
+        }
+        Ok(results
+            .into_iter()
+            .map(|r| {
+                r.map(|accepted| v1::PaymentAccepted {
+                    nonce: accepted.nonce,
+                    transferred_amount: voltlane_proto::convert::u256_bytes(
+                        &accepted.transferred_amount,
+                    ),
+                })
+            })
+            .collect())
     }
 
     /// Whether `Payments.Pay` streams are served.

@@ -4,7 +4,7 @@
 //! with an ack (accepted only once the new state is durable) or a per-message rejection
 //! carrying the status code and reason; a bad message does not end the stream.
 
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -19,25 +19,50 @@ use crate::error::HubError;
 /// Acks buffered per payment stream.
 const ACK_BUFFER: usize = 256;
 
-/// Applies one payment message to its channel (durably) and returns its ack: accepted, or
-/// a rejection carrying the status code and reason.
-async fn apply_payment(
+/// Most payment messages applied as one batch (one write and one fsync per channel).
+const MAX_BATCH: usize = 256;
+
+/// Applies a batch of payment messages in arrival order (durably) and returns their acks, in
+/// the same order: accepted, or a rejection carrying the status code and reason.
+async fn apply_payments(
     engine: &ChannelEngine,
     caller: channel_core::Address,
-    msg: v1::PaymentMessage,
-) -> v1::PaymentAck {
-    let request_id = msg.request_id;
-    let applied = match decode::<_, Payment>(msg) {
-        Ok(payment) => engine.take_payment(caller, payment).await,
-        Err(e) => Err(e),
+    msgs: Vec<v1::PaymentMessage>,
+) -> Vec<v1::PaymentAck> {
+    let ids: Vec<u64> = msgs.iter().map(|m| m.request_id).collect();
+    let decoded: Vec<Result<Payment, HubError>> = msgs.into_iter().map(decode).collect();
+    let valid: Vec<Payment> = decoded
+        .iter()
+        .filter_map(|d| d.as_ref().ok().cloned())
+        .collect();
+    let mut applied = match engine.take_payments(caller, &valid).await {
+        Ok(results) => results.into_iter(),
+        Err(e) => {
+            let status = Status::from(e);
+            return ids
+                .into_iter()
+                .map(|id| rejected_with(id, status.code(), status.message()))
+                .collect();
+        }
     };
-    match applied {
-        Ok(accepted) => v1::PaymentAck {
-            request_id,
-            outcome: Some(v1::payment_ack::Outcome::Accepted(accepted)),
-        },
-        Err(e) => rejection(request_id, e),
-    }
+    ids.into_iter()
+        .zip(decoded)
+        .map(|(request_id, d)| {
+            let result = match d {
+                Ok(_) => applied
+                    .next()
+                    .unwrap_or_else(|| Err(HubError::Internal("no result for a payment".into()))),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(accepted) => v1::PaymentAck {
+                    request_id,
+                    outcome: Some(v1::payment_ack::Outcome::Accepted(accepted)),
+                },
+                Err(e) => rejection(request_id, e),
+            }
+        })
+        .collect()
 }
 
 fn decode<M, D: TryFrom<M, Error = FieldError>>(m: M) -> Result<D, HubError> {
@@ -113,11 +138,15 @@ impl PaymentsService {
 
 fn rejection(request_id: u64, e: HubError) -> v1::PaymentAck {
     let status = Status::from(e);
+    rejected_with(request_id, status.code(), status.message())
+}
+
+fn rejected_with(request_id: u64, code: tonic::Code, reason: &str) -> v1::PaymentAck {
     v1::PaymentAck {
         request_id,
         outcome: Some(v1::payment_ack::Outcome::Rejected(v1::PaymentRejected {
-            code: status.code() as i32,
-            reason: status.message().to_string(),
+            code: code as i32,
+            reason: reason.to_string(),
         })),
     }
 }
@@ -137,8 +166,9 @@ impl v1::payments_server::Payments for PaymentsService {
         let engine = self.engine.clone();
         let mut shutdown = engine.shutdown.clone();
         tokio::spawn(async move {
-            // Payments are applied strictly in arrival order, each acked once durable (the
-            // fsync is shared with every other channel's writes: group commit). An inbound
+            // Payments are applied strictly in arrival order, in batches of what has arrived,
+            // each acked once durable (one fsync per batch, shared with every other channel's
+            // writes: group commit). An inbound
             // error (e.g. a message over the size limit) ends the stream with that status,
             // after every earlier payment was acked.
             loop {
@@ -149,8 +179,33 @@ impl v1::payments_server::Payments for PaymentsService {
                     }
                     msg = inbound.next() => match msg {
                         Some(Ok(m)) => {
-                            let ack = apply_payment(&engine, caller, m).await;
-                            if tx.send(Ok(ack)).await.is_err() {
+                            // Take every message already received (up to MAX_BATCH): they are
+                            // applied together, sharing one write and one fsync per channel.
+                            let mut batch = vec![m];
+                            let mut end = None;
+                            while batch.len() < MAX_BATCH {
+                                match inbound.next().now_or_never() {
+                                    Some(Some(Ok(m))) => batch.push(m),
+                                    Some(Some(Err(status))) => {
+                                        end = Some(Some(status));
+                                        break;
+                                    }
+                                    Some(None) => {
+                                        end = Some(None);
+                                        break;
+                                    }
+                                    None => break,
+                                }
+                            }
+                            for ack in apply_payments(&engine, caller, batch).await {
+                                if tx.send(Ok(ack)).await.is_err() {
+                                    return;
+                                }
+                            }
+                            if let Some(end) = end {
+                                if let Some(status) = end {
+                                    let _ = tx.send(Err(status)).await;
+                                }
                                 return;
                             }
                         }

@@ -18,6 +18,7 @@
 pub mod channel;
 pub mod crypto;
 pub mod ledger;
+pub mod liquidity;
 pub mod locks;
 pub mod primitives;
 pub mod proofs;

@@ -79,14 +79,14 @@ impl ChannelEngine {
     }
 
     /// `Channels.GetChannel`: PERMISSION_DENIED unless `caller` is the channel's device.
+    /// Caught up with the ledger first, so deposits (and the capacities they give) show at
+    /// once rather than when the watcher gets to them.
     pub async fn get_channel(
         &self,
         caller: Address,
         id: ChannelId,
     ) -> Result<v1::ChannelState, HubError> {
-        if self.book.snapshot(caller, &id.0).await.is_err() {
-            self.catch_up().await?;
-        }
+        self.catch_up().await?;
         let ch = self.book.snapshot(caller, &id.0).await?;
         view::channel_state(&ch)
     }

@@ -18,6 +18,7 @@
 pub mod channel;
 pub mod crypto;
 pub mod ledger;
+pub mod liquidity;
 pub mod locks;
 pub mod mediation;
 pub mod primitives;

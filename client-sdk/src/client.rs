@@ -188,18 +188,7 @@ impl Client {
 
     /// `who`'s token balance on the ledger.
     pub async fn token_balance(&self, who: Address) -> Result<U256, ClientError> {
-        let b = self
-            .shared
-            .rpc
-            .call("Ledger.GetTokenBalance", move |mut c| async move {
-                c.ledger
-                    .get_token_balance(v1::GetTokenBalanceRequest {
-                        address: address_bytes(&who),
-                    })
-                    .await
-            })
-            .await?;
-        Ok(u256("balance", &b.balance)?)
+        ops::token_balance(&self.shared, who).await
     }
 
     /// The ledger's current time (unix seconds).
@@ -259,6 +248,15 @@ impl Client {
             ops::apply_events(shared, resp.events).await?;
         }
         Ok(channel_id)
+    }
+
+    /// Tops up: raises the device's deposit in its open channel by `additional` tokens from
+    /// its ledger account, while payments go on. The hub sees the new capacity at once (it
+    /// catches up with the ledger before refusing a payment for lack of balance). Refused
+    /// without touching the ledger when there is no open channel, `additional` is zero or the
+    /// device holds too few tokens. Returns the new cumulative deposit.
+    pub async fn deposit(&self, additional: U256) -> Result<U256, ClientError> {
+        ops::deposit(&self.shared, additional).await
     }
 
     async fn find_ledger_channel(&self) -> Result<Option<U256>, ClientError> {

@@ -1,14 +1,16 @@
-//! Getting money out: withdraw, cooperative close, unilateral close and settle. Each signs with
-//! the channel state machine, persists and flushes before anything leaves the device, then
-//! talks to the ledger service directly (the hub's channel logic is needed only to co-sign a
-//! withdraw or a cooperative close).
+//! Money in and out of the channel: top-up deposit, withdraw, cooperative close, unilateral
+//! close and settle. Each signs with the channel state machine, persists and flushes before
+//! anything leaves the device, then talks to the ledger service directly (the hub's channel
+//! logic is needed only to co-sign a withdraw or a cooperative close).
 
 use std::time::Duration;
 
 use channel_core::channel::{ChannelEvent, ChannelMessage};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
-use channel_core::primitives::U256;
-use voltlane_proto::convert::{required, u256_bytes, CoSignedWithdraw};
+use channel_core::liquidity::{deposit_target, DepositAmount};
+use channel_core::primitives::{Address, U256};
+use channel_core::Signer;
+use voltlane_proto::convert::{address_bytes, required, u256, u256_bytes, CoSignedWithdraw};
 use voltlane_proto::v1;
 
 use crate::error::ClientError;
@@ -68,6 +70,53 @@ pub(crate) async fn ledger_channel(
         })
         .await?;
     Ok(ChannelRecord::try_from(m)?)
+}
+
+/// Raises the device's deposit in its open channel by `additional` tokens from its ledger
+/// account. The device's view of the channel is first brought up to the ledger's record (a
+/// deposit whose answer was lost counts), then the new total is checked by the core's deposit
+/// rule and submitted; the events the ledger returns are applied and flushed before this
+/// returns. Returns the new cumulative deposit.
+pub(crate) async fn deposit(shared: &Shared, additional: U256) -> Result<U256, ClientError> {
+    let channel_id = shared.open_channel_id().ok_or_else(|| {
+        ClientError::InvalidState("no open channel to deposit into: call open_channel".into())
+    })?;
+    let rec = ledger_channel(shared, channel_id).await?;
+    shared.update_channel(|ch| crate::sync::apply_record(ch, &rec))?;
+    shared.store.flush().await?;
+    let me = shared.rpc.signer().address();
+    let tokens = token_balance(shared, me).await?;
+    let planned = deposit_target(&rec, me, DepositAmount::Additional(additional), tokens)
+        .map_err(|e| ClientError::InvalidState(format!("deposit refused: {e}")))?;
+    let req = v1::SetTotalDepositRequest {
+        channel_id: u256_bytes(&channel_id),
+        participant: address_bytes(&me),
+        total_deposit: u256_bytes(&planned.total_deposit),
+    };
+    let resp = shared
+        .rpc
+        .call("Ledger.SetTotalDeposit", move |mut c| {
+            let req = req.clone();
+            async move { c.ledger.set_total_deposit(req).await }
+        })
+        .await?;
+    apply_events(shared, resp.events).await?;
+    Ok(planned.total_deposit)
+}
+
+/// `who`'s token balance on the ledger.
+pub(crate) async fn token_balance(shared: &Shared, who: Address) -> Result<U256, ClientError> {
+    let b = shared
+        .rpc
+        .call("Ledger.GetTokenBalance", move |mut c| async move {
+            c.ledger
+                .get_token_balance(v1::GetTokenBalanceRequest {
+                    address: address_bytes(&who),
+                })
+                .await
+        })
+        .await?;
+    Ok(u256("balance", &b.balance)?)
 }
 
 /// Withdraws `amount` from the channel to the device's ledger account, keeping it open.

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use channel_core::ledger::{Ledger, LedgerConfig};
+use channel_core::liquidity::{self, MediationFee};
 use channel_core::primitives::{u256_from_dec, Address, U256};
 use channel_core::Domain;
 use clap::{ArgAction, Parser, ValueEnum};
@@ -92,6 +93,51 @@ impl Limits {
     }
 }
 
+/// The hub's liquidity and mediation settings: its deposit policy, the fee it charges for
+/// mediating a payment, and its reveal timeout. Checked by [`HubConfig::validate`].
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct MediationSettings {
+    /// Deposit the hub puts into every open device channel whose hub deposit is below it, in
+    /// token units (a decimal integer, at least 1); off unless set.
+    #[arg(long, env = "VOLTLANE_AUTO_DEPOSIT", value_parser = parse_auto_deposit)]
+    pub auto_deposit: Option<U256>,
+    /// Flat part of the mediation fee, token units (a decimal integer).
+    #[arg(
+        long,
+        env = "VOLTLANE_MEDIATION_FEE_FLAT",
+        default_value = "0",
+        value_parser = parse_token_units
+    )]
+    pub mediation_fee_flat: U256,
+    /// Proportional part of the mediation fee, parts per million of the amount (at most
+    /// 1000000).
+    #[arg(long, env = "VOLTLANE_MEDIATION_FEE_PPM", default_value_t = 0)]
+    pub mediation_fee_ppm: u32,
+    /// How much earlier (seconds) the hub's outgoing lock expires than the incoming one; at
+    /// most half the settlement window. Default: a fifth of the settlement window, at least 1.
+    #[arg(long, env = "VOLTLANE_REVEAL_TIMEOUT_SECS")]
+    pub reveal_timeout_secs: Option<u64>,
+}
+
+/// A token amount written as decimal digits only, zero allowed.
+fn parse_token_units(s: &str) -> Result<U256, String> {
+    if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(format!(
+            "{s:?} is not a whole number of token units (decimal digits only)"
+        ));
+    }
+    u256_from_dec(s).map_err(|_| format!("{s} does not fit in 256 bits"))
+}
+
+/// The auto-deposit amount: token units, at least 1.
+fn parse_auto_deposit(s: &str) -> Result<U256, String> {
+    let amount = parse_token_units(s)?;
+    if amount.is_zero() {
+        return Err("must be at least 1 (leave it unset to turn the policy off)".into());
+    }
+    Ok(amount)
+}
+
 /// Everything `voltlane-hub` needs to start.
 #[derive(Clone, Debug, PartialEq, Eq, Parser)]
 #[command(name = "voltlane-hub", version, about = "Voltlane payment-channel hub")]
@@ -122,6 +168,8 @@ pub struct HubConfig {
     pub dev_faucet: bool,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub mediation: MediationSettings,
 }
 
 impl HubConfig {
@@ -137,6 +185,7 @@ impl HubConfig {
             log_format: LogFormat::Text,
             dev_faucet: true,
             limits: Limits::default(),
+            mediation: MediationSettings::default(),
         }
     }
 
@@ -155,6 +204,30 @@ impl HubConfig {
             chain_id: U256::from(self.chain_id),
             token_network_address: self.token_network_address,
         }
+    }
+
+    /// The mediation fee the hub charges.
+    pub fn mediation_fee(&self) -> MediationFee {
+        MediationFee {
+            flat: self.mediation.mediation_fee_flat,
+            ppm: self.mediation.mediation_fee_ppm,
+        }
+    }
+
+    /// The reveal timeout in seconds: as configured, or derived from the settlement window.
+    pub fn reveal_timeout(&self) -> u64 {
+        self.mediation
+            .reveal_timeout_secs
+            .unwrap_or_else(|| liquidity::default_reveal_timeout(self.settlement_window_secs))
+    }
+
+    /// Start-up checks of settings that depend on each other (run refuses to start
+    /// otherwise): the fee is at most 100 % and the reveal timeout fits the settlement window.
+    pub fn validate(&self) -> Result<(), crate::HubError> {
+        let invalid = |e: liquidity::SettingsError| crate::HubError::Config(e.to_string());
+        self.mediation_fee().check().map_err(invalid)?;
+        liquidity::check_reveal_timeout(self.reveal_timeout(), self.settlement_window_secs)
+            .map_err(invalid)
     }
 
     pub fn ledger_config(&self) -> LedgerConfig {
@@ -195,6 +268,66 @@ mod tests {
         assert!(
             HubConfig::try_parse_from(["voltlane-hub", "--token-network-address", "0x12"]).is_err()
         );
+    }
+
+    #[test]
+    fn mediation_settings_parse_default_and_validate() {
+        let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
+        assert_eq!(parsed.mediation, MediationSettings::default());
+        assert_eq!(parsed.mediation_fee(), MediationFee::default());
+        assert_eq!(parsed.reveal_timeout(), 24, "a fifth of the 120 s window");
+        parsed.validate().unwrap();
+
+        let parsed = HubConfig::try_parse_from([
+            "voltlane-hub",
+            "--auto-deposit",
+            "5000",
+            "--mediation-fee-flat",
+            "2",
+            "--mediation-fee-ppm",
+            "1500",
+            "--reveal-timeout-secs",
+            "60",
+        ])
+        .unwrap();
+        assert_eq!(parsed.mediation.auto_deposit, Some(U256::from(5000u32)));
+        assert_eq!(
+            parsed.mediation_fee(),
+            MediationFee {
+                flat: U256::from(2u8),
+                ppm: 1500
+            }
+        );
+        assert_eq!(parsed.reveal_timeout(), 60);
+        parsed.validate().unwrap();
+
+        for bad in [
+            &["--auto-deposit", "0"][..],
+            &["--auto-deposit", "1e3"],
+            &["--mediation-fee-flat", "-1"],
+            &["--mediation-fee-flat", "0x10"],
+            &["--mediation-fee-ppm", "-1"],
+            &["--reveal-timeout-secs", "-3"],
+        ] {
+            let args = std::iter::once("voltlane-hub").chain(bad.iter().copied());
+            assert!(HubConfig::try_parse_from(args).is_err(), "{bad:?}");
+        }
+
+        let mut config = HubConfig::new("./x");
+        config.mediation.mediation_fee_ppm = 1_000_001;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("at most 1000000 ppm"), "{err}");
+        let mut config = HubConfig::new("./x");
+        config.mediation.reveal_timeout_secs = Some(61);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("reveal timeout (61 s)"), "{err}");
+        config.mediation.reveal_timeout_secs = Some(0);
+        let err = config.validate().unwrap_err().to_string();
+        assert!(err.contains("at least 1 second"), "{err}");
+        config.mediation.reveal_timeout_secs = None;
+        config.settlement_window_secs = 2;
+        assert_eq!(config.reveal_timeout(), 1);
+        config.validate().unwrap();
     }
 
     #[test]

@@ -2,11 +2,13 @@
 
 use std::sync::Arc;
 
-use channel_core::primitives::Address;
+use channel_core::liquidity::{default_reveal_timeout, MediationFee};
+use channel_core::primitives::{Address, U256};
 use tonic::{Request, Response, Status};
 use voltlane_proto::convert::{address_bytes, u256_bytes};
 use voltlane_proto::v1;
 
+use crate::config::HubConfig;
 use crate::ledger::LedgerHandle;
 
 /// Serves [`v1::HubInfo`].
@@ -15,15 +17,31 @@ pub struct InfoService {
     hub: Address,
     ledger: Arc<LedgerHandle>,
     dev_faucet: bool,
+    fee: MediationFee,
+    /// `None`: the default for the ledger's settlement window.
+    reveal_timeout: Option<u64>,
+    auto_deposit: Option<U256>,
 }
 
 impl InfoService {
+    /// Default mediation settings (no fee, no auto-deposit, the default reveal timeout).
     pub fn new(hub: Address, ledger: Arc<LedgerHandle>, dev_faucet: bool) -> Self {
         Self {
             hub,
             ledger,
             dev_faucet,
+            fee: MediationFee::default(),
+            reveal_timeout: None,
+            auto_deposit: None,
         }
+    }
+
+    /// The fee, reveal timeout and auto-deposit policy as configured.
+    pub fn with_mediation(mut self, config: &HubConfig) -> Self {
+        self.fee = config.mediation_fee();
+        self.reveal_timeout = Some(config.reveal_timeout());
+        self.auto_deposit = config.mediation.auto_deposit;
+        self
     }
 }
 
@@ -41,6 +59,12 @@ impl v1::hub_server::Hub for InfoService {
             settlement_timeout: config.settlement_timeout,
             ledger_time: self.ledger.now()?,
             dev_faucet: self.dev_faucet,
+            mediation_fee_flat: u256_bytes(&self.fee.flat),
+            mediation_fee_ppm: self.fee.ppm,
+            reveal_timeout: self
+                .reveal_timeout
+                .unwrap_or_else(|| default_reveal_timeout(config.settlement_timeout)),
+            auto_deposit: self.auto_deposit.as_ref().map_or_else(Vec::new, u256_bytes),
         }))
     }
 }

@@ -50,6 +50,7 @@ pub async fn run(
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HubError> {
+    config.validate()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let operator = Arc::new(keys::load_or_create(&config.operator_key_path())?);
     let hub_address = operator.address();
@@ -64,7 +65,8 @@ pub async fn run(
 
     let services = server::Services {
         auth: Arc::new(Authenticator::new(hub_address, &config.limits)),
-        info: InfoService::new(hub_address, ledger.clone(), config.dev_faucet),
+        info: InfoService::new(hub_address, ledger.clone(), config.dev_faucet)
+            .with_mediation(&config),
         ledger: LedgerService::new(ledger.clone(), config.dev_faucet, stop.clone()),
         channels: ChannelEngine::new(
             store.clone(),
@@ -80,6 +82,13 @@ pub async fn run(
             .channels
             .watcher(async move { watcher_stop.wait().await }),
     );
+    let mut policy_stop = stop.clone();
+    let auto_deposit = tokio::spawn(channels::liquidity::run(
+        ledger.clone(),
+        hub_address,
+        config.mediation.auto_deposit,
+        async move { policy_stop.wait().await },
+    ));
     tracing::info!(
         hub = %hub_address,
         chain_id = config.chain_id,
@@ -97,6 +106,9 @@ pub async fn run(
     let served = server::serve(listener, services, &config.limits, signal).await;
     if let Err(e) = watcher.await {
         tracing::error!(error = %e, "ledger watcher ended abnormally");
+    }
+    if let Err(e) = auto_deposit.await {
+        tracing::error!(error = %e, "auto-deposit task ended abnormally");
     }
     drop(ledger);
     drop(store);

@@ -6,6 +6,7 @@
 //! - [`watcher`]: follows the ledger and runs the level-triggered channel monitor: contests
 //!   stale closes and settles, from the ledger's state rather than from seen events.
 //! - [`view`]: the wire view of a channel.
+//! - [`liquidity`]: the auto-deposit task (the hub's deposit policy, level-triggered).
 //! - [`service`]: the thin gRPC handlers.
 //!
 //! [`ChannelEngine`] is what the handlers call: one method per request, each decoding nothing
@@ -15,6 +16,7 @@ pub mod book;
 #[cfg(test)]
 mod book_tests;
 mod ledger_sync;
+pub mod liquidity;
 pub mod service;
 pub mod view;
 pub mod watcher;
@@ -28,6 +30,7 @@ use channel_core::channel::{ChannelError, CooperativeCloseProposal};
 use channel_core::crypto::{LocalSigner, Signer};
 use channel_core::primitives::Address;
 use channel_core::proofs::Domain;
+use voltlane_proto::convert::liquidity::OperatorDeposit;
 use voltlane_proto::convert::requests::{
     ChannelId, CooperativeClose, OperatorPay, Payment, ReceivePayments, RequestWithdraw,
 };
@@ -78,14 +81,14 @@ impl ChannelEngine {
     }
 
     /// `Channels.GetChannel`: PERMISSION_DENIED unless `caller` is the channel's device.
+    /// Caught up with the ledger first, so deposits (and the capacities they give) show at
+    /// once rather than when the watcher gets to them.
     pub async fn get_channel(
         &self,
         caller: Address,
         id: ChannelId,
     ) -> Result<v1::ChannelState, HubError> {
-        if self.book.snapshot(caller, &id.0).await.is_err() {
-            self.catch_up().await?;
-        }
+        self.catch_up().await?;
         let ch = self.book.snapshot(caller, &id.0).await?;
         view::channel_state(&ch)
     }
@@ -270,5 +273,50 @@ impl ChannelEngine {
         self.catch_up().await?;
         let p = self.book.pay_device(&req.channel_id, req.amount).await?;
         Ok(view::hub_payment(&p))
+    }
+
+    /// `Channels.OperatorDeposit`: only the operator may call it. The hub deposits its own
+    /// tokens into channel `req.channel_id`; the amount is decided by the core against the
+    /// ledger's record of the channel and the operator's tokens, under the ledger's lock, so a
+    /// refusal (not open, not growing, too few tokens) changes nothing. Answers with the
+    /// channel as the book sees it once the deposit is applied.
+    pub async fn operator_deposit(
+        &self,
+        caller: Address,
+        req: OperatorDeposit,
+    ) -> Result<v1::OperatorDepositResponse, HubError> {
+        let me = self.operator.address();
+        if caller != me {
+            return Err(HubError::PermissionDenied(format!(
+                "OperatorDeposit is for the hub operator {me}, not {caller}"
+            )));
+        }
+        self.catch_up().await?;
+        let shared = self
+            .book
+            .get(&req.channel_id)?
+            .ok_or(HubError::UnknownChannel(req.channel_id))?;
+        let id = req.channel_id;
+        let (_, events) = self
+            .ledger
+            .submit(me, |l, caller, now| {
+                let record = l
+                    .channel(id)
+                    .ok_or(channel_core::ledger::LedgerError::UnknownChannel(id))?;
+                let planned = channel_core::liquidity::deposit_target(
+                    record,
+                    caller,
+                    req.amount,
+                    l.token_balance(caller),
+                )?;
+                l.set_total_deposit(caller, id, caller, planned.total_deposit, now)
+            })
+            .await?;
+        self.catch_up().await?;
+        let channel = shared.lock().await.clone();
+        Ok(v1::OperatorDepositResponse {
+            channel: Some(view::channel_state(&channel)?),
+            events: events.iter().map(v1::LedgerEvent::from).collect(),
+        })
     }
 }

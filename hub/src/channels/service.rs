@@ -122,6 +122,17 @@ impl v1::channels_server::Channels for ChannelsService {
             self.engine.cooperative_close(caller, req).await?,
         ))
     }
+
+    async fn operator_deposit(
+        &self,
+        request: Request<v1::OperatorDepositRequest>,
+    ) -> Result<Response<v1::OperatorDepositResponse>, Status> {
+        let caller = caller(&request)?;
+        let req = decode(request.into_inner())?;
+        Ok(Response::new(
+            self.engine.operator_deposit(caller, req).await?,
+        ))
+    }
 }
 
 /// `voltlane.v1.Payments`.

@@ -9,7 +9,8 @@ use voltlane_proto::v1;
 use super::book::HubPayment;
 use crate::error::HubError;
 
-/// `ChannelState` of a hub channel (the device is the partner).
+/// `ChannelState` of a hub channel (the device is the partner). The capacities are what each
+/// side can still send the other: its balance less its pending locks and requested withdraw.
 pub fn channel_state(ch: &Channel) -> Result<v1::ChannelState, HubError> {
     let phase = match ch.phase() {
         ChannelPhase::Open => v1::ChannelPhase::Opened,
@@ -32,6 +33,8 @@ pub fn channel_state(ch: &Channel) -> Result<v1::ChannelState, HubError> {
         hub_proof: ch.our_latest_proof().map(Into::into),
         device_balance: u256_bytes(&ch.partner_balance()?),
         hub_balance: u256_bytes(&ch.our_balance()?),
+        hub_capacity: u256_bytes(&ch.our_distributable()?),
+        device_capacity: u256_bytes(&ch.partner_distributable()?),
     })
 }
 

@@ -1,0 +1,140 @@
+//! The auto-deposit task: with `--auto-deposit <amount>`, the hub keeps its deposit in every
+//! open device channel at least at that amount, so a device has receiving capacity as soon
+//! as its channel opens.
+//!
+//! Level-triggered, like the watcher's monitor: at start-up and after every ledger change it
+//! looks at the ledger's *current* record of each of the hub's channels and asks the core
+//! (`channel_core::liquidity::auto_deposit`) what to do, deciding again under the ledger's
+//! lock before submitting. A crash between deciding and depositing, a missed event, or a
+//! channel opened while the hub was down are all handled by the next pass; a deposit already
+//! made decides "nothing". A channel the operator cannot afford is logged (once while it
+//! stays unaffordable) and skipped; a later mint to the operator is a ledger change and
+//! triggers another pass.
+
+use std::collections::BTreeSet;
+use std::future::Future;
+use std::sync::Arc;
+
+use channel_core::ledger::{ChannelPhase, LedgerError};
+use channel_core::liquidity::{auto_deposit, AutoDeposit};
+use channel_core::primitives::{Address, U256};
+use tokio::sync::broadcast::error::RecvError;
+
+use crate::ledger::LedgerHandle;
+
+/// Runs the policy `policy` (the hub's wanted deposit per device channel) for the operator
+/// `hub` until `shutdown` completes; does nothing when `policy` is `None`.
+pub async fn run(
+    ledger: Arc<LedgerHandle>,
+    hub: Address,
+    policy: Option<U256>,
+    shutdown: impl Future<Output = ()>,
+) {
+    let Some(policy) = policy else { return };
+    tracing::info!(%policy, "auto-deposit policy on");
+    tokio::pin!(shutdown);
+    let mut warned = BTreeSet::new();
+    loop {
+        // Subscribe before the pass, so a change made during it triggers the next one.
+        let subscribed = ledger
+            .durable_seq()
+            .and_then(|seq| ledger.subscribe(seq.saturating_add(1)));
+        let mut rx = match subscribed {
+            Ok((_, rx)) => rx,
+            Err(e) => {
+                tracing::error!(error = %e, "auto-deposit cannot subscribe to the ledger");
+                return;
+            }
+        };
+        pass(&ledger, hub, policy, &mut warned).await;
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => return,
+                event = rx.recv() => match event {
+                    Ok(_) => {
+                        // Coalesce a burst of events into one pass.
+                        while rx.try_recv().is_ok() {}
+                        pass(&ledger, hub, policy, &mut warned).await;
+                    }
+                    Err(RecvError::Lagged(_)) => break,
+                    Err(RecvError::Closed) => return,
+                },
+            }
+        }
+    }
+}
+
+/// One pass over every open channel of the hub on the ledger. `warned` holds the channels
+/// reported unaffordable and not topped up since.
+pub async fn pass(ledger: &LedgerHandle, hub: Address, policy: U256, warned: &mut BTreeSet<U256>) {
+    let open: Vec<U256> = match ledger.read(|l| {
+        l.channels_of(hub)
+            .into_iter()
+            .filter(|c| c.phase == ChannelPhase::Opened)
+            .map(|c| c.id)
+            .collect()
+    }) {
+        Ok(ids) => ids,
+        Err(e) => {
+            tracing::error!(error = %e, "auto-deposit cannot read the ledger");
+            return;
+        }
+    };
+    warned.retain(|id| open.contains(id));
+    for id in open {
+        top_up(ledger, hub, policy, id, warned).await;
+    }
+}
+
+/// Decides for channel `id` and, when the policy asks for it, deposits. The decision is
+/// taken again inside the ledger operation, so a concurrent deposit is never doubled.
+async fn top_up(
+    ledger: &LedgerHandle,
+    hub: Address,
+    policy: U256,
+    id: U256,
+    warned: &mut BTreeSet<U256>,
+) {
+    let decide = |l: &channel_core::ledger::Ledger| {
+        l.channel(id).map_or(AutoDeposit::Nothing, |record| {
+            auto_deposit(policy, record, hub, l.token_balance(hub))
+        })
+    };
+    match ledger.read(decide) {
+        Ok(AutoDeposit::TopUp(_)) => {}
+        Ok(AutoDeposit::Nothing) => return,
+        Ok(AutoDeposit::Unaffordable { needed, available }) => {
+            if warned.insert(id) {
+                tracing::warn!(channel = %id, %needed, %available, "auto-deposit skipped: the operator lacks the tokens");
+            }
+            return;
+        }
+        Err(e) => {
+            tracing::error!(channel = %id, error = %e, "auto-deposit cannot read the ledger");
+            return;
+        }
+    }
+    let submitted = ledger
+        .submit(hub, |l, caller, now| match decide(l) {
+            AutoDeposit::TopUp(p) => l
+                .set_total_deposit(caller, id, caller, p.total_deposit, now)
+                .map(|_| Some(p)),
+            AutoDeposit::Nothing => Ok(None),
+            AutoDeposit::Unaffordable { needed, available } => {
+                Err(LedgerError::InsufficientTokens {
+                    who: caller,
+                    needed,
+                    available,
+                })
+            }
+        })
+        .await;
+    match submitted {
+        Ok((Some(p), _)) => {
+            warned.remove(&id);
+            tracing::info!(channel = %id, total_deposit = %p.total_deposit, added = %p.added, "auto-deposit: hub deposit raised");
+        }
+        Ok((None, _)) => {}
+        Err(e) => tracing::warn!(channel = %id, error = %e, "auto-deposit refused"),
+    }
+}

@@ -7,12 +7,13 @@
 //! - [`auto_deposit`]: the hub's matching policy, level-triggered: given the ledger's current
 //!   record of one of its channels and its tokens, whether to top its deposit up to the
 //!   policy amount, and by how much.
-//! - [`MediationFee`] and [`check_reveal_timeout`]: the operator's fee and reveal-timeout
+//! - [`check_fee_policy`] and [`check_reveal_timeout`]: the operator's fee and reveal-timeout
 //!   settings and the rules they must satisfy at start-up.
 //!
 //! Everything here is a pure function of its arguments: no clock, no I/O.
 
 use crate::ledger::{ChannelPhase, ChannelRecord, LedgerError};
+use crate::mediation::FeePolicy;
 use crate::primitives::{Address, U256};
 
 /// What a deposit request names: the new cumulative deposit, or how much to add to it.
@@ -127,7 +128,7 @@ pub fn auto_deposit(
 }
 
 /// Parts per million: the unit of the proportional mediation fee.
-pub const PPM: u32 = 1_000_000;
+pub use crate::mediation::PPM;
 
 /// Why a mediation setting is refused at start-up.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -146,32 +147,13 @@ pub enum SettingsError {
     },
 }
 
-/// The fee the hub charges for mediating a payment: `flat + amount * ppm / 1_000_000`
-/// (rounded down), in token units.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct MediationFee {
-    pub flat: U256,
-    pub ppm: u32,
-}
-
-impl MediationFee {
-    /// Refuses a proportional part above 100 %.
-    pub fn check(&self) -> Result<(), SettingsError> {
-        if self.ppm > PPM {
-            return Err(SettingsError::FeePpmTooLarge(self.ppm));
-        }
-        Ok(())
+/// Refuses a proportional mediation fee above 100 % (a hub setting, checked at start-up; the
+/// fee arithmetic itself is [`FeePolicy::fee_for`]).
+pub fn check_fee_policy(fees: &FeePolicy) -> Result<(), SettingsError> {
+    if fees.proportional_ppm > PPM {
+        return Err(SettingsError::FeePpmTooLarge(fees.proportional_ppm));
     }
-
-    /// The fee for mediating `amount`; `None` if it does not fit in 256 bits. Computed as
-    /// `q * ppm + r * ppm / 1e6` with `amount = q * 1e6 + r`, which equals
-    /// `amount * ppm / 1e6` rounded down without the intermediate product overflowing.
-    pub fn fee_for(&self, amount: U256) -> Option<U256> {
-        let (million, ppm) = (U256::from(PPM), U256::from(self.ppm));
-        let (q, r) = (amount / million, amount % million);
-        let proportional = q.checked_mul(ppm)?.checked_add(r * ppm / million)?;
-        self.flat.checked_add(proportional)
-    }
+    Ok(())
 }
 
 /// The default reveal timeout for a settlement window: a fifth of it, at least 1 second.
@@ -392,37 +374,14 @@ mod tests {
     }
 
     #[test]
-    fn fees_are_flat_plus_parts_per_million_rounded_down() {
-        let fee = MediationFee {
-            flat: u(3),
-            ppm: 2_500,
-        };
-        assert_eq!(fee.fee_for(u(1_000_000)), Some(u(2_503)));
-        assert_eq!(fee.fee_for(u(399)), Some(u(3)));
-        assert_eq!(fee.fee_for(u(400)), Some(u(4)));
-        assert_eq!(fee.fee_for(U256::ZERO), Some(u(3)));
-        let all = MediationFee {
-            flat: U256::ZERO,
-            ppm: PPM,
-        };
-        assert_eq!(all.fee_for(U256::MAX), Some(U256::MAX));
-        let over = MediationFee {
+    fn a_proportional_fee_above_everything_is_refused() {
+        let fees = |ppm| FeePolicy {
             flat: u(1),
-            ppm: PPM,
+            proportional_ppm: ppm,
         };
-        assert_eq!(over.fee_for(U256::MAX), None);
-        let half = MediationFee {
-            flat: U256::ZERO,
-            ppm: PPM / 2,
-        };
-        assert_eq!(half.fee_for(U256::MAX), Some(U256::MAX / u(2)));
-        assert_eq!(over.check(), Ok(()));
+        assert_eq!(check_fee_policy(&fees(PPM)), Ok(()));
         assert_eq!(
-            MediationFee {
-                flat: U256::ZERO,
-                ppm: PPM + 1
-            }
-            .check(),
+            check_fee_policy(&fees(PPM + 1)),
             Err(SettingsError::FeePpmTooLarge(PPM + 1))
         );
     }

@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use channel_core::ledger::{Ledger, LedgerConfig};
-use channel_core::liquidity::{self, MediationFee};
+use channel_core::liquidity;
+use channel_core::mediation::FeePolicy;
 use channel_core::primitives::{u256_from_dec, Address, U256};
 use channel_core::Domain;
 use clap::{ArgAction, Parser, ValueEnum};
@@ -207,10 +208,10 @@ impl HubConfig {
     }
 
     /// The mediation fee the hub charges.
-    pub fn mediation_fee(&self) -> MediationFee {
-        MediationFee {
+    pub fn mediation_fee(&self) -> FeePolicy {
+        FeePolicy {
             flat: self.mediation.mediation_fee_flat,
-            ppm: self.mediation.mediation_fee_ppm,
+            proportional_ppm: self.mediation.mediation_fee_ppm,
         }
     }
 
@@ -225,7 +226,7 @@ impl HubConfig {
     /// otherwise): the fee is at most 100 % and the reveal timeout fits the settlement window.
     pub fn validate(&self) -> Result<(), crate::HubError> {
         let invalid = |e: liquidity::SettingsError| crate::HubError::Config(e.to_string());
-        self.mediation_fee().check().map_err(invalid)?;
+        liquidity::check_fee_policy(&self.mediation_fee()).map_err(invalid)?;
         liquidity::check_reveal_timeout(self.reveal_timeout(), self.settlement_window_secs)
             .map_err(invalid)
     }
@@ -274,7 +275,7 @@ mod tests {
     fn mediation_settings_parse_default_and_validate() {
         let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
         assert_eq!(parsed.mediation, MediationSettings::default());
-        assert_eq!(parsed.mediation_fee(), MediationFee::default());
+        assert_eq!(parsed.mediation_fee(), FeePolicy::default());
         assert_eq!(parsed.reveal_timeout(), 24, "a fifth of the 120 s window");
         parsed.validate().unwrap();
 
@@ -293,9 +294,9 @@ mod tests {
         assert_eq!(parsed.mediation.auto_deposit, Some(U256::from(5000u32)));
         assert_eq!(
             parsed.mediation_fee(),
-            MediationFee {
+            FeePolicy {
                 flat: U256::from(2u8),
-                ppm: 1500
+                proportional_ppm: 1500
             }
         );
         assert_eq!(parsed.reveal_timeout(), 60);

@@ -2,7 +2,8 @@
 
 use std::sync::Arc;
 
-use channel_core::liquidity::{default_reveal_timeout, MediationFee};
+use channel_core::liquidity::default_reveal_timeout;
+use channel_core::mediation::FeePolicy;
 use channel_core::primitives::{Address, U256};
 use tonic::{Request, Response, Status};
 use voltlane_proto::convert::{address_bytes, u256_bytes};
@@ -17,7 +18,7 @@ pub struct InfoService {
     hub: Address,
     ledger: Arc<LedgerHandle>,
     dev_faucet: bool,
-    fee: MediationFee,
+    fee: FeePolicy,
     /// `None`: the default for the ledger's settlement window.
     reveal_timeout: Option<u64>,
     auto_deposit: Option<U256>,
@@ -30,7 +31,7 @@ impl InfoService {
             hub,
             ledger,
             dev_faucet,
-            fee: MediationFee::default(),
+            fee: FeePolicy::default(),
             reveal_timeout: None,
             auto_deposit: None,
         }
@@ -60,7 +61,7 @@ impl v1::hub_server::Hub for InfoService {
             ledger_time: self.ledger.now()?,
             dev_faucet: self.dev_faucet,
             mediation_fee_flat: u256_bytes(&self.fee.flat),
-            mediation_fee_ppm: self.fee.ppm,
+            mediation_fee_ppm: self.fee.proportional_ppm,
             reveal_timeout: self
                 .reveal_timeout
                 .unwrap_or_else(|| default_reveal_timeout(config.settlement_timeout)),

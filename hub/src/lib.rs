@@ -78,9 +78,10 @@ pub async fn run(
     };
     let mut watcher_stop = stop.clone();
     let watcher = tokio::spawn(
-        services
-            .channels
-            .watcher(async move { watcher_stop.wait().await }),
+        services.channels.watcher(
+            config.reveal_timeout(),
+            async move { watcher_stop.wait().await },
+        ),
     );
     let mut policy_stop = stop.clone();
     let auto_deposit = tokio::spawn(channels::liquidity::run(

@@ -70,8 +70,17 @@ impl ChannelEngine {
     }
 
     /// The ledger watcher, to be spawned by `run`; ends with `shutdown`.
-    pub fn watcher(&self, shutdown: impl Future<Output = ()>) -> impl Future<Output = ()> {
-        watcher::run(self.book.clone(), self.ledger.clone(), shutdown)
+    pub fn watcher(
+        &self,
+        reveal_timeout: u64,
+        shutdown: impl Future<Output = ()>,
+    ) -> impl Future<Output = ()> {
+        watcher::run(
+            self.book.clone(),
+            self.ledger.clone(),
+            reveal_timeout,
+            shutdown,
+        )
     }
 
     /// Brings the book up to the ledger's durable events (a device may pay right after its

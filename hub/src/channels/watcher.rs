@@ -25,10 +25,6 @@ use crate::ledger::LedgerHandle;
 /// How often the watcher runs the monitor, at the latest.
 const MONITOR_TICK: Duration = Duration::from_millis(500);
 
-/// Seconds before a received lock expires at which the hub stops waiting for the payer's
-/// off-chain unlock and registers the secret on the ledger itself.
-pub const DEFAULT_REVEAL_TIMEOUT_SECS: u64 = 10;
-
 /// Applies every durable ledger event the book has not seen yet. Used by the watcher and by
 /// request handlers that must see a just-made deposit before taking a payment.
 pub async fn catch_up(book: &ChannelBook, ledger: &LedgerHandle) -> Result<(), HubError> {
@@ -37,10 +33,13 @@ pub async fn catch_up(book: &ChannelBook, ledger: &LedgerHandle) -> Result<(), H
     book.apply_ledger_events(&replay).await.map(|_| ())
 }
 
-/// Runs until `shutdown` completes.
+/// Runs until `shutdown` completes. `reveal_timeout` (seconds): how long before a received
+/// lock expires the hub stops waiting for the payer's off-chain unlock and registers the
+/// secret on the ledger itself (`--reveal-timeout-secs`).
 pub async fn run(
     book: Arc<ChannelBook>,
     ledger: Arc<LedgerHandle>,
+    reveal_timeout: u64,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
@@ -56,12 +55,12 @@ pub async fn run(
             }
         };
         apply(&book, &replay).await;
-        monitor(&book, &ledger, DEFAULT_REVEAL_TIMEOUT_SECS).await;
+        monitor(&book, &ledger, reveal_timeout).await;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tick.tick() => monitor(&book, &ledger, DEFAULT_REVEAL_TIMEOUT_SECS).await,
-                _ = book.ledger_moved.notified() => monitor(&book, &ledger, DEFAULT_REVEAL_TIMEOUT_SECS).await,
+                _ = tick.tick() => monitor(&book, &ledger, reveal_timeout).await,
+                _ = book.ledger_moved.notified() => monitor(&book, &ledger, reveal_timeout).await,
                 event = rx.recv() => match event {
                     Ok(event) => apply(&book, std::slice::from_ref(&event)).await,
                     // Fell behind: resubscribe from the last applied seq.

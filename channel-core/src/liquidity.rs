@@ -98,10 +98,12 @@ pub enum AutoDeposit {
     Unaffordable { needed: U256, available: U256 },
 }
 
-/// The auto-deposit decision for the hub `hub` with policy `policy` (its wanted deposit in
-/// every open device channel) over the ledger's current `record` of a channel, given the
-/// hub's `available` tokens. Level-triggered: it looks only at the current state, so running
-/// it again after the top-up (or after a crash) decides [`AutoDeposit::Nothing`].
+/// The auto-deposit decision for the hub `hub` with policy `policy` (the most it deposits in
+/// one open device channel) over the ledger's current `record` of a channel, given the hub's
+/// `available` tokens. The hub matches the device's own deposit up to the policy: a channel
+/// opened with nothing in it gets nothing, so opening channels from fresh addresses cannot tie
+/// up the operator's tokens for free. Level-triggered: it looks only at the current state, so
+/// running it again after the top-up (or after a crash) decides [`AutoDeposit::Nothing`].
 pub fn auto_deposit(
     policy: U256,
     record: &ChannelRecord,
@@ -114,10 +116,14 @@ pub fn auto_deposit(
     let Some(ours) = record.participant(hub) else {
         return AutoDeposit::Nothing;
     };
-    if ours.total_deposit >= policy {
+    let Some(device) = record.partner_of(hub).and_then(|d| record.participant(d)) else {
+        return AutoDeposit::Nothing;
+    };
+    let target = policy.min(device.total_deposit);
+    if ours.total_deposit >= target {
         return AutoDeposit::Nothing;
     }
-    match deposit_target(record, hub, DepositAmount::Total(policy), available) {
+    match deposit_target(record, hub, DepositAmount::Total(target), available) {
         Ok(planned) => AutoDeposit::TopUp(planned),
         Err(LedgerError::InsufficientTokens {
             needed, available, ..
@@ -297,25 +303,39 @@ mod tests {
     }
 
     #[test]
-    fn the_policy_tops_up_only_open_channels_below_it() {
+    fn the_policy_matches_the_device_deposit_up_to_its_amount() {
         let policy = u(100);
         assert_eq!(
-            auto_deposit(policy, &open_record(5, 40), HUB, u(1000)),
+            auto_deposit(policy, &open_record(500, 40), HUB, u(1000)),
             AutoDeposit::TopUp(PlannedDeposit {
                 total_deposit: u(100),
                 added: u(60)
-            })
+            }),
+            "a large device deposit is matched up to the policy"
         );
         assert_eq!(
-            auto_deposit(policy, &open_record(5, 100), HUB, u(1000)),
+            auto_deposit(policy, &open_record(70, 40), HUB, u(1000)),
+            AutoDeposit::TopUp(PlannedDeposit {
+                total_deposit: u(70),
+                added: u(30)
+            }),
+            "a smaller device deposit is matched exactly"
+        );
+        assert_eq!(
+            auto_deposit(policy, &open_record(0, 0), HUB, u(1000)),
+            AutoDeposit::Nothing,
+            "an empty channel gets nothing: fresh addresses cannot tie up the hub's tokens"
+        );
+        assert_eq!(
+            auto_deposit(policy, &open_record(500, 100), HUB, u(1000)),
             AutoDeposit::Nothing
         );
         assert_eq!(
-            auto_deposit(policy, &open_record(5, 150), HUB, u(1000)),
+            auto_deposit(policy, &open_record(500, 150), HUB, u(1000)),
             AutoDeposit::Nothing
         );
         assert_eq!(
-            auto_deposit(policy, &open_record(5, 40), HUB, u(59)),
+            auto_deposit(policy, &open_record(500, 40), HUB, u(59)),
             AutoDeposit::Unaffordable {
                 needed: u(60),
                 available: u(59)
@@ -327,7 +347,7 @@ mod tests {
             "not the hub's channel"
         );
         for phase in [ChannelPhase::Closed, ChannelPhase::Settled] {
-            let mut r = open_record(5, 0);
+            let mut r = open_record(500, 0);
             r.phase = phase;
             assert_eq!(auto_deposit(policy, &r, HUB, u(1000)), AutoDeposit::Nothing);
         }
@@ -335,8 +355,9 @@ mod tests {
 
     proptest! {
         /// What the policy decides is what the ledger then does: a top-up is accepted and
-        /// leaves the hub's deposit exactly at the policy (after which the policy is
-        /// satisfied); an unaffordable one is refused by the ledger for lack of tokens.
+        /// leaves the hub's deposit exactly at min(policy, device deposit) (after which the
+        /// policy is satisfied); an unaffordable one is refused by the ledger for lack of
+        /// tokens.
         #[test]
         fn the_policy_agrees_with_the_ledger(
             policy in 1u64..1_000,
@@ -347,13 +368,14 @@ mod tests {
             let (mut l, id) = ledger_with(device, hub_deposit, hub_tokens);
             let before = l.channel(id).unwrap().clone();
             let tokens = l.token_balance(HUB);
+            let target = policy.min(device);
             match auto_deposit(u(policy), &before, HUB, tokens) {
-                AutoDeposit::Nothing => prop_assert!(u(hub_deposit) >= u(policy)),
+                AutoDeposit::Nothing => prop_assert!(u(hub_deposit) >= u(target)),
                 AutoDeposit::TopUp(p) => {
-                    prop_assert_eq!(p.total_deposit, u(policy));
+                    prop_assert_eq!(p.total_deposit, u(target));
                     l.set_total_deposit(HUB, id, HUB, p.total_deposit, 3).unwrap();
                     let after = l.channel(id).unwrap().clone();
-                    prop_assert_eq!(after.participant(HUB).unwrap().total_deposit, u(policy));
+                    prop_assert_eq!(after.participant(HUB).unwrap().total_deposit, u(target));
                     prop_assert_eq!(l.token_balance(HUB), tokens - p.added);
                     prop_assert_eq!(
                         auto_deposit(u(policy), &after, HUB, l.token_balance(HUB)),
@@ -362,8 +384,8 @@ mod tests {
                 }
                 AutoDeposit::Unaffordable { needed, available } => {
                     prop_assert_eq!(available, tokens);
-                    prop_assert_eq!(needed, u(policy) - u(hub_deposit));
-                    let refused = l.set_total_deposit(HUB, id, HUB, u(policy), 3);
+                    prop_assert_eq!(needed, u(target) - u(hub_deposit));
+                    let refused = l.set_total_deposit(HUB, id, HUB, u(target), 3);
                     let is_insufficient =
                         matches!(refused, Err(LedgerError::InsufficientTokens { .. }));
                     prop_assert!(is_insufficient);

@@ -398,18 +398,18 @@ async fn the_auto_deposit_policy_matches_device_channels_while_the_operator_has_
     mint(&mut op, hub_addr, 100).await;
 
     let mut a = party(&hub, key(3)).await;
-    let id_a = open_funded_channel(&mut a.ledger, a.key.address(), hub_addr, 10, 10).await;
+    let id_a = open_funded_channel(&mut a.ledger, a.key.address(), hub_addr, 100, 100).await;
     let id_a = U256::from_be_slice(&id_a);
     wait_hub_deposit(&mut op, id_a, hub_addr, 40).await;
     let mut b = party(&hub, key(4)).await;
-    let id_b = open_funded_channel(&mut b.ledger, b.key.address(), hub_addr, 10, 10).await;
+    let id_b = open_funded_channel(&mut b.ledger, b.key.address(), hub_addr, 100, 100).await;
     let id_b = U256::from_be_slice(&id_b);
     wait_hub_deposit(&mut op, id_b, hub_addr, 40).await;
     assert_eq!(token_balance(&mut op.ledger, hub_addr).await, u(20));
 
     // The third channel cannot be matched with 20 tokens left: skipped, nothing taken ...
     let mut c = party(&hub, key(5)).await;
-    let id_c = open_funded_channel(&mut c.ledger, c.key.address(), hub_addr, 10, 10).await;
+    let id_c = open_funded_channel(&mut c.ledger, c.key.address(), hub_addr, 100, 100).await;
     let id_c = U256::from_be_slice(&id_c);
     // ... until the operator gets tokens (a ledger change, so the policy looks again).
     mint(&mut op, Address([0x77; 20]), 1).await;
@@ -421,7 +421,7 @@ async fn the_auto_deposit_policy_matches_device_channels_while_the_operator_has_
     // The earlier channels were not touched again, and the hub's view shows the capacity.
     assert_eq!(
         ledger_deposits(&mut op, id_a, hub_addr).await,
-        (u(10), u(40))
+        (u(100), u(40))
     );
     let state = view(&mut c, id_c).await;
     assert_eq!(amount(&state.hub_deposit), u(40));
@@ -435,7 +435,7 @@ async fn the_auto_deposit_policy_tops_up_channels_it_finds_at_start_up() {
     let hub = start_with_policy(dir.path(), None).await;
     let hub_addr = hub_address(hub.channel().await).await;
     let mut dev = party(&hub, key(6)).await;
-    let id = open_funded_channel(&mut dev.ledger, dev.key.address(), hub_addr, 10, 10).await;
+    let id = open_funded_channel(&mut dev.ledger, dev.key.address(), hub_addr, 100, 100).await;
     let id = U256::from_be_slice(&id);
     let mut op = operator(&hub, dir.path()).await;
     mint(&mut op, hub_addr, 100).await;

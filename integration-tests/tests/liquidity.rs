@@ -113,7 +113,7 @@ async fn auto_deposit_operator_deposit_and_device_top_up_give_exact_capacities()
         .await
         .unwrap();
 
-    // 1. A new device channel: the policy matches it with 300 of the hub's tokens.
+    // 1. A new device channel: the policy (up to 300) matches the device's 100.
     let key = device_key(1);
     let client = Client::connect(&hub.url(), key.clone(), DeviceStore::in_memory())
         .await
@@ -123,18 +123,18 @@ async fn auto_deposit_operator_deposit_and_device_top_up_give_exact_capacities()
     let mut as_device = channels_as(&hub, &key).await;
     eventually("the hub's auto-deposit in the hub's view", || {
         let mut c = as_device.clone();
-        async move { amount(&view(&mut c, id).await.hub_deposit) == u(300) }
+        async move { amount(&view(&mut c, id).await.hub_deposit) == u(100) }
     })
     .await;
     eventually("the SDK to see the hub's deposit", || async {
-        client.balances().unwrap().hub_deposit == u(300)
+        client.balances().unwrap().hub_deposit == u(100)
     })
     .await;
     assert_eq!(
         capacities(&view(&mut as_device, id).await),
-        (u(300), u(100))
+        (u(100), u(100))
     );
-    assert_eq!(client.token_balance(hub_address).await.unwrap(), u(700));
+    assert_eq!(client.token_balance(hub_address).await.unwrap(), u(900));
 
     // 2. The operator deposits 200 more; a device may not.
     let mut as_operator = channels_as(&hub, &operator_key).await;
@@ -149,8 +149,8 @@ async fn auto_deposit_operator_deposit_and_device_top_up_give_exact_capacities()
         .await
         .unwrap()
         .into_inner();
-    assert_eq!(capacities(&resp.channel.unwrap()), (u(500), u(100)));
-    assert_eq!(client.token_balance(hub_address).await.unwrap(), u(500));
+    assert_eq!(capacities(&resp.channel.unwrap()), (u(300), u(100)));
+    assert_eq!(client.token_balance(hub_address).await.unwrap(), u(700));
 
     // 3. Payments both ways within the capacities.
     client.pay(u(60)).await.unwrap();
@@ -161,7 +161,7 @@ async fn auto_deposit_operator_deposit_and_device_top_up_give_exact_capacities()
     .await;
     assert_eq!(
         capacities(&view(&mut as_device, id).await),
-        (u(500 - 25 + 60), u(100 - 60 + 25))
+        (u(300 - 25 + 60), u(100 - 60 + 25))
     );
 
     // 4. The device tops up; refusals change nothing; then it pays at once with the new
@@ -183,27 +183,27 @@ async fn auto_deposit_operator_deposit_and_device_top_up_give_exact_capacities()
     client.pay(u(150)).await.unwrap();
 
     // 5. Exact capacities: the device deposited 250, sent 210, received 25; the hub
-    //    deposited 500, sent 25, received 210.
+    //    deposited 300, sent 25, received 210.
     let state = view(&mut as_device, id).await;
     assert_eq!(amount(&state.device_deposit), u(250));
-    assert_eq!(amount(&state.hub_deposit), u(500));
-    assert_eq!(capacities(&state), (u(500 - 25 + 210), u(250 - 210 + 25)));
+    assert_eq!(amount(&state.hub_deposit), u(300));
+    assert_eq!(capacities(&state), (u(300 - 25 + 210), u(250 - 210 + 25)));
     let balances = client.balances().unwrap();
-    assert_eq!((balances.hubs, balances.ours), (u(685), u(65)));
+    assert_eq!((balances.hubs, balances.ours), (u(485), u(65)));
 
-    // The policy does not touch the channel again: the hub deposit stays above it.
-    assert_eq!(client.token_balance(hub_address).await.unwrap(), u(500));
+    // The policy does not touch the channel again: the hub deposit meets it.
+    assert_eq!(client.token_balance(hub_address).await.unwrap(), u(700));
 
     // 6. The cooperative close pays out exactly those balances.
     let settlement = client.cooperative_close().await.unwrap();
     assert_eq!(settlement.device_amount, u(65));
-    assert_eq!(settlement.hub_amount, u(685));
+    assert_eq!(settlement.hub_amount, u(485));
     assert_eq!(
         client.token_balance(key.address()).await.unwrap(),
         u(150 + 65)
     );
     assert_eq!(
         client.token_balance(hub_address).await.unwrap(),
-        u(500 + 685)
+        u(700 + 485)
     );
 }

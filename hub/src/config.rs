@@ -98,8 +98,8 @@ impl Limits {
 /// mediating a payment, and its reveal timeout. Checked by [`HubConfig::validate`].
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct MediationSettings {
-    /// Deposit the hub puts into every open device channel whose hub deposit is below it, in
-    /// token units (a decimal integer, at least 1); off unless set.
+    /// Most the hub deposits into one open device channel, matching the device's own deposit
+    /// up to this amount, in token units (a decimal integer, at least 1); off unless set.
     #[arg(long, env = "VOLTLANE_AUTO_DEPOSIT", value_parser = parse_auto_deposit)]
     pub auto_deposit: Option<U256>,
     /// Flat part of the mediation fee, token units (a decimal integer).

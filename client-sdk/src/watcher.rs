@@ -147,12 +147,7 @@ async fn submit(shared: &Shared, action: LedgerAction) -> Result<(), ClientError
                     async move { c.ledger.register_secret(req).await }
                 })
                 .await;
-            match resp {
-                Ok(resp) => {
-                    ops::apply_events(shared, resp.events).await?;
-                }
-                Err(e) => tracing::debug!(error = %e, "secret registration not done"),
-            }
+            apply_or_log(shared, "secret registration", resp).await?;
         }
         LedgerAction::Unlock {
             channel_id,
@@ -173,13 +168,24 @@ async fn submit(shared: &Shared, action: LedgerAction) -> Result<(), ClientError
                     async move { c.ledger.unlock(req).await }
                 })
                 .await;
-            match resp {
-                Ok(resp) => {
-                    ops::apply_events(shared, resp.events).await?;
-                }
-                Err(e) => tracing::debug!(error = %e, "unlock not done"),
-            }
+            apply_or_log(shared, "unlock", resp).await?;
         }
+    }
+    Ok(())
+}
+
+/// Applies the events of a monitor submission the ledger accepted; a refusal is only logged
+/// (someone else may have done it already, and the next pass decides again).
+async fn apply_or_log(
+    shared: &Shared,
+    what: &'static str,
+    resp: Result<v1::LedgerOpResponse, ClientError>,
+) -> Result<(), ClientError> {
+    match resp {
+        Ok(resp) => {
+            ops::apply_events(shared, resp.events).await?;
+        }
+        Err(e) => tracing::debug!(error = %e, "{what} not done"),
     }
     Ok(())
 }

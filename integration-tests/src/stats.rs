@@ -90,3 +90,72 @@ mod tests {
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
     }
 }
+
+/// A process's CPU time and resident memory, read from `/proc` (Linux).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ProcStats {
+    /// User and system CPU time, in clock ticks of [`CLOCK_TICKS_PER_SEC`].
+    pub user_ticks: u64,
+    pub system_ticks: u64,
+    /// Resident set size, kilobytes.
+    pub rss_kb: u64,
+}
+
+/// Linux reports `/proc/<pid>/stat` times in USER_HZ, which is 100 on every architecture
+/// the kernel's user ABI supports.
+pub const CLOCK_TICKS_PER_SEC: u64 = 100;
+
+impl ProcStats {
+    /// Reads process `pid`'s figures; `None` where `/proc` is missing or unreadable.
+    pub fn read(pid: u32) -> Option<Self> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        // The command name (field 2) is in parentheses and may hold spaces: count fields
+        // after the last ')'. utime and stime are fields 14 and 15 of the whole line.
+        let rest = &stat[stat.rfind(')')? + 1..];
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let user_ticks = fields.get(11)?.parse().ok()?;
+        let system_ticks = fields.get(12)?.parse().ok()?;
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+        let rss_kb = status
+            .lines()
+            .find_map(|l| l.strip_prefix("VmRSS:"))?
+            .split_whitespace()
+            .next()?
+            .parse()
+            .ok()?;
+        Some(Self {
+            user_ticks,
+            system_ticks,
+            rss_kb,
+        })
+    }
+
+    /// CPU microseconds per unit of work between `self` (before) and `after`: (user, system).
+    pub fn cpu_us_per(&self, after: &Self, units: u64) -> (f64, f64) {
+        let per = |before: u64, after: u64| {
+            let us = after.saturating_sub(before) as f64 * 1e6 / CLOCK_TICKS_PER_SEC as f64;
+            us / units.max(1) as f64
+        };
+        (
+            per(self.user_ticks, after.user_ticks),
+            per(self.system_ticks, after.system_ticks),
+        )
+    }
+}
+
+#[cfg(test)]
+mod proc_tests {
+    use super::*;
+
+    #[test]
+    fn reads_this_process_and_counts_per_unit() {
+        let me = ProcStats::read(std::process::id()).expect("/proc/self is readable on Linux");
+        assert!(me.rss_kb > 0);
+        let later = ProcStats {
+            user_ticks: me.user_ticks + 100,
+            system_ticks: me.system_ticks + 50,
+            ..me
+        };
+        assert_eq!(me.cpu_us_per(&later, 1_000), (1_000.0, 500.0));
+    }
+}

@@ -8,8 +8,16 @@
 //! `--window` unacknowledged payments. Everything is bounded: payments per stream, an
 //! optional `--duration-secs`, per-ack and overall timeouts. Loopback use is intended.
 //!
+//! Closed loop by default (each stream keeps `--window` payments in flight). With `--rate R`
+//! each stream sends open loop, one payment every `1/R` seconds whatever the acks do, and
+//! latency is measured from the *scheduled* send time, so a stalled hub shows up as latency
+//! rather than as a slower sender (no coordinated omission). A spawned hub's resident memory
+//! and its user/system CPU per acknowledged payment (from `/proc`) are printed beside the
+//! crypto rates. `--json` prints one JSON object instead of `name: value` lines.
+//!
 //! ```text
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 100 --streams 100 --payments 200
+//! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 1000 --streams 1000 --rate 5 --duration-secs 20 --payments 1000000
 //! cargo run --release -p integration-tests --bin loadgen -- --hub http://127.0.0.1:50051 --channels 10 --streams 10
 //! ```
 
@@ -23,7 +31,7 @@ use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use integration_tests::device::{device_key, TestDevice};
 use integration_tests::process::connect;
-use integration_tests::stats::{percentile, CryptoCost};
+use integration_tests::stats::{percentile, CryptoCost, ProcStats};
 use integration_tests::{HarnessError, HubOptions, HubProcess, PayAck};
 use tokio::sync::Barrier;
 use tonic::transport::Channel;
@@ -76,6 +84,48 @@ struct Args {
     /// Bound on the whole run, seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
+    /// Open loop: payments per second per stream, sent on a fixed schedule (the window still
+    /// bounds what is in flight; a payment that finds it full waits, and its latency counts
+    /// from its scheduled time).
+    #[arg(long)]
+    rate: Option<f64>,
+    /// Print one JSON object instead of `name: value` lines.
+    #[arg(long)]
+    json: bool,
+}
+
+/// The figures of a run, printed at the end as `name: value` lines or one JSON object.
+#[derive(Debug, Default)]
+struct Report(Vec<(&'static str, serde_json::Value)>);
+
+impl Report {
+    fn add(&mut self, name: &'static str, value: impl Into<serde_json::Value>) {
+        self.0.push((name, value.into()));
+    }
+
+    fn print(&self, json: bool) {
+        if json {
+            let map: serde_json::Map<String, serde_json::Value> = self
+                .0
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.clone()))
+                .collect();
+            println!("{}", serde_json::Value::Object(map));
+        } else {
+            for (k, v) in &self.0 {
+                match v {
+                    serde_json::Value::String(s) => println!("{k}: {s}"),
+                    other => println!("{k}: {other}"),
+                }
+            }
+        }
+    }
+}
+
+/// Rounds for display.
+fn round(x: f64, places: i32) -> f64 {
+    let f = 10f64.powi(places);
+    (x * f).round() / f
 }
 
 /// What one stream saw.
@@ -100,8 +150,11 @@ async fn main() -> Result<(), BoxError> {
 }
 
 async fn run(args: Args) -> Result<(), BoxError> {
+    if args.rate.is_some_and(|r| !(r > 0.0 && r.is_finite())) {
+        return Err("--rate must be a positive number of payments per second".into());
+    }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let (_hub, url) = match &args.hub {
+    let (hub, url) = match &args.hub {
         Some(url) => (None, url.clone()),
         None => {
             let hub = HubProcess::start(HubOptions::default()).await?;
@@ -109,24 +162,38 @@ async fn run(args: Args) -> Result<(), BoxError> {
             (Some(hub), url)
         }
     };
-    println!("hub: {url}{}", if args.spawn { " (spawned)" } else { "" });
-    println!("cores: {cores}");
-    println!("channels: {}", args.channels);
-    println!("streams: {}", args.streams);
-    println!("payments_per_stream: {}", args.payments);
-    println!("window: {}", args.window);
+    let hub_pid = hub.as_ref().and_then(HubProcess::pid);
+    let mut report = Report::default();
+    report.add(
+        "hub",
+        format!("{url}{}", if args.spawn { " (spawned)" } else { "" }),
+    );
+    report.add("cores", cores);
+    report.add("channels", args.channels);
+    report.add("streams", args.streams);
+    report.add("payments_per_stream", args.payments);
+    report.add("window", args.window);
+    report.add(
+        "mode",
+        match args.rate {
+            Some(r) => format!("open loop, {r} payments/s per stream"),
+            None => "closed loop".to_string(),
+        },
+    );
 
     let started = Instant::now();
     let devices = setup(&args, &url).await?;
-    println!("setup_secs: {:.2}", started.elapsed().as_secs_f64());
+    report.add("setup_secs", round(started.elapsed().as_secs_f64(), 2));
 
     let crypto = CryptoCost::measure(args.crypto_samples)?;
     let crypto_bound = crypto.bound(cores);
-    println!("k256_sign_per_sec: {:.0}", crypto.signs_per_sec());
-    println!("k256_verify_per_sec: {:.0}", crypto.verifies_per_sec());
-    println!("crypto_bound_payments_per_sec: {crypto_bound:.0}");
+    report.add("k256_sign_per_sec", crypto.signs_per_sec().round());
+    report.add("k256_verify_per_sec", crypto.verifies_per_sec().round());
+    report.add("crypto_bound_payments_per_sec", crypto_bound.round());
 
+    let before = hub_pid.and_then(ProcStats::read);
     let (results, elapsed) = pay(&args, devices).await?;
+    let after = hub_pid.and_then(ProcStats::read);
     let mut latencies: Vec<Duration> = Vec::new();
     let (mut accepted, mut rejected, mut rejection) = (0u64, 0u64, None);
     for r in results {
@@ -137,20 +204,32 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     latencies.sort_unstable();
     let rate = accepted as f64 / elapsed.as_secs_f64();
-    println!("acked_payments: {accepted}");
-    println!("rejected_payments: {rejected}");
+    report.add("acked_payments", accepted);
+    report.add("rejected_payments", rejected);
     if let Some(reason) = rejection {
-        println!("first_rejection: {reason}");
+        report.add("first_rejection", reason);
     }
-    println!("elapsed_secs: {:.3}", elapsed.as_secs_f64());
-    println!("acked_payments_per_sec: {rate:.0}");
-    for (name, q) in [("p50", 0.5), ("p99", 0.99), ("p999", 0.999)] {
-        println!(
-            "latency_{name}_ms: {:.3}",
-            percentile(&latencies, q).as_secs_f64() * 1e3
+    report.add("elapsed_secs", round(elapsed.as_secs_f64(), 3));
+    report.add("acked_payments_per_sec", rate.round());
+    for (name, q) in [
+        ("latency_p50_ms", 0.5),
+        ("latency_p99_ms", 0.99),
+        ("latency_p999_ms", 0.999),
+    ] {
+        report.add(
+            name,
+            round(percentile(&latencies, q).as_secs_f64() * 1e3, 3),
         );
     }
-    println!("ratio_to_crypto_bound: {:.3}", rate / crypto_bound);
+    report.add("ratio_to_crypto_bound", round(rate / crypto_bound, 3));
+    if let (Some(before), Some(after)) = (before, after) {
+        let (user, system) = before.cpu_us_per(&after, accepted);
+        report.add("hub_rss_mb", round(after.rss_kb as f64 / 1024.0, 1));
+        report.add("hub_cpu_user_us_per_payment", round(user, 1));
+        report.add("hub_cpu_system_us_per_payment", round(system, 1));
+        report.add("verify_us", round(crypto.verify.as_secs_f64() * 1e6, 1));
+    }
+    report.print(args.json);
     Ok(())
 }
 
@@ -199,6 +278,7 @@ async fn pay(
     let mut tasks = Vec::new();
     for device in devices.into_iter().take(args.streams) {
         let plan = Plan {
+            interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
             payments: args.payments,
             amount: U256::from(args.amount),
             window: args.window.max(1),
@@ -219,6 +299,8 @@ async fn pay(
 /// Parameters of one stream.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
+    /// Open loop: time between scheduled sends.
+    interval: Option<Duration>,
     payments: u64,
     amount: U256,
     window: usize,
@@ -244,19 +326,38 @@ async fn stream(
         latencies: Vec::with_capacity(plan.payments.min(1 << 20) as usize),
         ..StreamResult::default()
     };
+    // Open loop: when the next payment is due (its latency counts from then).
+    let scheduled = |k: u64| plan.interval.map(|i| started + i.mul_f64(k as f64));
     loop {
         let time_left = plan.duration.is_none_or(|d| started.elapsed() < d);
         while sent_at.len() < plan.window && sent < plan.payments && time_left {
+            let due = scheduled(sent);
+            if due.is_some_and(|t| t > Instant::now()) {
+                break;
+            }
             let msg = device.next_payment(plan.amount)?;
-            sent_at.insert(msg.request_id, Instant::now());
+            sent_at.insert(msg.request_id, due.unwrap_or_else(Instant::now));
             session.send(msg).await?;
             sent += 1;
         }
-        if sent_at.is_empty() {
+        let more_to_send = sent < plan.payments && time_left;
+        if sent_at.is_empty() && !more_to_send {
             break;
         }
-        let ack = tokio::time::timeout(plan.ack_timeout, session.next_ack())
-            .await
+        let next_due = if more_to_send && sent_at.len() < plan.window {
+            scheduled(sent)
+        } else {
+            None
+        };
+        let ack = match next_due {
+            Some(due) => tokio::select! {
+                _ = tokio::time::sleep_until(due.into()) => continue,
+                ack = tokio::time::timeout(plan.ack_timeout, session.next_ack()) => ack,
+            },
+            None if sent_at.is_empty() => continue,
+            None => tokio::time::timeout(plan.ack_timeout, session.next_ack()).await,
+        };
+        let ack = ack
             .map_err(|_| HarnessError::Timeout {
                 what: "a payment acknowledgement".into(),
                 after: plan.ack_timeout,

@@ -357,6 +357,11 @@ impl ChannelBook {
 
     /// Hub payments of channel `id` with nonce above `after_nonce` (from the store), plus a
     /// receiver of later ones. Subscribe before replaying so nothing falls in between.
+    ///
+    /// Asking for payments after `after_nonce` says the device holds every hub proof up to it,
+    /// so the stored ones up to it are deleted: the hub keeps only what a device may still need
+    /// replayed (its own latest proof stays in the channel state), and storage per channel is
+    /// bounded by what the device has not fetched yet.
     pub async fn hub_payments_since(
         &self,
         caller: Address,
@@ -367,14 +372,21 @@ impl ChannelBook {
         let rx = self.hub_payments.subscribe();
         let namespace = hub_sent_namespace(id);
         let mut out = Vec::new();
+        let mut fetched = WriteBatch::new();
         for key in self.store.list(&namespace)? {
             if let Some(bytes) = self.store.read(&namespace, &key)? {
                 let p: HubPayment =
                     record::decode(&namespace, &key, CHANNEL_RECORD_VERSION, &bytes)?;
                 if p.proof.proof.nonce > after_nonce {
                     out.push(p);
+                } else {
+                    fetched.remove(&namespace, &key);
                 }
             }
+        }
+        if !fetched.is_empty() {
+            // Not awaited: losing the deletion in a crash only keeps a record longer.
+            drop(self.store.write(fetched)?);
         }
         Ok((out, rx))
     }

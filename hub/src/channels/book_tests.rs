@@ -242,3 +242,49 @@ async fn a_batch_is_judged_payment_by_payment_in_order_and_persisted_once() {
     assert_eq!(live[0].partner().transferred(), u(18));
     assert_eq!(f.reloaded().await, live);
 }
+
+#[tokio::test]
+async fn hub_proofs_the_device_fetched_are_pruned() {
+    let f = Fixture::new(1).await;
+    let device = f.devices[0].0.clone();
+    let shared = f.book.get(&u(1)).unwrap().unwrap();
+    // The hub needs a deposit to pay the device.
+    f.book
+        .transition(&shared, |ch, _| {
+            ch.handle_ledger_deposit(f.operator.address(), u(100))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    for _ in 0..3 {
+        f.book.pay_device(&u(1), u(10)).await.unwrap();
+    }
+    let namespace = super::book::hub_sent_namespace(&u(1));
+    assert_eq!(f.store.list(&namespace).unwrap().len(), 3);
+    let (all, _) = f
+        .book
+        .hub_payments_since(device.address(), &u(1), 0)
+        .await
+        .unwrap();
+    assert_eq!(all.len(), 3);
+    let (later, _) = f
+        .book
+        .hub_payments_since(device.address(), &u(1), 2)
+        .await
+        .unwrap();
+    assert_eq!(
+        later
+            .iter()
+            .map(|p| p.proof.proof.nonce)
+            .collect::<Vec<_>>(),
+        vec![3]
+    );
+    assert_eq!(
+        f.store.list(&namespace).unwrap().len(),
+        1,
+        "nonces 1 and 2 were fetched and deleted"
+    );
+    // The hub's latest proof is still in the channel for the device to restore from.
+    let ch = shared.lock().await.clone();
+    assert_eq!(ch.our_latest_proof().map(|p| p.proof.nonce), Some(3));
+}

@@ -184,7 +184,11 @@ impl Metrics {
             "Ledger actions the watcher submitted, by action and outcome",
             watcher.clone(),
         );
-        // Every series exists from the start, at zero.
+        // Every series but the rejection codes exists from the start, at zero.
+        let _ = payments.get_or_create(&PaymentLabels {
+            outcome: "accepted",
+            code: "OK",
+        });
         for phase in PHASES {
             channels.get_or_create(&PhaseLabels { phase }).set(0);
         }

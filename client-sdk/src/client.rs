@@ -17,7 +17,7 @@ use voltlane_proto::v1;
 
 use crate::error::ClientError;
 use crate::export::ExportedProofs;
-use crate::rpc::Rpc;
+use crate::rpc::{ConnectOptions, Rpc};
 use crate::shared::Shared;
 use crate::store::{DeviceStore, HubRecord};
 use crate::types::{Balances, PaymentReceipt, ReceivedPayment, Settlement};
@@ -62,6 +62,17 @@ impl Client {
         signer: LocalSigner,
         store: DeviceStore,
     ) -> Result<Client, ClientError> {
+        Self::connect_with(endpoint, signer, store, &ConnectOptions::default()).await
+    }
+
+    /// As [`Client::connect`], with connection options: an `https://` endpoint needs the CA
+    /// certificate of the hub (`ConnectOptions::new().ca_certificate(pem)`).
+    pub async fn connect_with(
+        endpoint: &str,
+        signer: LocalSigner,
+        store: DeviceStore,
+        options: &ConnectOptions,
+    ) -> Result<Client, ClientError> {
         match store.signer()? {
             Some(s) if s.address() != signer.address() => {
                 return Err(ClientError::InvalidState(format!(
@@ -73,7 +84,7 @@ impl Client {
             Some(_) => {}
             None => store.put_signer(&signer).await?,
         }
-        let rpc = Rpc::connect(endpoint, signer).await?;
+        let rpc = Rpc::connect(endpoint, signer, options).await?;
         let hub = hub_info(&rpc).await?;
         match store.hub()? {
             Some(h) if h.hub_address != hub.hub_address || h.domain != hub.domain => {

@@ -39,6 +39,7 @@ pub use error::ClientError;
 pub use export::{ExportedProof, ExportedProofs};
 pub use ops::WITHDRAW_VALIDITY;
 pub use restore::restore_proofs;
+pub use rpc::ConnectOptions;
 pub use store::{DeviceStore, StoreError};
 pub use types::{Balances, PaymentReceipt, ReceivedPayment, Settlement};
 

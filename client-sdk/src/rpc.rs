@@ -2,6 +2,10 @@
 //! service with the session token attached by an interceptor, challenge/response
 //! authentication, and [`Rpc::call`], which re-authenticates once when the hub answers
 //! UNAUTHENTICATED (it lost its sessions in a restart) and retries.
+//!
+//! Transport security: `http://` endpoints are plain text; `https://` endpoints use TLS
+//! (rustls) and need the CA certificate that signed the hub's certificate
+//! ([`ConnectOptions::ca_certificate`]); there are no built-in trust roots.
 
 use std::future::Future;
 use std::sync::{Arc, RwLock};
@@ -12,7 +16,7 @@ use channel_core::LocalSigner;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Channel as Transport, Endpoint};
+use tonic::transport::{Certificate, Channel as Transport, ClientTlsConfig, Endpoint};
 use tonic::{Code, Request, Response, Status};
 use voltlane_proto::auth::{auth_digest, AUTHORIZATION_HEADER, BEARER_PREFIX};
 use voltlane_proto::convert::{address_bytes, h256};
@@ -48,6 +52,56 @@ impl Interceptor for TokenInterceptor {
 
 type Svc = InterceptedService<Transport, TokenInterceptor>;
 
+/// How to reach the hub: for `https://` endpoints, the CA certificate to trust and, if the
+/// hub's certificate names another host than the endpoint's, that name.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOptions {
+    ca_certificate_pem: Option<Vec<u8>>,
+    tls_domain_name: Option<String>,
+}
+
+impl ConnectOptions {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Trusts the CA certificate `pem` (PEM) for the hub's TLS certificate.
+    pub fn ca_certificate(mut self, pem: impl Into<Vec<u8>>) -> Self {
+        self.ca_certificate_pem = Some(pem.into());
+        self
+    }
+
+    /// Checks the hub's certificate against `name` instead of the endpoint's host.
+    pub fn tls_domain_name(mut self, name: impl Into<String>) -> Self {
+        self.tls_domain_name = Some(name.into());
+        self
+    }
+
+    /// The TLS settings for `endpoint`, or why they do not fit it.
+    fn tls_for(&self, endpoint: &str) -> Result<Option<ClientTlsConfig>, String> {
+        let https = endpoint
+            .get(..8)
+            .is_some_and(|s| s.eq_ignore_ascii_case("https://"));
+        match (https, &self.ca_certificate_pem) {
+            (false, None) => Ok(None),
+            (false, Some(_)) => {
+                Err("a CA certificate was given for a plain-text endpoint: use https://".into())
+            }
+            (true, None) => Err(
+                "an https:// endpoint needs the CA certificate of the hub (ConnectOptions::ca_certificate)"
+                    .into(),
+            ),
+            (true, Some(pem)) => {
+                let mut tls = ClientTlsConfig::new().ca_certificate(Certificate::from_pem(pem));
+                if let Some(name) = &self.tls_domain_name {
+                    tls = tls.domain_name(name.clone());
+                }
+                Ok(Some(tls))
+            }
+        }
+    }
+}
+
 /// One client per service, all over the same HTTP/2 connection. Cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Clients {
@@ -68,18 +122,29 @@ pub struct Rpc {
 }
 
 impl Rpc {
-    /// Prepares a connection to `endpoint` (e.g. `http://127.0.0.1:50051`) and checks that the
-    /// hub answers. The transport reconnects by itself when the hub comes back.
-    pub async fn connect(endpoint: &str, signer: LocalSigner) -> Result<Self, ClientError> {
+    /// Prepares a connection to `endpoint` (e.g. `http://127.0.0.1:50051`, or `https://` with
+    /// the TLS settings in `options`) and checks that the hub answers. The transport reconnects
+    /// by itself when the hub comes back.
+    pub async fn connect(
+        endpoint: &str,
+        signer: LocalSigner,
+        options: &ConnectOptions,
+    ) -> Result<Self, ClientError> {
         let connect_err = |message: String| ClientError::Connect {
             endpoint: endpoint.to_string(),
             message,
         };
-        let ep = Endpoint::from_shared(endpoint.to_string())
+        let mut ep = Endpoint::from_shared(endpoint.to_string())
             .map_err(|e| connect_err(e.to_string()))?
             .connect_timeout(std::time::Duration::from_secs(5))
             .tcp_nodelay(true);
-        let transport = ep.connect().await.map_err(|e| connect_err(e.to_string()))?;
+        if let Some(tls) = options.tls_for(endpoint).map_err(connect_err)? {
+            ep = ep.tls_config(tls).map_err(|e| connect_err(e.to_string()))?;
+        }
+        let transport = ep
+            .connect()
+            .await
+            .map_err(|e| connect_err(error_chain(&e)))?;
         let interceptor = TokenInterceptor::default();
         let svc = || InterceptedService::new(transport.clone(), interceptor.clone());
         Ok(Self {
@@ -169,4 +234,19 @@ impl Rpc {
             Err(s) => Err(ClientError::rpc(op, s)),
         }
     }
+}
+
+/// `e` and its sources, so a TLS refusal shows its reason (e.g. an unknown issuer).
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
 }

@@ -139,6 +139,60 @@ fn parse_auto_deposit(s: &str) -> Result<U256, String> {
     Ok(amount)
 }
 
+/// Operations: the Prometheus endpoint and TLS on the gRPC listener (both off by default).
+#[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
+pub struct OpsSettings {
+    /// Address of the Prometheus endpoint (`GET /metrics`), e.g. `127.0.0.1:9464`; off unless
+    /// set.
+    #[arg(long, env = "VOLTLANE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
+    /// TLS certificate chain of the gRPC listener (PEM); needs `--tls-key`.
+    #[arg(long, env = "VOLTLANE_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// TLS private key of the gRPC listener (PEM); needs `--tls-cert`.
+    #[arg(long, env = "VOLTLANE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+}
+
+/// A PEM certificate chain and its private key, as read from the files.
+#[derive(Clone, PartialEq, Eq)]
+pub struct TlsPem {
+    pub cert: Vec<u8>,
+    pub key: Vec<u8>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsPem")
+            .field("cert_bytes", &self.cert.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpsSettings {
+    /// Reads `--tls-cert` and `--tls-key` if TLS is configured; an error names the file.
+    pub fn tls_pem(&self) -> Result<Option<TlsPem>, crate::HubError> {
+        let (cert, key) = match (&self.tls_cert, &self.tls_key) {
+            (None, None) => return Ok(None),
+            (Some(cert), Some(key)) => (cert, key),
+            _ => {
+                return Err(crate::HubError::Config(
+                    "--tls-cert and --tls-key go together".into(),
+                ))
+            }
+        };
+        let read = |flag: &str, path: &PathBuf| {
+            std::fs::read(path).map_err(|e| {
+                crate::HubError::Config(format!("{flag} {}: cannot read: {e}", path.display()))
+            })
+        };
+        Ok(Some(TlsPem {
+            cert: read("--tls-cert", cert)?,
+            key: read("--tls-key", key)?,
+        }))
+    }
+}
+
 /// Everything `voltlane-hub` needs to start.
 #[derive(Clone, Debug, PartialEq, Eq, Parser)]
 #[command(name = "voltlane-hub", version, about = "Voltlane payment-channel hub")]
@@ -170,6 +224,8 @@ pub struct HubConfig {
     #[command(flatten)]
     pub limits: Limits,
     #[command(flatten)]
+    pub ops: OpsSettings,
+    #[command(flatten)]
     pub mediation: MediationSettings,
 }
 
@@ -186,6 +242,7 @@ impl HubConfig {
             log_format: LogFormat::Text,
             dev_faucet: true,
             limits: Limits::default(),
+            ops: OpsSettings::default(),
             mediation: MediationSettings::default(),
         }
     }
@@ -329,6 +386,37 @@ mod tests {
         config.settlement_window_secs = 2;
         assert_eq!(config.reveal_timeout(), 1);
         config.validate().unwrap();
+    }
+
+    #[test]
+    fn metrics_and_tls_are_off_by_default_and_tls_needs_both_files() {
+        let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
+        assert_eq!(parsed.ops, OpsSettings::default());
+        assert_eq!(parsed.ops.tls_pem().unwrap(), None);
+        let parsed = HubConfig::try_parse_from([
+            "voltlane-hub",
+            "--metrics-listen",
+            "127.0.0.1:9464",
+            "--tls-cert",
+            "/nonexistent/cert.pem",
+            "--tls-key",
+            "/nonexistent/key.pem",
+        ])
+        .unwrap();
+        assert_eq!(
+            parsed.ops.metrics_listen,
+            Some(SocketAddr::from(([127, 0, 0, 1], 9464)))
+        );
+        let err = parsed.ops.tls_pem().unwrap_err().to_string();
+        assert!(err.contains("--tls-cert /nonexistent/cert.pem"), "{err}");
+        for bad in [
+            &["--tls-cert", "c.pem"][..],
+            &["--tls-key", "k.pem"],
+            &["--metrics-listen", "localhost"],
+        ] {
+            let args = std::iter::once("voltlane-hub").chain(bad.iter().copied());
+            assert!(HubConfig::try_parse_from(args).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

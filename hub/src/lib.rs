@@ -9,10 +9,11 @@
 //! - [`store`]: the [`store::KvStore`] trait, sled with group commit, in-memory double.
 //! - [`ledger`]: the embedded `channel_core::ledger::Ledger`, persisted before every answer.
 //! - [`channels`]: device channels, payments, and the ledger watcher.
-//! - [`server`]: services, interceptor, limits, health and reflection.
+//! - [`server`]: services, interceptor, limits, health and reflection, TLS.
+//! - [`metrics`]: the Prometheus registry and the `/metrics` endpoint.
 //!
-//! What this crate does not do: protocol rules (they live in `channel-core`), TLS (put the hub
-//! behind a TLS-terminating proxy or add it to the builder), or talk to a real chain.
+//! What this crate does not do: protocol rules (they live in `channel-core`), or talk to a
+//! real chain.
 
 pub mod auth;
 pub mod channels;
@@ -23,6 +24,7 @@ pub mod failpoint;
 pub mod info;
 pub mod keys;
 pub mod ledger;
+pub mod metrics;
 pub mod server;
 pub mod shutdown;
 pub mod store;
@@ -40,21 +42,58 @@ use auth::Authenticator;
 use channels::ChannelEngine;
 use info::InfoService;
 use ledger::{LedgerHandle, LedgerService};
+use metrics::Metrics;
 use store::{KvStore, SledStore};
 
-/// Runs the hub on `listener` until `shutdown` resolves: opens (or creates) the data directory,
-/// the operator key and the sled database, loads the ledger, serves, then stops accepting,
-/// ends open streams, drains connections and flushes the store.
+/// The sockets the hub serves on.
+#[derive(Debug)]
+pub struct Listeners {
+    /// The gRPC API.
+    pub grpc: TcpListener,
+    /// The Prometheus endpoint, if any.
+    pub metrics: Option<TcpListener>,
+}
+
+/// Runs the hub on `listener` until `shutdown` resolves, with the metrics endpoint bound to
+/// `--metrics-listen` if configured. See [`run_with`].
 pub async fn run(
     config: HubConfig,
     listener: TcpListener,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HubError> {
+    let metrics =
+        match config.ops.metrics_listen {
+            Some(addr) => Some(TcpListener::bind(addr).await.map_err(|e| {
+                HubError::Config(format!("--metrics-listen {addr}: cannot bind: {e}"))
+            })?),
+            None => None,
+        };
+    let listeners = Listeners {
+        grpc: listener,
+        metrics,
+    };
+    run_with(config, listeners, shutdown).await
+}
+
+/// Runs the hub on `listeners` until `shutdown` resolves: opens (or creates) the data
+/// directory, the operator key and the sled database, loads the ledger, serves (with TLS if
+/// configured), then stops accepting, ends open streams, drains connections and flushes the
+/// store.
+pub async fn run_with(
+    config: HubConfig,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), HubError> {
     config.validate()?;
+    let tls = config.ops.tls_pem()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let operator = Arc::new(keys::load_or_create(&config.operator_key_path())?);
     let hub_address = operator.address();
-    let sled = Arc::new(SledStore::open(&config.db_path())?);
+    let metrics = Metrics::new();
+    let sled = Arc::new(SledStore::open_with_metrics(
+        &config.db_path(),
+        metrics.clone(),
+    )?);
     let store: Arc<dyn KvStore> = sled.clone();
     let ledger = Arc::new(LedgerHandle::load(
         store.clone(),
@@ -77,12 +116,26 @@ pub async fn run(
         )?,
     };
     let mut watcher_stop = stop.clone();
-    let watcher = tokio::spawn(
+    let watcher = tokio::spawn(metrics::scope(
+        metrics.clone(),
         services.channels.watcher(
             config.reveal_timeout(),
             async move { watcher_stop.wait().await },
         ),
-    );
+    ));
+    let exporter = listeners.metrics.map(|listener| {
+        let source = metrics::StateSource {
+            ledger: ledger.clone(),
+            book: services.channels.book.clone(),
+        };
+        let mut exporter_stop = stop.clone();
+        tokio::spawn(metrics::serve(
+            listener,
+            metrics.clone(),
+            source,
+            async move { exporter_stop.wait().await },
+        ))
+    });
     let mut policy_stop = stop.clone();
     let auto_deposit = tokio::spawn(channels::liquidity::run(
         ledger.clone(),
@@ -104,12 +157,24 @@ pub async fn run(
         tracing::info!("shutdown requested: closing streams and draining connections");
         trigger.trigger();
     };
-    let served = server::serve(listener, services, &config.limits, signal).await;
+    let options = server::ServeOptions {
+        tls,
+        metrics: metrics.clone(),
+    };
+    let served =
+        server::serve_with(listeners.grpc, services, &config.limits, options, signal).await;
     if let Err(e) = watcher.await {
         tracing::error!(error = %e, "ledger watcher ended abnormally");
     }
     if let Err(e) = auto_deposit.await {
         tracing::error!(error = %e, "auto-deposit task ended abnormally");
+    }
+    if let Some(exporter) = exporter {
+        match exporter.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "metrics endpoint failed"),
+            Err(e) => tracing::error!(error = %e, "metrics endpoint ended abnormally"),
+        }
     }
     drop(ledger);
     drop(store);

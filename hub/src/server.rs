@@ -15,6 +15,10 @@
 //!    (`voltlane_proto::codec`).
 //! 5. In the ledger service: `Ledger.Mint` creates at most `Limits::faucet_max_mint` tokens.
 //!
+//! TLS: with `--tls-cert`/`--tls-key` the listener speaks TLS only (rustls, through tonic's
+//! server builder); without them it speaks plain HTTP/2 and warns if it is not bound to a
+//! loopback address.
+//!
 //! Health (`grpc.health.v1`): every service starts SERVING. Once the ledger store fails (the
 //! ledger then refuses every operation until a restart), [`watch_ledger_failure`] turns the
 //! overall status `""` and the services that need the ledger to NOT_SERVING.
@@ -26,7 +30,7 @@ use tokio::sync::watch;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
-use tonic::transport::Server;
+use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
 use voltlane_proto::v1::auth_server::AuthServer;
@@ -39,10 +43,11 @@ use crate::auth::service::AuthService;
 use crate::auth::{AuthInterceptor, Authenticator};
 use crate::channels::service::{ChannelsService, PaymentsService};
 use crate::channels::ChannelEngine;
-use crate::config::Limits;
+use crate::config::{Limits, TlsPem};
 use crate::error::HubError;
 use crate::info::InfoService;
 use crate::ledger::LedgerService;
+use crate::metrics::Metrics;
 
 /// Everything the router serves.
 #[derive(Debug)]
@@ -53,11 +58,32 @@ pub struct Services {
     pub channels: ChannelEngine,
 }
 
-/// Serves `services` on `listener` until `signal` resolves, then drains connections.
+/// How [`serve_with`] serves: TLS or plain text, and where Pay streams record their metrics.
+#[derive(Debug, Default)]
+pub struct ServeOptions {
+    /// Certificate chain and key; plain text if `None`.
+    pub tls: Option<TlsPem>,
+    pub metrics: Metrics,
+}
+
+/// Serves `services` on `listener` in plain text until `signal` resolves, then drains
+/// connections.
 pub async fn serve(
     listener: TcpListener,
     services: Services,
     limits: &Limits,
+    signal: impl std::future::Future<Output = ()>,
+) -> Result<(), HubError> {
+    serve_with(listener, services, limits, ServeOptions::default(), signal).await
+}
+
+/// As [`serve`], over TLS if `options.tls` is given, recording Pay streams in
+/// `options.metrics`.
+pub async fn serve_with(
+    listener: TcpListener,
+    services: Services,
+    limits: &Limits,
+    options: ServeOptions,
     signal: impl std::future::Future<Output = ()>,
 ) -> Result<(), HubError> {
     let max = limits.max_message_bytes;
@@ -101,14 +127,32 @@ pub async fn serve(
         interceptor.clone(),
     );
     let payments = InterceptedService::new(
-        PaymentsServer::new(PaymentsService::new(services.channels)).max_decoding_message_size(max),
+        PaymentsServer::new(PaymentsService::new(services.channels).with_metrics(options.metrics))
+            .max_decoding_message_size(max),
         interceptor,
     );
 
     let local = listener.local_addr()?;
-    tracing::info!(address = %local, "serving voltlane.v1");
+    let mut builder = Server::builder();
+    match options.tls {
+        Some(pem) => {
+            let config = ServerTlsConfig::new().identity(Identity::from_pem(pem.cert, pem.key));
+            builder = builder
+                .tls_config(config)
+                .map_err(|e| HubError::Config(format!("--tls-cert/--tls-key: {e}")))?;
+            tracing::info!(address = %local, "serving voltlane.v1 over TLS");
+        }
+        None if local.ip().is_loopback() => {
+            tracing::info!(address = %local, "serving voltlane.v1 (plain text)");
+        }
+        None => tracing::warn!(
+            address = %local,
+            "serving voltlane.v1 in plain text on a non-loopback address: session tokens and \
+             payments are readable on the network; set --tls-cert and --tls-key"
+        ),
+    }
     let health_task = tokio::spawn(watch_ledger_failure(ledger_failed, health_reporter));
-    let served = Server::builder()
+    let served = builder
         .max_concurrent_streams(limits.max_concurrent_streams)
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)

@@ -15,6 +15,7 @@ use voltlane_proto::v1;
 use super::{view, ChannelEngine};
 use crate::auth::caller;
 use crate::error::HubError;
+use crate::metrics::Metrics;
 
 /// Acks buffered per payment stream.
 const ACK_BUFFER: usize = 256;
@@ -139,11 +140,20 @@ impl v1::channels_server::Channels for ChannelsService {
 #[derive(Clone, Debug)]
 pub struct PaymentsService {
     engine: ChannelEngine,
+    metrics: Metrics,
 }
 
 impl PaymentsService {
     pub fn new(engine: ChannelEngine) -> Self {
-        Self { engine }
+        Self {
+            engine,
+            metrics: Metrics::default(),
+        }
+    }
+
+    /// Records Pay streams, acks and their latency in `metrics` (else in a detached set).
+    pub fn with_metrics(self, metrics: Metrics) -> Self {
+        Self { metrics, ..self }
     }
 }
 
@@ -175,8 +185,10 @@ impl v1::payments_server::Payments for PaymentsService {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let engine = self.engine.clone();
+        let metrics = self.metrics.clone();
         let mut shutdown = engine.shutdown.clone();
         tokio::spawn(async move {
+            let _open = metrics.pay_stream();
             // Payments are applied strictly in arrival order, in batches of what has arrived,
             // each acked once durable (one fsync per batch, shared with every other channel's
             // writes: group commit). An inbound
@@ -190,6 +202,7 @@ impl v1::payments_server::Payments for PaymentsService {
                     }
                     msg = inbound.next() => match msg {
                         Some(Ok(m)) => {
+                            let arrived = std::time::Instant::now();
                             // Take every message already received (up to MAX_BATCH): they are
                             // applied together, sharing one write and one fsync per channel.
                             let mut batch = vec![m];
@@ -209,10 +222,12 @@ impl v1::payments_server::Payments for PaymentsService {
                                 }
                             }
                             for ack in apply_payments(&engine, caller, batch).await {
+                                metrics.payment_ack(&ack);
                                 if tx.send(Ok(ack)).await.is_err() {
                                     return;
                                 }
                             }
+                            metrics.acks_sent(arrived);
                             if let Some(end) = end {
                                 if let Some(status) = end {
                                     let _ = tx.send(Err(status)).await;

@@ -21,6 +21,7 @@ use tokio::sync::broadcast::error::RecvError;
 use super::book::ChannelBook;
 use crate::error::HubError;
 use crate::ledger::LedgerHandle;
+use crate::metrics::{watcher_action, WatcherAction};
 
 /// How often the watcher runs the monitor, at the latest.
 const MONITOR_TICK: Duration = Duration::from_millis(500);
@@ -140,6 +141,7 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
                     )
                 })
                 .await;
+            watcher_action(WatcherAction::Contest, &result);
             match result {
                 Ok(_) => {
                     tracing::info!(channel = %id, nonce, "contested close with the device's latest proof")
@@ -151,10 +153,11 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
         }
         LedgerAction::RegisterSecret { secret } => {
             let secrethash = secret.hash();
-            match ledger
+            let result = ledger
                 .submit(me, |l, caller, now| l.register_secret(caller, secret, now))
-                .await
-            {
+                .await;
+            watcher_action(WatcherAction::RegisterSecret, &result);
+            match result {
                 Ok(_) => {
                     tracing::info!(channel = %id, %secrethash, "registered a secret on the ledger")
                 }
@@ -169,23 +172,25 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
             sender,
             packed_locks,
         } => {
-            match ledger
+            let result = ledger
                 .submit(me, |l, caller, now| {
                     l.unlock(caller, channel_id, receiver, sender, &packed_locks, now)
                 })
-                .await
-            {
+                .await;
+            watcher_action(WatcherAction::Unlock, &result);
+            match result {
                 Ok(_) => tracing::info!(channel = %channel_id, %sender, %receiver, "unlocked"),
                 Err(e) => tracing::debug!(channel = %channel_id, error = %e, "unlock not done"),
             }
         }
         LedgerAction::Settle { channel_id } => {
-            match ledger
+            let result = ledger
                 .submit(me, |l, caller, now| {
                     l.settle_channel(caller, channel_id, now)
                 })
-                .await
-            {
+                .await;
+            watcher_action(WatcherAction::Settle, &result);
+            match result {
                 Ok(_) => tracing::info!(channel = %channel_id, "settled"),
                 Err(e) => tracing::debug!(channel = %channel_id, error = %e, "settle not done"),
             }

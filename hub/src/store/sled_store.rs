@@ -13,6 +13,8 @@ use std::sync::{Arc, Mutex};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
 
+use crate::metrics::Metrics;
+
 use super::{check_namespace, flat_key, KvStore, Persist, StoreError, WriteBatch};
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
@@ -34,12 +36,18 @@ impl SledStore {
     /// Opens (or creates) the database at `path` and starts the flusher on the current tokio
     /// runtime.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_metrics(path, Metrics::default())
+    }
+
+    /// As [`SledStore::open`], recording every group commit's size and fsync time in
+    /// `metrics`.
+    pub fn open_with_metrics(path: &Path, metrics: Metrics) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StoreError::Backend(format!("no tokio runtime for the flusher: {e}")))?;
         let db = sled::Config::new().path(path).open().map_err(backend)?;
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
         let flushes = Arc::new(AtomicU64::new(0));
-        let flusher = runtime.spawn(flusher(db.clone(), flush_rx, flushes.clone()));
+        let flusher = runtime.spawn(flusher(db.clone(), flush_rx, flushes.clone(), metrics));
         Ok(Self {
             db,
             flush_tx: Mutex::new(Some(flush_tx)),
@@ -80,19 +88,26 @@ impl SledStore {
     }
 }
 
-async fn flusher(db: sled::Db, mut rx: mpsc::UnboundedReceiver<Waiter>, flushes: Arc<AtomicU64>) {
+async fn flusher(
+    db: sled::Db,
+    mut rx: mpsc::UnboundedReceiver<Waiter>,
+    flushes: Arc<AtomicU64>,
+    metrics: Metrics,
+) {
     while let Some(first) = rx.recv().await {
         let mut group = vec![first];
         while let Ok(next) = rx.try_recv() {
             group.push(next);
         }
         let handle = db.clone();
+        let started = std::time::Instant::now();
         let result = match tokio::task::spawn_blocking(move || handle.flush()).await {
             Ok(Ok(_bytes)) => Ok(()),
             Ok(Err(e)) => Err(StoreError::Flush(e.to_string())),
             Err(e) => Err(StoreError::Flush(format!("flush thread: {e}"))),
         };
         flushes.fetch_add(1, Ordering::Relaxed);
+        metrics.fsync(group.len(), started.elapsed());
         if let Err(e) = &result {
             tracing::error!(error = %e, waiters = group.len(), "sled flush failed");
         }

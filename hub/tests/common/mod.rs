@@ -42,6 +42,29 @@ impl TestHub {
         }
     }
 
+    /// Starts a hub with its Prometheus endpoint on another free loopback port; returns the
+    /// hub and the endpoint's address.
+    pub async fn start_with_metrics(config: HubConfig) -> (Self, SocketAddr) {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let metrics = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let metrics_addr = metrics.local_addr().unwrap();
+        let (stop, stopped) = oneshot::channel::<()>();
+        let listeners = voltlane_hub::Listeners {
+            grpc: listener,
+            metrics: Some(metrics),
+        };
+        let task = tokio::spawn(voltlane_hub::run_with(config, listeners, async {
+            let _ = stopped.await;
+        }));
+        let hub = Self {
+            addr,
+            stop: Some(stop),
+            task: Some(task),
+        };
+        (hub, metrics_addr)
+    }
+
     pub async fn channel(&self) -> Channel {
         Channel::from_shared(format!("http://{}", self.addr))
             .unwrap()

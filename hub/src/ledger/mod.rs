@@ -8,6 +8,8 @@
 
 pub mod handle;
 pub mod records;
+#[cfg(test)]
+mod scale_tests;
 pub mod service;
 
 pub use handle::LedgerHandle;

@@ -11,6 +11,8 @@ mod close_settle;
 mod cooperative;
 #[path = "ledger_rules/faucet.rs"]
 mod faucet;
+#[path = "ledger_rules/records.rs"]
+mod records;
 #[path = "ledger_rules/unlock.rs"]
 mod unlock;
 

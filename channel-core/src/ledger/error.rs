@@ -121,6 +121,8 @@ pub enum LedgerError {
     Underflow(&'static str),
     #[error("event log cannot be restored: {0}")]
     EventLog(String),
+    #[error("stored ledger records are inconsistent: {0}")]
+    Records(String),
 }
 
 impl LedgerError {

@@ -1,9 +1,11 @@
 //! The ledger's event log: what every operation emitted, numbered 1, 2, 3… with the ledger time
 //! of the operation. Drivers follow the ledger by polling `events_since(last_seen_seq)`.
 //!
-//! All events are kept for now (the log grows without bound; a later version may prune a prefix
-//! once every follower has acknowledged it). The sequence number of an event is its position in
-//! the log plus one; loading a persisted log checks that.
+//! The log keeps in memory only the events a driver has not released: a driver that stores each
+//! event as its own record calls `release_events_through` once they are persisted and reads
+//! older events from its store. Without releases every event stays (the sans-I/O tests rely on
+//! that). Kept events are numbered without gaps right after the released ones; loading a
+//! persisted log checks that.
 
 use serde::{Deserialize, Serialize};
 
@@ -108,25 +110,65 @@ pub struct LedgerEvent {
     pub kind: LedgerEventKind,
 }
 
-/// Append-only list of events; `events[i].seq == i + 1`.
+/// Append-only list of events; `events[i].seq == released + i + 1`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Vec<LedgerEvent>", into = "Vec<LedgerEvent>")]
+#[serde(try_from = "StoredLog", into = "StoredLog")]
 pub(crate) struct EventLog {
+    /// Number of events released by the driver (they are no longer in memory).
+    released: u64,
     events: Vec<LedgerEvent>,
 }
 
+/// How a log is written: `{released, events}`; a plain list (the earlier format, nothing
+/// released) is still read.
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum StoredLog {
+    Tail {
+        released: u64,
+        events: Vec<LedgerEvent>,
+    },
+    Whole(Vec<LedgerEvent>),
+}
+
 impl EventLog {
-    /// Sequence number of the newest event, 0 when empty.
-    pub(crate) fn last_seq(&self) -> u64 {
-        u64::try_from(self.events.len()).unwrap_or(u64::MAX)
+    /// An empty log that continues after `last_seq` events kept elsewhere.
+    pub(crate) fn after(last_seq: u64) -> Self {
+        Self {
+            released: last_seq,
+            events: Vec::new(),
+        }
     }
 
-    /// All events with `seq > after_seq`, oldest first.
+    /// Sequence number of the newest event, 0 when empty.
+    pub(crate) fn last_seq(&self) -> u64 {
+        self.released
+            .saturating_add(u64::try_from(self.events.len()).unwrap_or(u64::MAX))
+    }
+
+    /// Sequence number of the newest released event (0 when none was released).
+    pub(crate) fn released(&self) -> u64 {
+        self.released
+    }
+
+    /// Kept events with `seq > after_seq`, oldest first. Released events are not in memory:
+    /// for `after_seq < released()` this starts at `released() + 1`.
     pub(crate) fn since(&self, after_seq: u64) -> &[LedgerEvent] {
-        let start = usize::try_from(after_seq)
+        let start = usize::try_from(after_seq.saturating_sub(self.released))
             .unwrap_or(usize::MAX)
             .min(self.events.len());
         &self.events[start..]
+    }
+
+    /// Drops from memory every event with `seq <= seq` (capped at the newest event).
+    pub(crate) fn release_through(&mut self, seq: u64) {
+        let n = usize::try_from(seq.saturating_sub(self.released))
+            .unwrap_or(usize::MAX)
+            .min(self.events.len());
+        self.events.drain(..n);
+        self.released = self
+            .released
+            .saturating_add(u64::try_from(n).unwrap_or(u64::MAX));
     }
 
     /// Appends `kinds` in order at time `now` and returns copies of the new events.
@@ -142,24 +184,49 @@ impl EventLog {
         }
         self.events[start..].to_vec()
     }
+
+    fn checked(released: u64, events: Vec<LedgerEvent>) -> Result<Self, String> {
+        let mut expected = released;
+        for (i, e) in events.iter().enumerate() {
+            expected = expected
+                .checked_add(1)
+                .ok_or_else(|| "event sequence overflows".to_string())?;
+            if e.seq != expected {
+                return Err(format!(
+                    "event at position {i} has seq {}, expected {expected}",
+                    e.seq
+                ));
+            }
+        }
+        Ok(Self { released, events })
+    }
 }
 
 impl TryFrom<Vec<LedgerEvent>> for EventLog {
     type Error = String;
 
     fn try_from(events: Vec<LedgerEvent>) -> Result<Self, Self::Error> {
-        for (i, e) in events.iter().enumerate() {
-            if usize::try_from(e.seq).ok() != i.checked_add(1) {
-                return Err(format!("event at position {i} has seq {}", e.seq));
-            }
-        }
-        Ok(Self { events })
+        Self::checked(0, events)
     }
 }
 
-impl From<EventLog> for Vec<LedgerEvent> {
+impl TryFrom<StoredLog> for EventLog {
+    type Error = String;
+
+    fn try_from(stored: StoredLog) -> Result<Self, Self::Error> {
+        match stored {
+            StoredLog::Tail { released, events } => Self::checked(released, events),
+            StoredLog::Whole(events) => Self::checked(0, events),
+        }
+    }
+}
+
+impl From<EventLog> for StoredLog {
     fn from(log: EventLog) -> Self {
-        log.events
+        StoredLog::Tail {
+            released: log.released,
+            events: log.events,
+        }
     }
 }
 
@@ -196,9 +263,35 @@ mod tests {
         log.append(1, vec![minted(1), minted(2)]);
         let json = serde_json::to_string(&log).unwrap();
         assert_eq!(serde_json::from_str::<EventLog>(&json).unwrap(), log);
-        let mut events: Vec<LedgerEvent> = log.into();
+        let mut events = log.since(0).to_vec();
+        assert!(serde_json::from_str::<EventLog>(&serde_json::to_string(&events).unwrap()).is_ok());
         events.remove(0);
         let json = serde_json::to_string(&events).unwrap();
         assert!(serde_json::from_str::<EventLog>(&json).is_err());
+    }
+
+    #[test]
+    fn released_events_leave_memory_and_numbering_goes_on() {
+        let mut log = EventLog::default();
+        log.append(1, vec![minted(1), minted(2), minted(3)]);
+        log.release_through(2);
+        assert_eq!(log.released(), 2);
+        assert_eq!(log.last_seq(), 3);
+        assert_eq!(
+            log.since(0).iter().map(|e| e.seq).collect::<Vec<_>>(),
+            vec![3]
+        );
+        assert!(log.since(3).is_empty());
+        log.release_through(99);
+        assert_eq!((log.released(), log.last_seq()), (3, 3));
+        assert_eq!(log.append(2, vec![minted(4)])[0].seq, 4);
+
+        let json = serde_json::to_string(&log).unwrap();
+        assert_eq!(serde_json::from_str::<EventLog>(&json).unwrap(), log);
+        let resumed = EventLog::after(7);
+        assert_eq!(resumed.last_seq(), 7);
+        assert!(json.contains("\"released\":3"), "{json}");
+        let bad = json.replace("\"released\":3", "\"released\":2");
+        assert!(serde_json::from_str::<EventLog>(&bad).is_err());
     }
 }

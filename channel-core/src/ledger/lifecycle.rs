@@ -43,6 +43,7 @@ impl Ledger {
         self.last_channel_id = id;
         self.channels
             .insert(id, ChannelRecord::new(id, caller, partner, now));
+        self.touched.channel(id);
         self.unsettled_pairs.insert(pair, id);
         self.emit(
             now,
@@ -85,6 +86,7 @@ impl Ledger {
 
         self.apply(plan);
         self.channels.insert(channel_id, channel);
+        self.touched.channel(channel_id);
         Ok(self.emit(
             now,
             vec![LedgerEventKind::Deposit {
@@ -143,6 +145,7 @@ impl Ledger {
         channel.closed_at = Some(now);
         channel.settle_after = Some(settle_after);
         self.channels.insert(channel_id, channel);
+        self.touched.channel(channel_id);
         Ok(self.emit(
             now,
             vec![LedgerEventKind::ChannelClosed {
@@ -202,6 +205,7 @@ impl Ledger {
         let balance_hash = submitted.balance_hash;
         channel.participants[closer_index].balance = Some(submitted);
         self.channels.insert(channel_id, channel);
+        self.touched.channel(channel_id);
         Ok(self.emit(
             now,
             vec![LedgerEventKind::NonClosingBalanceProofUpdated {
@@ -257,12 +261,14 @@ impl Ledger {
         self.apply(plan);
         for entry in kept {
             if !entry.locked_amount.is_zero() {
+                self.touched.unlock(entry.key());
                 self.unlocks.insert(entry.key(), entry);
             }
         }
         self.unsettled_pairs.remove(&channel.participants_hash());
         channel.phase = ChannelPhase::Settled;
         self.channels.insert(channel_id, channel);
+        self.touched.channel(channel_id);
         Ok(self.emit(
             now,
             vec![LedgerEventKind::ChannelSettled {

@@ -2,8 +2,9 @@
 //! (plus its SecretRegistry and a dev token), sans I/O.
 //!
 //! Every mutating call takes `caller` (the transaction sender, already authenticated by the
-//! driver) and `now` (ledger time, seconds); there is no clock, randomness or I/O. The driver
-//! persists the whole [`Ledger`] with serde.
+//! driver) and `now` (ledger time, seconds); there is no clock, randomness or I/O. A driver
+//! persists it record by record ([`Ledger::take_changes`], [`Ledger::from_parts`]); the whole
+//! [`Ledger`] also round-trips through serde.
 //!
 //! Calls come in three groups:
 //! - getters on `&self`: [`Ledger::config`], [`Ledger::channel`], [`Ledger::token_balance`], …
@@ -11,11 +12,13 @@
 //!   `close_channel`, `update_non_closing_balance_proof`, `settle_channel`, `register_secret`,
 //!   `unlock`, `cooperative_settle`): each validates everything first and changes nothing when it
 //!   returns an error; on success it appends events to the log and returns them;
-//! - the event log, read with [`Ledger::events_since`] after operations. Every event is kept.
+//! - the event log, read with [`Ledger::events_since`] after operations. Every event is kept
+//!   until the driver releases it ([`Ledger::release_events_through`]) after storing it.
 //!
 //! Layout: [`records`] (state shapes), [`error`], [`events`], `tokens` (balances, faucet,
 //! conservation), `lifecycle` (open, deposit, close, update, settle), `withdraw` (withdraw and
-//! cooperative settle), `secrets` (secret registry and unlock), `persist` (serde encoding).
+//! cooperative settle), `secrets` (secret registry and unlock), `persist` (serde encoding),
+//! [`changes`] (touched records and rebuilding from records).
 
 use std::collections::BTreeMap;
 
@@ -25,6 +28,7 @@ use crate::crypto::{verify_signer, Signature};
 use crate::primitives::{u256_dec, Address, H256, U256};
 use crate::proofs::{participants_hash, unlock_identifier, Domain};
 
+pub mod changes;
 pub mod error;
 pub mod events;
 mod lifecycle;
@@ -34,6 +38,7 @@ mod secrets;
 mod tokens;
 mod withdraw;
 
+pub use changes::{LedgerChanges, LedgerCounters, LedgerParts};
 pub use error::LedgerError;
 pub use events::{LedgerEvent, LedgerEventKind};
 pub use persist::LEDGER_FORMAT_VERSION;
@@ -41,11 +46,12 @@ pub use records::{
     ChannelPhase, ChannelRecord, LedgerConfig, ParticipantRecord, SubmittedBalance, UnlockEntry,
 };
 
+use changes::Touched;
 use events::EventLog;
 
 /// The whole on-chain state of one token network: token accounts, channels, the secret
 /// registry, kept locks and the event log.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Ledger {
     #[serde(deserialize_with = "persist::version")]
     version: u32,
@@ -73,7 +79,29 @@ pub struct Ledger {
     #[serde(with = "persist::keyed_list")]
     unlocks: BTreeMap<H256, UnlockEntry>,
     events: EventLog,
+    /// Records changed since the last [`Ledger::take_changes`]; not part of the state.
+    #[serde(skip)]
+    touched: Touched,
 }
+
+/// Equal state and event log; which records are waiting to be taken as changes is ignored.
+impl PartialEq for Ledger {
+    fn eq(&self, other: &Self) -> bool {
+        self.version == other.version
+            && self.config == other.config
+            && self.balances == other.balances
+            && self.total_supply == other.total_supply
+            && self.contract_balance == other.contract_balance
+            && self.last_channel_id == other.last_channel_id
+            && self.channels == other.channels
+            && self.unsettled_pairs == other.unsettled_pairs
+            && self.secrets == other.secrets
+            && self.unlocks == other.unlocks
+            && self.events == other.events
+    }
+}
+
+impl Eq for Ledger {}
 
 impl Ledger {
     pub fn new(config: LedgerConfig) -> Self {
@@ -89,6 +117,7 @@ impl Ledger {
             secrets: BTreeMap::new(),
             unlocks: BTreeMap::new(),
             events: EventLog::default(),
+            touched: Touched::default(),
         }
     }
 
@@ -112,6 +141,18 @@ impl Ledger {
             ));
         }
         self.events = EventLog::try_from(events).map_err(LedgerError::EventLog)?;
+        Ok(())
+    }
+
+    /// Continues numbering after `last_seq` events stored apart (not loaded into memory).
+    /// Refused unless the ledger has no events yet.
+    pub fn resume_events_after(&mut self, last_seq: u64) -> Result<(), LedgerError> {
+        if self.events.last_seq() != 0 {
+            return Err(LedgerError::EventLog(
+                "the ledger already has events".into(),
+            ));
+        }
+        self.events = EventLog::after(last_seq);
         Ok(())
     }
 
@@ -154,9 +195,21 @@ impl Ledger {
             .get(&unlock_identifier(&channel_id, sender, receiver))
     }
 
-    /// All events with `seq > after_seq`, oldest first (all of them for 0). Every event is kept.
+    /// Events in memory with `seq > after_seq`, oldest first (all of them for 0). Events are
+    /// kept until released with [`Self::release_events_through`]; released ones are not
+    /// returned (for `after_seq` below [`Self::released_event_seq`] this starts after it).
     pub fn events_since(&self, after_seq: u64) -> &[LedgerEvent] {
         self.events.since(after_seq)
+    }
+
+    /// Drops the events with `seq <= seq` from memory, once the driver has stored them.
+    pub fn release_events_through(&mut self, seq: u64) {
+        self.events.release_through(seq);
+    }
+
+    /// Sequence number of the newest event no longer in memory (0 if none was released).
+    pub fn released_event_seq(&self) -> u64 {
+        self.events.released()
     }
 
     /// Sequence number of the newest event, 0 before the first.

@@ -33,6 +33,7 @@ impl Ledger {
             });
         }
         self.secrets.insert(secrethash, now);
+        self.touched.secret(secrethash);
         Ok(self.emit(
             now,
             vec![LedgerEventKind::SecretRegistered { secrethash, secret }],
@@ -89,6 +90,7 @@ impl Ledger {
 
         self.apply(plan);
         self.unlocks.remove(&key);
+        self.touched.unlock(key);
         Ok(self.emit(
             now,
             vec![LedgerEventKind::ChannelUnlocked {

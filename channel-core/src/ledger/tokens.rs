@@ -146,6 +146,7 @@ impl Ledger {
     }
 
     fn set_balance(&mut self, who: Address, balance: U256) {
+        self.touched.account(who);
         if balance.is_zero() {
             self.balances.remove(&who);
         } else {

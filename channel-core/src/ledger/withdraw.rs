@@ -65,6 +65,7 @@ impl Ledger {
 
         self.apply(plan);
         self.channels.insert(channel_id, channel);
+        self.touched.channel(channel_id);
         Ok(self.emit(
             now,
             vec![LedgerEventKind::Withdraw {
@@ -146,6 +147,7 @@ impl Ledger {
             participant2_locksroot: EMPTY_LOCKSROOT,
         };
         self.channels.insert(channel_id, channel);
+        self.touched.channel(channel_id);
         Ok(self.emit(now, vec![kind]))
     }
 

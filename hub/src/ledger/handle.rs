@@ -1,10 +1,14 @@
 //! [`LedgerHandle`]: the ledger state machine plus persistence and event fan-out.
 //!
 //! Call order for an operation ([`LedgerHandle::apply`]): under the lock, run the ledger call
-//! with `now`, and on success apply one store batch (snapshot + new event records); outside the
-//! lock, await durability; then publish every newly durable event to subscribers, in order.
-//! Because batches are applied in lock order and a flush covers everything applied before it,
-//! "my batch is durable" implies "all earlier batches are durable".
+//! with `now`, and on success apply one store batch (the records it touched + its new event
+//! records, see [`super::records`]); outside the lock, await durability; then publish every
+//! newly durable event to subscribers, in order, and release it from memory. Because batches
+//! are applied in lock order and a flush covers everything applied before it, "my batch is
+//! durable" implies "all earlier batches are durable".
+//!
+//! Memory holds only events not yet durable; [`LedgerHandle::subscribe`] replays older ones
+//! from the store.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -12,19 +16,11 @@ use channel_core::ledger::{Ledger, LedgerConfig, LedgerError, LedgerEvent};
 use channel_core::primitives::Address;
 use tokio::sync::{broadcast, watch};
 
+use super::records;
 use crate::error::HubError;
-use crate::store::{record, KvStore, WriteBatch};
+use crate::store::{KvStore, WriteBatch};
 
-/// Namespace of the ledger snapshot.
-pub const NS_LEDGER: &str = "ledger";
-/// Key of the snapshot inside [`NS_LEDGER`].
-pub const KEY_STATE: &str = "state";
-/// Namespace of the event records, keyed by zero-padded seq.
-pub const NS_LEDGER_EVENTS: &str = "ledger_events";
-/// Format version of ledger records.
-/// Version 2: the snapshot holds the state without the event log; events are separate
-/// records, so each operation writes O(state) bytes rather than O(state + all events).
-pub const LEDGER_RECORD_VERSION: u8 = 2;
+pub use super::records::{KEY_STATE, NS_LEDGER, NS_LEDGER_EVENTS};
 
 /// Capacity of the live event channel; a subscriber further behind is told to resubscribe.
 const EVENT_CHANNEL_CAPACITY: usize = 4096;
@@ -65,22 +61,8 @@ impl LedgerHandle {
         config: LedgerConfig,
         clock: impl Fn() -> u64 + Send + Sync + 'static,
     ) -> Result<Self, HubError> {
-        let ledger = match store.read(NS_LEDGER, KEY_STATE)? {
-            Some(bytes) => {
-                let mut ledger: Ledger =
-                    record::decode(NS_LEDGER, KEY_STATE, LEDGER_RECORD_VERSION, &bytes)?;
-                let mut events = Vec::new();
-                for key in store.list(NS_LEDGER_EVENTS)? {
-                    if let Some(bytes) = store.read(NS_LEDGER_EVENTS, &key)? {
-                        events.push(record::decode::<LedgerEvent>(
-                            NS_LEDGER_EVENTS,
-                            &key,
-                            LEDGER_RECORD_VERSION,
-                            &bytes,
-                        )?);
-                    }
-                }
-                ledger.restore_events(events)?;
+        let ledger = match records::load(store.as_ref())? {
+            Some(ledger) => {
                 if *ledger.config() != config {
                     return Err(HubError::Config(format!(
                         "the data directory holds a ledger with {:?}, but the hub is configured with {:?}",
@@ -93,10 +75,7 @@ impl LedgerHandle {
             None => Ledger::new(config),
         };
         let durable_seq = ledger.last_event_seq();
-        let last_now = ledger
-            .events_since(durable_seq.saturating_sub(1))
-            .last()
-            .map_or(0, |e| e.time);
+        let last_now = records::read_event(store.as_ref(), durable_seq)?.map_or(0, |e| e.time);
         tracing::info!(events = durable_seq, "ledger loaded");
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         Ok(Self {
@@ -195,20 +174,24 @@ impl LedgerHandle {
         ledger: &mut Ledger,
         events: &[LedgerEvent],
     ) -> Result<crate::store::Persist, HubError> {
-        let mut batch = WriteBatch::new();
-        let state = ledger.with_events_detached(|l| record::encode(LEDGER_RECORD_VERSION, l))?;
-        batch.put(NS_LEDGER, KEY_STATE, state);
-        for e in events {
-            batch.put(
-                NS_LEDGER_EVENTS,
-                &format!("{:020}", e.seq),
-                record::encode(LEDGER_RECORD_VERSION, e)?,
-            );
-        }
+        let batch = Self::batch_for(ledger, events)?;
         Ok(self.store.write(batch)?)
     }
 
-    /// Marks everything up to `seq` durable and broadcasts what was not yet published.
+    /// The batch persisting an operation: the records it touched and its events (O(1) in the
+    /// number of channels and events).
+    fn batch_for(ledger: &mut Ledger, events: &[LedgerEvent]) -> Result<WriteBatch, HubError> {
+        let changes = ledger.take_changes();
+        let mut batch = WriteBatch::new();
+        records::put_changes(&mut batch, ledger.config(), &changes)?;
+        for e in events {
+            records::put_event(&mut batch, e)?;
+        }
+        Ok(batch)
+    }
+
+    /// Marks everything up to `seq` durable, broadcasts what was not yet published and drops
+    /// it from memory (it is in the store).
     fn publish_up_to(&self, seq: u64) -> Result<(), HubError> {
         let mut inner = self.lock()?;
         if seq <= inner.durable_seq {
@@ -225,26 +208,24 @@ impl LedgerHandle {
             let _ = self.events.send(e.clone());
         }
         inner.durable_seq = seq;
+        inner.ledger.release_events_through(seq);
         Ok(())
     }
 
-    /// Durable events with `seq >= from_seq` plus a receiver for every later one. The replay
-    /// and the receiver are taken under the same lock as publishing, so nothing is missed or
+    /// Durable events with `seq >= from_seq` (read from the store) plus a receiver for every
+    /// later one. The receiver and the durable seq are taken under the same lock as publishing,
+    /// so the receiver gets exactly the events after the replayed ones: nothing is missed or
     /// doubled when the caller skips live events with `seq <=` the last replayed one.
     pub fn subscribe(
         &self,
         from_seq: u64,
     ) -> Result<(Vec<LedgerEvent>, broadcast::Receiver<LedgerEvent>), HubError> {
-        let inner = self.lock()?;
-        let rx = self.events.subscribe();
-        let durable = inner.durable_seq;
-        let replay = inner
-            .ledger
-            .events_since(from_seq.saturating_sub(1))
-            .iter()
-            .take_while(|e| e.seq <= durable)
-            .cloned()
-            .collect();
+        let (rx, durable) = {
+            let inner = self.lock()?;
+            (self.events.subscribe(), inner.durable_seq)
+        };
+        // Everything up to `durable` is in the store already: read it without the lock.
+        let replay = records::read_events(self.store.as_ref(), from_seq, durable)?;
         Ok((replay, rx))
     }
 

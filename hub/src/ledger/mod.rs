@@ -1,11 +1,15 @@
 //! The embedded token-network ledger as the hub drives it.
 //!
 //! - [`handle::LedgerHandle`]: `channel_core::ledger::Ledger` behind a mutex, fed with
-//!   wall-clock `now`, persisted (snapshot + event records, one atomic batch) and durable before
-//!   any caller hears of a change; durable events are broadcast in order.
+//!   wall-clock `now`, persisted (touched records + event records, one atomic batch) and
+//!   durable before any caller hears of a change; durable events are broadcast in order.
+//! - [`records`]: the ledger's records in the store, loading them, converting old snapshots.
 //! - [`service::LedgerService`]: the `voltlane.v1.Ledger` gRPC service (thin handlers).
 
 pub mod handle;
+pub mod records;
+#[cfg(test)]
+mod scale_tests;
 pub mod service;
 
 pub use handle::LedgerHandle;

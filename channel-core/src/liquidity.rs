@@ -62,13 +62,7 @@ pub fn deposit_target(
             .checked_add(added)
             .ok_or(LedgerError::Overflow("total deposit"))?,
     };
-    let added = total_deposit
-        .checked_sub(current)
-        .filter(|a| !a.is_zero())
-        .ok_or(LedgerError::DepositNotIncreasing {
-            current,
-            requested: total_deposit,
-        })?;
+    let added = crate::ledger::deposit_increase(current, total_deposit)?;
     // The channel's sum of deposits must stay representable (the ledger checks it too).
     record
         .total_deposit()

@@ -69,14 +69,7 @@ impl Ledger {
     ) -> Result<Vec<LedgerEvent>, LedgerError> {
         let mut channel = self.channel_in(channel_id, ChannelPhase::Opened)?.clone();
         let i = index_in(&channel, participant)?;
-        let current = channel.participants[i].total_deposit;
-        let added = total_deposit
-            .checked_sub(current)
-            .filter(|a| !a.is_zero())
-            .ok_or(LedgerError::DepositNotIncreasing {
-                current,
-                requested: total_deposit,
-            })?;
+        let added = deposit_increase(channel.participants[i].total_deposit, total_deposit)?;
         channel.participants[i].total_deposit = total_deposit;
         channel
             .total_deposit()
@@ -282,6 +275,15 @@ impl Ledger {
             }],
         ))
     }
+}
+
+/// What raising a cumulative deposit from `current` to `requested` adds; refused unless it
+/// grows. The one statement of the rule, for the ledger and for drivers predicting it.
+pub fn deposit_increase(current: U256, requested: U256) -> Result<U256, LedgerError> {
+    requested
+        .checked_sub(current)
+        .filter(|a| !a.is_zero())
+        .ok_or(LedgerError::DepositNotIncreasing { current, requested })
 }
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ const PROTOS: &[&str] = &[
     "voltlane/v1/hub.proto",
     "voltlane/v1/ledger.proto",
     "voltlane/v1/channels.proto",
+    "voltlane/v1/mediation.proto",
     "voltlane/v1/payments.proto",
 ];
 

@@ -9,6 +9,7 @@
 //! (ledger operations) convert into the small argument structs of [`requests`].
 
 mod ledger;
+pub mod mediation;
 pub mod liquidity;
 mod proofs;
 pub mod requests;

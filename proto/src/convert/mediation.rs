@@ -98,29 +98,74 @@ impl TryFrom<v1::QuoteRequest> for Quote {
     }
 }
 
-/// `Mediation.LockedTransfer`.
+/// What a proof of `Payments.Pay` does (`PaymentMessage.kind`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockedTransfer {
-    pub balance_proof: SignedBalanceProof,
-    pub lock: HashTimeLock,
-    pub payment_request: SignedPaymentRequest,
+pub enum PaymentKind {
+    /// A direct payment to the hub of the message's `amount`.
+    Direct,
+    /// A new lock toward the hub, paying `payment_request` through it.
+    LockedTransfer {
+        lock: HashTimeLock,
+        payment_request: SignedPaymentRequest,
+    },
+    /// The payer releases its lock with `secret`.
+    Unlock { secret: Secret },
+    /// The payer takes back its expired lock.
+    LockExpired { secrethash: H256 },
 }
 
-impl TryFrom<v1::LockedTransferRequest> for LockedTransfer {
+impl TryFrom<Option<v1::payment_message::Kind>> for PaymentKind {
     type Error = FieldError;
-    fn try_from(m: v1::LockedTransferRequest) -> Result<Self, FieldError> {
-        let t = LockedTransfer {
-            balance_proof: required("balance_proof", m.balance_proof)?,
-            lock: required("lock", m.lock)?,
-            payment_request: required("payment_request", m.payment_request)?,
-        };
-        if t.payment_request.request.secrethash != t.lock.secrethash {
-            return Err(FieldError::new(
-                "payment_request.request.secrethash",
-                Rule::Invalid("must equal lock.secrethash".into()),
-            ));
+    fn try_from(m: Option<v1::payment_message::Kind>) -> Result<Self, FieldError> {
+        use v1::payment_message::Kind;
+        Ok(match m {
+            None => PaymentKind::Direct,
+            Some(Kind::LockedTransfer(t)) => {
+                let lock: HashTimeLock = required("locked_transfer.lock", t.lock)?;
+                let payment_request: SignedPaymentRequest =
+                    required("locked_transfer.payment_request", t.payment_request)?;
+                if payment_request.request.secrethash != lock.secrethash {
+                    return Err(FieldError::new(
+                        "locked_transfer.payment_request.request.secrethash",
+                        Rule::Invalid("must equal locked_transfer.lock.secrethash".into()),
+                    ));
+                }
+                PaymentKind::LockedTransfer {
+                    lock,
+                    payment_request,
+                }
+            }
+            Some(Kind::Unlock(u)) => PaymentKind::Unlock {
+                secret: secret("unlock.secret", &u.secret)?,
+            },
+            Some(Kind::LockExpired(e)) => PaymentKind::LockExpired {
+                secrethash: h256("lock_expired.secrethash", &e.secrethash)?,
+            },
+        })
+    }
+}
+
+impl From<&PaymentKind> for Option<v1::payment_message::Kind> {
+    fn from(k: &PaymentKind) -> Self {
+        use v1::payment_message::Kind;
+        match k {
+            PaymentKind::Direct => None,
+            PaymentKind::LockedTransfer {
+                lock,
+                payment_request,
+            } => Some(Kind::LockedTransfer(v1::MediatedLock {
+                lock: Some(lock.into()),
+                payment_request: Some(payment_request.into()),
+            })),
+            PaymentKind::Unlock { secret } => Some(Kind::Unlock(v1::PayerUnlock {
+                secret: h256_bytes(&secret.0),
+            })),
+            PaymentKind::LockExpired { secrethash } => {
+                Some(Kind::LockExpired(v1::PayerLockExpired {
+                    secrethash: h256_bytes(secrethash),
+                }))
+            }
         }
-        Ok(t)
     }
 }
 
@@ -135,40 +180,6 @@ impl TryFrom<v1::PayerEventsRequest> for PayerEvents {
     fn try_from(m: v1::PayerEventsRequest) -> Result<Self, FieldError> {
         Ok(PayerEvents {
             channel_id: u256("channel_id", &m.channel_id)?,
-        })
-    }
-}
-
-/// `Mediation.Unlock`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct MediatedUnlock {
-    pub balance_proof: SignedBalanceProof,
-    pub secret: Secret,
-}
-
-impl TryFrom<v1::MediatedUnlockRequest> for MediatedUnlock {
-    type Error = FieldError;
-    fn try_from(m: v1::MediatedUnlockRequest) -> Result<Self, FieldError> {
-        Ok(MediatedUnlock {
-            balance_proof: required("balance_proof", m.balance_proof)?,
-            secret: secret("secret", &m.secret)?,
-        })
-    }
-}
-
-/// `Mediation.LockExpired`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LockExpired {
-    pub balance_proof: SignedBalanceProof,
-    pub secrethash: H256,
-}
-
-impl TryFrom<v1::LockExpiredRequest> for LockExpired {
-    type Error = FieldError;
-    fn try_from(m: v1::LockExpiredRequest) -> Result<Self, FieldError> {
-        Ok(LockExpired {
-            balance_proof: required("balance_proof", m.balance_proof)?,
-            secrethash: h256("secrethash", &m.secrethash)?,
         })
     }
 }
@@ -356,28 +367,48 @@ mod tests {
     }
 
     #[test]
-    fn locked_transfer_names_the_bad_field() {
+    fn payment_kinds_round_trip_and_name_the_bad_field() {
         let s = signer();
         let req = request(&s);
-        let mut lock = v1::Lock::from(&HashTimeLock {
+        let lock = HashTimeLock {
             expiration: 77,
             amount: U256::from(100u64),
-            secrethash: H256([6; 32]),
-        });
-        let m = v1::LockedTransferRequest {
-            balance_proof: Some((&proof(&s)).into()),
-            lock: Some(lock.clone()),
-            payment_request: Some((&req).into()),
+            secrethash: req.request.secrethash,
         };
-        let err = LockedTransfer::try_from(m.clone()).unwrap_err();
-        assert_eq!(err.field, "payment_request.request.secrethash");
-        lock.amount = vec![1; 31];
-        let err = LockedTransfer::try_from(v1::LockedTransferRequest {
-            lock: Some(lock),
-            ..m
-        })
-        .unwrap_err();
-        assert_eq!(err.field, "lock.amount");
+        for kind in [
+            PaymentKind::Direct,
+            PaymentKind::LockedTransfer {
+                lock,
+                payment_request: req,
+            },
+            PaymentKind::Unlock {
+                secret: Secret(H256([5; 32])),
+            },
+            PaymentKind::LockExpired {
+                secrethash: lock.secrethash,
+            },
+        ] {
+            let wire: Option<v1::payment_message::Kind> = (&kind).into();
+            assert_eq!(PaymentKind::try_from(wire).unwrap(), kind);
+        }
+        let other_hash = v1::Lock::from(&HashTimeLock {
+            secrethash: H256([6; 32]),
+            ..lock
+        });
+        let wire = Some(v1::payment_message::Kind::LockedTransfer(v1::MediatedLock {
+            lock: Some(other_hash),
+            payment_request: Some((&req).into()),
+        }));
+        let err = PaymentKind::try_from(wire).unwrap_err();
+        assert_eq!(err.field, "locked_transfer.payment_request.request.secrethash");
+        let mut short = v1::Lock::from(&lock);
+        short.amount = vec![1; 31];
+        let wire = Some(v1::payment_message::Kind::LockedTransfer(v1::MediatedLock {
+            lock: Some(short),
+            payment_request: Some((&req).into()),
+        }));
+        let err = PaymentKind::try_from(wire).unwrap_err();
+        assert_eq!(err.field, "locked_transfer.lock.amount");
         assert!(err.to_string().contains("must be 32 bytes"), "{err}");
     }
 }

@@ -29,6 +29,7 @@ macro_rules! single_field {
 single_field!(
     /// A request naming one channel.
     ChannelId(U256) via u256 from {
+        GetPendingUnlocksRequest.channel_id,
         GetLedgerChannelRequest.channel_id,
         SettleChannelRequest.channel_id,
         GetChannelRequest.channel_id,
@@ -265,12 +266,13 @@ impl TryFrom<v1::CooperativeCloseRequest> for CooperativeClose {
     }
 }
 
-/// `Payments.Pay`: one payment of the stream.
+/// `Payments.Pay`: one proof of the stream (a direct payment or a mediated step).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Payment {
     pub request_id: u64,
     pub balance_proof: SignedBalanceProof,
     pub amount: U256,
+    pub kind: super::mediation::PaymentKind,
 }
 
 impl TryFrom<v1::PaymentMessage> for Payment {
@@ -280,6 +282,7 @@ impl TryFrom<v1::PaymentMessage> for Payment {
             request_id: m.request_id,
             balance_proof: required("balance_proof", m.balance_proof)?,
             amount: u256("amount", &m.amount)?,
+            kind: m.kind.try_into()?,
         })
     }
 }

@@ -220,6 +220,26 @@ fn a_withheld_unlock_is_claimed_on_the_ledger() {
         "a claimed lock never expires"
     );
 
+    // Until the lock expires A may still unlock off-chain; from its expiration on, B's monitor
+    // asks to close to claim it on the ledger.
+    assert_eq!(
+        pair.b.poll_ledger_timeout(&ledger.channel(u(1)).unwrap().clone(), REVEAL),
+        Some(expiration)
+    );
+    assert_eq!(
+        actions(&pair.b, &ledger, expiration - 1, &pair.key_b),
+        vec![]
+    );
+    assert_eq!(
+        actions(&pair.b, &ledger, expiration, &pair.key_b),
+        vec![LedgerAction::Close { channel_id: u(1) }]
+    );
+    assert_eq!(
+        actions(&pair.a, &ledger, expiration, &pair.key_a),
+        vec![],
+        "the sender of the lock has nothing to claim"
+    );
+
     // B closes with A's latest proof (which carries the lock), A updates, the window ends.
     let close = pair.b.close(&pair.key_b).unwrap();
     ledger

@@ -13,6 +13,10 @@
 //! - **register secret**: a lock the partner sent us is still pending, we know its secret, the
 //!   registry does not, it has not expired, and either it expires within `reveal_timeout` or
 //!   the channel is no longer open on the ledger (so it can only be claimed there);
+//! - **close**: the channel is open on the ledger and a lock the partner sent us is claimed
+//!   there (secret registered before its expiration) but has expired without the partner's
+//!   off-chain unlock: the partner will not pay it off-chain, so close to claim it on the
+//!   ledger (then settle and unlock);
 //! - **unlock**: the channel settled and the ledger keeps locked tokens back for a direction
 //!   whose locks we hold (the receiver gets the claimed ones, the sender the rest).
 
@@ -30,6 +34,9 @@ pub enum LedgerAction {
     Update(Box<UpdateTransaction>),
     /// The settlement window is over: settle.
     Settle { channel_id: U256 },
+    /// A lock owed to us is claimed on the ledger but the partner never unlocked it
+    /// off-chain: close the channel (with our latest partner proof) to claim it there.
+    Close { channel_id: U256 },
     /// Register this secret so that the lock it opens counts on the ledger.
     RegisterSecret { secret: Secret },
     /// Unlock the tokens kept back at settlement for `sender → receiver`.
@@ -87,6 +94,11 @@ impl Channel {
                 channel_id: self.id,
             });
         }
+        if record.phase == LedgerPhase::Opened && self.owed_lock_to_claim(view.now) {
+            actions.push(LedgerAction::Close {
+                channel_id: self.id,
+            });
+        }
         actions.extend(self.secrets_to_register(view));
         if record.phase == LedgerPhase::Settled {
             actions.extend(self.unlocks(view));
@@ -122,6 +134,15 @@ impl Channel {
             closer_proof,
             non_closing_signature: closer_proof.counter_sign_update(signer)?,
         }))))
+    }
+
+    /// A partner lock claimed on the ledger whose expiration passed without an unlock.
+    fn owed_lock_to_claim(&self, now: u64) -> bool {
+        self.partner
+            .locks
+            .as_slice()
+            .iter()
+            .any(|lock| lock.is_expired(now) && self.claimed_on_ledger(lock))
     }
 
     fn secrets_to_register(&self, view: &LedgerView<'_>) -> Vec<LedgerAction> {
@@ -165,8 +186,9 @@ impl Channel {
     }
 
     /// The earliest ledger time at which [`Channel::poll_ledger_actions`] will have something
-    /// new to say without the ledger changing: settling, or a received lock whose secret we
-    /// know entering its reveal timeout.
+    /// new to say without the ledger changing: settling, a received lock whose secret we
+    /// know entering its reveal timeout, or a received lock claimed on the ledger expiring
+    /// (then we close to claim it).
     pub fn poll_ledger_timeout(&self, record: &ChannelRecord, reveal_timeout: u64) -> Option<u64> {
         if record.id != self.id {
             return None;
@@ -185,7 +207,18 @@ impl Channel {
                     .is_some_and(|k| k.registered_at.is_none())
             })
             .map(|l| l.expiration.saturating_sub(reveal_timeout));
-        settle.into_iter().chain(reveal).min()
+        let claim = (record.phase == LedgerPhase::Opened)
+            .then(|| {
+                self.partner
+                    .locks
+                    .as_slice()
+                    .iter()
+                    .filter(|l| self.claimed_on_ledger(l))
+                    .map(|l| l.expiration)
+                    .min()
+            })
+            .flatten();
+        settle.into_iter().chain(reveal).chain(claim).min()
     }
 }
 

@@ -272,6 +272,17 @@ impl HubConfig {
         }
     }
 
+    /// The mediator's rules: the fee, the reveal timeout, and the shortest life an outgoing
+    /// lock may have (one reveal timeout: the payee gets at least that long to reveal).
+    pub fn mediation_config(&self) -> channel_core::mediation::MediationConfig {
+        let reveal_timeout = self.reveal_timeout();
+        channel_core::mediation::MediationConfig {
+            fees: self.mediation_fee(),
+            reveal_timeout,
+            min_outgoing_lifetime: reveal_timeout,
+        }
+    }
+
     /// The reveal timeout in seconds: as configured, or derived from the settlement window.
     pub fn reveal_timeout(&self) -> u64 {
         self.mediation

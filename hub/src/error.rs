@@ -7,6 +7,7 @@
 //! underlying error, which names the field or rule.
 
 use channel_core::ledger::LedgerError;
+use channel_core::mediation::{MediationError, MediationRefusal};
 use tonic::{Code, Status};
 use voltlane_proto::FieldError;
 
@@ -39,6 +40,20 @@ pub enum HubError {
     CooperativeClose(String),
     #[error("signing: {0}")]
     Crypto(#[from] channel_core::CryptoError),
+    #[error("{0}")]
+    Mediation(#[from] MediationError),
+    #[error("payment request refused: {0}")]
+    PaymentRequest(#[from] channel_core::mediation::PaymentRequestError),
+    #[error("payee {0} has no open channel with this hub")]
+    NoPayeeChannel(channel_core::Address),
+    #[error("payee offline: {0} has no receive stream open (Payments.ReceivePayments)")]
+    PayeeOffline(channel_core::Address),
+    #[error("secrethash {0} was already used for a mediated payment through this hub")]
+    SecretHashUsed(channel_core::H256),
+    #[error("no mediated transfer with secrethash {0} toward this channel")]
+    UnknownTransfer(channel_core::H256),
+    #[error("the lock with secrethash {0} is already unlocked")]
+    AlreadyUnlocked(channel_core::H256),
 
     // --- the hub failed -----------------------------------------------------------------
     #[error("storage: {0}")]
@@ -75,6 +90,16 @@ impl From<HubError> for Status {
             HubError::Channel(c) => channel_code(c),
             HubError::CooperativeClose(_) => Code::FailedPrecondition,
             HubError::Crypto(_) => Code::Internal,
+            HubError::Mediation(m) => mediation_code(m),
+            HubError::PaymentRequest(r) => match r {
+                channel_core::mediation::PaymentRequestError::Expired { .. } => {
+                    Code::FailedPrecondition
+                }
+                _ => Code::InvalidArgument,
+            },
+            HubError::NoPayeeChannel(_) | HubError::UnknownTransfer(_) => Code::NotFound,
+            HubError::PayeeOffline(_) => Code::FailedPrecondition,
+            HubError::SecretHashUsed(_) | HubError::AlreadyUnlocked(_) => Code::AlreadyExists,
             HubError::Store(_) | HubError::ShuttingDown | HubError::LedgerFailed => {
                 Code::Unavailable
             }
@@ -139,5 +164,28 @@ fn channel_code(e: &channel_core::channel::ChannelError) -> Code {
         C::NotParticipant(_) => Code::PermissionDenied,
         C::Overflow(_) | C::NonceExhausted => Code::OutOfRange,
         _ => Code::InvalidArgument,
+    }
+}
+
+/// The status of a refused mediation step: no capacity is RESOURCE_EXHAUSTED, a lock or
+/// secret that does not fit the transfer INVALID_ARGUMENT, a valid step at the wrong moment
+/// (expired, not yet expired, channel not open) FAILED_PRECONDITION.
+fn mediation_code(e: &MediationError) -> Code {
+    use MediationError as M;
+    use MediationRefusal as R;
+    match e {
+        M::Refused(r) => match r {
+            R::NoCapacity { .. } => Code::ResourceExhausted,
+            R::AlreadyForwarded(_) => Code::AlreadyExists,
+            R::PayerChannelNotOpen(_)
+            | R::PayeeChannelNotOpen(_)
+            | R::ExpiryTooSoon { .. }
+            | R::FeeNotCovered { .. } => Code::FailedPrecondition,
+            R::Fee(_) | R::Arithmetic(_) => Code::OutOfRange,
+            _ => Code::InvalidArgument,
+        },
+        M::WrongChannel { .. } | M::WrongSecret { .. } => Code::InvalidArgument,
+        M::Channel(c) => channel_code(c),
+        _ => Code::FailedPrecondition,
     }
 }

@@ -9,6 +9,7 @@
 //! - [`store`]: the [`store::KvStore`] trait, sled with group commit, in-memory double.
 //! - [`ledger`]: the embedded `channel_core::ledger::Ledger`, persisted before every answer.
 //! - [`channels`]: device channels, payments, and the ledger watcher.
+//! - [`mediation`]: payments between devices through the hub (hash-time-locked transfers).
 //! - [`server`]: services, interceptor, limits, health and reflection, TLS.
 //! - [`metrics`]: the Prometheus registry and the `/metrics` endpoint.
 //!
@@ -24,6 +25,7 @@ pub mod failpoint;
 pub mod info;
 pub mod keys;
 pub mod ledger;
+pub mod mediation;
 pub mod metrics;
 pub mod server;
 pub mod shutdown;
@@ -102,19 +104,28 @@ pub async fn run_with(
     )?);
     let (trigger, stop) = shutdown::channel();
 
+    let channels = ChannelEngine::new(
+        store.clone(),
+        ledger.clone(),
+        operator.clone(),
+        config.ledger_config().domain,
+        stop.clone(),
+    )?;
     let services = server::Services {
         auth: Arc::new(Authenticator::new(hub_address, &config.limits)),
         info: InfoService::new(hub_address, ledger.clone(), config.dev_faucet)
             .with_mediation(&config),
         ledger: LedgerService::new(ledger.clone(), config.dev_faucet, stop.clone()),
-        channels: ChannelEngine::new(
-            store.clone(),
-            ledger.clone(),
-            operator.clone(),
-            config.ledger_config().domain,
-            stop.clone(),
-        )?,
+        mediation: mediation::MediationEngine::new(channels.clone(), config.mediation_config())?,
+        channels,
     };
+    let mut mediator_stop = stop.clone();
+    let mediator = tokio::spawn(metrics::scope(
+        metrics.clone(),
+        mediation::driver::run(services.mediation.clone(), async move {
+            mediator_stop.wait().await
+        }),
+    ));
     let mut watcher_stop = stop.clone();
     let watcher = tokio::spawn(metrics::scope(
         metrics.clone(),
@@ -165,6 +176,9 @@ pub async fn run_with(
         server::serve_with(listeners.grpc, services, &config.limits, options, signal).await;
     if let Err(e) = watcher.await {
         tracing::error!(error = %e, "ledger watcher ended abnormally");
+    }
+    if let Err(e) = mediator.await {
+        tracing::error!(error = %e, "mediation driver ended abnormally");
     }
     if let Err(e) = auto_deposit.await {
         tracing::error!(error = %e, "auto-deposit task ended abnormally");

@@ -37,12 +37,15 @@ use voltlane_proto::v1::auth_server::AuthServer;
 use voltlane_proto::v1::channels_server::ChannelsServer;
 use voltlane_proto::v1::hub_server::HubServer;
 use voltlane_proto::v1::ledger_server::LedgerServer;
+use voltlane_proto::v1::mediation_server::MediationServer;
 use voltlane_proto::v1::payments_server::PaymentsServer;
 
 use crate::auth::service::AuthService;
 use crate::auth::{AuthInterceptor, Authenticator};
 use crate::channels::service::{ChannelsService, PaymentsService};
 use crate::channels::ChannelEngine;
+use crate::mediation::service::MediationService;
+use crate::mediation::MediationEngine;
 use crate::config::{Limits, TlsPem};
 use crate::error::HubError;
 use crate::info::InfoService;
@@ -56,6 +59,7 @@ pub struct Services {
     pub info: InfoService,
     pub ledger: LedgerService,
     pub channels: ChannelEngine,
+    pub mediation: MediationEngine,
 }
 
 /// How [`serve_with`] serves: TLS or plain text, and where Pay streams record their metrics.
@@ -105,6 +109,9 @@ pub async fn serve_with(
     health_reporter
         .set_serving::<PaymentsServer<PaymentsService>>()
         .await;
+    health_reporter
+        .set_serving::<MediationServer<MediationService>>()
+        .await;
     let ledger_failed = services.ledger.failed();
 
     let reflection = tonic_reflection::server::Builder::configure()
@@ -127,7 +134,14 @@ pub async fn serve_with(
         interceptor.clone(),
     );
     let payments = InterceptedService::new(
-        PaymentsServer::new(PaymentsService::new(services.channels).with_metrics(options.metrics))
+        PaymentsServer::new(
+            PaymentsService::new(services.mediation.clone()).with_metrics(options.metrics),
+        )
+        .max_decoding_message_size(max),
+        interceptor.clone(),
+    );
+    let mediation = InterceptedService::new(
+        MediationServer::new(MediationService::new(services.mediation))
             .max_decoding_message_size(max),
         interceptor,
     );
@@ -165,6 +179,7 @@ pub async fn serve_with(
         .add_service(ledger)
         .add_service(channels)
         .add_service(payments)
+        .add_service(mediation)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
         .await;
     health_task.abort();
@@ -173,11 +188,12 @@ pub async fn serve_with(
 }
 
 /// Services that cannot work without the ledger (overall health included).
-const LEDGER_DEPENDENTS: [&str; 4] = [
+const LEDGER_DEPENDENTS: [&str; 5] = [
     "",
     <LedgerServer<LedgerService> as NamedService>::NAME,
     <PaymentsServer<PaymentsService> as NamedService>::NAME,
     <ChannelsServer<ChannelsService> as NamedService>::NAME,
+    <MediationServer<MediationService> as NamedService>::NAME,
 ];
 
 /// Waits until `failed` turns `true`, then reports every ledger dependent NOT_SERVING. Ends

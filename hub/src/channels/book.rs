@@ -38,14 +38,79 @@ pub const KEY_APPLIED_SEQ: &str = "applied_seq";
 /// Format version of the records above.
 pub const CHANNEL_RECORD_VERSION: u8 = 1;
 
-/// A payment the hub signed toward a device.
+/// A balance proof the hub signed toward a device, as stored until the device fetched it and
+/// as pushed on `Payments.ReceivePayments`.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct HubPayment {
     #[serde(with = "channel_core::primitives::u256_dec")]
     pub channel_id: U256,
     pub proof: SignedBalanceProof,
+    /// The direct payment's amount, or the lock's.
     #[serde(with = "channel_core::primitives::u256_dec")]
     pub amount: U256,
+    /// What the proof does (records written before mediation existed are direct payments).
+    #[serde(default)]
+    pub kind: SentKind,
+}
+
+/// What a proof the hub signed toward a device does.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum SentKind {
+    /// A direct payment.
+    #[default]
+    Payment,
+    /// A lock for a payment from another device (`payer`), paying its `payment_request`.
+    LockedTransfer {
+        lock: channel_core::HashTimeLock,
+        payer: Address,
+        payment_request: channel_core::mediation::SignedPaymentRequest,
+    },
+    /// The hub released its lock with this secret.
+    Unlock { secret: channel_core::Secret },
+    /// The hub took back its expired lock.
+    LockExpired { secrethash: H256 },
+}
+
+impl HubPayment {
+    /// The message the hub signed in `events` (a channel transition's output) toward the
+    /// device of channel `channel_id`, with what it does.
+    pub fn from_events(
+        channel_id: U256,
+        events: &[ChannelEvent],
+        kind: SentKind,
+    ) -> Result<Self, HubError> {
+        let (proof, amount) = events
+            .iter()
+            .find_map(|e| match e {
+                ChannelEvent::Send(ChannelMessage::Payment { proof, amount }) => {
+                    Some((*proof, *amount))
+                }
+                ChannelEvent::Send(ChannelMessage::LockedTransfer { proof, lock }) => {
+                    Some((*proof, lock.amount))
+                }
+                _ => None,
+            })
+            .or_else(|| {
+                let proof = events.iter().find_map(|e| match e {
+                    ChannelEvent::Send(ChannelMessage::Unlock { proof, .. })
+                    | ChannelEvent::Send(ChannelMessage::LockExpired { proof, .. }) => Some(*proof),
+                    _ => None,
+                })?;
+                let amount = events.iter().find_map(|e| match e {
+                    ChannelEvent::LockUnlocked { amount, .. }
+                    | ChannelEvent::LockDropped { amount, .. } => Some(*amount),
+                    _ => None,
+                })?;
+                Some((proof, amount))
+            })
+            .ok_or_else(|| HubError::Internal("the transition signed no message".into()))?;
+        Ok(Self {
+            channel_id,
+            proof,
+            amount,
+            kind,
+        })
+    }
 }
 
 /// A device payment the hub took (durable).
@@ -55,7 +120,7 @@ pub struct Accepted {
     pub transferred_amount: U256,
 }
 
-pub(super) type Shared = Arc<Mutex<Channel>>;
+pub(crate) type Shared = Arc<Mutex<Channel>>;
 
 /// The refusal of a channel lookup, once more (for every payment of a run on that channel).
 fn same_refusal(e: &HubError) -> HubError {
@@ -73,10 +138,12 @@ fn channel_key(id: &U256) -> String {
 /// All channels of the hub.
 #[derive(Debug)]
 pub struct ChannelBook {
-    pub(super) store: Arc<dyn KvStore>,
+    pub(crate) store: Arc<dyn KvStore>,
     pub(super) operator: Arc<LocalSigner>,
-    pub(super) domain: Domain,
+    pub(crate) domain: Domain,
     pub(super) channels: RwLock<BTreeMap<U256, Shared>>,
+    /// Channel ids by device address (a device may have several channels over time).
+    by_partner: RwLock<std::collections::HashMap<Address, Vec<U256>>>,
     /// Serialises the application of ledger events.
     pub(super) ledger_progress: Mutex<u64>,
     /// Woken when applied ledger events touched the hub's channels (the watcher then looks
@@ -96,6 +163,7 @@ impl ChannelBook {
     ) -> Result<Self, HubError> {
         let mut channels = BTreeMap::new();
         let mut with_locks = std::collections::BTreeSet::new();
+        let mut by_partner: std::collections::HashMap<Address, Vec<U256>> = Default::default();
         for key in store.list(NS_CHANNELS)? {
             if let Some(bytes) = store.read(NS_CHANNELS, &key)? {
                 let ch: Channel =
@@ -103,6 +171,10 @@ impl ChannelBook {
                 if !ch.our().locks.is_empty() || !ch.partner().locks.is_empty() {
                     with_locks.insert(ch.id());
                 }
+                by_partner
+                    .entry(ch.partner_address())
+                    .or_default()
+                    .push(ch.id());
                 channels.insert(ch.id(), Arc::new(Mutex::new(ch)));
             }
         }
@@ -123,6 +195,7 @@ impl ChannelBook {
             operator,
             domain,
             channels: RwLock::new(channels),
+            by_partner: RwLock::new(by_partner),
             ledger_progress: Mutex::new(applied),
             ledger_moved: Notify::new(),
             with_locks: std::sync::Mutex::new(with_locks),
@@ -134,7 +207,25 @@ impl ChannelBook {
         self.operator.address()
     }
 
-    pub(super) fn get(&self, id: &U256) -> Result<Option<Shared>, HubError> {
+    /// The channels whose device is `partner`, newest last.
+    pub fn channels_of(&self, partner: &Address) -> Result<Vec<(U256, Shared)>, HubError> {
+        let ids = self
+            .by_partner
+            .read()
+            .map_err(|_| HubError::Internal("partner index lock poisoned".into()))?
+            .get(partner)
+            .cloned()
+            .unwrap_or_default();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(shared) = self.get(&id)? {
+                out.push((id, shared));
+            }
+        }
+        Ok(out)
+    }
+
+    pub(crate) fn get(&self, id: &U256) -> Result<Option<Shared>, HubError> {
         let map = self
             .channels
             .read()
@@ -143,7 +234,7 @@ impl ChannelBook {
     }
 
     /// The channel, if `caller` is its device.
-    async fn for_device(&self, caller: Address, id: &U256) -> Result<Shared, HubError> {
+    pub(crate) async fn for_device(&self, caller: Address, id: &U256) -> Result<Shared, HubError> {
         let shared = self.get(id)?.ok_or(HubError::UnknownChannel(*id))?;
         let partner = shared.lock().await.partner_address();
         if partner != caller {
@@ -201,7 +292,7 @@ impl ChannelBook {
     /// The one way a channel changes (see the module docs). `f` runs on a copy of the
     /// channel and may add records to the batch that must be durable together with it; the
     /// copy is installed only once everything is durable. Returns what `f` returned.
-    pub(super) async fn transition<R>(
+    pub(crate) async fn transition<R>(
         &self,
         shared: &Shared,
         f: impl FnOnce(&mut Channel, &mut WriteBatch) -> Result<R, HubError>,
@@ -259,6 +350,13 @@ impl ChannelBook {
             .write()
             .map_err(|_| HubError::Internal("channel map lock poisoned".into()))?;
         map.entry(id).or_insert_with(|| Arc::new(Mutex::new(ch)));
+        drop(map);
+        self.by_partner
+            .write()
+            .map_err(|_| HubError::Internal("partner index lock poisoned".into()))?
+            .entry(partner)
+            .or_default()
+            .push(id);
         Ok(true)
     }
 
@@ -327,32 +425,55 @@ impl ChannelBook {
     /// the signed proof is durable; then it is published to the device's stream.
     pub async fn pay_device(&self, id: &U256, amount: U256) -> Result<HubPayment, HubError> {
         let shared = self.get(id)?.ok_or(HubError::UnknownChannel(*id))?;
-        let payment = self
-            .transition(&shared, |ch, batch| {
+        let (payment, _) = self
+            .transition_and_store(&shared, |ch, _| {
                 let events = ch.send_payment(amount, H256::ZERO, self.operator.as_ref())?;
-                let proof = events
-                    .iter()
-                    .find_map(|e| match e {
-                        ChannelEvent::Send(ChannelMessage::Payment { proof, .. }) => Some(*proof),
-                        _ => None,
-                    })
-                    .ok_or_else(|| HubError::Internal("send_payment emitted no proof".into()))?;
-                let payment = HubPayment {
-                    channel_id: *id,
-                    proof,
-                    amount,
-                };
-                batch.put(
-                    &hub_sent_namespace(id),
-                    &format!("{:020}", proof.proof.nonce),
-                    record::encode(CHANNEL_RECORD_VERSION, &payment)?,
-                );
-                Ok(payment)
+                Ok((Some((events, SentKind::Payment)), ()))
             })
             .await?;
-        // Nobody listening is fine: the device replays from the store when it connects.
-        let _ = self.hub_payments.send(payment.clone());
+        let payment =
+            payment.ok_or_else(|| HubError::Internal("send_payment signed nothing".into()))?;
+        self.publish(&payment);
         Ok(payment)
+    }
+
+    /// Pushes a durable message to the device's live stream. Nobody listening is fine: the
+    /// device replays from the store when it connects.
+    pub(crate) fn publish(&self, message: &HubPayment) {
+        let _ = self.hub_payments.send(message.clone());
+    }
+
+    /// A [`Self::transition`] in which the hub may sign one message toward the device: `f`
+    /// returns the transition's events with what the message does (or `None`). The message is
+    /// stored for the device in the same write as the channel (so it is replayed until the
+    /// device fetched it); the caller [`Self::publish`]es it once it did its own bookkeeping.
+    pub(crate) async fn transition_and_store<R>(
+        &self,
+        shared: &Shared,
+        f: impl FnOnce(
+            &mut Channel,
+            &mut WriteBatch,
+        ) -> Result<(Option<(Vec<ChannelEvent>, SentKind)>, R), HubError>,
+    ) -> Result<(Option<HubPayment>, R), HubError> {
+        let (sent, out) = self
+            .transition(shared, |ch, batch| {
+                let (signed, out) = f(ch, batch)?;
+                let sent = match signed {
+                    Some((events, kind)) => {
+                        let message = HubPayment::from_events(ch.id(), &events, kind)?;
+                        batch.put(
+                            &hub_sent_namespace(&message.channel_id),
+                            &format!("{:020}", message.proof.proof.nonce),
+                            record::encode(CHANNEL_RECORD_VERSION, &message)?,
+                        );
+                        Some(message)
+                    }
+                    None => None,
+                };
+                Ok((sent, out))
+            })
+            .await?;
+        Ok((sent, out))
     }
 
     /// Hub payments of channel `id` with nonce above `after_nonce` (from the store), plus a
@@ -455,6 +576,18 @@ impl ChannelBook {
             .into_iter()
             .collect()),
         }
+    }
+
+    /// The hub's close of channel `id` (the device's latest proof, counter-signed), durable
+    /// before it is returned: from here on the channel takes no payments. Asking again (after
+    /// a crash, or a refused submission) gives the same close.
+    pub async fn close_transaction(
+        &self,
+        id: &U256,
+    ) -> Result<channel_core::channel::CloseTransaction, HubError> {
+        let shared = self.get(id)?.ok_or(HubError::UnknownChannel(*id))?;
+        self.transition(&shared, |ch, _| Ok(ch.close(self.operator.as_ref())?))
+            .await
     }
 
     /// Reopens channel `id` for payments after a cooperative close that did not reach the

@@ -17,6 +17,7 @@ pub mod book;
 mod book_tests;
 mod ledger_sync;
 pub mod liquidity;
+pub mod presence;
 pub mod service;
 pub mod view;
 pub mod watcher;
@@ -41,7 +42,8 @@ use crate::ledger::LedgerHandle;
 use crate::shutdown::Shutdown;
 use crate::store::KvStore;
 
-pub use book::{ChannelBook, HubPayment};
+pub use book::{ChannelBook, HubPayment, SentKind};
+pub use presence::Presence;
 
 /// The hub's channel engine (one per hub).
 #[derive(Clone, Debug)]
@@ -50,6 +52,8 @@ pub struct ChannelEngine {
     pub ledger: Arc<LedgerHandle>,
     pub operator: Arc<LocalSigner>,
     pub shutdown: Shutdown,
+    /// Devices with a receive stream open (online payees).
+    pub presence: Arc<Presence>,
 }
 
 impl ChannelEngine {
@@ -66,6 +70,7 @@ impl ChannelEngine {
             ledger,
             operator,
             shutdown,
+            presence: Presence::new(),
         })
     }
 
@@ -85,7 +90,7 @@ impl ChannelEngine {
 
     /// Brings the book up to the ledger's durable events (a device may pay right after its
     /// deposit, before the watcher saw it).
-    async fn catch_up(&self) -> Result<(), HubError> {
+    pub async fn catch_up(&self) -> Result<(), HubError> {
         watcher::catch_up(&self.book, &self.ledger).await
     }
 
@@ -235,6 +240,7 @@ impl ChannelEngine {
                     transferred_amount: voltlane_proto::convert::u256_bytes(
                         &accepted.transferred_amount,
                     ),
+                    forward: None,
                 })
             })
             .collect())

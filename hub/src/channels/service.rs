@@ -8,6 +8,7 @@ use futures::{FutureExt, StreamExt};
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
+use voltlane_proto::convert::mediation::PaymentKind;
 use voltlane_proto::convert::requests::Payment;
 use voltlane_proto::convert::FieldError;
 use voltlane_proto::v1;
@@ -15,6 +16,7 @@ use voltlane_proto::v1;
 use super::{view, ChannelEngine};
 use crate::auth::caller;
 use crate::error::HubError;
+use crate::mediation::{self, MediationEngine};
 use crate::metrics::Metrics;
 
 /// Acks buffered per payment stream.
@@ -27,11 +29,45 @@ const MAX_BATCH: usize = 256;
 /// the same order: accepted, or a rejection carrying the status code and reason.
 async fn apply_payments(
     engine: &ChannelEngine,
+    mediation: &MediationEngine,
     caller: channel_core::Address,
     msgs: Vec<v1::PaymentMessage>,
 ) -> Vec<v1::PaymentAck> {
-    let ids: Vec<u64> = msgs.iter().map(|m| m.request_id).collect();
-    let decoded: Vec<Result<Payment, HubError>> = msgs.into_iter().map(decode).collect();
+    let mut acks = Vec::with_capacity(msgs.len());
+    let mut direct: Vec<(u64, Result<Payment, HubError>)> = Vec::new();
+    for m in msgs {
+        let request_id = m.request_id;
+        let decoded: Result<Payment, HubError> = decode(m);
+        match decoded {
+            Ok(p) if p.kind != PaymentKind::Direct => {
+                // Everything before it first: the channel's proofs are taken in order.
+                acks.extend(apply_direct(engine, caller, std::mem::take(&mut direct)).await);
+                let ack = match mediation::service::take_mediated(mediation, caller, &p).await {
+                    Ok(accepted) => v1::PaymentAck {
+                        request_id,
+                        outcome: Some(v1::payment_ack::Outcome::Accepted(accepted)),
+                    },
+                    Err(e) => rejection(request_id, e),
+                };
+                acks.push(ack);
+            }
+            other => direct.push((request_id, other)),
+        }
+    }
+    acks.extend(apply_direct(engine, caller, direct).await);
+    acks
+}
+
+/// Applies a run of direct payments (one write per channel run) and returns their acks.
+async fn apply_direct(
+    engine: &ChannelEngine,
+    caller: channel_core::Address,
+    msgs: Vec<(u64, Result<Payment, HubError>)>,
+) -> Vec<v1::PaymentAck> {
+    if msgs.is_empty() {
+        return Vec::new();
+    }
+    let (ids, decoded): (Vec<u64>, Vec<Result<Payment, HubError>>) = msgs.into_iter().unzip();
     let valid: Vec<Payment> = decoded
         .iter()
         .filter_map(|d| d.as_ref().ok().cloned())
@@ -140,13 +176,15 @@ impl v1::channels_server::Channels for ChannelsService {
 #[derive(Clone, Debug)]
 pub struct PaymentsService {
     engine: ChannelEngine,
+    mediation: MediationEngine,
     metrics: Metrics,
 }
 
 impl PaymentsService {
-    pub fn new(engine: ChannelEngine) -> Self {
+    pub fn new(mediation: MediationEngine) -> Self {
         Self {
-            engine,
+            engine: mediation.channels().clone(),
+            mediation,
             metrics: Metrics::default(),
         }
     }
@@ -185,6 +223,7 @@ impl v1::payments_server::Payments for PaymentsService {
         let mut inbound = request.into_inner();
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let engine = self.engine.clone();
+        let mediation = self.mediation.clone();
         let metrics = self.metrics.clone();
         let mut shutdown = engine.shutdown.clone();
         tokio::spawn(async move {
@@ -221,7 +260,7 @@ impl v1::payments_server::Payments for PaymentsService {
                                     None => break,
                                 }
                             }
-                            for ack in apply_payments(&engine, caller, batch).await {
+                            for ack in apply_payments(&engine, &mediation, caller, batch).await {
                                 metrics.payment_ack(&ack);
                                 if tx.send(Ok(ack)).await.is_err() {
                                     return;
@@ -260,7 +299,9 @@ impl v1::payments_server::Payments for PaymentsService {
         let (backlog, mut live) = self.engine.hub_payments_since(caller, req).await?;
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let mut shutdown = self.engine.shutdown.clone();
+        let online = self.engine.presence.enter(channel_id);
         tokio::spawn(async move {
+            let _online = online;
             let mut last = 0;
             for p in backlog {
                 last = p.proof.proof.nonce;
@@ -271,6 +312,8 @@ impl v1::payments_server::Payments for PaymentsService {
             loop {
                 tokio::select! {
                     _ = shutdown.wait() => return,
+                    // The device went away: it is offline from now on.
+                    _ = tx.closed() => return,
                     p = live.recv() => match p {
                         Ok(p) if p.channel_id == channel_id && p.proof.proof.nonce > last => {
                             last = p.proof.proof.nonce;

@@ -6,7 +6,9 @@ use channel_core::WithdrawProof;
 use voltlane_proto::convert::{address_bytes, signature_bytes, u256_bytes};
 use voltlane_proto::v1;
 
-use super::book::HubPayment;
+use voltlane_proto::convert::mediation::{HubMessage, HubMessageKind};
+
+use super::book::{HubPayment, SentKind};
 use crate::error::HubError;
 
 /// `ChannelState` of a hub channel (the device is the partner). The capacities are what each
@@ -52,9 +54,27 @@ pub fn cosigned(
 }
 
 pub fn hub_payment(p: &HubPayment) -> v1::HubPayment {
-    v1::HubPayment {
-        channel_id: u256_bytes(&p.channel_id),
-        balance_proof: Some((&p.proof).into()),
-        amount: u256_bytes(&p.amount),
-    }
+    let kind = match &p.kind {
+        SentKind::Payment => HubMessageKind::Payment,
+        SentKind::LockedTransfer {
+            lock,
+            payer,
+            payment_request,
+        } => HubMessageKind::LockedTransfer {
+            lock: *lock,
+            payer: *payer,
+            payment_request: *payment_request,
+        },
+        SentKind::Unlock { secret } => HubMessageKind::Unlock { secret: *secret },
+        SentKind::LockExpired { secrethash } => HubMessageKind::LockExpired {
+            secrethash: *secrethash,
+        },
+    };
+    (&HubMessage {
+        channel_id: p.channel_id,
+        balance_proof: p.proof,
+        amount: p.amount,
+        kind,
+    })
+        .into()
 }

@@ -183,6 +183,27 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
                 Err(e) => tracing::debug!(channel = %channel_id, error = %e, "unlock not done"),
             }
         }
+        LedgerAction::Close { channel_id } => {
+            let result = match book.close_transaction(&channel_id).await {
+                Ok(tx) => ledger
+                    .submit(me, |l, caller, now| {
+                        l.close_channel(
+                            caller,
+                            channel_id,
+                            &tx.partner_proof,
+                            &tx.closing_signature,
+                            now,
+                        )
+                    })
+                    .await
+                    .map(|_| ()),
+                Err(e) => Err(e),
+            };
+            match result {
+                Ok(()) => tracing::info!(channel = %channel_id, "closed to claim a lock the device never unlocked"),
+                Err(e) => tracing::warn!(channel = %channel_id, error = %e, "close to claim a lock not done"),
+            }
+        }
         LedgerAction::Settle { channel_id } => {
             let result = ledger
                 .submit(me, |l, caller, now| {

@@ -1,0 +1,132 @@
+//! The mediation driver: a level-triggered pass over every unfinished transfer, at start-up
+//! and every [`TICK`], doing what `MediatedTransfer::poll` lists for the ledger time now.
+//!
+//! Before polling it brings the record up to what its channels know from the ledger (a
+//! secret registered there, by the hub or by the payee claiming on its own), so that a record
+//! written before a crash and a ledger that moved since meet again. It does not submit ledger
+//! transactions: the incoming channel knows the secret, and the channel monitor registers it,
+//! closes and unlocks (`LedgerAction::RegisterSecret`, `Close`, `Unlock`).
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use channel_core::mediation::{Leg, MediationAction};
+use channel_core::H256;
+
+use super::records::{RecordBook, SharedRecord};
+use super::{MediationEngine, PayerOutcome};
+use crate::error::HubError;
+
+/// How often the driver runs.
+pub const TICK: Duration = Duration::from_millis(500);
+/// How often a payer that has not unlocked is reminded of the secret.
+const REMIND_EVERY: Duration = Duration::from_secs(5);
+
+/// Runs until `shutdown` completes.
+pub async fn run(engine: MediationEngine, shutdown: impl Future<Output = ()>) {
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut reminded: HashMap<H256, Instant> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => return,
+            _ = tick.tick() => {
+                if let Err(e) = pass(&engine, &mut reminded).await {
+                    tracing::error!(error = %e, "mediation pass failed");
+                }
+            }
+        }
+    }
+}
+
+/// One pass over every unfinished record.
+pub async fn pass(
+    engine: &MediationEngine,
+    reminded: &mut HashMap<H256, Instant>,
+) -> Result<(), HubError> {
+    let now = engine.channels.ledger.now()?;
+    for rec in engine.records.all()? {
+        let secrethash = {
+            let r = rec.lock().await;
+            if r.is_finished() {
+                reminded.remove(&r.secrethash());
+                engine.records.retire(r.secrethash())?;
+                continue;
+            }
+            r.secrethash()
+        };
+        if let Err(e) = sync_with_ledger(engine, &rec).await {
+            tracing::warn!(%secrethash, error = %e, "cannot bring a transfer up to the ledger");
+        }
+        let actions = rec.lock().await.poll(now);
+        for action in actions {
+            let done = match action {
+                MediationAction::UnlockOutgoing { secret, .. } => {
+                    engine.pay_payee(&rec, secret, now).await.map(|_| ())
+                }
+                MediationAction::ExpireOutgoing { .. } => engine.expire_outgoing(&rec, now).await,
+                MediationAction::RevealSecretToPayer { channel, secret } => {
+                    let due = reminded
+                        .get(&secrethash)
+                        .is_none_or(|at| at.elapsed() >= REMIND_EVERY);
+                    if due {
+                        reminded.insert(secrethash, Instant::now());
+                        engine.tell_payer(
+                            channel,
+                            secrethash,
+                            PayerOutcome::SecretRevealed(secret),
+                        );
+                    }
+                    Ok(())
+                }
+                MediationAction::RegisterSecret { secret, .. } => {
+                    // The channel monitor registers it once the payer's channel knows it.
+                    let r = rec.lock().await.clone();
+                    engine.learn_in_incoming(&r, secret).await
+                }
+                MediationAction::ClaimOnLedger { .. } => Ok(()),
+            };
+            if let Err(e) = done {
+                tracing::warn!(%secrethash, ?action, error = %e, "mediation step failed; retried next pass");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Copies a secret registration the channels saw on the ledger into the record.
+async fn sync_with_ledger(engine: &MediationEngine, rec: &SharedRecord) -> Result<(), HubError> {
+    let book = &engine.channels.book;
+    let mut r = rec.lock().await;
+    if r.secret_registered_at().is_some() {
+        return Ok(());
+    }
+    let secrethash = r.secrethash();
+    let mut known = None;
+    for id in [r.incoming_channel(), r.outgoing_channel()] {
+        if let Some(shared) = book.get(&id)? {
+            let ch = shared.lock().await;
+            if let Some(k) = ch.known_secret(&secrethash) {
+                if let Some(at) = k.registered_at {
+                    known = Some((k.secret, at));
+                    break;
+                }
+            }
+        }
+    }
+    let Some((secret, at)) = known else {
+        return Ok(());
+    };
+    let mut next = r.clone();
+    next.handle_secret_registered(secret, at)?;
+    let mut batch = crate::store::WriteBatch::new();
+    RecordBook::put(&mut batch, &next)?;
+    book.store.write(batch)?.durable().await?;
+    *r = next;
+    if r.incoming_leg() == Leg::Locked {
+        tracing::info!(%secrethash, at, "secret registered on the ledger");
+    }
+    Ok(())
+}

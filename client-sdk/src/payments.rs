@@ -43,6 +43,7 @@ fn message(p: &UnackedPayment) -> v1::PaymentMessage {
         request_id: p.nonce(),
         balance_proof: Some((&p.proof).into()),
         amount: u256_bytes(&p.amount),
+        kind: None,
     }
 }
 

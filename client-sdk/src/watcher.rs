@@ -136,6 +136,11 @@ async fn submit(shared: &Shared, action: LedgerAction) -> Result<(), ClientError
             Ok(_) => tracing::info!("channel settled"),
             Err(e) => tracing::debug!(error = %e, "settle not done"),
         },
+        LedgerAction::Close { .. } => {
+            tracing::warn!(
+                "a lock owed to this device needs claiming on the ledger: close the channel"
+            );
+        }
         LedgerAction::RegisterSecret { secret } => {
             let req = v1::RegisterSecretRequest {
                 secret: secret.0.as_bytes().to_vec(),

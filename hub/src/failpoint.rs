@@ -27,6 +27,10 @@ pub const AFTER_OUTGOING_UNLOCKED: &str = "after_outgoing_unlocked";
 /// The payer's unlock is durable, before it is acknowledged.
 pub const AFTER_INCOMING_UNLOCKED: &str = "after_incoming_unlocked";
 
+/// Not a crash but misbehaviour, for tests of the payee's protection: the hub learns the
+/// payee's secret but never unlocks toward it (the payee must claim on the ledger).
+pub const HUB_WITHHOLDS_UNLOCK: &str = "hub_withholds_unlock";
+
 /// Every fail point, for tests that iterate over the protocol's steps.
 pub const MEDIATION_STEPS: &[&str] = &[
     AFTER_LOCK_TAKEN,
@@ -48,6 +52,11 @@ fn active() -> &'static [String] {
             })
             .unwrap_or_default()
     })
+}
+
+/// Whether fail point `name` is active (for the misbehaviour points, which do not abort).
+pub fn is_active(name: &str) -> bool {
+    active().iter().any(|n| n == name)
 }
 
 /// Aborts the process if fail point `name` is active.

@@ -44,12 +44,12 @@ use crate::auth::service::AuthService;
 use crate::auth::{AuthInterceptor, Authenticator};
 use crate::channels::service::{ChannelsService, PaymentsService};
 use crate::channels::ChannelEngine;
-use crate::mediation::service::MediationService;
-use crate::mediation::MediationEngine;
 use crate::config::{Limits, TlsPem};
 use crate::error::HubError;
 use crate::info::InfoService;
 use crate::ledger::LedgerService;
+use crate::mediation::service::MediationService;
+use crate::mediation::MediationEngine;
 use crate::metrics::Metrics;
 
 /// Everything the router serves.

@@ -98,11 +98,24 @@ async fn a_failed_ledger_store_turns_health_to_not_serving() {
     let hub_address = operator.address();
     let (trigger, stop) = voltlane_hub::shutdown::channel();
     let limits = Limits::default();
+    let channels = ChannelEngine::new(
+        store.clone(),
+        ledger.clone(),
+        operator,
+        domain,
+        stop.clone(),
+    )
+    .unwrap();
     let services = Services {
         auth: Arc::new(Authenticator::new(hub_address, &limits)),
         info: InfoService::new(hub_address, ledger.clone(), true),
-        ledger: LedgerService::new(ledger.clone(), true, stop.clone()),
-        channels: ChannelEngine::new(store.clone(), ledger, operator, domain, stop).unwrap(),
+        ledger: LedgerService::new(ledger, true, stop),
+        mediation: voltlane_hub::mediation::MediationEngine::new(
+            channels.clone(),
+            Default::default(),
+        )
+        .unwrap(),
+        channels,
     };
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -123,7 +136,12 @@ async fn a_failed_ledger_store_turns_health_to_not_serving() {
     let mut health = HealthClient::new(channel.clone());
     let serving = ServingStatus::Serving as i32;
     let not_serving = ServingStatus::NotServing as i32;
-    for name in ["", "voltlane.v1.Ledger", "voltlane.v1.Payments"] {
+    for name in [
+        "",
+        "voltlane.v1.Ledger",
+        "voltlane.v1.Payments",
+        "voltlane.v1.Mediation",
+    ] {
         assert_eq!(check(&mut health, name).await, serving, "{name:?}");
     }
     let mut watch_ledger = health
@@ -155,7 +173,12 @@ async fn a_failed_ledger_store_turns_health_to_not_serving() {
         .unwrap()
         .unwrap();
     assert_eq!(update.status, not_serving);
-    for name in ["", "voltlane.v1.Ledger", "voltlane.v1.Payments"] {
+    for name in [
+        "",
+        "voltlane.v1.Ledger",
+        "voltlane.v1.Payments",
+        "voltlane.v1.Mediation",
+    ] {
         assert_eq!(check(&mut health, name).await, not_serving, "{name:?}");
     }
     assert_eq!(check(&mut health, "voltlane.v1.Auth").await, serving);

@@ -292,6 +292,7 @@ async fn pay(p: &mut Party, proof: &SignedBalanceProof, amount: u64) -> v1::Paym
         request_id: 1,
         balance_proof: Some(proof.into()),
         amount: u256_bytes(&u(amount)),
+        kind: None,
     })
     .await
     .unwrap();

@@ -67,6 +67,7 @@ fn message(id: u64, proof: Option<&SignedBalanceProof>, amount: u64) -> v1::Paym
         request_id: id,
         balance_proof: proof.map(Into::into),
         amount: u256_bytes(&U256::from(amount)),
+        kind: None,
     }
 }
 

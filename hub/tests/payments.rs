@@ -83,6 +83,7 @@ fn message(id: u64, proof: &SignedBalanceProof, amount: u64) -> v1::PaymentMessa
         request_id: id,
         balance_proof: Some(proof.into()),
         amount: u256_bytes(&u(amount)),
+        kind: None,
     }
 }
 

@@ -23,6 +23,8 @@ use voltlane_proto::v1;
 
 use crate::error::HarnessError;
 
+pub mod mediated;
+
 /// Adds `authorization: Bearer <token>` to every call.
 #[derive(Clone, Debug)]
 pub struct Bearer(MetadataValue<Ascii>);
@@ -297,6 +299,7 @@ pub fn payment_message(proof: &SignedBalanceProof, amount: U256) -> v1::PaymentM
         request_id: proof.proof.nonce,
         balance_proof: Some(proof.into()),
         amount: u256_bytes(&amount),
+        kind: None,
     }
 }
 
@@ -309,6 +312,42 @@ pub fn device_nonce(state: &v1::ChannelState) -> u64 {
         .map_or(0, |p| p.nonce)
 }
 
+/// What the hub did with a payer's lock it took.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Forward {
+    Forwarded {
+        payee_channel: U256,
+        fee: U256,
+        outgoing_lock: channel_core::HashTimeLock,
+    },
+    NotForwarded {
+        code: Code,
+        reason: String,
+    },
+}
+
+impl Forward {
+    fn from_proto(f: v1::payment_accepted::Forward) -> Result<Self, HarnessError> {
+        let bad = |e: voltlane_proto::FieldError| HarnessError::protocol(e.to_string());
+        Ok(match f {
+            v1::payment_accepted::Forward::Forwarded(r) => Forward::Forwarded {
+                payee_channel: voltlane_proto::convert::u256(
+                    "payee_channel_id",
+                    &r.payee_channel_id,
+                )
+                .map_err(bad)?,
+                fee: voltlane_proto::convert::u256("fee", &r.fee).map_err(bad)?,
+                outgoing_lock: voltlane_proto::convert::required("outgoing_lock", r.outgoing_lock)
+                    .map_err(bad)?,
+            },
+            v1::payment_accepted::Forward::NotForwarded(r) => Forward::NotForwarded {
+                code: Code::from_i32(r.code),
+                reason: r.reason,
+            },
+        })
+    }
+}
+
 /// One answer on the `Pay` stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayAck {
@@ -316,6 +355,8 @@ pub enum PayAck {
         request_id: u64,
         nonce: u64,
         transferred: U256,
+        /// Locked transfers only: what became of the forward.
+        forward: Option<Forward>,
     },
     Rejected {
         request_id: u64,
@@ -339,6 +380,7 @@ impl PayAck {
                 transferred: U256::try_from_be_slice(&a.transferred_amount).ok_or_else(|| {
                     HarnessError::protocol("ack transferred_amount is not a uint256")
                 })?,
+                forward: a.forward.map(Forward::from_proto).transpose()?,
             }),
             Some(v1::payment_ack::Outcome::Rejected(r)) => Ok(Self::Rejected {
                 request_id: ack.request_id,

@@ -26,7 +26,7 @@ pub mod process;
 pub mod settlement;
 pub mod stats;
 
-pub use device::{PayAck, PaySession, TestDevice};
+pub use device::{Forward, PayAck, PaySession, TestDevice};
 pub use error::HarnessError;
 pub use operator::Operator;
 pub use process::{HubOptions, HubProcess};

@@ -62,6 +62,7 @@ async fn run() {
                 nonce,
                 transferred,
                 request_id,
+                ..
             } => {
                 assert_eq!(nonce, request_id);
                 assert_eq!(nonce, highest_acked + 1, "acks arrive in nonce order");

@@ -223,7 +223,8 @@ fn a_withheld_unlock_is_claimed_on_the_ledger() {
     // Until the lock expires A may still unlock off-chain; from its expiration on, B's monitor
     // asks to close to claim it on the ledger.
     assert_eq!(
-        pair.b.poll_ledger_timeout(&ledger.channel(u(1)).unwrap().clone(), REVEAL),
+        pair.b
+            .poll_ledger_timeout(&ledger.channel(u(1)).unwrap().clone(), REVEAL),
         Some(expiration)
     );
     assert_eq!(

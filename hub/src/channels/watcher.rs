@@ -200,8 +200,12 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
                 Err(e) => Err(e),
             };
             match result {
-                Ok(()) => tracing::info!(channel = %channel_id, "closed to claim a lock the device never unlocked"),
-                Err(e) => tracing::warn!(channel = %channel_id, error = %e, "close to claim a lock not done"),
+                Ok(()) => {
+                    tracing::info!(channel = %channel_id, "closed to claim a lock the device never unlocked")
+                }
+                Err(e) => {
+                    tracing::warn!(channel = %channel_id, error = %e, "close to claim a lock not done")
+                }
             }
         }
         LedgerAction::Settle { channel_id } => {

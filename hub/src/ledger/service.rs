@@ -164,26 +164,28 @@ impl v1::ledger_server::Ledger for LedgerService {
         request: Request<v1::GetPendingUnlocksRequest>,
     ) -> Result<Response<v1::PendingUnlocks>, Status> {
         let ChannelId(id) = decode(request.into_inner())?;
-        let unlocks = self.ledger.read(|l| {
-            let record = l.channel(id).ok_or(LedgerError::UnknownChannel(id))?;
-            let [a, b] = [
-                record.participants[0].address,
-                record.participants[1].address,
-            ];
-            Ok::<_, LedgerError>(
-                [(a, b), (b, a)]
-                    .into_iter()
-                    .filter_map(|(sender, receiver)| l.pending_unlock(id, sender, receiver))
-                    .map(|e| v1::PendingUnlock {
-                        sender: address_bytes(&e.sender),
-                        receiver: address_bytes(&e.receiver),
-                        locksroot: e.locksroot.0.to_vec(),
-                        locked_amount: u256_bytes(&e.locked_amount),
-                    })
-                    .collect::<Vec<_>>(),
-            )
-        })?
-        .map_err(HubError::from)?;
+        let unlocks = self
+            .ledger
+            .read(|l| {
+                let record = l.channel(id).ok_or(LedgerError::UnknownChannel(id))?;
+                let [a, b] = [
+                    record.participants[0].address,
+                    record.participants[1].address,
+                ];
+                Ok::<_, LedgerError>(
+                    [(a, b), (b, a)]
+                        .into_iter()
+                        .filter_map(|(sender, receiver)| l.pending_unlock(id, sender, receiver))
+                        .map(|e| v1::PendingUnlock {
+                            sender: address_bytes(&e.sender),
+                            receiver: address_bytes(&e.receiver),
+                            locksroot: e.locksroot.0.to_vec(),
+                            locked_amount: u256_bytes(&e.locked_amount),
+                        })
+                        .collect::<Vec<_>>(),
+                )
+            })?
+            .map_err(HubError::from)?;
         Ok(Response::new(v1::PendingUnlocks { unlocks }))
     }
 

@@ -54,6 +54,12 @@ impl MediationEngine {
         next.handle_secret_reveal(secret, now)?;
         self.learn_in_incoming(&next, secret).await?;
         failpoint::hit(failpoint::AFTER_SECRET_LEARNED);
+        if failpoint::is_active(failpoint::HUB_WITHHOLDS_UNLOCK) {
+            return Err(HubError::Internal(
+                "fail point hub_withholds_unlock: the hub keeps the secret and does not unlock"
+                    .into(),
+            ));
+        }
         let outgoing = book
             .get(&next.outgoing_channel())?
             .ok_or(HubError::UnknownChannel(next.outgoing_channel()))?;

@@ -49,9 +49,9 @@ impl MediationEngine {
         let taken = self.take_lock(caller, proof, lock).await;
         let shared = match taken {
             Err(HubError::UnknownChannel(_))
-            | Err(HubError::Channel(
-                channel_core::channel::ChannelError::InsufficientBalance { .. },
-            )) => {
+            | Err(HubError::Channel(channel_core::channel::ChannelError::InsufficientBalance {
+                ..
+            })) => {
                 // Maybe a deposit the hub has not applied yet: catch up and judge again.
                 self.channels.catch_up().await?;
                 self.take_lock(caller, proof, lock).await?

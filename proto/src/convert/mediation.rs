@@ -237,10 +237,7 @@ impl TryFrom<v1::HubPayment> for HubMessage {
             Some(Kind::LockedTransfer(t)) => HubMessageKind::LockedTransfer {
                 lock: required("locked_transfer.lock", t.lock)?,
                 payer: address("locked_transfer.payer", &t.payer)?,
-                payment_request: required(
-                    "locked_transfer.payment_request",
-                    t.payment_request,
-                )?,
+                payment_request: required("locked_transfer.payment_request", t.payment_request)?,
             },
             Some(Kind::Unlock(u)) => HubMessageKind::Unlock {
                 secret: secret("unlock.secret", &u.secret)?,
@@ -395,18 +392,25 @@ mod tests {
             secrethash: H256([6; 32]),
             ..lock
         });
-        let wire = Some(v1::payment_message::Kind::LockedTransfer(v1::MediatedLock {
-            lock: Some(other_hash),
-            payment_request: Some((&req).into()),
-        }));
+        let wire = Some(v1::payment_message::Kind::LockedTransfer(
+            v1::MediatedLock {
+                lock: Some(other_hash),
+                payment_request: Some((&req).into()),
+            },
+        ));
         let err = PaymentKind::try_from(wire).unwrap_err();
-        assert_eq!(err.field, "locked_transfer.payment_request.request.secrethash");
+        assert_eq!(
+            err.field,
+            "locked_transfer.payment_request.request.secrethash"
+        );
         let mut short = v1::Lock::from(&lock);
         short.amount = vec![1; 31];
-        let wire = Some(v1::payment_message::Kind::LockedTransfer(v1::MediatedLock {
-            lock: Some(short),
-            payment_request: Some((&req).into()),
-        }));
+        let wire = Some(v1::payment_message::Kind::LockedTransfer(
+            v1::MediatedLock {
+                lock: Some(short),
+                payment_request: Some((&req).into()),
+            },
+        ));
         let err = PaymentKind::try_from(wire).unwrap_err();
         assert_eq!(err.field, "locked_transfer.lock.amount");
         assert!(err.to_string().contains("must be 32 bytes"), "{err}");

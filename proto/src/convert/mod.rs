@@ -9,8 +9,8 @@
 //! (ledger operations) convert into the small argument structs of [`requests`].
 
 mod ledger;
-pub mod mediation;
 pub mod liquidity;
+pub mod mediation;
 mod proofs;
 pub mod requests;
 #[cfg(test)]

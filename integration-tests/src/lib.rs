@@ -21,6 +21,7 @@
 pub mod binary;
 pub mod device;
 pub mod error;
+pub mod mediated_load;
 pub mod operator;
 pub mod process;
 pub mod settlement;

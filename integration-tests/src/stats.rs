@@ -68,6 +68,14 @@ impl CryptoCost {
     }
 }
 
+impl CryptoCost {
+    /// `cores / (4 × sign + 4 × verify)`: mediated payments/s if every core did nothing but
+    /// the signatures and verifications of two locked transfers and two unlocks.
+    pub fn mediated_bound(&self, cores: usize) -> f64 {
+        cores as f64 * per_sec(4 * self.sign + 4 * self.verify)
+    }
+}
+
 fn per_sec(d: Duration) -> f64 {
     if d.is_zero() {
         f64::INFINITY

@@ -38,6 +38,9 @@ use tonic::transport::Channel;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
+#[path = "loadgen_mediated.rs"]
+mod mediated;
+
 /// Load generator for a Voltlane hub.
 #[derive(Debug, Parser)]
 #[command(name = "loadgen")]
@@ -92,6 +95,14 @@ struct Args {
     /// Print one JSON object instead of `name: value` lines.
     #[arg(long)]
     json: bool,
+    /// Mediated payments: `--streams` payers pay `--payees` payee devices through the hub
+    /// (hash-time-locked transfers, the whole protocol per payment). Needs `--spawn` (the
+    /// loadgen funds the hub's liquidity as its operator).
+    #[arg(long, requires = "spawn")]
+    mediated: bool,
+    /// Payee devices of `--mediated` (their channels come on top of `--channels`).
+    #[arg(long, default_value_t = 1)]
+    payees: usize,
 }
 
 /// The figures of a run, printed at the end as `name: value` lines or one JSON object.
@@ -154,6 +165,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         return Err("--rate must be a positive number of payments per second".into());
     }
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    if args.mediated {
+        return mediated::run(&args, cores).await;
+    }
     let (hub, url) = match &args.hub {
         Some(url) => (None, url.clone()),
         None => {

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use channel_core::mediation::{Leg, MediationAction};
+use channel_core::mediation::MediationAction;
 use channel_core::H256;
 
 use super::records::{RecordBook, SharedRecord};
@@ -57,7 +57,7 @@ pub async fn pass(
             }
             r.secrethash()
         };
-        if let Err(e) = sync_with_ledger(engine, &rec).await {
+        if let Err(e) = sync_with_channels(engine, &rec, now).await {
             tracing::warn!(%secrethash, error = %e, "cannot bring a transfer up to the ledger");
         }
         let actions = rec.lock().await.poll(now);
@@ -96,37 +96,54 @@ pub async fn pass(
     Ok(())
 }
 
-/// Copies a secret registration the channels saw on the ledger into the record.
-async fn sync_with_ledger(engine: &MediationEngine, rec: &SharedRecord) -> Result<(), HubError> {
+/// Brings the record up to what its channels know: a secret the hub learned (the payee's
+/// reveal reached the payer's channel but the hub died before unlocking: the hub must still
+/// pay the payee) and a secret registration the channels saw on the ledger.
+async fn sync_with_channels(
+    engine: &MediationEngine,
+    rec: &SharedRecord,
+    now: u64,
+) -> Result<(), HubError> {
     let book = &engine.channels.book;
     let mut r = rec.lock().await;
-    if r.secret_registered_at().is_some() {
+    if r.secret().is_some() && r.secret_registered_at().is_some() {
         return Ok(());
     }
     let secrethash = r.secrethash();
-    let mut known = None;
+    let mut learned = None;
+    let mut registered = None;
     for id in [r.incoming_channel(), r.outgoing_channel()] {
         if let Some(shared) = book.get(&id)? {
             let ch = shared.lock().await;
             if let Some(k) = ch.known_secret(&secrethash) {
+                learned = Some(k.secret);
                 if let Some(at) = k.registered_at {
-                    known = Some((k.secret, at));
-                    break;
+                    registered = Some((k.secret, at));
                 }
             }
         }
     }
-    let Some((secret, at)) = known else {
-        return Ok(());
-    };
     let mut next = r.clone();
-    next.handle_secret_registered(secret, at)?;
+    if let (None, Some(secret)) = (r.secret(), learned) {
+        if let Err(e) = next.handle_secret_reveal(secret, now) {
+            tracing::debug!(%secrethash, error = %e, "a learned secret cannot pay the payee any more");
+        }
+    }
+    if let (None, Some((secret, at))) = (r.secret_registered_at(), registered) {
+        next.handle_secret_registered(secret, at)?;
+    }
+    if next == *r {
+        return Ok(());
+    }
     let mut batch = crate::store::WriteBatch::new();
     RecordBook::put(&mut batch, &next)?;
     book.store.write(batch)?.durable().await?;
     *r = next;
-    if r.incoming_leg() == Leg::Locked {
-        tracing::info!(%secrethash, at, "secret registered on the ledger");
-    }
+    tracing::info!(
+        %secrethash,
+        secret_known = r.secret().is_some(),
+        registered_at = ?r.secret_registered_at(),
+        "transfer brought up to its channels"
+    );
     Ok(())
 }

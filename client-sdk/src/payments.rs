@@ -1,6 +1,9 @@
-//! The `Payments.Pay` stream task: owns the bidirectional stream, sends queued payments in
-//! nonce order after a group flush of the store, and resolves each `pay` call when the hub's
-//! ack (matched by `request_id`, which is the proof's nonce) arrives.
+//! The `Payments.Pay` stream task: owns the bidirectional stream, sends queued proofs (direct
+//! payments and the payer's steps of mediated payments, each with its `kind`) in nonce order
+//! after a group flush of the store, and resolves each waiting call when the hub's ack
+//! (matched by `request_id`, which is the proof's nonce) arrives. What an ack or a rejection
+//! means for a mediated transfer is recorded (`mediation::payer::on_acked`) before the proof
+//! leaves the unacknowledged log.
 //!
 //! On every (re)connect — including the first one after a device restart — it first asks
 //! `Channels.GetChannel` which device nonce the hub holds, prunes what the hub has (resolving
@@ -13,14 +16,18 @@ use std::sync::Arc;
 use channel_core::primitives::U256;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use voltlane_proto::convert::{u256, u256_bytes};
+use voltlane_proto::convert::mediation::PaymentKind;
+use voltlane_proto::convert::{required, u256, u256_bytes};
 use voltlane_proto::v1;
+use voltlane_proto::v1::payment_accepted::Forward;
 use voltlane_proto::v1::payment_ack::Outcome;
+use voltlane_proto::FieldError;
 
 use crate::backoff::Backoff;
 use crate::error::ClientError;
+use crate::mediation::payer;
 use crate::shared::Shared;
-use crate::store::UnackedPayment;
+use crate::store::{ForwardRecord, QueuedKind, Refusal, UnackedPayment};
 use crate::sync;
 
 /// Runs until the client is dropped.
@@ -38,12 +45,60 @@ pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<
     }
 }
 
+/// The wire form of a queued kind.
+fn wire_kind(k: &QueuedKind) -> PaymentKind {
+    match *k {
+        QueuedKind::Direct => PaymentKind::Direct,
+        QueuedKind::LockedTransfer {
+            lock,
+            payment_request,
+        } => PaymentKind::LockedTransfer {
+            lock,
+            payment_request,
+        },
+        QueuedKind::Unlock { secret } => PaymentKind::Unlock { secret },
+        QueuedKind::LockExpired { secrethash } => PaymentKind::LockExpired { secrethash },
+    }
+}
+
 fn message(p: &UnackedPayment) -> v1::PaymentMessage {
     v1::PaymentMessage {
         request_id: p.nonce(),
         balance_proof: Some((&p.proof).into()),
         amount: u256_bytes(&p.amount),
+        kind: (&wire_kind(&p.kind)).into(),
     }
+}
+
+/// The hub's answer about a locked transfer's forward, from its ack.
+fn forward_record(f: Option<Forward>) -> Result<Option<ForwardRecord>, FieldError> {
+    Ok(match f {
+        None => None,
+        Some(Forward::Forwarded(r)) => Some(ForwardRecord::Forwarded {
+            fee: u256("accepted.forwarded.fee", &r.fee)?,
+            outgoing_lock: required("accepted.forwarded.outgoing_lock", r.outgoing_lock)?,
+        }),
+        Some(Forward::NotForwarded(r)) => Some(ForwardRecord::NotForwarded(Refusal {
+            code: r.code,
+            reason: r.reason,
+        })),
+    })
+}
+
+/// Records what the hub now holds, prunes it from the log and resolves its callers.
+fn acked_through(
+    shared: &Shared,
+    nonce: u64,
+    forward: Option<(u64, &ForwardRecord)>,
+) -> Result<(), ClientError> {
+    let acked = shared.store.unacked_through(nonce)?;
+    for p in &acked {
+        let f = forward.filter(|(n, _)| *n == p.nonce()).map(|(_, f)| f);
+        payer::on_acked(shared, p, f)?;
+    }
+    shared.store.prune_unacked(nonce)?;
+    shared.resolve_acked(&acked, forward);
+    Ok(())
 }
 
 fn stream_closed() -> ClientError {
@@ -93,8 +148,7 @@ async fn session(
     let hub_nonce = hub_device_nonce(shared, channel_id).await?;
     let our_nonce = shared.require_channel()?.our().nonce();
     let plan = sync::plan_resync(shared.store.unacked_all()?, hub_nonce, our_nonce)?;
-    shared.store.prune_unacked(hub_nonce)?;
-    shared.resolve_acked(&plan.acked);
+    acked_through(shared, hub_nonce, None)?;
 
     // 2. Open the stream with the re-sends already queued on it.
     let (out, out_rx) = mpsc::unbounded_channel();
@@ -152,9 +206,8 @@ fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
             if let Some(sent) = shared.store.unacked(a.nonce)? {
                 sync::check_accepted(&sent, a.nonce, transferred)?;
             }
-            let pruned = shared.store.prune_unacked(a.nonce)?;
-            shared.resolve_acked(&pruned);
-            Ok(())
+            let forward = forward_record(a.forward)?;
+            acked_through(shared, a.nonce, forward.as_ref().map(|f| (a.nonce, f)))
         }
         Some(Outcome::Rejected(r)) => {
             let code = tonic::Code::from_i32(r.code);
@@ -171,6 +224,13 @@ fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
                 r.reason
             );
             shared.set_send_blocked(Some(why))?;
+            if let Some(sent) = shared.store.unacked(nonce)? {
+                let refusal = Refusal {
+                    code: r.code,
+                    reason: r.reason.clone(),
+                };
+                payer::on_rejected(shared, &sent, refusal)?;
+            }
             shared.resolve(
                 nonce,
                 Err(ClientError::PaymentRejected {

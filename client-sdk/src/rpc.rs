@@ -110,6 +110,7 @@ pub struct Clients {
     pub ledger: v1::ledger_client::LedgerClient<Svc>,
     pub channels: v1::channels_client::ChannelsClient<Svc>,
     pub payments: v1::payments_client::PaymentsClient<Svc>,
+    pub mediation: v1::mediation_client::MediationClient<Svc>,
 }
 
 /// The connection to one hub plus the device identity used to authenticate to it.
@@ -154,6 +155,7 @@ impl Rpc {
                 ledger: v1::ledger_client::LedgerClient::new(svc()),
                 channels: v1::channels_client::ChannelsClient::new(svc()),
                 payments: v1::payments_client::PaymentsClient::new(svc()),
+                mediation: v1::mediation_client::MediationClient::new(svc()),
             },
             interceptor,
             signer,

@@ -31,6 +31,7 @@ fn channel_with_payments(n: u64) -> (Channel, Vec<UnackedPayment>) {
         sent.push(UnackedPayment {
             proof: *ch.our_latest_proof().unwrap(),
             amount: U256::from(10u64),
+            kind: QueuedKind::Direct,
         });
     }
     (ch, sent)

@@ -247,3 +247,128 @@ fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
         ))),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use channel_core::channel::Channel;
+    use channel_core::mediation::PaymentRequest;
+    use channel_core::primitives::{Address, H256};
+    use channel_core::{Domain, HashTimeLock, LocalSigner, Secret, Signer};
+
+    use super::*;
+
+    #[test]
+    fn every_queued_kind_goes_out_as_its_wire_kind() {
+        let dev = LocalSigner::from_bytes(&[1; 32]).unwrap();
+        let payee = LocalSigner::from_bytes(&[3; 32]).unwrap();
+        let domain = Domain {
+            chain_id: U256::from(337u64),
+            token_network_address: Address([4; 20]),
+        };
+        let mut ch = Channel::new(domain, U256::from(1u64), dev.address(), Address([2; 20]));
+        ch.handle_ledger_deposit(dev.address(), U256::from(1_000u64))
+            .unwrap();
+        ch.send_payment(U256::from(5u64), H256::ZERO, &dev).unwrap();
+        let proof = *ch.our_latest_proof().unwrap();
+        let s = Secret(H256([9; 32]));
+        let lock = HashTimeLock {
+            expiration: 300,
+            amount: U256::from(102u64),
+            secrethash: s.hash(),
+        };
+        let payment_request = PaymentRequest {
+            domain,
+            payee: payee.address(),
+            amount: U256::from(100u64),
+            secrethash: s.hash(),
+            payment_id: 1,
+            expires_at: 500,
+        }
+        .sign(&payee)
+        .unwrap();
+        for (kind, wire) in [
+            (QueuedKind::Direct, PaymentKind::Direct),
+            (
+                QueuedKind::LockedTransfer {
+                    lock,
+                    payment_request,
+                },
+                PaymentKind::LockedTransfer {
+                    lock,
+                    payment_request,
+                },
+            ),
+            (
+                QueuedKind::Unlock { secret: s },
+                PaymentKind::Unlock { secret: s },
+            ),
+            (
+                QueuedKind::LockExpired {
+                    secrethash: s.hash(),
+                },
+                PaymentKind::LockExpired {
+                    secrethash: s.hash(),
+                },
+            ),
+        ] {
+            let m = message(&UnackedPayment {
+                proof,
+                amount: U256::from(5u64),
+                kind,
+            });
+            assert_eq!(m.request_id, 1);
+            assert_eq!(PaymentKind::try_from(m.kind).unwrap(), wire);
+        }
+    }
+
+    #[test]
+    fn the_forward_answer_is_read_or_its_bad_field_named() {
+        assert_eq!(forward_record(None).unwrap(), None);
+        let lock = HashTimeLock {
+            expiration: 280,
+            amount: U256::from(100u64),
+            secrethash: H256([1; 32]),
+        };
+        let forwarded = Forward::Forwarded(v1::LockedTransferResponse {
+            payee_channel_id: u256_bytes(&U256::from(2u64)),
+            fee: u256_bytes(&U256::from(2u64)),
+            outgoing_lock: Some((&lock).into()),
+        });
+        assert_eq!(
+            forward_record(Some(forwarded)).unwrap(),
+            Some(ForwardRecord::Forwarded {
+                fee: U256::from(2u64),
+                outgoing_lock: lock,
+            })
+        );
+        let refused = Forward::NotForwarded(v1::PaymentRejected {
+            code: tonic::Code::ResourceExhausted as i32,
+            reason: "hub has no capacity toward the payee".into(),
+        });
+        assert_eq!(
+            forward_record(Some(refused)).unwrap(),
+            Some(ForwardRecord::NotForwarded(Refusal {
+                code: tonic::Code::ResourceExhausted as i32,
+                reason: "hub has no capacity toward the payee".into(),
+            }))
+        );
+        let no_lock = Forward::Forwarded(v1::LockedTransferResponse {
+            payee_channel_id: Vec::new(),
+            fee: u256_bytes(&U256::from(2u64)),
+            outgoing_lock: None,
+        });
+        let err = forward_record(Some(no_lock)).unwrap_err();
+        assert_eq!(err.field, "accepted.forwarded.outgoing_lock");
+        let short_fee = Forward::Forwarded(v1::LockedTransferResponse {
+            payee_channel_id: Vec::new(),
+            fee: vec![1; 3],
+            outgoing_lock: Some((&lock).into()),
+        });
+        assert_eq!(
+            forward_record(Some(short_fee)).unwrap_err().field,
+            "accepted.forwarded.fee"
+        );
+    }
+}

@@ -9,7 +9,9 @@ use channel_core::{HashTimeLock, Secret};
 
 use super::MediatedReceipt;
 use crate::error::ClientError;
-use crate::store::{ForwardRecord, OutgoingTransfer, PaymentRequestRecord};
+use crate::store::{
+    ForwardRecord, OutgoingTransfer, PaymentRequestRecord, QueuedKind, Refusal, UnackedPayment,
+};
 
 /// The expiration of the lock a payer makes at ledger time `now`: `now + lifetime`, but never
 /// at or before the hub's `min_lock_expiration`, nor at or before `now`.
@@ -100,6 +102,35 @@ impl OutgoingTransfer {
     }
 }
 
+/// What the hub's acknowledgement of `entry` (one of our proofs for transfer `t`) means for
+/// it: the forward answer of our locked transfer (`Unknown` when the answer was lost), or
+/// our unlock done. Acks of proofs other than the record's own are ignored (a retry of the
+/// request replaced the record).
+pub fn record_ack(
+    t: &mut OutgoingTransfer,
+    entry: &UnackedPayment,
+    forward: Option<&ForwardRecord>,
+) {
+    let nonce = entry.nonce();
+    match &entry.kind {
+        QueuedKind::LockedTransfer { .. } if t.lock_nonce == nonce && t.forward.is_none() => {
+            t.forward = Some(forward.cloned().unwrap_or(ForwardRecord::Unknown));
+        }
+        QueuedKind::Unlock { .. } if t.unlock_nonce == Some(nonce) => t.unlock_acked = true,
+        _ => {}
+    }
+}
+
+/// The hub refused `entry`, one of our proofs for transfer `t`, for good.
+pub fn record_rejection(t: &mut OutgoingTransfer, entry: &UnackedPayment, refusal: Refusal) {
+    let nonce = entry.nonce();
+    let ours =
+        t.lock_nonce == nonce || t.unlock_nonce == Some(nonce) || t.expired_nonce == Some(nonce);
+    if ours && t.rejected.is_none() {
+        t.rejected = Some((nonce, refusal));
+    }
+}
+
 /// Why the payee does not reveal its secret for a lock.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum NoReveal {
@@ -168,7 +199,9 @@ pub struct JanitorPlan {
 }
 
 /// The janitor's plan for `channel` (open only) at `now`; `secret_of` gives the secret we
-/// learned for one of our locks (from the transfer records).
+/// learned for one of our locks from the transfer records. A secret the channel learned from
+/// the ledger's registry counts too: the payee was paid, so we unlock (and a lock claimed on
+/// the ledger never expires anyway).
 pub fn janitor_plan(
     channel: &Channel,
     now: u64,
@@ -179,7 +212,10 @@ pub fn janitor_plan(
         return plan;
     }
     for lock in channel.our().locks.as_slice() {
-        match secret_of(&lock.secrethash).filter(|s| s.hash() == lock.secrethash) {
+        let known = secret_of(&lock.secrethash)
+            .or_else(|| channel.known_secret(&lock.secrethash).map(|k| k.secret))
+            .filter(|s| s.hash() == lock.secrethash);
+        match known {
             Some(secret) => plan.unlock.push(secret),
             None if lock.is_expired(now) && !channel.claimed_on_ledger(lock) => {
                 plan.expire.push(lock.secrethash)

@@ -11,7 +11,7 @@ use channel_core::{HashTimeLock, Secret};
 use voltlane_proto::convert::{address_bytes, u256, u256_bytes};
 use voltlane_proto::v1;
 
-use super::decide::{check_payable, lock_expiration, refusal_error};
+use super::decide::{check_payable, lock_expiration, record_ack, record_rejection, refusal_error};
 use super::MediatedReceipt;
 use crate::error::ClientError;
 use crate::ops;
@@ -255,23 +255,8 @@ pub(crate) fn on_acked(
     entry: &UnackedPayment,
     forward: Option<&ForwardRecord>,
 ) -> Result<(), ClientError> {
-    let nonce = entry.nonce();
-    match &entry.kind {
-        QueuedKind::LockedTransfer { lock, .. } => {
-            shared.update_outgoing(&lock.secrethash, |t| {
-                if t.lock_nonce == nonce && t.forward.is_none() {
-                    t.forward = Some(forward.cloned().unwrap_or(ForwardRecord::Unknown));
-                }
-            })?;
-        }
-        QueuedKind::Unlock { secret } => {
-            shared.update_outgoing(&secret.hash(), |t| {
-                if t.unlock_nonce == Some(nonce) {
-                    t.unlock_acked = true;
-                }
-            })?;
-        }
-        QueuedKind::Direct | QueuedKind::LockExpired { .. } => {}
+    if let Some(secrethash) = entry.kind.secrethash() {
+        shared.update_outgoing(&secrethash, |t| record_ack(t, entry, forward))?;
     }
     Ok(())
 }
@@ -283,12 +268,7 @@ pub(crate) fn on_rejected(
     refusal: Refusal,
 ) -> Result<(), ClientError> {
     if let Some(secrethash) = entry.kind.secrethash() {
-        let nonce = entry.nonce();
-        shared.update_outgoing(&secrethash, |t| {
-            if t.rejected.is_none() {
-                t.rejected = Some((nonce, refusal));
-            }
-        })?;
+        shared.update_outgoing(&secrethash, |t| record_rejection(t, entry, refusal))?;
     }
     Ok(())
 }

@@ -85,19 +85,28 @@ fn forward_record(f: Option<Forward>) -> Result<Option<ForwardRecord>, FieldErro
     })
 }
 
-/// Records what the hub now holds, prunes it from the log and resolves its callers.
-fn acked_through(
+/// The hub holds every proof up to `nonce`: records what that means for mediated transfers,
+/// prunes them from the unacknowledged log and resolves their callers. `known` are entries
+/// already read (the acked one, or the resync's): their records are updated before the
+/// prune, so a crash in between leaves the entry to be acknowledged again, never a pruned
+/// entry whose meaning was not recorded.
+pub(crate) fn acked_through(
     shared: &Shared,
     nonce: u64,
+    known: &[UnackedPayment],
     forward: Option<(u64, &ForwardRecord)>,
 ) -> Result<(), ClientError> {
-    let acked = shared.store.unacked_through(nonce)?;
-    for p in &acked {
-        let f = forward.filter(|(n, _)| *n == p.nonce()).map(|(_, f)| f);
-        payer::on_acked(shared, p, f)?;
+    let forward_of = |p: &UnackedPayment| forward.filter(|(n, _)| *n == p.nonce()).map(|(_, f)| f);
+    for p in known.iter().filter(|p| p.nonce() <= nonce) {
+        payer::on_acked(shared, p, forward_of(p))?;
     }
-    shared.store.prune_unacked(nonce)?;
-    shared.resolve_acked(&acked, forward);
+    let pruned = shared.store.prune_unacked(nonce)?;
+    for p in &pruned {
+        if !known.iter().any(|k| k.nonce() == p.nonce()) {
+            payer::on_acked(shared, p, forward_of(p))?;
+        }
+    }
+    shared.resolve_acked(&pruned, forward);
     Ok(())
 }
 
@@ -148,7 +157,7 @@ async fn session(
     let hub_nonce = hub_device_nonce(shared, channel_id).await?;
     let our_nonce = shared.require_channel()?.our().nonce();
     let plan = sync::plan_resync(shared.store.unacked_all()?, hub_nonce, our_nonce)?;
-    acked_through(shared, hub_nonce, None)?;
+    acked_through(shared, hub_nonce, &plan.acked, None)?;
 
     // 2. Open the stream with the re-sends already queued on it.
     let (out, out_rx) = mpsc::unbounded_channel();
@@ -198,16 +207,23 @@ async fn session(
 }
 
 /// Applies one ack. An error ends the session (and triggers a resync).
-fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
+pub(crate) fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
     let nonce = ack.request_id;
     match ack.outcome {
         Some(Outcome::Accepted(a)) => {
             let transferred = u256("accepted.transferred_amount", &a.transferred_amount)?;
-            if let Some(sent) = shared.store.unacked(a.nonce)? {
-                sync::check_accepted(&sent, a.nonce, transferred)?;
+            let sent = shared.store.unacked(a.nonce)?;
+            if let Some(sent) = &sent {
+                sync::check_accepted(sent, a.nonce, transferred)?;
             }
             let forward = forward_record(a.forward)?;
-            acked_through(shared, a.nonce, forward.as_ref().map(|f| (a.nonce, f)))
+            let known: Vec<_> = sent.into_iter().collect();
+            acked_through(
+                shared,
+                a.nonce,
+                &known,
+                forward.as_ref().map(|f| (a.nonce, f)),
+            )
         }
         Some(Outcome::Rejected(r)) => {
             let code = tonic::Code::from_i32(r.code);

@@ -163,6 +163,28 @@ impl Rpc {
         })
     }
 
+    /// A connection that is never made unless a call is tried (then it fails: nothing
+    /// listens on the discard port), for tests of the driver logic without a hub.
+    #[cfg(test)]
+    pub fn unconnected(signer: LocalSigner) -> Self {
+        let transport = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let interceptor = TokenInterceptor::default();
+        let svc = || InterceptedService::new(transport.clone(), interceptor.clone());
+        Self {
+            clients: Clients {
+                auth: v1::auth_client::AuthClient::new(svc()),
+                hub: v1::hub_client::HubClient::new(svc()),
+                ledger: v1::ledger_client::LedgerClient::new(svc()),
+                channels: v1::channels_client::ChannelsClient::new(svc()),
+                payments: v1::payments_client::PaymentsClient::new(svc()),
+                mediation: v1::mediation_client::MediationClient::new(svc()),
+            },
+            interceptor,
+            signer,
+            hub_address: Arc::new(RwLock::new(None)),
+        }
+    }
+
     pub fn clients(&self) -> Clients {
         self.clients.clone()
     }

@@ -73,7 +73,7 @@ pub(crate) async fn pass(shared: &Arc<Shared>) -> Result<(), ClientError> {
 
 /// Takes back our lock `secrethash`, expired at ledger time `now`, unless the channel
 /// changed meanwhile (gone, claimed on the ledger, or its secret became known).
-async fn expire(shared: &Shared, secrethash: H256, now: u64) -> Result<(), ClientError> {
+pub(crate) async fn expire(shared: &Shared, secrethash: H256, now: u64) -> Result<(), ClientError> {
     let signer = shared.rpc.signer().clone();
     let store = shared.store.clone();
     let sign = move |ch: &mut Channel| {

@@ -39,6 +39,8 @@ pub(crate) mod events;
 pub(crate) mod janitor;
 pub(crate) mod payee;
 pub(crate) mod payer;
+#[cfg(test)]
+mod pipeline_tests;
 mod receipt;
 #[cfg(test)]
 mod tests;

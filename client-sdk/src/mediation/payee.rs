@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use channel_core::channel::{Channel, ChannelError};
+use channel_core::channel::Channel;
 use channel_core::mediation::{PaymentRequest, SignedPaymentRequest};
 use channel_core::primitives::{Address, H256, U256};
 use channel_core::{HashTimeLock, Secret, SignedBalanceProof, Signer};
@@ -94,13 +94,21 @@ pub(crate) async fn receive(shared: &Arc<Shared>, msg: HubMessage) -> Result<(),
     }
 }
 
-/// `Ok(None)` for a proof we already hold (a replay), the transition's result otherwise.
-fn once<R>(result: Result<R, ClientError>) -> Result<Option<R>, ClientError> {
-    match result {
-        Ok(r) => Ok(Some(r)),
-        Err(ClientError::Channel(ChannelError::StaleNonce { .. })) => Ok(None),
-        Err(e) => Err(e),
-    }
+/// Runs `transition` with the hub's `proof` on the channel, once: `None` for a proof whose
+/// nonce we already hold (a replay from the stream, or the unlock that came with a reveal's
+/// answer). Checked before the transition, whose own checks would call a replayed lock a
+/// duplicate or a replayed unlock a wrong secret.
+pub(super) fn once<R>(
+    shared: &Shared,
+    proof: &SignedBalanceProof,
+    transition: impl FnOnce(&mut Channel) -> Result<R, ClientError>,
+) -> Result<Option<R>, ClientError> {
+    shared.update_channel(|ch| {
+        if proof.proof.nonce <= ch.partner().nonce() {
+            return Ok(None);
+        }
+        transition(ch).map(Some)
+    })
 }
 
 async fn on_locked_transfer(
@@ -111,7 +119,7 @@ async fn on_locked_transfer(
     payment_request: SignedPaymentRequest,
 ) -> Result<(), ClientError> {
     let now = ops::ledger_now(shared).await?;
-    let applied = shared.update_channel(|ch| {
+    let applied = once(shared, proof, |ch| {
         ch.handle_locked_transfer(proof, &lock, now)?;
         shared.store.put_incoming(&IncomingTransfer {
             channel_id: ch.id(),
@@ -123,7 +131,7 @@ async fn on_locked_transfer(
         })?;
         Ok(())
     });
-    if once(applied)?.is_none() {
+    if applied?.is_none() {
         return Ok(());
     }
     shared.store.flush().await?;
@@ -252,12 +260,12 @@ pub(crate) async fn apply_unlock(
 ) -> Result<Option<MediatedPayment>, ClientError> {
     let secrethash = secret.hash();
     let nonce = proof.proof.nonce;
-    let applied = shared.update_channel(|ch| {
+    let applied = once(shared, proof, |ch| {
         let lock = ch.partner().locks.get(&secrethash).copied();
         ch.handle_unlock(proof, &secret)?;
         Ok((ch.id(), lock))
     });
-    let Some((channel_id, lock)) = once(applied)? else {
+    let Some((channel_id, lock)) = applied? else {
         return Ok(None);
     };
     let incoming = shared.update_incoming(&secrethash, |t| {
@@ -296,9 +304,10 @@ async fn on_lock_expired(
     secrethash: H256,
 ) -> Result<(), ClientError> {
     let now = ops::ledger_now(shared).await?;
-    let applied =
-        shared.update_channel(|ch| Ok(ch.handle_lock_expired(proof, &secrethash, now)?));
-    if once(applied)?.is_none() {
+    let applied = once(shared, proof, |ch| {
+        Ok(ch.handle_lock_expired(proof, &secrethash, now)?)
+    });
+    if applied?.is_none() {
         return Ok(());
     }
     shared.update_incoming(&secrethash, |t| t.state = IncomingState::Expired)?;

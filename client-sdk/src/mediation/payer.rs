@@ -15,7 +15,7 @@ use super::decide::{check_payable, lock_expiration, record_ack, record_rejection
 use super::MediatedReceipt;
 use crate::error::ClientError;
 use crate::ops;
-use crate::shared::{Shared, Signed};
+use crate::shared::{AckReply, Shared, Signed};
 use crate::store::{ForwardRecord, OutgoingTransfer, QueuedKind, Refusal, UnackedPayment};
 
 /// What paying a request through the hub costs and how long the lock must live.
@@ -121,11 +121,27 @@ pub(crate) async fn pay_request(
         amount: quote.lock_amount,
         secrethash,
     };
+    let mut changes = shared.subscribe_transfers();
+    let reply = send_lock(shared, request, lock, quote.fee, now).await?;
+    reply.await.map_err(|_| ClientError::Shutdown)??;
+    wait_outcome(shared, &secrethash, &mut changes).await
+}
+
+/// Signs our locked transfer `lock` paying `request` with `fee` at ledger time `now` and
+/// queues it on the Pay stream; its transfer record is written with it. Under the channel
+/// lock: the check that binds (no concurrent payment of the same request slips in between),
+/// the signature and the record, before anything is sent.
+pub(crate) async fn send_lock(
+    shared: &Shared,
+    request: &SignedPaymentRequest,
+    lock: HashTimeLock,
+    fee: U256,
+    now: u64,
+) -> Result<AckReply, ClientError> {
+    let secrethash = lock.secrethash;
     let signer = shared.rpc.signer().clone();
     let store = shared.store.clone();
     let payment_request = *request;
-    // Under the channel lock: the check that binds (no concurrent payment of the same
-    // request slips in between), the signature, and the record, before anything is sent.
     let sign = move |ch: &mut Channel| {
         check_payable(
             store.outgoing(&secrethash)?.as_ref(),
@@ -145,7 +161,7 @@ pub(crate) async fn pay_request(
             channel_id: entry.proof.proof.channel_identifier,
             request: payment_request,
             lock,
-            fee: quote.fee,
+            fee,
             lock_nonce: entry.nonce(),
             forward: None,
             rejected: None,
@@ -156,18 +172,15 @@ pub(crate) async fn pay_request(
             expired_nonce: None,
         })
     };
-    let mut changes = shared.subscribe_transfers();
-    let reply = shared
+    shared
         .enqueue(sign, record)
         .await?
-        .ok_or_else(|| ClientError::InvalidState("the locked transfer was not signed".into()))?;
-    reply.await.map_err(|_| ClientError::Shutdown)??;
-    wait_outcome(shared, &secrethash, &mut changes).await
+        .ok_or_else(|| ClientError::InvalidState("the locked transfer was not signed".into()))
 }
 
 /// Waits until the transfer record of `secrethash` has an outcome (or the channel leaves the
 /// open phase first).
-async fn wait_outcome(
+pub(crate) async fn wait_outcome(
     shared: &Shared,
     secrethash: &H256,
     changes: &mut tokio::sync::watch::Receiver<u64>,

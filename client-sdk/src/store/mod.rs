@@ -193,19 +193,6 @@ impl DeviceStore {
             .collect()
     }
 
-    /// Every unacknowledged payment with nonce `<= nonce`, lowest first.
-    pub fn unacked_through(&self, nonce: u64) -> Result<Vec<UnackedPayment>, StoreError> {
-        let mut out = Vec::new();
-        for (_, v) in self.kv.scan_prefix(UNACKED.as_bytes())? {
-            let p: UnackedPayment = record::decode(UNACKED, &v)?;
-            if p.nonce() > nonce {
-                break;
-            }
-            out.push(p);
-        }
-        Ok(out)
-    }
-
     /// Drops every unacknowledged payment with nonce `<= nonce` (the hub has them) and returns
     /// them, lowest nonce first.
     pub fn prune_unacked(&self, nonce: u64) -> Result<Vec<UnackedPayment>, StoreError> {

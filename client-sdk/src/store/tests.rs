@@ -221,7 +221,8 @@ mod mediated {
             store.put_unacked(e).unwrap();
         }
         assert_eq!(store.unacked_all().unwrap(), entries);
-        assert_eq!(store.unacked_through(2).unwrap(), entries[..2]);
+        assert_eq!(store.prune_unacked(2).unwrap(), entries[..2]);
+        assert_eq!(store.unacked_all().unwrap(), entries[2..]);
         assert_eq!(entries[1].kind.secrethash(), Some(s.hash()));
         assert_eq!(entries[2].kind.secrethash(), Some(s.hash()));
         assert_eq!(entries[0].kind.secrethash(), None);

@@ -9,16 +9,16 @@
 //! request and the secret together ([`MediatedReceipt`]) prove to anyone that the payee was
 //! paid.
 //!
-//! # Payer ([`payer`])
+//! # Payer (`payer`)
 //! `Client::pay_request`: verify the request, refuse one this store already paid, ask the hub
 //! for a quote, lock amount + fee toward the hub (a locked transfer on the one ordered
 //! `Payments.Pay` stream, durable first), and read the hub's ack: not forwarded is a precise
-//! error at once; forwarded waits for the outcome from `Mediation.PayerEvents` ([`events`]):
+//! error at once; forwarded waits for the outcome from `Mediation.PayerEvents` (`events`):
 //! the secret (checked against the request, then our unlock goes out and its ack completes
 //! the payment) or a failure. Every record change wakes the waiting call, which reads the
 //! durable [`OutgoingTransfer`](crate::store::OutgoingTransfer) to decide.
 //!
-//! # Payee ([`payee`])
+//! # Payee (`payee`)
 //! `Client::create_payment_request` stores the secret with the request (flushed) before
 //! returning it. A lock the hub pushes on `Payments.ReceivePayments` is applied, and if it
 //! pays a stored, unpaid, unexpired request in full and leaves time before it expires, the
@@ -26,13 +26,13 @@
 //! unlocks) and revealed with `Mediation.RevealSecret`, retried until the hub has it or the
 //! lock expires. The hub's unlock completes the payment and is published to the app.
 //!
-//! # Nothing rots ([`janitor`])
+//! # Nothing rots (`janitor`)
 //! Every second while the channel holds locks: our locks that expired without a known
 //! secret are taken back (`lock_expired`), known secrets whose unlock never went out are
 //! unlocked, and the payee's reveals interrupted by a restart are resumed. After a restart
 //! the hub replays `PayerEvents`, so transfers whose secret was revealed meanwhile complete.
 //!
-//! Pure decisions live in [`decide`] and are unit-tested without a hub.
+//! Pure decisions live in `decide` and are unit-tested without a hub.
 
 pub(crate) mod decide;
 pub(crate) mod events;

@@ -119,8 +119,14 @@ async fn on_locked_transfer(
     payment_request: SignedPaymentRequest,
 ) -> Result<(), ClientError> {
     let now = ops::ledger_now(shared).await?;
+    // A lock that expired before it reached us (the stream replays it after a long
+    // disconnection) is worthless to us but still the hub's signed proof with the next nonce:
+    // refusing it would leave every later proof of the hub unacceptable. So it is taken as
+    // of just before its expiry; the decision below uses the real time (and does not
+    // reveal), and the hub's lock-expired follows.
+    let accept_at = now.min(lock.expiration.saturating_sub(1));
     let applied = once(shared, proof, |ch| {
-        ch.handle_locked_transfer(proof, &lock, now)?;
+        ch.handle_locked_transfer(proof, &lock, accept_at)?;
         shared.store.put_incoming(&IncomingTransfer {
             channel_id: ch.id(),
             lock,

@@ -1,14 +1,17 @@
-//! The public [`Client`]: connect and authenticate, open a channel, pay, read balances, and
-//! the ways out (withdraw, cooperative close, unilateral close, settle).
+//! The public [`Client`]: connect and authenticate, open a channel, pay the hub, pay other
+//! devices through the hub and be paid by them, read balances, and the ways out (withdraw,
+//! cooperative close, unilateral close, settle).
 //!
-//! Three background tasks run for the client's lifetime and stop when it is dropped: the
-//! payment stream ([`crate::payments`]), the hub-payment receiver ([`crate::receiver`]) and the
-//! ledger watcher ([`crate::watcher`]).
+//! Background tasks run for the client's lifetime and stop when it is dropped: the payment
+//! stream ([`crate::payments`]), the hub-payment receiver ([`crate::receiver`]), the ledger
+//! watcher and monitor ([`crate::watcher`]), the payer-event subscription
+//! ([`crate::mediation::events`]) and the lock janitor ([`crate::mediation::janitor`]).
 
 use std::sync::Arc;
 
 use channel_core::channel::{Channel, ChannelPhase};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord};
+use channel_core::mediation::{FeePolicy, SignedPaymentRequest};
 use channel_core::primitives::{Address, U256};
 use channel_core::{Domain, LocalSigner, Signer};
 use tokio::sync::broadcast;
@@ -17,10 +20,11 @@ use voltlane_proto::v1;
 
 use crate::error::ClientError;
 use crate::export::ExportedProofs;
+use crate::mediation::{self, MediatedReceipt, MediationInfo, MediationOptions};
 use crate::rpc::{ConnectOptions, Rpc};
 use crate::shared::Shared;
 use crate::store::{DeviceStore, HubRecord};
-use crate::types::{Balances, PaymentReceipt, ReceivedPayment, Settlement};
+use crate::types::{Balances, MediatedPayment, PaymentReceipt, ReceivedPayment, Settlement};
 use crate::{ops, payments, receiver, restore, sync, watcher};
 
 /// A device's connection to one hub, with its channel and its own durable state.
@@ -35,7 +39,7 @@ impl Drop for Client {
     }
 }
 
-async fn hub_info(rpc: &Rpc) -> Result<HubRecord, ClientError> {
+async fn hub_info(rpc: &Rpc) -> Result<(HubRecord, MediationInfo), ClientError> {
     let info = rpc
         .clients()
         .hub
@@ -43,14 +47,28 @@ async fn hub_info(rpc: &Rpc) -> Result<HubRecord, ClientError> {
         .await
         .map_err(|s| ClientError::rpc("Hub.GetInfo", s))?
         .into_inner();
-    Ok(HubRecord {
+    let hub = HubRecord {
         hub_address: address("hub_address", &info.hub_address)?,
         domain: Domain {
             chain_id: u256("chain_id", &info.chain_id)?,
             token_network_address: address("token_network_address", &info.token_network_address)?,
         },
         settlement_timeout: info.settlement_timeout,
-    })
+    };
+    // A hub from before mediation leaves the fee fields empty: no fee.
+    let flat = if info.mediation_fee_flat.is_empty() {
+        U256::ZERO
+    } else {
+        u256("mediation_fee_flat", &info.mediation_fee_flat)?
+    };
+    let mediation = MediationInfo {
+        fees: FeePolicy {
+            flat,
+            proportional_ppm: info.mediation_fee_ppm,
+        },
+        reveal_timeout: info.reveal_timeout,
+    };
+    Ok((hub, mediation))
 }
 
 impl Client {
@@ -85,7 +103,7 @@ impl Client {
             None => store.put_signer(&signer).await?,
         }
         let rpc = Rpc::connect(endpoint, signer, options).await?;
-        let hub = hub_info(&rpc).await?;
+        let (hub, mediation) = hub_info(&rpc).await?;
         match store.hub()? {
             Some(h) if h.hub_address != hub.hub_address || h.domain != hub.domain => {
                 return Err(ClientError::InvalidState(format!(
@@ -99,11 +117,13 @@ impl Client {
         rpc.set_hub_address(hub.hub_address);
         rpc.authenticate().await?;
         let channel = store.channel()?;
-        let (shared, queue) = Shared::new(rpc, store, hub, channel);
+        let (shared, queue) = Shared::new(rpc, store, hub, mediation, channel);
         shared.spawn(move |s| payments::run(s, queue));
         shared.spawn(receiver::run);
         shared.spawn(watcher::run);
         shared.spawn(watcher::monitor);
+        shared.spawn(mediation::events::run);
+        shared.spawn(mediation::janitor::run);
         Ok(Client { shared })
     }
 
@@ -157,6 +177,9 @@ impl Client {
             hub: ch.partner_address(),
             ours: ch.our_balance()?,
             hubs: ch.partner_balance()?,
+            our_locked: ch.our().locked(),
+            hub_locked: ch.partner().locked(),
+            our_spendable: ch.our_distributable()?,
             our_deposit: ch.our().total_deposit,
             hub_deposit: ch.partner().total_deposit,
             our_withdraw: ch.our().total_withdraw,
@@ -183,8 +206,14 @@ impl Client {
 
     /// Dev faucet: credits `amount` test tokens to the device's ledger account.
     pub async fn mint(&self, amount: U256) -> Result<(), ClientError> {
+        self.mint_to(self.address(), amount).await
+    }
+
+    /// Dev faucet: credits `amount` test tokens to `to`'s ledger account (e.g. the hub's, so
+    /// that its auto-deposit can give devices receiving capacity on a test ledger).
+    pub async fn mint_to(&self, to: Address, amount: U256) -> Result<(), ClientError> {
         let req = v1::MintRequest {
-            to: address_bytes(&self.address()),
+            to: address_bytes(&to),
             amount: u256_bytes(&amount),
         };
         self.shared
@@ -316,7 +345,75 @@ impl Client {
     /// restart or a dropped stream the proof is re-sent and the call resolves on its ack.
     pub async fn pay(&self, amount: U256) -> Result<PaymentReceipt, ClientError> {
         let rx = self.shared.enqueue_payment(amount).await?;
-        rx.await.map_err(|_| ClientError::Shutdown)?
+        let acked = rx.await.map_err(|_| ClientError::Shutdown)??;
+        Ok(acked.receipt)
+    }
+
+    // ----- mediated payments -----
+
+    /// The hub's mediation fee and reveal timeout (from `Hub.GetInfo` at connect).
+    pub fn mediation_info(&self) -> MediationInfo {
+        self.shared.mediation
+    }
+
+    /// Replaces the device's choices for mediated payments (lock lifetime as a payer, reveal
+    /// margin as a payee); unset fields default from the hub's reveal timeout.
+    pub fn set_mediation_options(&self, options: MediationOptions) {
+        self.shared.set_options(options);
+    }
+
+    /// Payee: a signed request for `amount` (what the device wants to receive; the payer pays
+    /// the hub's fee on top) with the app's `payment_id`, valid for `valid_for_secs` of
+    /// ledger time. Its new random secret is stored durably with it before it is returned.
+    /// Hand it to the payer out of band (e.g. a QR code); the device reveals the secret only
+    /// for a lock that pays it in full, and publishes the payment on
+    /// [`Client::mediated_payments`] once the hub's unlock is durable.
+    pub async fn create_payment_request(
+        &self,
+        amount: U256,
+        payment_id: u64,
+        valid_for_secs: u64,
+    ) -> Result<SignedPaymentRequest, ClientError> {
+        mediation::payee::create_request(&self.shared, amount, payment_id, valid_for_secs).await
+    }
+
+    /// Payee: the mediated payments the device receives, each published once the hub's
+    /// unlock is checked and durable.
+    pub fn mediated_payments(&self) -> broadcast::Receiver<MediatedPayment> {
+        self.shared.mediated_payments.subscribe()
+    }
+
+    /// Payer: pays another device's `request` through the hub. Checks the request (this
+    /// hub's ledger, signed by its payee, not expired) and refuses one this store already
+    /// paid or is paying; locks amount + the hub's quoted fee toward the hub (durable, on the
+    /// ordered Pay stream, so calls may run concurrently), then waits for the outcome.
+    ///
+    /// Returns the receipt once the payee revealed its secret and the hub acknowledged our
+    /// unlock. Fails with [`ClientError::PayeeOffline`], [`ClientError::NoCapacity`] or
+    /// [`ClientError::MediationRefused`] when the hub does not forward,
+    /// [`ClientError::TransferFailed`] when the hub reports a failure, and
+    /// [`ClientError::Expired`] when our lock expired first; in each case the lock is taken
+    /// back by itself once it expires. It waits as long as the hub is unreachable; wrap it in
+    /// a timeout if needed (dropping the call does not cancel the payment, which completes
+    /// or expires in the background).
+    pub async fn pay_request(
+        &self,
+        request: &SignedPaymentRequest,
+    ) -> Result<MediatedReceipt, ClientError> {
+        mediation::payer::pay_request(&self.shared, request).await
+    }
+
+    /// Payer: the receipt of a request this store paid, if the payment completed (e.g. to
+    /// recover it after a restart interrupted `pay_request`).
+    pub fn mediated_receipt(
+        &self,
+        request: &SignedPaymentRequest,
+    ) -> Result<Option<MediatedReceipt>, ClientError> {
+        let record = self.shared.store.outgoing(&request.request.secrethash)?;
+        Ok(record
+            .filter(|t| t.request == *request)
+            .and_then(|t| t.outcome())
+            .and_then(Result::ok))
     }
 
     // ----- ways out -----

@@ -1,6 +1,13 @@
 //! The one error type of the SDK, grouped by what the caller should do about it:
 //! - the hub or ledger refused a request ([`ClientError::Rpc`], [`ClientError::PaymentRejected`]):
 //!   fix the request or the channel state; the gRPC code and the hub's message are kept;
+//! - a mediated payment did not happen ([`ClientError::PayeeOffline`],
+//!   [`ClientError::NoCapacity`], [`ClientError::MediationRefused`],
+//!   [`ClientError::TransferFailed`], [`ClientError::Expired`]): the payee was not paid, and
+//!   the lock made for it becomes spendable again by itself once it expires; try later or
+//!   another way;
+//! - the request cannot be paid ([`ClientError::InvalidPaymentRequest`],
+//!   [`ClientError::AlreadyPaid`], [`ClientError::PaymentInProgress`]): nothing was signed;
 //! - the hub is unreachable ([`ClientError::Connect`]): retry later, nothing was lost;
 //! - the local command cannot run now ([`ClientError::Channel`], [`ClientError::NoChannel`],
 //!   [`ClientError::InvalidState`]): nothing was signed or sent;
@@ -10,6 +17,8 @@
 //! - local storage failed ([`ClientError::Store`]): the device cannot safely continue.
 
 use channel_core::channel::ChannelError;
+use channel_core::mediation::PaymentRequestError;
+use channel_core::primitives::H256;
 use channel_core::CryptoError;
 use voltlane_proto::FieldError;
 
@@ -33,6 +42,35 @@ pub enum ClientError {
         code: tonic::Code,
         reason: String,
     },
+
+    // --- a mediated payment did not happen (its lock is taken back after expiry) ---
+    /// The payee has no payment stream open with the hub.
+    #[error("payee offline: {reason}")]
+    PayeeOffline { reason: String },
+    /// The hub cannot lock the amount toward the payee.
+    #[error("hub has no capacity toward the payee: {reason}")]
+    NoCapacity { reason: String },
+    /// The hub refused to mediate for another reason (payee unknown, fee not covered,
+    /// expiry too soon, secrethash already used, ...).
+    #[error("hub refused to mediate: {code:?}: {reason}")]
+    MediationRefused { code: tonic::Code, reason: String },
+    /// The hub forwarded the lock but the transfer failed (e.g. the payee did not claim it).
+    #[error("mediated transfer failed: {0}")]
+    TransferFailed(String),
+    /// Our lock expired before the payee revealed its secret.
+    #[error("mediated transfer expired before the payee claimed it")]
+    Expired,
+
+    // --- the request cannot be paid ---
+    #[error("payment request refused: {0}")]
+    InvalidPaymentRequest(#[from] PaymentRequestError),
+    /// This store already paid the request with this secrethash.
+    #[error("payment request {secrethash} was already paid")]
+    AlreadyPaid { secrethash: H256 },
+    /// A payment of the request with this secrethash is under way (or its lock is still
+    /// pending after a failure).
+    #[error("payment request {secrethash} is already being paid")]
+    PaymentInProgress { secrethash: H256 },
 
     // --- the hub is unreachable ---
     #[error("cannot connect to the hub at {endpoint}: {message}")]
@@ -77,9 +115,11 @@ impl ClientError {
     /// The gRPC code the hub answered with, if this error came from the hub.
     pub fn code(&self) -> Option<tonic::Code> {
         match self {
-            ClientError::Rpc { code, .. } | ClientError::PaymentRejected { code, .. } => {
-                Some(*code)
-            }
+            ClientError::Rpc { code, .. }
+            | ClientError::PaymentRejected { code, .. }
+            | ClientError::MediationRefused { code, .. } => Some(*code),
+            ClientError::PayeeOffline { .. } => Some(tonic::Code::FailedPrecondition),
+            ClientError::NoCapacity { .. } => Some(tonic::Code::ResourceExhausted),
             _ => None,
         }
     }

@@ -8,14 +8,23 @@
 //!   the hub forgets its sessions.
 //! - [`Client::open_channel`], [`Client::pay`] (resolves once the hub acknowledged, pipelined on
 //!   one stream, re-sent after reconnects and restarts), [`Client::balances`].
+//! - Mediated payments between devices through the hub (hash-time-locked transfers,
+//!   [`mediation`]): a payee issues [`Client::create_payment_request`] and hears of payments on
+//!   [`Client::mediated_payments`]; a payer calls [`Client::pay_request`] and gets a
+//!   [`MediatedReceipt`] that proves the payment to anyone. Expired locks are taken back by
+//!   themselves, and a lock the hub owes the device is claimed on the ledger if the hub
+//!   withholds its unlock.
 //! - The ways out without trusting the hub: [`Client::withdraw`], [`Client::cooperative_close`],
 //!   [`Client::close`], [`Client::settle`]; a ledger watcher contests a stale close by the hub.
 //! - [`DeviceStore`] (sled at a path the app chooses, or in memory) keeps the key, the channel,
-//!   the unacknowledged proofs, the hub's proofs and the last ledger event, in versioned records.
+//!   the unacknowledged proofs, the hub's proofs, the last ledger event and the records of
+//!   mediated payments (requests with their secrets, transfers paid and received), in
+//!   versioned records.
 //! - [`Client::export_proofs_json`] for auditors and other Raiden-compatible ledgers.
 //!
 //! What this crate does not do: no protocol rules of its own (they live in `channel-core`), no
-//! hash-time-locked transfers over the wire yet (direct payments only), one channel per store.
+//! routes over more than one hub, no payer-born secrets (a payment needs the payee's request),
+//! one channel per store.
 //!
 //! [`Channel`]: channel_core::channel::Channel
 
@@ -23,6 +32,7 @@ mod backoff;
 mod client;
 mod error;
 pub mod export;
+pub mod mediation;
 mod ops;
 mod payments;
 mod receiver;
@@ -37,11 +47,14 @@ mod watcher;
 pub use client::Client;
 pub use error::ClientError;
 pub use export::{ExportedProof, ExportedProofs};
+pub use mediation::{MediatedReceipt, MediationInfo, MediationOptions, ReceiptError};
 pub use ops::WITHDRAW_VALIDITY;
 pub use restore::restore_proofs;
 pub use rpc::ConnectOptions;
 pub use store::{DeviceStore, StoreError};
-pub use types::{Balances, PaymentReceipt, ReceivedPayment, Settlement};
+pub use types::{Balances, MediatedPayment, PaymentReceipt, ReceivedPayment, Settlement};
+
+pub use channel_core::mediation::SignedPaymentRequest;
 
 pub use channel_core::primitives::{Address, U256};
 pub use channel_core::LocalSigner;

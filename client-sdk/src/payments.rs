@@ -1,6 +1,9 @@
-//! The `Payments.Pay` stream task: owns the bidirectional stream, sends queued payments in
-//! nonce order after a group flush of the store, and resolves each `pay` call when the hub's
-//! ack (matched by `request_id`, which is the proof's nonce) arrives.
+//! The `Payments.Pay` stream task: owns the bidirectional stream, sends queued proofs (direct
+//! payments and the payer's steps of mediated payments, each with its `kind`) in nonce order
+//! after a group flush of the store, and resolves each waiting call when the hub's ack
+//! (matched by `request_id`, which is the proof's nonce) arrives. What an ack or a rejection
+//! means for a mediated transfer is recorded (`mediation::payer::on_acked`) before the proof
+//! leaves the unacknowledged log.
 //!
 //! On every (re)connect — including the first one after a device restart — it first asks
 //! `Channels.GetChannel` which device nonce the hub holds, prunes what the hub has (resolving
@@ -13,14 +16,18 @@ use std::sync::Arc;
 use channel_core::primitives::U256;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::UnboundedReceiverStream;
-use voltlane_proto::convert::{u256, u256_bytes};
+use voltlane_proto::convert::mediation::PaymentKind;
+use voltlane_proto::convert::{required, u256, u256_bytes};
 use voltlane_proto::v1;
+use voltlane_proto::v1::payment_accepted::Forward;
 use voltlane_proto::v1::payment_ack::Outcome;
+use voltlane_proto::FieldError;
 
 use crate::backoff::Backoff;
 use crate::error::ClientError;
+use crate::mediation::payer;
 use crate::shared::Shared;
-use crate::store::UnackedPayment;
+use crate::store::{ForwardRecord, QueuedKind, Refusal, UnackedPayment};
 use crate::sync;
 
 /// Runs until the client is dropped.
@@ -38,13 +45,69 @@ pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<
     }
 }
 
+/// The wire form of a queued kind.
+fn wire_kind(k: &QueuedKind) -> PaymentKind {
+    match *k {
+        QueuedKind::Direct => PaymentKind::Direct,
+        QueuedKind::LockedTransfer {
+            lock,
+            payment_request,
+        } => PaymentKind::LockedTransfer {
+            lock,
+            payment_request,
+        },
+        QueuedKind::Unlock { secret } => PaymentKind::Unlock { secret },
+        QueuedKind::LockExpired { secrethash } => PaymentKind::LockExpired { secrethash },
+    }
+}
+
 fn message(p: &UnackedPayment) -> v1::PaymentMessage {
     v1::PaymentMessage {
         request_id: p.nonce(),
         balance_proof: Some((&p.proof).into()),
         amount: u256_bytes(&p.amount),
-        kind: None,
+        kind: (&wire_kind(&p.kind)).into(),
     }
+}
+
+/// The hub's answer about a locked transfer's forward, from its ack.
+fn forward_record(f: Option<Forward>) -> Result<Option<ForwardRecord>, FieldError> {
+    Ok(match f {
+        None => None,
+        Some(Forward::Forwarded(r)) => Some(ForwardRecord::Forwarded {
+            fee: u256("accepted.forwarded.fee", &r.fee)?,
+            outgoing_lock: required("accepted.forwarded.outgoing_lock", r.outgoing_lock)?,
+        }),
+        Some(Forward::NotForwarded(r)) => Some(ForwardRecord::NotForwarded(Refusal {
+            code: r.code,
+            reason: r.reason,
+        })),
+    })
+}
+
+/// The hub holds every proof up to `nonce`: records what that means for mediated transfers,
+/// prunes them from the unacknowledged log and resolves their callers. `known` are entries
+/// already read (the acked one, or the resync's): their records are updated before the
+/// prune, so a crash in between leaves the entry to be acknowledged again, never a pruned
+/// entry whose meaning was not recorded.
+pub(crate) fn acked_through(
+    shared: &Shared,
+    nonce: u64,
+    known: &[UnackedPayment],
+    forward: Option<(u64, &ForwardRecord)>,
+) -> Result<(), ClientError> {
+    let forward_of = |p: &UnackedPayment| forward.filter(|(n, _)| *n == p.nonce()).map(|(_, f)| f);
+    for p in known.iter().filter(|p| p.nonce() <= nonce) {
+        payer::on_acked(shared, p, forward_of(p))?;
+    }
+    let pruned = shared.store.prune_unacked(nonce)?;
+    for p in &pruned {
+        if !known.iter().any(|k| k.nonce() == p.nonce()) {
+            payer::on_acked(shared, p, forward_of(p))?;
+        }
+    }
+    shared.resolve_acked(&pruned, forward);
+    Ok(())
 }
 
 fn stream_closed() -> ClientError {
@@ -94,8 +157,7 @@ async fn session(
     let hub_nonce = hub_device_nonce(shared, channel_id).await?;
     let our_nonce = shared.require_channel()?.our().nonce();
     let plan = sync::plan_resync(shared.store.unacked_all()?, hub_nonce, our_nonce)?;
-    shared.store.prune_unacked(hub_nonce)?;
-    shared.resolve_acked(&plan.acked);
+    acked_through(shared, hub_nonce, &plan.acked, None)?;
 
     // 2. Open the stream with the re-sends already queued on it.
     let (out, out_rx) = mpsc::unbounded_channel();
@@ -145,17 +207,23 @@ async fn session(
 }
 
 /// Applies one ack. An error ends the session (and triggers a resync).
-fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
+pub(crate) fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
     let nonce = ack.request_id;
     match ack.outcome {
         Some(Outcome::Accepted(a)) => {
             let transferred = u256("accepted.transferred_amount", &a.transferred_amount)?;
-            if let Some(sent) = shared.store.unacked(a.nonce)? {
-                sync::check_accepted(&sent, a.nonce, transferred)?;
+            let sent = shared.store.unacked(a.nonce)?;
+            if let Some(sent) = &sent {
+                sync::check_accepted(sent, a.nonce, transferred)?;
             }
-            let pruned = shared.store.prune_unacked(a.nonce)?;
-            shared.resolve_acked(&pruned);
-            Ok(())
+            let forward = forward_record(a.forward)?;
+            let known: Vec<_> = sent.into_iter().collect();
+            acked_through(
+                shared,
+                a.nonce,
+                &known,
+                forward.as_ref().map(|f| (a.nonce, f)),
+            )
         }
         Some(Outcome::Rejected(r)) => {
             let code = tonic::Code::from_i32(r.code);
@@ -172,6 +240,13 @@ fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
                 r.reason
             );
             shared.set_send_blocked(Some(why))?;
+            if let Some(sent) = shared.store.unacked(nonce)? {
+                let refusal = Refusal {
+                    code: r.code,
+                    reason: r.reason.clone(),
+                };
+                payer::on_rejected(shared, &sent, refusal)?;
+            }
             shared.resolve(
                 nonce,
                 Err(ClientError::PaymentRejected {
@@ -186,5 +261,130 @@ fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
             "outcome",
             voltlane_proto::Rule::Missing,
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use channel_core::channel::Channel;
+    use channel_core::mediation::PaymentRequest;
+    use channel_core::primitives::{Address, H256};
+    use channel_core::{Domain, HashTimeLock, LocalSigner, Secret, Signer};
+
+    use super::*;
+
+    #[test]
+    fn every_queued_kind_goes_out_as_its_wire_kind() {
+        let dev = LocalSigner::from_bytes(&[1; 32]).unwrap();
+        let payee = LocalSigner::from_bytes(&[3; 32]).unwrap();
+        let domain = Domain {
+            chain_id: U256::from(337u64),
+            token_network_address: Address([4; 20]),
+        };
+        let mut ch = Channel::new(domain, U256::from(1u64), dev.address(), Address([2; 20]));
+        ch.handle_ledger_deposit(dev.address(), U256::from(1_000u64))
+            .unwrap();
+        ch.send_payment(U256::from(5u64), H256::ZERO, &dev).unwrap();
+        let proof = *ch.our_latest_proof().unwrap();
+        let s = Secret(H256([9; 32]));
+        let lock = HashTimeLock {
+            expiration: 300,
+            amount: U256::from(102u64),
+            secrethash: s.hash(),
+        };
+        let payment_request = PaymentRequest {
+            domain,
+            payee: payee.address(),
+            amount: U256::from(100u64),
+            secrethash: s.hash(),
+            payment_id: 1,
+            expires_at: 500,
+        }
+        .sign(&payee)
+        .unwrap();
+        for (kind, wire) in [
+            (QueuedKind::Direct, PaymentKind::Direct),
+            (
+                QueuedKind::LockedTransfer {
+                    lock,
+                    payment_request,
+                },
+                PaymentKind::LockedTransfer {
+                    lock,
+                    payment_request,
+                },
+            ),
+            (
+                QueuedKind::Unlock { secret: s },
+                PaymentKind::Unlock { secret: s },
+            ),
+            (
+                QueuedKind::LockExpired {
+                    secrethash: s.hash(),
+                },
+                PaymentKind::LockExpired {
+                    secrethash: s.hash(),
+                },
+            ),
+        ] {
+            let m = message(&UnackedPayment {
+                proof,
+                amount: U256::from(5u64),
+                kind,
+            });
+            assert_eq!(m.request_id, 1);
+            assert_eq!(PaymentKind::try_from(m.kind).unwrap(), wire);
+        }
+    }
+
+    #[test]
+    fn the_forward_answer_is_read_or_its_bad_field_named() {
+        assert_eq!(forward_record(None).unwrap(), None);
+        let lock = HashTimeLock {
+            expiration: 280,
+            amount: U256::from(100u64),
+            secrethash: H256([1; 32]),
+        };
+        let forwarded = Forward::Forwarded(v1::LockedTransferResponse {
+            payee_channel_id: u256_bytes(&U256::from(2u64)),
+            fee: u256_bytes(&U256::from(2u64)),
+            outgoing_lock: Some((&lock).into()),
+        });
+        assert_eq!(
+            forward_record(Some(forwarded)).unwrap(),
+            Some(ForwardRecord::Forwarded {
+                fee: U256::from(2u64),
+                outgoing_lock: lock,
+            })
+        );
+        let refused = Forward::NotForwarded(v1::PaymentRejected {
+            code: tonic::Code::ResourceExhausted as i32,
+            reason: "hub has no capacity toward the payee".into(),
+        });
+        assert_eq!(
+            forward_record(Some(refused)).unwrap(),
+            Some(ForwardRecord::NotForwarded(Refusal {
+                code: tonic::Code::ResourceExhausted as i32,
+                reason: "hub has no capacity toward the payee".into(),
+            }))
+        );
+        let no_lock = Forward::Forwarded(v1::LockedTransferResponse {
+            payee_channel_id: Vec::new(),
+            fee: u256_bytes(&U256::from(2u64)),
+            outgoing_lock: None,
+        });
+        let err = forward_record(Some(no_lock)).unwrap_err();
+        assert_eq!(err.field, "accepted.forwarded.outgoing_lock");
+        let short_fee = Forward::Forwarded(v1::LockedTransferResponse {
+            payee_channel_id: Vec::new(),
+            fee: vec![1; 3],
+            outgoing_lock: Some((&lock).into()),
+        });
+        assert_eq!(
+            forward_record(Some(short_fee)).unwrap_err().field,
+            "accepted.forwarded.fee"
+        );
     }
 }

@@ -1,17 +1,22 @@
 //! The `Payments.ReceivePayments` task: takes the balance proofs the hub signs for the device,
-//! checks each with `Channel::handle_payment`, makes it durable, and only then publishes it to
-//! the application (a broadcast channel; `balances()` reflects it too).
+//! in nonce order. A direct payment is checked with `Channel::handle_payment`, made durable,
+//! and only then published to the application (a broadcast channel; `balances()` reflects it
+//! too). The steps of mediated payments toward the device (locked transfer, unlock, lock
+//! expired) go to [`crate::mediation::payee`]. While this stream is open the hub counts the
+//! device online as a payee.
 
 use std::sync::Arc;
 
 use channel_core::channel::ChannelError;
 use channel_core::primitives::U256;
 use channel_core::SignedBalanceProof;
-use voltlane_proto::convert::{required, u256, u256_bytes};
+use voltlane_proto::convert::mediation::{HubMessage, HubMessageKind};
+use voltlane_proto::convert::u256_bytes;
 use voltlane_proto::v1;
 
 use crate::backoff::Backoff;
 use crate::error::ClientError;
+use crate::mediation::payee;
 use crate::shared::Shared;
 use crate::store::HubPaymentRecord;
 use crate::types::ReceivedPayment;
@@ -29,7 +34,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 }
 
 async fn session(
-    shared: &Shared,
+    shared: &Arc<Shared>,
     channel_id: U256,
     backoff: &mut Backoff,
 ) -> Result<(), ClientError> {
@@ -51,12 +56,21 @@ async fn session(
         .await
         .map_err(|s| ClientError::rpc("Payments.ReceivePayments", s))?
     {
-        match receive(shared, channel_id, m).await {
-            Ok(Some(p)) => {
-                let _ = shared.hub_payments.send(p);
+        let result = match HubMessage::try_from(m) {
+            Err(e) => Err(e.into()),
+            Ok(msg) if msg.kind == HubMessageKind::Payment => {
+                receive(shared, channel_id, msg.balance_proof, msg.amount)
+                    .await
+                    .map(|p| {
+                        if let Some(p) = p {
+                            let _ = shared.hub_payments.send(p);
+                        }
+                    })
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, "refused a payment from the hub"),
+            Ok(msg) => payee::receive(shared, msg).await,
+        };
+        if let Err(e) = result {
+            tracing::warn!(error = %e, "refused a proof from the hub");
         }
     }
     Ok(())
@@ -66,10 +80,9 @@ async fn session(
 async fn receive(
     shared: &Shared,
     channel_id: U256,
-    m: v1::HubPayment,
+    proof: SignedBalanceProof,
+    amount: U256,
 ) -> Result<Option<ReceivedPayment>, ClientError> {
-    let proof: SignedBalanceProof = required("balance_proof", m.balance_proof)?;
-    let amount = u256("amount", &m.amount)?;
     match shared.update_channel(|ch| Ok(ch.handle_payment(&proof, amount)?)) {
         Ok(_) => {}
         Err(ClientError::Channel(ChannelError::StaleNonce { .. })) => return Ok(None),

@@ -110,6 +110,7 @@ pub struct Clients {
     pub ledger: v1::ledger_client::LedgerClient<Svc>,
     pub channels: v1::channels_client::ChannelsClient<Svc>,
     pub payments: v1::payments_client::PaymentsClient<Svc>,
+    pub mediation: v1::mediation_client::MediationClient<Svc>,
 }
 
 /// The connection to one hub plus the device identity used to authenticate to it.
@@ -154,11 +155,34 @@ impl Rpc {
                 ledger: v1::ledger_client::LedgerClient::new(svc()),
                 channels: v1::channels_client::ChannelsClient::new(svc()),
                 payments: v1::payments_client::PaymentsClient::new(svc()),
+                mediation: v1::mediation_client::MediationClient::new(svc()),
             },
             interceptor,
             signer,
             hub_address: Arc::new(RwLock::new(None)),
         })
+    }
+
+    /// A connection that is never made unless a call is tried (then it fails: nothing
+    /// listens on the discard port), for tests of the driver logic without a hub.
+    #[cfg(test)]
+    pub fn unconnected(signer: LocalSigner) -> Self {
+        let transport = Endpoint::from_static("http://127.0.0.1:9").connect_lazy();
+        let interceptor = TokenInterceptor::default();
+        let svc = || InterceptedService::new(transport.clone(), interceptor.clone());
+        Self {
+            clients: Clients {
+                auth: v1::auth_client::AuthClient::new(svc()),
+                hub: v1::hub_client::HubClient::new(svc()),
+                ledger: v1::ledger_client::LedgerClient::new(svc()),
+                channels: v1::channels_client::ChannelsClient::new(svc()),
+                payments: v1::payments_client::PaymentsClient::new(svc()),
+                mediation: v1::mediation_client::MediationClient::new(svc()),
+            },
+            interceptor,
+            signer,
+            hub_address: Arc::new(RwLock::new(None)),
+        }
     }
 
     pub fn clients(&self) -> Clients {

@@ -1,14 +1,20 @@
 //! State shared by the [`Client`](crate::Client) and its background tasks: the channel state
-//! machine behind a mutex (never held across an await), the `pay` calls waiting for their ack,
-//! the queue of signed payments for the stream task, and the store.
+//! machine behind a mutex (never held across an await), the calls waiting for their ack, the
+//! queue of signed proofs for the stream task, the store, and the hub's mediation settings.
 //!
 //! Every channel change goes through [`Shared::update_channel`]: the transition runs on a copy,
 //! the copy is written to the store, and only then replaces the live channel, so a refused input
 //! or a store error leaves both untouched. Callers flush before anything leaves the device.
+//!
+//! Every proof for `Payments.Pay` (direct payment, locked transfer, unlock, lock expired) is
+//! signed by [`Shared::enqueue`] under the same lock that assigns its place in the queue, so
+//! queue order is nonce order. The records of mediated payments are read-modified-written
+//! under their own lock ([`Shared::update_outgoing`] and friends), which may be taken while
+//! the channel lock is held but never the other way round.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 use channel_core::channel::{Channel, ChannelPhase};
 use channel_core::ledger::LedgerEvent;
@@ -17,15 +23,36 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semapho
 use tokio::task::JoinHandle;
 
 use crate::error::ClientError;
+use crate::mediation::{MediationInfo, MediationOptions};
 use crate::rpc::Rpc;
-use crate::store::{DeviceStore, HubRecord, UnackedPayment};
+use crate::store::{
+    DeviceStore, ForwardRecord, HubRecord, IncomingTransfer, OutgoingTransfer,
+    PaymentRequestRecord, QueuedKind, UnackedPayment,
+};
 use crate::sync::{self, EventEffect};
-use crate::types::{PaymentReceipt, ReceivedPayment};
+use crate::types::{MediatedPayment, PaymentReceipt, ReceivedPayment};
 
 /// Payments signed but not yet acknowledged, at most (back-pressure on `pay`).
 pub const MAX_IN_FLIGHT: usize = 4096;
 
-type Reply = oneshot::Sender<Result<PaymentReceipt, ClientError>>;
+/// What the hub said when it acknowledged one proof of the Pay stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct Acked {
+    pub receipt: PaymentReceipt,
+    /// Locked transfers: what became of the forward (`Unknown` when the ack itself was lost).
+    pub forward: Option<ForwardRecord>,
+}
+
+/// The answer a queued proof waits for.
+pub(crate) type AckReply = oneshot::Receiver<Result<Acked, ClientError>>;
+type Reply = oneshot::Sender<Result<Acked, ClientError>>;
+
+/// One proof the sign step of [`Shared::enqueue`] made: what it moves and what it does.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Signed {
+    pub amount: U256,
+    pub kind: QueuedKind,
+}
 
 struct Pending {
     reply: Reply,
@@ -49,6 +76,16 @@ pub(crate) struct Shared {
     /// Bumped whenever the channel appears or changes phase; tasks wait on it.
     changed: watch::Sender<u64>,
     pub hub_payments: broadcast::Sender<ReceivedPayment>,
+    pub mediated_payments: broadcast::Sender<MediatedPayment>,
+    /// The hub's mediation settings (from `Hub.GetInfo` at connect).
+    pub mediation: MediationInfo,
+    options: RwLock<MediationOptions>,
+    /// Guards read-modify-write of the mediated-payment records.
+    records: Mutex<()>,
+    /// Bumped whenever an outgoing transfer record changes; `pay_request` waits on it.
+    transfers_changed: watch::Sender<u64>,
+    /// Secrethashes whose reveal task is running.
+    reveals: Mutex<BTreeSet<H256>>,
     inflight: Arc<Semaphore>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
@@ -70,6 +107,7 @@ impl Shared {
         rpc: Rpc,
         store: DeviceStore,
         hub: HubRecord,
+        mediation: MediationInfo,
         channel: Option<Channel>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<u64>) {
         let (pay_queue, queue_rx) = mpsc::unbounded_channel();
@@ -84,6 +122,12 @@ impl Shared {
             pay_queue,
             changed: watch::Sender::new(0),
             hub_payments: broadcast::channel(1024).0,
+            mediated_payments: broadcast::channel(1024).0,
+            mediation,
+            options: RwLock::new(MediationOptions::default()),
+            records: Mutex::new(()),
+            transfers_changed: watch::Sender::new(0),
+            reveals: Mutex::new(BTreeSet::new()),
             inflight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
             tasks: Mutex::new(Vec::new()),
         });
@@ -203,12 +247,32 @@ impl Shared {
 
     // ----- payments -----
 
-    /// Signs the next payment, records it (channel + unacknowledged log, not yet flushed) and
-    /// queues it for the stream task, all under one lock so queue order is nonce order.
-    pub async fn enqueue_payment(
+    /// Signs the next direct payment of `amount` and queues it (see [`Shared::enqueue`]).
+    pub async fn enqueue_payment(&self, amount: U256) -> Result<AckReply, ClientError> {
+        let signer = self.rpc.signer().clone();
+        let sign = |ch: &mut Channel| {
+            ch.send_payment(amount, H256::ZERO, &signer)?;
+            Ok(Some(Signed {
+                amount,
+                kind: QueuedKind::Direct,
+            }))
+        };
+        self.enqueue(sign, |_| Ok(()))
+            .await?
+            .ok_or_else(|| ClientError::InvalidState("payment produced no proof".into()))
+    }
+
+    /// Signs the next proof for `Payments.Pay` and queues it for the stream task, all under
+    /// one lock so queue order is nonce order: `sign` runs the channel transition on a copy
+    /// (and may decide there is nothing to do: `None`); the channel and the proof go to the
+    /// store (the unacknowledged log, not yet flushed: the stream task flushes before
+    /// sending), then `record` writes what else must be stored with the proof, then the copy
+    /// is installed. On any error nothing is queued.
+    pub async fn enqueue(
         &self,
-        amount: U256,
-    ) -> Result<oneshot::Receiver<Result<PaymentReceipt, ClientError>>, ClientError> {
+        sign: impl FnOnce(&mut Channel) -> Result<Option<Signed>, ClientError>,
+        record: impl FnOnce(&UnackedPayment) -> Result<(), ClientError>,
+    ) -> Result<Option<AckReply>, ClientError> {
         let permit = Arc::clone(&self.inflight)
             .acquire_owned()
             .await
@@ -218,30 +282,43 @@ impl Shared {
             return Err(ClientError::InvalidState(why.clone()));
         }
         let current = st.channel.as_ref().ok_or(ClientError::NoChannel)?;
+        let expected = current.our().next_nonce()?;
         let mut next = current.clone();
-        next.send_payment(amount, H256::ZERO, self.rpc.signer())?;
+        let Some(signed) = sign(&mut next)? else {
+            return Ok(None);
+        };
         let proof = *next
             .our_latest_proof()
-            .ok_or_else(|| ClientError::InvalidState("payment produced no proof".into()))?;
-        let nonce = proof.proof.nonce;
+            .filter(|p| p.proof.nonce == expected)
+            .ok_or_else(|| {
+                ClientError::InvalidState(format!(
+                    "signing produced no proof with nonce {expected}"
+                ))
+            })?;
+        let entry = UnackedPayment {
+            proof,
+            amount: signed.amount,
+            kind: signed.kind,
+        };
         self.store.put_channel(&next)?;
-        self.store.put_unacked(&UnackedPayment { proof, amount })?;
+        self.store.put_unacked(&entry)?;
+        record(&entry)?;
         st.channel = Some(next);
         let (reply, rx) = oneshot::channel();
         st.pending.insert(
-            nonce,
+            expected,
             Pending {
                 reply,
                 _permit: permit,
             },
         );
         self.pay_queue
-            .send(nonce)
+            .send(expected)
             .map_err(|_| ClientError::Shutdown)?;
-        Ok(rx)
+        Ok(Some(rx))
     }
 
-    pub fn resolve(&self, nonce: u64, result: Result<PaymentReceipt, ClientError>) {
+    pub fn resolve(&self, nonce: u64, result: Result<Acked, ClientError>) {
         let pending = self
             .state
             .lock()
@@ -252,9 +329,19 @@ impl Shared {
         }
     }
 
-    pub fn resolve_acked(&self, acked: &[UnackedPayment]) {
+    /// Resolves the calls waiting for `acked` (which the hub holds); `forward` is the hub's
+    /// answer for the proof with nonce `forward.0`.
+    pub fn resolve_acked(&self, acked: &[UnackedPayment], forward: Option<(u64, &ForwardRecord)>) {
         for p in acked {
-            self.resolve(p.nonce(), Ok(sync::receipt(p)));
+            let forward = match (&p.kind, forward) {
+                (QueuedKind::LockedTransfer { .. }, Some((n, f))) if n == p.nonce() => {
+                    Some(f.clone())
+                }
+                (QueuedKind::LockedTransfer { .. }, _) => Some(ForwardRecord::Unknown),
+                _ => None,
+            };
+            let receipt = sync::receipt(p);
+            self.resolve(p.nonce(), Ok(Acked { receipt, forward }));
         }
     }
 
@@ -291,5 +378,108 @@ impl Shared {
         }
         st.send_blocked = Some(why.to_string());
         Ok(())
+    }
+}
+
+impl Shared {
+    // ----- mediation options -----
+
+    pub fn options(&self) -> MediationOptions {
+        self.options.read().map(|o| *o).unwrap_or_default()
+    }
+
+    pub fn set_options(&self, options: MediationOptions) {
+        if let Ok(mut o) = self.options.write() {
+            *o = options;
+        }
+    }
+
+    // ----- mediated-payment records -----
+
+    fn records_lock(&self) -> Result<MutexGuard<'_, ()>, ClientError> {
+        self.records.lock().map_err(|_| poisoned())
+    }
+
+    /// Writes a new outgoing transfer record (not yet flushed) and wakes its waiters.
+    pub fn put_outgoing(&self, t: &OutgoingTransfer) -> Result<(), ClientError> {
+        let g = self.records_lock()?;
+        self.store.put_outgoing(t)?;
+        drop(g);
+        self.transfers_changed
+            .send_modify(|g| *g = g.wrapping_add(1));
+        Ok(())
+    }
+
+    /// Read-modify-write of the outgoing transfer `secrethash` (not yet flushed); `None`
+    /// when there is no such record. Wakes the waiters when it changed.
+    pub fn update_outgoing(
+        &self,
+        secrethash: &H256,
+        f: impl FnOnce(&mut OutgoingTransfer),
+    ) -> Result<Option<OutgoingTransfer>, ClientError> {
+        let g = self.records_lock()?;
+        let Some(current) = self.store.outgoing(secrethash)? else {
+            return Ok(None);
+        };
+        let mut next = current.clone();
+        f(&mut next);
+        if next != current {
+            self.store.put_outgoing(&next)?;
+            drop(g);
+            self.transfers_changed
+                .send_modify(|g| *g = g.wrapping_add(1));
+        }
+        Ok(Some(next))
+    }
+
+    /// A receiver that sees every change of an outgoing transfer record.
+    pub fn subscribe_transfers(&self) -> watch::Receiver<u64> {
+        self.transfers_changed.subscribe()
+    }
+
+    /// Read-modify-write of the incoming transfer `secrethash` (not yet flushed).
+    pub fn update_incoming(
+        &self,
+        secrethash: &H256,
+        f: impl FnOnce(&mut IncomingTransfer),
+    ) -> Result<Option<IncomingTransfer>, ClientError> {
+        let _g = self.records_lock()?;
+        let Some(mut t) = self.store.incoming(secrethash)? else {
+            return Ok(None);
+        };
+        f(&mut t);
+        self.store.put_incoming(&t)?;
+        Ok(Some(t))
+    }
+
+    /// Read-modify-write of the payment request `secrethash` (not yet flushed).
+    pub fn update_payment_request(
+        &self,
+        secrethash: &H256,
+        f: impl FnOnce(&mut PaymentRequestRecord),
+    ) -> Result<Option<PaymentRequestRecord>, ClientError> {
+        let _g = self.records_lock()?;
+        let Some(mut r) = self.store.payment_request(secrethash)? else {
+            return Ok(None);
+        };
+        f(&mut r);
+        self.store.put_payment_request(&r)?;
+        Ok(Some(r))
+    }
+
+    // ----- reveal tasks -----
+
+    /// Marks a reveal task for `secrethash` as running; `false` if one already is.
+    pub fn start_reveal(&self, secrethash: H256) -> bool {
+        self.reveals
+            .lock()
+            .map(|mut r| r.insert(secrethash))
+            .unwrap_or(false)
+    }
+
+    pub fn end_reveal(&self, secrethash: &H256) {
+        if let Ok(mut r) = self.reveals.lock() {
+            r.remove(secrethash);
+        }
     }
 }

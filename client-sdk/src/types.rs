@@ -1,6 +1,6 @@
 //! Plain values the SDK hands to the application.
 
-use channel_core::primitives::{Address, U256};
+use channel_core::primitives::{Address, H256, U256};
 use channel_core::SignedBalanceProof;
 
 /// A payment the hub acknowledged (it is durable at the hub).
@@ -29,10 +29,18 @@ pub struct Balances {
     pub phase: &'static str,
     pub device: Address,
     pub hub: Address,
-    /// What the device owns in the channel now.
+    /// What the device owns in the channel now, its pending locks toward the hub included.
     pub ours: U256,
-    /// What the hub owns in the channel now.
+    /// What the hub owns in the channel now, its pending locks toward the device included.
     pub hubs: U256,
+    /// Of `ours`, what is held in pending locks toward the hub (mediated payments under way,
+    /// or failed ones waiting for their expiry): not spendable until unlocked or expired.
+    pub our_locked: U256,
+    /// Of `hubs`, what the hub holds in pending locks toward the device (incoming mediated
+    /// payments): the device's once the hub unlocks them.
+    pub hub_locked: U256,
+    /// What the device can pay or lock now: `ours` minus `our_locked` minus a pending withdraw.
+    pub our_spendable: U256,
     pub our_deposit: U256,
     pub hub_deposit: U256,
     pub our_withdraw: U256,
@@ -55,4 +63,20 @@ pub struct Settlement {
     pub channel_id: U256,
     pub device_amount: U256,
     pub hub_amount: U256,
+}
+
+/// A mediated payment the device received: the hub unlocked a lock it sent for one of the
+/// device's payment requests. Published once the unlock is checked and durable.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct MediatedPayment {
+    pub channel_id: U256,
+    /// The paying device, as the hub named it.
+    pub payer: Address,
+    /// The payment id of the request that was paid.
+    pub payment_id: u64,
+    /// What the device received (the lock's amount).
+    pub amount: U256,
+    pub secrethash: H256,
+    /// Nonce of the hub's unlock proof.
+    pub nonce: u64,
 }

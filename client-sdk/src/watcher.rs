@@ -3,20 +3,26 @@
 //! - [`run`] follows `Ledger.Subscribe` from the last event the device applied, feeds every
 //!   event to the channel (the core's idempotent `handle_ledger_event`) and persists the seq
 //!   with the channel.
-//! - [`monitor`] is the level-triggered channel monitor: while the channel is closing or
-//!   closed it reads the ledger's current record of the channel (at start-up, every
+//! - [`monitor`] is the level-triggered channel monitor: while it has something to guard
+//!   ([`needs_watch`]) it reads the ledger's current record of the channel (at start-up, every
 //!   [`MONITOR_TICK`], and whenever the channel changes phase) and submits what the core's
-//!   `Channel::poll_ledger_action` asks for: the hub's latest proof counter-signed
-//!   (`UpdateNonClosingBalanceProof`) when the hub closed with an older one, and a settle once
-//!   the window is over. It never depends on having seen the close event, so a close the
+//!   `Channel::poll_ledger_actions` asks for: the hub's latest proof counter-signed
+//!   (`UpdateNonClosingBalanceProof`) when the hub closed with an older one, a settle once the
+//!   window is over, the secret of a lock the hub owes us when the hub has not unlocked it
+//!   close to its expiry, a close when such a lock is claimed on the ledger but the hub never
+//!   unlocked it, and the unlocks of the tokens the ledger kept back at settlement (listed by
+//!   `Ledger.GetPendingUnlocks`). It never depends on having seen an event, so a close the
 //!   device applied just before a crash is still contested after the restart.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel_core::channel::{ChannelPhase, LedgerAction, LedgerView, UpdateTransaction};
+use channel_core::channel::{
+    Channel, ChannelPhase, LedgerAction, LedgerView, PendingUnlock, UpdateTransaction,
+};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, LedgerEvent};
-use voltlane_proto::convert::{address_bytes, u256_bytes};
+use channel_core::primitives::U256;
+use voltlane_proto::convert::{address, address_bytes, h256, u256_bytes};
 use voltlane_proto::v1;
 
 use crate::backoff::Backoff;
@@ -62,25 +68,46 @@ async fn session(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result<(), Clie
     Ok(())
 }
 
-/// How often the monitor looks at the ledger while the channel is closing or closed.
+/// How often the monitor looks at the ledger while it has something to guard.
 pub const MONITOR_TICK: Duration = Duration::from_secs(1);
 
-/// Seconds before a received lock expires at which the device registers its secret itself.
-pub const REVEAL_TIMEOUT_SECS: u64 = 10;
+/// Whether the monitor must watch the ledger for `channel`: while it is closing or closed
+/// (contest, settle, register secrets), while open with a lock the hub owes us whose secret
+/// we know (register it in time if the hub withholds the unlock, then close to claim it),
+/// and once settled while locks were pending at settlement, until the ledger holds nothing
+/// back for it (`unlocks_done`).
+pub fn needs_watch(channel: &Channel, unlocks_done: bool) -> bool {
+    match channel.phase() {
+        ChannelPhase::Closing | ChannelPhase::Closed { .. } => true,
+        ChannelPhase::Settled => {
+            let locks_pending =
+                !channel.our().locks.is_empty() || !channel.partner().locks.is_empty();
+            !unlocks_done && locks_pending
+        }
+        ChannelPhase::Open | ChannelPhase::CooperativeSettling { .. } => channel
+            .partner()
+            .locks
+            .as_slice()
+            .iter()
+            .any(|l| channel.known_secret(&l.secrethash).is_some()),
+    }
+}
 
 /// Runs the channel monitor until the client is dropped.
 pub(crate) async fn monitor(shared: Arc<Shared>) {
     let mut changed = shared.subscribe_changes();
+    // The settled channel whose kept-back tokens are all unlocked (nothing left to guard).
+    let mut unlocks_done: Option<U256> = None;
     loop {
-        let watching = shared.channel().ok().flatten().is_some_and(|ch| {
-            matches!(
-                ch.phase(),
-                ChannelPhase::Closing | ChannelPhase::Closed { .. }
-            )
-        });
+        let channel = shared.channel().ok().flatten();
+        let watching = channel
+            .as_ref()
+            .is_some_and(|ch| needs_watch(ch, unlocks_done == Some(ch.id())));
         if watching {
-            if let Err(e) = monitor_once(&shared).await {
-                tracing::warn!(error = %e, "channel monitor pass failed; retrying");
+            match monitor_once(&shared).await {
+                Ok(MonitorPass::Idle) => {}
+                Ok(MonitorPass::NothingKeptBack(id)) => unlocks_done = Some(id),
+                Err(e) => tracing::warn!(error = %e, "channel monitor pass failed; retrying"),
             }
         }
         tokio::select! {
@@ -94,20 +121,64 @@ pub(crate) async fn monitor(shared: Arc<Shared>) {
     }
 }
 
-/// One monitor pass: read the ledger's record of our channel and submit what the core asks.
-///
-/// The device holds no hash-time locks yet (none travel the wire), so nothing is kept back
-/// for it after settlement and the view lists no pending unlocks; the core's secret
-/// registration and unlock rules are wired in all the same, for when locks arrive.
-async fn monitor_once(shared: &Shared) -> Result<(), ClientError> {
+/// What a monitor pass found.
+enum MonitorPass {
+    Idle,
+    /// The channel settled and the ledger keeps nothing back for it any more.
+    NothingKeptBack(U256),
+}
+
+/// The tokens the ledger keeps back in `channel_id` after settlement (`Ledger.GetPendingUnlocks`).
+async fn pending_unlocks(
+    shared: &Shared,
+    channel_id: U256,
+) -> Result<Vec<PendingUnlock>, ClientError> {
+    let answer = shared
+        .rpc
+        .call("Ledger.GetPendingUnlocks", move |mut c| async move {
+            c.ledger
+                .get_pending_unlocks(v1::GetPendingUnlocksRequest {
+                    channel_id: u256_bytes(&channel_id),
+                })
+                .await
+        })
+        .await;
+    let list = match answer {
+        Ok(list) => list,
+        // A hub from before locks travelled the wire cannot say; it kept nothing back for us.
+        Err(e) if e.code() == Some(tonic::Code::Unimplemented) => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    list.unlocks
+        .into_iter()
+        .map(|u| {
+            Ok(PendingUnlock {
+                sender: address("unlocks.sender", &u.sender)?,
+                receiver: address("unlocks.receiver", &u.receiver)?,
+                locksroot: h256("unlocks.locksroot", &u.locksroot)?,
+            })
+        })
+        .collect()
+}
+
+/// One monitor pass: read the ledger's record of our channel (and, once settled, what it
+/// keeps back) and submit what the core asks.
+async fn monitor_once(shared: &Shared) -> Result<MonitorPass, ClientError> {
     let channel = shared.require_channel()?;
     let record = ops::ledger_channel(shared, channel.id()).await?;
     let now = ops::ledger_now(shared).await?;
+    let kept_back = if record.phase == LedgerPhase::Settled {
+        pending_unlocks(shared, channel.id()).await?
+    } else {
+        Vec::new()
+    };
     let view = LedgerView {
         record: &record,
         now,
-        reveal_timeout: REVEAL_TIMEOUT_SECS,
-        pending_unlocks: &[],
+        reveal_timeout: shared
+            .options()
+            .register_lead_for(shared.mediation.reveal_timeout),
+        pending_unlocks: &kept_back,
     };
     let actions = channel.poll_ledger_actions(&view, shared.rpc.signer())?;
     if actions.is_empty()
@@ -117,10 +188,15 @@ async fn monitor_once(shared: &Shared) -> Result<(), ClientError> {
         shared.update_channel(|ch| Ok(ch.handle_ledger_settled()))?;
         shared.store.flush().await?;
     }
+    let done = record.phase == LedgerPhase::Settled && kept_back.is_empty() && actions.is_empty();
     for action in actions {
         submit(shared, action).await?;
     }
-    Ok(())
+    Ok(if done {
+        MonitorPass::NothingKeptBack(channel.id())
+    } else {
+        MonitorPass::Idle
+    })
 }
 
 /// Submits one monitor action. A refusal of a settle, registration or unlock is expected
@@ -136,11 +212,14 @@ async fn submit(shared: &Shared, action: LedgerAction) -> Result<(), ClientError
             Ok(_) => tracing::info!("channel settled"),
             Err(e) => tracing::debug!(error = %e, "settle not done"),
         },
-        LedgerAction::Close { .. } => {
-            tracing::warn!(
-                "a lock owed to this device needs claiming on the ledger: close the channel"
-            );
-        }
+        LedgerAction::Close { channel_id } => match ops::close(shared).await {
+            Ok(settle_after) => tracing::warn!(
+                %channel_id,
+                settle_after,
+                "closed the channel to claim a lock the hub never unlocked"
+            ),
+            Err(e) => tracing::warn!(error = %e, "close to claim a lock not done"),
+        },
         LedgerAction::RegisterSecret { secret } => {
             let req = v1::RegisterSecretRequest {
                 secret: secret.0.as_bytes().to_vec(),

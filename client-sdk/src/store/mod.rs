@@ -1,7 +1,9 @@
 //! The device's own durable state: its key, the hub it talks to, the channel state machine,
-//! the log of sent-but-unacknowledged payment proofs, the hub's proofs received, and the last
-//! ledger event seen. With this alone a rebooted device continues with the right nonce and can
-//! close or dispute on the ledger without the hub.
+//! the log of sent-but-unacknowledged payment proofs, the hub's proofs received, the last
+//! ledger event seen, and the records of mediated payments ([`transfers`]: the requests we
+//! issued with their secrets, the transfers we pay, the locks we receive). With this alone a
+//! rebooted device continues with the right nonce, finishes or takes back its mediated
+//! payments, and can close or dispute on the ledger without the hub.
 //!
 //! Every record is versioned ([`record`]). Writes become durable at [`DeviceStore::flush`]; the
 //! client flushes before any proof leaves the device.
@@ -10,6 +12,7 @@ mod backend;
 pub mod record;
 #[cfg(test)]
 mod tests;
+pub mod transfers;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -18,7 +21,12 @@ use channel_core::channel::Channel;
 use channel_core::LocalSigner;
 
 pub use backend::{Entries, KvBackend, MemoryBackend, SledBackend};
-pub use record::{HubPaymentRecord, HubRecord, KeyRecord, UnackedPayment, RECORD_VERSION};
+pub use record::{
+    HubPaymentRecord, HubRecord, KeyRecord, QueuedKind, UnackedPayment, RECORD_VERSION,
+};
+pub use transfers::{
+    ForwardRecord, IncomingState, IncomingTransfer, OutgoingTransfer, PaymentRequestRecord, Refusal,
+};
 
 /// Why the store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -150,7 +158,8 @@ impl DeviceStore {
         self.put(CHANNEL, channel)
     }
 
-    /// Forgets the channel and its payment logs (after it settled).
+    /// Forgets the channel and its payment logs (after it settled). The records of mediated
+    /// payments stay: they are the payment history (and keep a request from being paid twice).
     pub fn clear_channel(&self) -> Result<(), StoreError> {
         self.kv.remove(CHANNEL.as_bytes())?;
         for prefix in [UNACKED, HUB_PAYMENT] {

@@ -2,8 +2,9 @@
 //! record as JSON. A record written by a newer SDK (unknown version byte) is refused rather
 //! than misread.
 
-use channel_core::primitives::{u256_dec, Address, U256};
-use channel_core::{Domain, SignedBalanceProof};
+use channel_core::mediation::SignedPaymentRequest;
+use channel_core::primitives::{u256_dec, Address, H256, U256};
+use channel_core::{Domain, HashTimeLock, Secret, SignedBalanceProof};
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
@@ -60,13 +61,56 @@ pub struct HubRecord {
     pub settlement_timeout: u64,
 }
 
-/// A payment proof we signed and sent (or are about to send) that the hub has not yet
-/// acknowledged. Kept until an ack (or the hub's channel state) shows the hub has it.
+/// A proof we signed and sent (or are about to send) on `Payments.Pay` that the hub has not
+/// yet acknowledged. Kept until an ack (or the hub's channel state) shows the hub has it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UnackedPayment {
     pub proof: SignedBalanceProof,
+    /// The direct payment's amount, or the lock's for a mediated step.
     #[serde(with = "u256_dec")]
     pub amount: U256,
+    /// What the proof does. Absent in records written before mediated payments existed
+    /// (they are all direct payments), and left out for direct payments so those records
+    /// stay readable by such SDKs.
+    #[serde(default, skip_serializing_if = "QueuedKind::is_direct")]
+    pub kind: QueuedKind,
+}
+
+/// What a queued proof does: the stored form of `PaymentMessage.kind`.
+// The locked transfer carries the payee's request as the wire does; the log holds a handful
+// of entries, and keeping it `Copy` like the proof beside it is worth more than the bytes.
+#[allow(clippy::large_enum_variant)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum QueuedKind {
+    /// A direct payment to the hub.
+    #[default]
+    Direct,
+    /// A new lock toward the hub paying the payee's request through it.
+    LockedTransfer {
+        lock: HashTimeLock,
+        payment_request: SignedPaymentRequest,
+    },
+    /// We release our lock with its secret.
+    Unlock { secret: Secret },
+    /// We take back our expired lock.
+    LockExpired { secrethash: H256 },
+}
+
+impl QueuedKind {
+    pub fn is_direct(&self) -> bool {
+        matches!(self, QueuedKind::Direct)
+    }
+
+    /// The secrethash of the lock a mediated step is about.
+    pub fn secrethash(&self) -> Option<H256> {
+        match self {
+            QueuedKind::Direct => None,
+            QueuedKind::LockedTransfer { lock, .. } => Some(lock.secrethash),
+            QueuedKind::Unlock { secret } => Some(secret.hash()),
+            QueuedKind::LockExpired { secrethash } => Some(*secrethash),
+        }
+    }
 }
 
 impl UnackedPayment {

@@ -31,6 +31,7 @@ fn channel_with_payments(n: u64) -> (Channel, Vec<UnackedPayment>) {
         sent.push(UnackedPayment {
             proof: *ch.our_latest_proof().unwrap(),
             amount: U256::from(10u64),
+            kind: QueuedKind::Direct,
         });
     }
     (ch, sent)
@@ -147,4 +148,154 @@ async fn signer_key_is_not_printed() {
         secret_hex: hex::encode(s.to_bytes()),
     };
     assert!(!format!("{rec:?}").contains(&rec.secret_hex));
+}
+
+mod mediated {
+    use channel_core::mediation::{PaymentRequest, SignedPaymentRequest};
+    use channel_core::{HashTimeLock, Secret};
+
+    use super::*;
+
+    fn request(s: &Secret) -> SignedPaymentRequest {
+        PaymentRequest {
+            domain: domain(),
+            payee: signer(3).address(),
+            amount: U256::from(100u64),
+            secrethash: s.hash(),
+            payment_id: 12,
+            expires_at: 5_000,
+        }
+        .sign(&signer(3))
+        .unwrap()
+    }
+
+    fn lock(s: &Secret) -> HashTimeLock {
+        HashTimeLock {
+            expiration: 4_000,
+            amount: U256::from(102u64),
+            secrethash: s.hash(),
+        }
+    }
+
+    #[test]
+    fn direct_entries_keep_the_old_format_and_old_entries_read_as_direct() {
+        let (_, sent) = channel_with_payments(1);
+        let bytes = record::encode(UNACKED, &sent[0]).unwrap();
+        let json: serde_json::Value = serde_json::from_slice(&bytes[1..]).unwrap();
+        assert_eq!(
+            json.as_object().unwrap().keys().collect::<Vec<_>>(),
+            ["amount", "proof"],
+            "a direct payment is written exactly as before mediated kinds existed"
+        );
+        // A record written by an SDK without kinds: a direct payment.
+        let old = serde_json::json!({ "proof": json["proof"], "amount": "10" });
+        let mut old_bytes = vec![RECORD_VERSION];
+        old_bytes.extend(serde_json::to_vec(&old).unwrap());
+        let read: UnackedPayment = record::decode(UNACKED, &old_bytes).unwrap();
+        assert_eq!(read, sent[0]);
+        assert_eq!(read.kind, QueuedKind::Direct);
+    }
+
+    #[test]
+    fn every_mediated_kind_round_trips_in_the_unacknowledged_log() {
+        let store = DeviceStore::in_memory();
+        let (_, sent) = channel_with_payments(4);
+        let s = Secret(H256([7; 32]));
+        let kinds = [
+            QueuedKind::Direct,
+            QueuedKind::LockedTransfer {
+                lock: lock(&s),
+                payment_request: request(&s),
+            },
+            QueuedKind::Unlock { secret: s },
+            QueuedKind::LockExpired {
+                secrethash: s.hash(),
+            },
+        ];
+        let entries: Vec<_> = sent
+            .iter()
+            .zip(kinds)
+            .map(|(p, kind)| UnackedPayment { kind, ..*p })
+            .collect();
+        for e in &entries {
+            store.put_unacked(e).unwrap();
+        }
+        assert_eq!(store.unacked_all().unwrap(), entries);
+        assert_eq!(store.prune_unacked(2).unwrap(), entries[..2]);
+        assert_eq!(store.unacked_all().unwrap(), entries[2..]);
+        assert_eq!(entries[1].kind.secrethash(), Some(s.hash()));
+        assert_eq!(entries[2].kind.secrethash(), Some(s.hash()));
+        assert_eq!(entries[0].kind.secrethash(), None);
+    }
+
+    fn records(s: &Secret) -> (OutgoingTransfer, PaymentRequestRecord, IncomingTransfer) {
+        let out = OutgoingTransfer {
+            channel_id: U256::from(7u64),
+            request: request(s),
+            lock: lock(s),
+            fee: U256::from(2u64),
+            lock_nonce: 3,
+            forward: Some(ForwardRecord::NotForwarded(Refusal {
+                code: 9,
+                reason: "payee offline".into(),
+            })),
+            rejected: None,
+            failure: None,
+            secret: None,
+            unlock_nonce: None,
+            unlock_acked: false,
+            expired_nonce: Some(4),
+        };
+        let req = PaymentRequestRecord {
+            request: request(s),
+            secret: *s,
+            paid_nonce: Some(8),
+        };
+        let inc = IncomingTransfer {
+            channel_id: U256::from(7u64),
+            lock: lock(s),
+            payer: signer(1).address(),
+            payment_request: request(s),
+            lock_nonce: 5,
+            state: IncomingState::Refused {
+                reason: "amount too low".into(),
+            },
+        };
+        (out, req, inc)
+    }
+
+    #[tokio::test]
+    async fn transfer_records_survive_a_reopen_and_leaving_the_channel() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("device");
+        let s = Secret(H256([7; 32]));
+        let (out, req, inc) = records(&s);
+        {
+            let store = DeviceStore::open(&path).unwrap();
+            assert_eq!(store.outgoing(&s.hash()).unwrap(), None);
+            store.put_outgoing(&out).unwrap();
+            store.put_payment_request(&req).unwrap();
+            store.put_incoming(&inc).unwrap();
+            store.clear_channel().unwrap();
+            store.flush().await.unwrap();
+        }
+        let store = DeviceStore::open(&path).unwrap();
+        assert_eq!(store.outgoing(&s.hash()).unwrap(), Some(out));
+        assert_eq!(store.payment_request(&s.hash()).unwrap(), Some(req));
+        assert_eq!(store.incoming(&s.hash()).unwrap(), Some(inc));
+        let other = H256([8; 32]);
+        assert_eq!(store.outgoing(&other).unwrap(), None);
+        assert_eq!(store.payment_request(&other).unwrap(), None);
+    }
+
+    #[test]
+    fn a_request_record_does_not_print_its_secret() {
+        let s = Secret(H256([0xab; 32]));
+        let (_, req, _) = records(&s);
+        let shown = format!("{req:?}");
+        assert!(!shown.contains(&hex::encode([0xab; 32])), "{shown}");
+        // The derived form would show it: the redaction is what keeps it out.
+        assert!(format!("{:?}", req.secret).contains(&hex::encode([0xab; 32])));
+        assert!(shown.contains("paid_nonce"), "{shown}");
+    }
 }

@@ -6,7 +6,7 @@ use channel_core::primitives::{Address, U256};
 use channel_core::{Domain, LocalSigner, Signer, H256};
 
 use super::*;
-use crate::store::UnackedPayment;
+use crate::store::{QueuedKind, UnackedPayment};
 
 fn dev() -> LocalSigner {
     LocalSigner::from_bytes(&[1; 32]).unwrap()
@@ -36,6 +36,7 @@ fn paid(n: u64) -> (Channel, Vec<UnackedPayment>) {
         log.push(UnackedPayment {
             proof: *ch.our_latest_proof().unwrap(),
             amount,
+            kind: QueuedKind::Direct,
         });
     }
     (ch, log)

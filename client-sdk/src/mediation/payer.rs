@@ -1,0 +1,287 @@
+//! The payer's side of a mediated payment: `pay_request` (verify, quote, lock, wait for the
+//! outcome), the unlock once the payee's secret comes back, and what the Pay stream's acks
+//! and rejections mean for the transfer records.
+
+use std::sync::Arc;
+
+use channel_core::channel::Channel;
+use channel_core::mediation::SignedPaymentRequest;
+use channel_core::primitives::{H256, U256};
+use channel_core::{HashTimeLock, Secret};
+use voltlane_proto::convert::{address_bytes, u256, u256_bytes};
+use voltlane_proto::v1;
+
+use super::decide::{check_payable, lock_expiration, record_ack, record_rejection, refusal_error};
+use super::MediatedReceipt;
+use crate::error::ClientError;
+use crate::ops;
+use crate::shared::{AckReply, Shared, Signed};
+use crate::store::{ForwardRecord, OutgoingTransfer, QueuedKind, Refusal, UnackedPayment};
+
+/// What paying a request through the hub costs and how long the lock must live.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Quote {
+    fee: U256,
+    lock_amount: U256,
+    reveal_timeout: u64,
+    min_lock_expiration: u64,
+}
+
+/// Codes with which the hub refuses a forward (rather than failing to answer).
+fn is_refusal(code: tonic::Code) -> bool {
+    use tonic::Code as C;
+    matches!(
+        code,
+        C::FailedPrecondition
+            | C::ResourceExhausted
+            | C::NotFound
+            | C::AlreadyExists
+            | C::InvalidArgument
+            | C::OutOfRange
+    )
+}
+
+/// `Mediation.Quote` for paying `amount` to `payee`. A hub without the call is quoted from
+/// the fee settings of its `Hub.GetInfo`.
+async fn quote(
+    shared: &Shared,
+    request: &SignedPaymentRequest,
+    now: u64,
+) -> Result<Quote, ClientError> {
+    let amount = request.request.amount;
+    let req = v1::QuoteRequest {
+        payee: address_bytes(&request.request.payee),
+        amount: u256_bytes(&amount),
+    };
+    let answer = shared
+        .rpc
+        .call("Mediation.Quote", move |mut c| {
+            let req = req.clone();
+            async move { c.mediation.quote(req).await }
+        })
+        .await;
+    let q = match answer {
+        Ok(q) => q,
+        Err(ClientError::Rpc {
+            code: tonic::Code::Unimplemented,
+            ..
+        }) => {
+            let info = shared.mediation;
+            let fee = info
+                .fees
+                .fee_for(amount)
+                .map_err(|e| ClientError::InvalidState(e.to_string()))?;
+            return Ok(Quote {
+                fee,
+                lock_amount: amount
+                    .checked_add(fee)
+                    .ok_or_else(|| ClientError::InvalidState("amount + fee overflows".into()))?,
+                reveal_timeout: info.reveal_timeout,
+                min_lock_expiration: now.saturating_add(info.reveal_timeout),
+            });
+        }
+        Err(ClientError::Rpc { code, message, .. }) if is_refusal(code) => {
+            return Err(refusal_error(code, message))
+        }
+        Err(e) => return Err(e),
+    };
+    let fee = u256("fee", &q.fee)?;
+    let lock_amount = u256("lock_amount", &q.lock_amount)?;
+    if amount.checked_add(fee) != Some(lock_amount) {
+        return Err(ClientError::HubMisbehaved(format!(
+            "quote's lock amount {lock_amount} is not the amount {amount} plus the fee {fee}"
+        )));
+    }
+    Ok(Quote {
+        fee,
+        lock_amount,
+        reveal_timeout: q.reveal_timeout,
+        min_lock_expiration: q.min_lock_expiration,
+    })
+}
+
+/// Pays `request` through the hub (see the module docs of [`crate::mediation`]).
+pub(crate) async fn pay_request(
+    shared: &Arc<Shared>,
+    request: &SignedPaymentRequest,
+) -> Result<MediatedReceipt, ClientError> {
+    let now = ops::ledger_now(shared).await?;
+    request.verify(&shared.hub.domain, now)?;
+    let secrethash = request.request.secrethash;
+    let channel = shared.require_channel()?;
+    check_payable(
+        shared.store.outgoing(&secrethash)?.as_ref(),
+        channel.our().locks.contains(&secrethash),
+    )?;
+
+    let quote = quote(shared, request, now).await?;
+    let lifetime = shared.options().lock_lifetime_for(quote.reveal_timeout);
+    let lock = HashTimeLock {
+        expiration: lock_expiration(now, lifetime, quote.min_lock_expiration)?,
+        amount: quote.lock_amount,
+        secrethash,
+    };
+    let mut changes = shared.subscribe_transfers();
+    let reply = send_lock(shared, request, lock, quote.fee, now).await?;
+    reply.await.map_err(|_| ClientError::Shutdown)??;
+    wait_outcome(shared, &secrethash, &mut changes).await
+}
+
+/// Signs our locked transfer `lock` paying `request` with `fee` at ledger time `now` and
+/// queues it on the Pay stream; its transfer record is written with it. Under the channel
+/// lock: the check that binds (no concurrent payment of the same request slips in between),
+/// the signature and the record, before anything is sent.
+pub(crate) async fn send_lock(
+    shared: &Shared,
+    request: &SignedPaymentRequest,
+    lock: HashTimeLock,
+    fee: U256,
+    now: u64,
+) -> Result<AckReply, ClientError> {
+    let secrethash = lock.secrethash;
+    let signer = shared.rpc.signer().clone();
+    let store = shared.store.clone();
+    let payment_request = *request;
+    let sign = move |ch: &mut Channel| {
+        check_payable(
+            store.outgoing(&secrethash)?.as_ref(),
+            ch.our().locks.contains(&secrethash),
+        )?;
+        ch.send_locked_transfer(lock, now, H256::ZERO, &signer)?;
+        Ok(Some(Signed {
+            amount: lock.amount,
+            kind: QueuedKind::LockedTransfer {
+                lock,
+                payment_request,
+            },
+        }))
+    };
+    let record = |entry: &UnackedPayment| {
+        shared.put_outgoing(&OutgoingTransfer {
+            channel_id: entry.proof.proof.channel_identifier,
+            request: payment_request,
+            lock,
+            fee,
+            lock_nonce: entry.nonce(),
+            forward: None,
+            rejected: None,
+            failure: None,
+            secret: None,
+            unlock_nonce: None,
+            unlock_acked: false,
+            expired_nonce: None,
+        })
+    };
+    shared
+        .enqueue(sign, record)
+        .await?
+        .ok_or_else(|| ClientError::InvalidState("the locked transfer was not signed".into()))
+}
+
+/// Waits until the transfer record of `secrethash` has an outcome (or the channel leaves the
+/// open phase first).
+pub(crate) async fn wait_outcome(
+    shared: &Shared,
+    secrethash: &H256,
+    changes: &mut tokio::sync::watch::Receiver<u64>,
+) -> Result<MediatedReceipt, ClientError> {
+    let mut phases = shared.subscribe_changes();
+    loop {
+        changes.mark_unchanged();
+        phases.mark_unchanged();
+        let t = shared.store.outgoing(secrethash)?.ok_or_else(|| {
+            ClientError::InvalidState(format!("the record of transfer {secrethash} is gone"))
+        })?;
+        if let Some(outcome) = t.outcome() {
+            return outcome;
+        }
+        if shared.open_channel_id() != Some(t.channel_id) {
+            return Err(ClientError::InvalidState(format!(
+                "the channel left the open phase before transfer {secrethash} completed; its \
+                 lock is settled on the ledger"
+            )));
+        }
+        tokio::select! {
+            c = changes.changed() => c.map_err(|_| ClientError::Shutdown)?,
+            c = phases.changed() => c.map_err(|_| ClientError::Shutdown)?,
+        }
+    }
+}
+
+/// Unlocks our lock opened by `secret` (which the hub relayed from the payee): records the
+/// secret and signs the unlock under the channel lock, queued on the Pay stream. Nothing to
+/// do when the lock is no longer pending (already unlocked, or taken back after expiry).
+pub(crate) async fn unlock_with(shared: &Shared, secret: Secret) -> Result<(), ClientError> {
+    let secrethash = secret.hash();
+    let Some(t) = shared.store.outgoing(&secrethash)? else {
+        tracing::debug!(%secrethash, "secret for a transfer this store does not know; ignored");
+        return Ok(());
+    };
+    if !t.request.proves_payment(&secret) {
+        return Err(ClientError::HubMisbehaved(format!(
+            "secret does not open the request of transfer {secrethash}"
+        )));
+    }
+    let signer = shared.rpc.signer().clone();
+    let sign = |ch: &mut Channel| {
+        let Some(lock) = ch.our().locks.get(&secrethash).copied() else {
+            return Ok(None);
+        };
+        ch.send_unlock(secret, H256::ZERO, &signer)?;
+        Ok(Some(Signed {
+            amount: lock.amount,
+            kind: QueuedKind::Unlock { secret },
+        }))
+    };
+    let record = |entry: &UnackedPayment| {
+        shared
+            .update_outgoing(&secrethash, |t| {
+                t.secret = Some(secret);
+                t.unlock_nonce = Some(entry.nonce());
+            })
+            .map(drop)
+    };
+    if shared.enqueue(sign, record).await?.is_none() {
+        tracing::debug!(%secrethash, "secret for a lock no longer pending; nothing to unlock");
+    }
+    Ok(())
+}
+
+/// The hub reported the transfer `secrethash` failed.
+pub(crate) fn record_failure(
+    shared: &Shared,
+    secrethash: &H256,
+    reason: String,
+) -> Result<(), ClientError> {
+    shared.update_outgoing(secrethash, |t| {
+        if t.secret.is_none() && t.failure.is_none() {
+            t.failure = Some(reason);
+        }
+    })?;
+    Ok(())
+}
+
+/// The hub holds `entry` (its ack, or its channel state after a reconnect); `forward` is
+/// its answer about a locked transfer, `Unknown` when that answer was lost.
+pub(crate) fn on_acked(
+    shared: &Shared,
+    entry: &UnackedPayment,
+    forward: Option<&ForwardRecord>,
+) -> Result<(), ClientError> {
+    if let Some(secrethash) = entry.kind.secrethash() {
+        shared.update_outgoing(&secrethash, |t| record_ack(t, entry, forward))?;
+    }
+    Ok(())
+}
+
+/// The hub refused the proof `entry` for good.
+pub(crate) fn on_rejected(
+    shared: &Shared,
+    entry: &UnackedPayment,
+    refusal: Refusal,
+) -> Result<(), ClientError> {
+    if let Some(secrethash) = entry.kind.secrethash() {
+        shared.update_outgoing(&secrethash, |t| record_rejection(t, entry, refusal))?;
+    }
+    Ok(())
+}

@@ -20,7 +20,7 @@ use voltlane_proto::v1;
 
 use crate::error::ClientError;
 use crate::export::ExportedProofs;
-use crate::mediation::{self, MediatedReceipt, MediationInfo, MediationOptions};
+use crate::mediation::{self, MediatedReceipt, MediationInfo, MediationOptions, Quote};
 use crate::rpc::{ConnectOptions, Rpc};
 use crate::shared::Shared;
 use crate::store::{DeviceStore, HubRecord};
@@ -401,6 +401,14 @@ impl Client {
         request: &SignedPaymentRequest,
     ) -> Result<MediatedReceipt, ClientError> {
         mediation::payer::pay_request(&self.shared, request).await
+    }
+
+    /// Payer: what paying `request` through the hub would cost now, and whether the hub can
+    /// forward it (the payee online with a channel, the hub's capacity toward it). Signs and
+    /// changes nothing; a refusal is the error `pay_request` would give.
+    pub async fn quote(&self, request: &SignedPaymentRequest) -> Result<Quote, ClientError> {
+        let now = self.ledger_time().await?;
+        mediation::payer::quote(&self.shared, request, now).await
     }
 
     /// Payer: the receipt of a request this store paid, if the payment completed (e.g. to

@@ -47,7 +47,7 @@ mod watcher;
 pub use client::Client;
 pub use error::ClientError;
 pub use export::{ExportedProof, ExportedProofs};
-pub use mediation::{MediatedReceipt, MediationInfo, MediationOptions, ReceiptError};
+pub use mediation::{MediatedReceipt, MediationInfo, MediationOptions, Quote, ReceiptError};
 pub use ops::WITHDRAW_VALIDITY;
 pub use restore::restore_proofs;
 pub use rpc::ConnectOptions;

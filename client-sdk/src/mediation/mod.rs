@@ -48,6 +48,7 @@ mod tests;
 use channel_core::mediation::FeePolicy;
 
 pub use decide::NoReveal;
+pub use payer::Quote;
 pub use receipt::{MediatedReceipt, ReceiptError};
 
 /// The hub's mediation settings, from `Hub.GetInfo`.

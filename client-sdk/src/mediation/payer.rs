@@ -20,11 +20,15 @@ use crate::store::{ForwardRecord, OutgoingTransfer, QueuedKind, Refusal, Unacked
 
 /// What paying a request through the hub costs and how long the lock must live.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct Quote {
-    fee: U256,
-    lock_amount: U256,
-    reveal_timeout: u64,
-    min_lock_expiration: u64,
+pub struct Quote {
+    /// What the hub keeps.
+    pub fee: U256,
+    /// What the payer locks: the request's amount plus the fee.
+    pub lock_amount: U256,
+    /// The hub's lock toward the payee expires this much earlier than the payer's.
+    pub reveal_timeout: u64,
+    /// The payer's lock must expire after this ledger time.
+    pub min_lock_expiration: u64,
 }
 
 /// Codes with which the hub refuses a forward (rather than failing to answer).
@@ -43,7 +47,7 @@ fn is_refusal(code: tonic::Code) -> bool {
 
 /// `Mediation.Quote` for paying `amount` to `payee`. A hub without the call is quoted from
 /// the fee settings of its `Hub.GetInfo`.
-async fn quote(
+pub(crate) async fn quote(
     shared: &Shared,
     request: &SignedPaymentRequest,
     now: u64,

@@ -82,9 +82,15 @@ impl MediationEngine {
             .for_device(caller, &proof.proof.channel_identifier)
             .await?;
         let now = self.channels.ledger.now()?;
+        // A lock that expired on its way (a payer re-sending after a long disconnection) is
+        // still taken, as of just before its expiry: refusing it would jam the payer's
+        // channel at this nonce. It is never forwarded (too late) and the payer takes it back
+        // with its lock-expired; an expired lock can never be claimed, so holding it costs the
+        // hub nothing.
+        let judged_at = now.min(lock.expiration.saturating_sub(1));
         book.transition(&shared, |ch, _| {
             if ch.partner_latest_proof() != Some(proof) {
-                ch.handle_locked_transfer(proof, lock, now)?;
+                ch.handle_locked_transfer(proof, lock, judged_at)?;
             }
             Ok(())
         })

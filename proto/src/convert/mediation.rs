@@ -99,6 +99,9 @@ impl TryFrom<v1::QuoteRequest> for Quote {
 }
 
 /// What a proof of `Payments.Pay` does (`PaymentMessage.kind`).
+// The locked transfer carries the payment request inline; values are short-lived and moved
+// rarely, so boxing would only add an allocation per message.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum PaymentKind {
     /// A direct payment to the hub of the message's `amount`.
@@ -202,6 +205,7 @@ impl TryFrom<v1::RevealSecretRequest> for RevealSecret {
 }
 
 /// What one proof the hub pushes toward a device does.
+#[allow(clippy::large_enum_variant)] // as PaymentKind
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum HubMessageKind {
     /// A direct payment of the message's `amount`.

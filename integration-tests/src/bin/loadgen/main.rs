@@ -38,7 +38,6 @@ use tonic::transport::Channel;
 
 type BoxError = Box<dyn Error + Send + Sync>;
 
-#[path = "loadgen_mediated.rs"]
 mod mediated;
 
 /// Load generator for a Voltlane hub.

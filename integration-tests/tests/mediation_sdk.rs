@@ -1,0 +1,360 @@
+//! Mediated payments end to end with the device SDK: several `voltlane_client::Client`s (cars
+//! paying, chargers being paid) through one real hub process. Balances exact on all four
+//! sides of every pair of channels, fees exact, every receipt a proof of payment; a payee
+//! offline and back; a payer that restarts in the middle of a payment; and a hub that keeps
+//! the payee's secret without paying it, where the payee's SDK claims its money on the
+//! ledger by itself.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use channel_core::crypto::Signer;
+use channel_core::LocalSigner;
+use futures::StreamExt;
+use integration_tests::{HubOptions, HubProcess, Operator};
+use voltlane_client::{Client, ClientError, DeviceStore, U256};
+use voltlane_proto::convert::{address_bytes, u256_bytes};
+use voltlane_proto::v1;
+
+const WAIT: Duration = Duration::from_secs(60);
+const FEE_FLAT: u64 = 1;
+const FEE_PPM: u64 = 10_000;
+const REVEAL_TIMEOUT: u64 = 3;
+
+fn u(n: u64) -> U256 {
+    U256::from(n)
+}
+
+fn fee(amount: u64) -> u64 {
+    FEE_FLAT + (amount * FEE_PPM).div_ceil(1_000_000)
+}
+
+fn key(n: u8) -> LocalSigner {
+    let mut b = [0x5du8; 32];
+    b[31] = n;
+    LocalSigner::from_bytes(&b).unwrap()
+}
+
+async fn eventually<F, Fut>(what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let start = Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn hub(env: Vec<(String, String)>) -> HubProcess {
+    let hub = HubProcess::start(HubOptions {
+        extra_args: vec![
+            "--auto-deposit".into(),
+            "100000000".into(),
+            "--mediation-fee-flat".into(),
+            FEE_FLAT.to_string(),
+            "--mediation-fee-ppm".into(),
+            FEE_PPM.to_string(),
+            "--reveal-timeout-secs".into(),
+            REVEAL_TIMEOUT.to_string(),
+        ],
+        settlement_window_secs: 3 * REVEAL_TIMEOUT,
+        env,
+        ..HubOptions::default()
+    })
+    .await
+    .unwrap();
+    let operator_key = hub.operator_key().unwrap();
+    let operator = Operator::login(hub.connect().await.unwrap(), operator_key.clone())
+        .await
+        .unwrap();
+    operator
+        .ledger()
+        .mint(v1::MintRequest {
+            to: address_bytes(&operator_key.address()),
+            amount: u256_bytes(&u(1_000_000_000)),
+        })
+        .await
+        .unwrap();
+    hub
+}
+
+/// A device with a channel of `deposit` that the hub matched with as much.
+async fn device(hub: &HubProcess, n: u8, deposit: u64, store: DeviceStore) -> Client {
+    let client = Client::connect(&hub.url(), key(n), store).await.unwrap();
+    client.mint(u(deposit)).await.unwrap();
+    client.open_channel(u(deposit)).await.unwrap();
+    eventually("the hub's matching deposit", || async {
+        client.balances().unwrap().hub_deposit == u(deposit)
+    })
+    .await;
+    client
+}
+
+/// Pays `request`; the payee was seen online before.
+async fn pay(
+    car: &Client,
+    request: &channel_core::mediation::SignedPaymentRequest,
+) -> voltlane_client::MediatedReceipt {
+    match tokio::time::timeout(WAIT, car.pay_request(request)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => panic!("payment failed: {e}"),
+        Err(_) => panic!("payment did not finish in {WAIT:?}"),
+    }
+}
+
+#[tokio::test]
+async fn two_cars_pay_two_chargers_a_thousand_times_with_exact_balances_and_fees() {
+    let hub = hub(Vec::new()).await;
+    let cars = [
+        device(&hub, 1, 1_000_000, DeviceStore::in_memory()).await,
+        device(&hub, 2, 1_000_000, DeviceStore::in_memory()).await,
+    ];
+    let chargers = [
+        device(&hub, 3, 500_000, DeviceStore::in_memory()).await,
+        device(&hub, 4, 500_000, DeviceStore::in_memory()).await,
+    ];
+    let mut incoming: Vec<_> = chargers.iter().map(|c| c.mediated_payments()).collect();
+    // Locks that outlive a loaded debug build's queues (the default is 3 × reveal timeout).
+    for car in &cars {
+        car.set_mediation_options(voltlane_client::MediationOptions::new().lock_lifetime(120));
+    }
+    // The first payment waits until both payees are online.
+    eventually("both chargers online", || async {
+        let mut ok = true;
+        for c in &chargers {
+            let req = c.create_payment_request(u(1), u64::MAX, 600).await.unwrap();
+            ok &= matches!(cars[0].quote(&req).await, Ok(_));
+        }
+        ok
+    })
+    .await;
+
+    const PER_CAR: u64 = 500;
+    let amount_of = |i: u64| 100 + (i * 37) % 250;
+    let mut paid = [0u64; 2]; // per car: amount + fee
+    let mut received = [0u64; 2]; // per charger
+    let mut fees = 0u64;
+    for (c, car) in cars.iter().enumerate() {
+        let mut requests = Vec::new();
+        for i in 0..PER_CAR {
+            let to = (i as usize + c) % 2;
+            let a = amount_of(i);
+            let req = chargers[to]
+                .create_payment_request(u(a), i, 600)
+                .await
+                .unwrap();
+            requests.push((to, a, req));
+        }
+        let receipts: Vec<_> = futures::stream::iter(requests.iter())
+            .map(|(to, a, req)| async move { (*to, *a, pay(car, req).await) })
+            .buffer_unordered(16)
+            .collect()
+            .await;
+        for (to, a, receipt) in receipts {
+            assert_eq!(receipt.fee, u(fee(a)), "fee of {a}");
+            assert_eq!(receipt.lock_amount, u(a + fee(a)));
+            receipt.verify(&car.domain()).unwrap();
+            paid[c] += a + fee(a);
+            received[to] += a;
+            fees += fee(a);
+        }
+    }
+    assert_eq!(paid[0] + paid[1], received[0] + received[1] + fees);
+
+    // Each charger heard of every payment it got, with the right amounts.
+    for (i, rx) in incoming.iter_mut().enumerate() {
+        let mut sum = 0u64;
+        let mut n = 0;
+        while sum < received[i] {
+            let p = tokio::time::timeout(WAIT, rx.recv())
+                .await
+                .unwrap()
+                .unwrap();
+            sum += u64::try_from(p.amount).unwrap();
+            n += 1;
+        }
+        assert_eq!(sum, received[i]);
+        assert_eq!(n, PER_CAR, "charger {i} payments");
+    }
+
+    // Four sides: each device's own view and the hub's view agree and are exact.
+    for (c, car) in cars.iter().enumerate() {
+        eventually("the car's locks all released", || async {
+            car.balances().unwrap().our_locked.is_zero()
+        })
+        .await;
+        let b = car.balances().unwrap();
+        assert_eq!(b.ours, u(1_000_000 - paid[c]), "car {c}");
+        assert_eq!(b.hubs, u(1_000_000 + paid[c]), "car {c}: the hub's side");
+    }
+    for (i, charger) in chargers.iter().enumerate() {
+        eventually("the charger's incoming locks all unlocked", || async {
+            charger.balances().unwrap().hub_locked.is_zero()
+        })
+        .await;
+        let b = charger.balances().unwrap();
+        assert_eq!(b.ours, u(500_000 + received[i]), "charger {i}");
+        assert_eq!(
+            b.hubs,
+            u(500_000 - received[i]),
+            "charger {i}: the hub's side"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_payee_offline_is_refused_before_anything_is_locked_and_is_paid_after_its_restart() {
+    let hub = hub(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let car = device(&hub, 11, 10_000, DeviceStore::in_memory()).await;
+    let charger = device(
+        &hub,
+        12,
+        10_000,
+        DeviceStore::open(&dir.path().join("charger")).unwrap(),
+    )
+    .await;
+    let request = charger
+        .create_payment_request(u(500), 1, 600)
+        .await
+        .unwrap();
+    // Wait until the charger is online, then take it offline.
+    eventually("the charger online", || async {
+        car.quote(&request).await.is_ok()
+    })
+    .await;
+    drop(charger);
+    eventually("the charger offline", || async {
+        matches!(
+            car.quote(&request).await,
+            Err(ClientError::PayeeOffline { .. })
+        )
+    })
+    .await;
+    let before = car.balances().unwrap();
+    let err = car.pay_request(&request).await.unwrap_err();
+    assert!(matches!(err, ClientError::PayeeOffline { .. }), "{err}");
+    // The quote refused it before anything was signed: nothing locked, nothing sent.
+    let after = car.balances().unwrap();
+    assert_eq!(after.our_nonce, before.our_nonce);
+    assert!(after.our_locked.is_zero());
+    assert_eq!(after.ours, u(10_000));
+
+    // The charger restarts from its store; a new request is paid.
+    let charger =
+        Client::connect_with_stored_key(&hub.url(), open_store(&dir.path().join("charger")))
+            .await
+            .unwrap();
+    let request = charger
+        .create_payment_request(u(700), 2, 600)
+        .await
+        .unwrap();
+    eventually("the charger online again", || async {
+        car.quote(&request).await.is_ok()
+    })
+    .await;
+    let receipt = car.pay_request(&request).await.unwrap();
+    receipt.verify(&car.domain()).unwrap();
+    eventually("the charger paid", || async {
+        charger.balances().unwrap().ours == u(10_000 + 700)
+    })
+    .await;
+    assert_eq!(car.balances().unwrap().ours, u(10_000 - 700 - fee(700)));
+}
+
+fn open_store(path: &Path) -> DeviceStore {
+    DeviceStore::open(path).unwrap()
+}
+
+#[tokio::test]
+async fn a_payer_that_restarts_mid_payment_ends_completed_or_expired_never_between() {
+    let hub = hub(Vec::new()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let charger = device(&hub, 21, 10_000, DeviceStore::in_memory()).await;
+    let car_path = dir.path().join("car");
+    let car = std::sync::Arc::new(device(&hub, 22, 10_000, open_store(&car_path)).await);
+    let request = charger
+        .create_payment_request(u(900), 7, 600)
+        .await
+        .unwrap();
+    eventually("the charger online", || async {
+        car.quote(&request).await.is_ok()
+    })
+    .await;
+    // Start paying and drop the car's client while the payment is under way.
+    let paying = {
+        let car = car.clone();
+        let request = request;
+        tokio::spawn(async move { car.pay_request(&request).await })
+    };
+    tokio::time::sleep(Duration::from_millis(5)).await;
+    paying.abort();
+    let _ = paying.await;
+    drop(std::sync::Arc::try_unwrap(car).expect("the only handle"));
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let car = Client::connect_with_stored_key(&hub.url(), open_store(&car_path))
+        .await
+        .unwrap();
+    eventually("the car's lock unlocked or taken back", || async {
+        car.balances().unwrap().our_locked.is_zero() && car.balances().unwrap().unacked == 0
+    })
+    .await;
+    let ours = car.balances().unwrap().ours;
+    if ours == u(10_000) {
+        // Expired: the charger was not paid either.
+        assert_eq!(charger.balances().unwrap().ours, u(10_000));
+    } else {
+        assert_eq!(ours, u(10_000 - 900 - fee(900)));
+        eventually("the charger paid", || async {
+            charger.balances().unwrap().ours == u(10_000 + 900)
+        })
+        .await;
+        let receipt = car.mediated_receipt(&request).unwrap().expect("a receipt");
+        receipt.verify(&car.domain()).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_hub_that_keeps_the_secret_without_paying_loses_to_the_payees_sdk_on_the_ledger() {
+    let hub = hub(vec![(
+        "VOLTLANE_FAILPOINTS".into(),
+        "hub_withholds_unlock".into(),
+    )])
+    .await;
+    let car = std::sync::Arc::new(device(&hub, 31, 10_000, DeviceStore::in_memory()).await);
+    let charger = device(&hub, 32, 5_000, DeviceStore::in_memory()).await;
+    let request = charger
+        .create_payment_request(u(1_000), 1, 600)
+        .await
+        .unwrap();
+    eventually("the charger online", || async {
+        car.quote(&request).await.is_ok()
+    })
+    .await;
+    let minted = charger.token_balance(charger.address()).await.unwrap();
+    // The car's payment never completes off-chain: the hub takes the secret and stops.
+    let paying = {
+        let car = car.clone();
+        tokio::spawn(async move { car.pay_request(&request).await })
+    };
+    // The charger's SDK registers its secret before the lock expires, closes, settles after
+    // the window and unlocks: the ledger pays it its deposit plus the amount.
+    eventually(
+        "the charger's channel settled with the lock claimed",
+        || async {
+            charger.token_balance(charger.address()).await.unwrap() == minted + u(5_000 + 1_000)
+        },
+    )
+    .await;
+    // The secret is public on the ledger now: the car's SDK unlocks with it (or the hub
+    // claims the car's lock on the ledger); either way the car paid amount + fee and holds
+    // the proof of payment.
+    if let Ok(Ok(Ok(receipt))) = tokio::time::timeout(Duration::from_secs(10), paying).await {
+        receipt.verify(&car.domain()).unwrap();
+        assert_eq!(receipt.lock_amount, u(1_000 + fee(1_000)));
+    }
+}

@@ -54,6 +54,7 @@ pub struct HubPayment {
 }
 
 /// What a proof the hub signed toward a device does.
+#[allow(clippy::large_enum_variant)] // the request rides inline, as on the wire
 #[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SentKind {
     /// A direct payment.

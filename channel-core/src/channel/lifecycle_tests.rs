@@ -510,3 +510,31 @@ fn an_expired_withdraw_frees_its_reservation_on_timeout() {
     assert_eq!(pair.b.partner_distributable().unwrap(), reserved + u(20));
     assert_eq!(pair.b.poll_timeout(), None);
 }
+
+/// A secret is kept only while its lock is pending: once unlocked (or expired) off-chain it
+/// is dropped, so a channel that mediates many payments does not grow with each one.
+#[test]
+fn secrets_are_forgotten_once_their_lock_is_gone() {
+    let (mut pair, _ledger, _) = funded();
+    for i in 0..5u8 {
+        let secret = crate::locks::Secret(H256([0x40 + i; 32]));
+        let lock = crate::locks::HashTimeLock {
+            expiration: pair.now + 50,
+            amount: u(3),
+            secrethash: secret.hash(),
+        };
+        pair.drive(Side::A, |ch, key, now| {
+            ch.send_locked_transfer(lock, now, H256::ZERO, key)
+        })
+        .unwrap();
+        pair.b.learn_secret(secret).unwrap();
+        pair.a.learn_secret(secret).unwrap();
+        assert_eq!(pair.b.known_secrets(), 1, "kept while pending");
+        pair.drive(Side::A, |ch, key, _| ch.send_unlock(secret, H256::ZERO, key))
+            .unwrap();
+        assert_eq!(pair.a.known_secrets(), 0, "sender forgets at its unlock");
+        assert_eq!(pair.b.known_secrets(), 0, "receiver forgets at the unlock");
+        assert!(pair.b.known_secret(&secret.hash()).is_none());
+    }
+    assert_eq!(pair.b.partner_balance().unwrap(), u(100 - 40 + 10 - 15));
+}

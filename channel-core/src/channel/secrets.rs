@@ -55,6 +55,21 @@ impl Channel {
         Ok(vec![ChannelEvent::SecretLearned { secrethash }])
     }
 
+    /// Drops the secrets of locks that are no longer pending in either direction (unlocked
+    /// or expired off-chain): only pending locks can still be claimed or contested on the
+    /// ledger, and keeping every secret ever seen would grow each channel's state (and the
+    /// cost of every transition) with every mediated payment.
+    pub(super) fn forget_secrets_of_gone_locks(&mut self) {
+        let (ours, theirs) = (&self.our.locks, &self.partner.locks);
+        self.secrets
+            .retain(|h, _| ours.contains(h) || theirs.contains(h));
+    }
+
+    /// How many secrets the channel keeps (those of its pending locks).
+    pub fn known_secrets(&self) -> usize {
+        self.secrets.len()
+    }
+
     /// The secret behind `secrethash`, if known.
     pub fn known_secret(&self, secrethash: &H256) -> Option<&KnownSecret> {
         self.secrets.get(secrethash)

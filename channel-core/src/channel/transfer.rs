@@ -57,6 +57,7 @@ impl Channel {
         let proof = self.sign_next(next.balance, additional_hash, signer)?;
         self.our.latest = Some(proof);
         self.our.locks = next.locks;
+        self.forget_secrets_of_gone_locks();
         Ok(proof)
     }
 
@@ -69,6 +70,7 @@ impl Channel {
         self.check_partner_proof(proof, &next.balance)?;
         self.partner.latest = Some(*proof);
         self.partner.locks = next.locks;
+        self.forget_secrets_of_gone_locks();
         Ok(())
     }
 

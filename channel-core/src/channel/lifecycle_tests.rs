@@ -530,8 +530,10 @@ fn secrets_are_forgotten_once_their_lock_is_gone() {
         pair.b.learn_secret(secret).unwrap();
         pair.a.learn_secret(secret).unwrap();
         assert_eq!(pair.b.known_secrets(), 1, "kept while pending");
-        pair.drive(Side::A, |ch, key, _| ch.send_unlock(secret, H256::ZERO, key))
-            .unwrap();
+        pair.drive(Side::A, |ch, key, _| {
+            ch.send_unlock(secret, H256::ZERO, key)
+        })
+        .unwrap();
         assert_eq!(pair.a.known_secrets(), 0, "sender forgets at its unlock");
         assert_eq!(pair.b.known_secrets(), 0, "receiver forgets at the unlock");
         assert!(pair.b.known_secret(&secret.hash()).is_none());

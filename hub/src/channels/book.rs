@@ -152,7 +152,7 @@ pub struct ChannelBook {
     pub(super) ledger_moved: Notify,
     /// Channels with pending locks in either direction (the monitor watches them while open).
     with_locks: std::sync::Mutex<std::collections::BTreeSet<U256>>,
-    hub_payments: broadcast::Sender<HubPayment>,
+    hub_payments: super::fanout::Fanout<HubPayment>,
 }
 
 impl ChannelBook {
@@ -190,7 +190,7 @@ impl ChannelBook {
             applied_seq = applied,
             "channels loaded"
         );
-        let (hub_payments, _) = broadcast::channel(4096);
+        let hub_payments = super::fanout::Fanout::new(4096);
         Ok(Self {
             store,
             operator,
@@ -441,7 +441,8 @@ impl ChannelBook {
     /// Pushes a durable message to the device's live stream. Nobody listening is fine: the
     /// device replays from the store when it connects.
     pub(crate) fn publish(&self, message: &HubPayment) {
-        let _ = self.hub_payments.send(message.clone());
+        self.hub_payments
+            .publish(message.channel_id, message.clone());
     }
 
     /// A [`Self::transition`] in which the hub may sign one message toward the device: `f`
@@ -491,7 +492,7 @@ impl ChannelBook {
         after_nonce: u64,
     ) -> Result<(Vec<HubPayment>, broadcast::Receiver<HubPayment>), HubError> {
         self.for_device(caller, id).await?;
-        let rx = self.hub_payments.subscribe();
+        let rx = self.hub_payments.subscribe(*id);
         let namespace = hub_sent_namespace(id);
         let mut out = Vec::new();
         let mut fetched = WriteBatch::new();

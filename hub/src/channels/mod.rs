@@ -15,6 +15,7 @@
 pub mod book;
 #[cfg(test)]
 mod book_tests;
+pub mod fanout;
 mod ledger_sync;
 pub mod liquidity;
 pub mod presence;

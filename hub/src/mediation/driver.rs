@@ -29,36 +29,46 @@ pub async fn run(engine: MediationEngine, shutdown: impl Future<Output = ()>) {
     let mut tick = tokio::time::interval(TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut reminded: HashMap<H256, Instant> = HashMap::new();
+    let mut first = true;
     loop {
         tokio::select! {
             _ = &mut shutdown => return,
             _ = tick.tick() => {
-                if let Err(e) = pass(&engine, &mut reminded).await {
+                if let Err(e) = pass(&engine, &mut reminded, first).await {
                     tracing::error!(error = %e, "mediation pass failed");
                 }
+                first = false;
             }
         }
     }
 }
 
-/// One pass over every unfinished record.
+/// One pass over every unfinished record. Records are brought up to their channels on the
+/// `full` pass (the first after start-up) and, later, once their outgoing lock is within the
+/// reveal timeout of expiring (the only time a secret learned or registered without the
+/// record can still matter); between those, polling the record alone is enough.
 pub async fn pass(
     engine: &MediationEngine,
     reminded: &mut HashMap<H256, Instant>,
+    full: bool,
 ) -> Result<(), HubError> {
+    let reveal_timeout = engine.config.reveal_timeout;
     let now = engine.channels.ledger.now()?;
     for rec in engine.records.all()? {
-        let secrethash = {
+        let (secrethash, near_expiry) = {
             let r = rec.lock().await;
             if r.is_finished() {
                 reminded.remove(&r.secrethash());
                 engine.records.retire(r.secrethash())?;
                 continue;
             }
-            r.secrethash()
+            let near = now.saturating_add(reveal_timeout) >= r.outgoing_lock().expiration;
+            (r.secrethash(), near)
         };
-        if let Err(e) = sync_with_channels(engine, &rec, now).await {
-            tracing::warn!(%secrethash, error = %e, "cannot bring a transfer up to the ledger");
+        if full || near_expiry {
+            if let Err(e) = sync_with_channels(engine, &rec, now).await {
+                tracing::warn!(%secrethash, error = %e, "cannot bring a transfer up to its channels");
+            }
         }
         let actions = rec.lock().await.poll(now);
         for action in actions {

@@ -32,6 +32,7 @@ use channel_core::{Address, Secret, H256, U256};
 use tokio::sync::broadcast;
 
 use crate::channels::book::Shared;
+use crate::channels::fanout::Fanout;
 use crate::channels::ChannelEngine;
 use crate::error::HubError;
 
@@ -60,7 +61,7 @@ pub struct MediationEngine {
     channels: ChannelEngine,
     records: Arc<RecordBook>,
     config: MediationConfig,
-    payer_events: broadcast::Sender<PayerEvent>,
+    payer_events: Arc<Fanout<PayerEvent>>,
 }
 
 /// A quote for paying a payee through the hub.
@@ -78,7 +79,7 @@ impl MediationEngine {
     pub fn new(channels: ChannelEngine, config: MediationConfig) -> Result<Self, HubError> {
         let records = Arc::new(RecordBook::load(channels.book.store.as_ref())?);
         tracing::info!(records = records.len(), "mediated transfers loaded");
-        let (payer_events, _) = broadcast::channel(4096);
+        let payer_events = Arc::new(Fanout::new(4096));
         Ok(Self {
             channels,
             records,
@@ -99,17 +100,20 @@ impl MediationEngine {
         &self.channels
     }
 
-    /// Subscribes to live payer events.
-    pub fn subscribe_payer_events(&self) -> broadcast::Receiver<PayerEvent> {
-        self.payer_events.subscribe()
+    /// Subscribes to the live payer events of channel `channel_id`.
+    pub fn subscribe_payer_events(&self, channel_id: U256) -> broadcast::Receiver<PayerEvent> {
+        self.payer_events.subscribe(channel_id)
     }
 
     fn emit(&self, channel_id: U256, secrethash: H256, outcome: PayerOutcome) {
-        let _ = self.payer_events.send(PayerEvent {
+        self.payer_events.publish(
             channel_id,
-            secrethash,
-            outcome,
-        });
+            PayerEvent {
+                channel_id,
+                secrethash,
+                outcome,
+            },
+        );
     }
 
     /// The hub's open channel with `payee` with the most capacity toward it.

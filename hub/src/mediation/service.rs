@@ -135,7 +135,7 @@ impl v1::mediation_server::Mediation for MediationService {
             .for_device(caller, &channel_id)
             .await?;
         // Subscribe before replaying so nothing falls in between.
-        let mut live = self.engine.subscribe_payer_events();
+        let mut live = self.engine.subscribe_payer_events(channel_id);
         let mut backlog = Vec::new();
         for rec in self.engine.records.all().map_err(Status::from)? {
             let r = rec.lock().await;

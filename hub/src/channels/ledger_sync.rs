@@ -77,6 +77,11 @@ impl ChannelBook {
             self.create_channel(*channel_id, partner).await?;
             return Ok(true);
         }
+        if let LedgerEventKind::SecretRegistered { secrethash, .. } = &event.kind {
+            // No channel id: it concerns every channel holding a lock with this secrethash
+            // (the registration makes those locks claimable and no longer expirable).
+            return self.apply_secret_registered(event, secrethash).await;
+        }
         let Some(id) = event.kind.channel_id() else {
             return Ok(false);
         };
@@ -93,6 +98,37 @@ impl ChannelBook {
             tracing::warn!(channel = %id, error = %e, "ledger event not applicable to channel");
         }
         Ok(true)
+    }
+
+    /// Applies a `SecretRegistered` to each hub channel with a pending lock of `secrethash`.
+    async fn apply_secret_registered(
+        &self,
+        event: &LedgerEvent,
+        secrethash: &channel_core::H256,
+    ) -> Result<bool, HubError> {
+        let mut any = false;
+        for id in self.channels_with_locks() {
+            let Some(shared) = self.get(&id)? else {
+                continue;
+            };
+            let holds = {
+                let ch = shared.lock().await;
+                ch.our().locks.contains(secrethash) || ch.partner().locks.contains(secrethash)
+            };
+            if !holds {
+                continue;
+            }
+            any = true;
+            let applied = self
+                .transition(&shared, |ch: &mut Channel, _| {
+                    Ok(ch.handle_ledger_event(event))
+                })
+                .await?;
+            if let Err(e) = applied {
+                tracing::warn!(channel = %id, error = %e, "secret registration not applicable");
+            }
+        }
+        Ok(any)
     }
 
     fn is_device_close(&self, event: &LedgerEvent) -> bool {

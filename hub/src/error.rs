@@ -151,6 +151,7 @@ fn channel_code(e: &channel_core::channel::ChannelError) -> Code {
         | C::WithdrawPending
         | C::NoPendingWithdraw
         | C::LockNotExpired(_)
+        | C::LockClaimedOnLedger(_)
         | C::DepositDecreased { .. } => Code::FailedPrecondition,
         C::CooperativeClose(r) => {
             use channel_core::channel::CooperativeCloseRefusal as R;

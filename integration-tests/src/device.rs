@@ -23,6 +23,7 @@ use voltlane_proto::v1;
 
 use crate::error::HarnessError;
 
+pub mod ledger_monitor;
 pub mod mediated;
 
 /// Adds `authorization: Bearer <token>` to every call.

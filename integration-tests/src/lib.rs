@@ -8,7 +8,10 @@
 //!   start, wait until healthy, `kill -9`, restart on the same data dir and port.
 //! - [`device`]: [`TestDevice`], a device speaking raw `voltlane.v1` protobuf with a
 //!   `channel_core::channel::Channel` for its own state: login, mint, open, deposit, sign
-//!   payments, pipelined `Payments.Pay`.
+//!   payments, pipelined `Payments.Pay`; the mediated messages of payer and payee
+//!   (`device::mediated`) and the device's own ledger monitor (`device::ledger_monitor`).
+//! - [`mediation`]: what the mediated-payment tests share: a hub with mediation settings,
+//!   devices matched by auto-deposit, the hub's view of a channel as a comparable snapshot.
 //! - [`operator`]: [`Operator`], the hub operator's own session (`OperatorPay`), logged in
 //!   with the key the hub created in its data directory.
 //! - [`settlement`]: a device's unilateral close on the ledger and the checks of what the
@@ -22,6 +25,7 @@ pub mod binary;
 pub mod device;
 pub mod error;
 pub mod mediated_load;
+pub mod mediation;
 pub mod operator;
 pub mod process;
 pub mod settlement;

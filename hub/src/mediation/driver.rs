@@ -78,9 +78,15 @@ pub async fn pass(
                 }
                 MediationAction::ExpireOutgoing { .. } => engine.expire_outgoing(&rec, now).await,
                 MediationAction::RevealSecretToPayer { channel, secret } => {
-                    let due = reminded
-                        .get(&secrethash)
-                        .is_none_or(|at| at.elapsed() >= REMIND_EVERY);
+                    // The first time a record is seen here the payer was just told (by the
+                    // reveal, or by its PayerEvents backlog after a restart): start the clock.
+                    let due = match reminded.get(&secrethash) {
+                        None => {
+                            reminded.insert(secrethash, Instant::now());
+                            false
+                        }
+                        Some(at) => at.elapsed() >= REMIND_EVERY,
+                    };
                     if due {
                         reminded.insert(secrethash, Instant::now());
                         engine.tell_payer(

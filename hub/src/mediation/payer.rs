@@ -88,8 +88,17 @@ impl MediationEngine {
         // with its lock-expired; an expired lock can never be claimed, so holding it costs the
         // hub nothing.
         let judged_at = now.min(lock.expiration.saturating_sub(1));
+        let secrethash = lock.secrethash;
+        let used = self.records.get(&secrethash)?.is_some() || self.records.is_retired(&secrethash);
         book.transition(&shared, |ch, _| {
             if ch.partner_latest_proof() != Some(proof) {
+                // A new lock on a secrethash mediated before is refused before it is taken:
+                // the hub may know its secret (learned in this very channel), and a held lock
+                // whose secret the hub knows is one its ledger monitor would claim, so the
+                // payer could never take it back. (The exact proof the hub holds is a re-send.)
+                if used {
+                    return Err(HubError::SecretHashUsed(secrethash));
+                }
                 ch.handle_locked_transfer(proof, lock, judged_at)?;
             }
             Ok(())

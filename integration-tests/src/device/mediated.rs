@@ -55,7 +55,7 @@ impl TestDevice {
         )
     }
 
-    fn channel_mut(&mut self) -> Result<&mut super::ChannelState, HarnessError> {
+    pub(super) fn channel_mut(&mut self) -> Result<&mut super::ChannelState, HarnessError> {
         self.channel
             .as_mut()
             .ok_or_else(|| HarnessError::protocol("no channel opened yet"))
@@ -66,6 +66,29 @@ impl TestDevice {
         let hub = self.hub;
         self.channel_mut()?
             .handle_ledger_deposit(hub, total)
+            .map_err(channel_err)?;
+        Ok(())
+    }
+
+    /// A copy of the device's channel record. Sign something with the device, then
+    /// [`TestDevice::restore_channel`] the copy: the device forgets what it signed, so a test
+    /// can send a forged, early or oversized message and then the genuine one at the same
+    /// nonce.
+    pub fn save_channel(&self) -> Result<channel_core::channel::Channel, HarnessError> {
+        Ok(self.channel()?.clone())
+    }
+
+    /// Puts back a record taken with [`TestDevice::save_channel`].
+    pub fn restore_channel(&mut self, saved: channel_core::channel::Channel) {
+        self.channel = Some(saved);
+    }
+
+    /// Makes the device's own record believe its deposit is `total`, so that it signs a lock
+    /// beyond what the ledger holds for it (restore the saved record afterwards).
+    pub fn pretend_own_deposit(&mut self, total: U256) -> Result<(), HarnessError> {
+        let me = self.address();
+        self.channel_mut()?
+            .handle_ledger_deposit(me, total)
             .map_err(channel_err)?;
         Ok(())
     }

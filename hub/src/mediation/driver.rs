@@ -154,7 +154,18 @@ async fn sync_with_channels(
     let mut batch = crate::store::WriteBatch::new();
     RecordBook::put(&mut batch, &next)?;
     book.store.write(batch)?.durable().await?;
+    let newly_known = r.secret().is_none() && next.secret().is_some();
     *r = next;
+    if newly_known && r.incoming_leg() == channel_core::mediation::Leg::Locked {
+        // The payer learns it now rather than at the next reminder.
+        if let Some(secret) = r.secret() {
+            engine.tell_payer(
+                r.incoming_channel(),
+                secrethash,
+                PayerOutcome::SecretRevealed(secret),
+            );
+        }
+    }
     tracing::info!(
         %secrethash,
         secret_known = r.secret().is_some(),

@@ -7,21 +7,17 @@
 //! records). A lock the hub took but did not forward stays the payer's: once it expires the
 //! payer takes it back and its capacity is whole again.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod mediation_checks;
-
 use std::time::{Duration, Instant};
 
+use crate::checks::{
+    assert_channel, assert_not_forwarded, assert_rejected, assert_status, device, holding, quote,
+    send, setup, take_back, u, TEST_LIMIT, WAIT,
+};
 use channel_core::crypto::Signer;
 use channel_core::mediation::{PaymentRequest, SignedPaymentRequest};
 use channel_core::{Address, LocalSigner, Secret, SignedBalanceProof, U256};
 use integration_tests::mediation::{test_key, test_secret, ChannelSnapshot, MediationSetup};
 use integration_tests::{within, TestDevice};
-use mediation_checks::{
-    assert_channel, assert_not_forwarded, assert_rejected, assert_status, device, holding, quote,
-    send, setup, take_back, u, TEST_LIMIT, WAIT,
-};
 use tonic::Code;
 use voltlane_proto::v1;
 

@@ -5,8 +5,6 @@
 //! the payee's secret without paying it, where the payee's SDK claims its money on the
 //! ledger by itself.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::path::Path;
 use std::time::{Duration, Instant};
 

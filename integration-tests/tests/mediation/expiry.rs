@@ -6,16 +6,12 @@
 //! the incoming expiration the hub accepts the payer's lock expiry. Every balance ends
 //! exactly where it started, on all four sides.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod mediation_checks;
-
-use integration_tests::mediation::{next_item, test_secret, ChannelSnapshot};
-use integration_tests::{within, Forward};
-use mediation_checks::{
+use crate::checks::{
     assert_channel, assert_rejected, assert_status, device, forwarded, holding, payer_events,
     receive_one, reveal, send, setup, take_back, u, TEST_LIMIT, WAIT,
 };
+use integration_tests::mediation::{next_item, test_secret, ChannelSnapshot};
+use integration_tests::{within, Forward};
 use tonic::Code;
 use voltlane_proto::convert::mediation::HubMessageKind;
 use voltlane_proto::v1;

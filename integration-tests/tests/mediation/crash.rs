@@ -10,8 +10,6 @@
 //! the hub toward the payer, the hub toward the payee, payee): completed (the payee got the
 //! amount, the hub amount + fee) or expired (every balance where it was). Nothing else.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::os::unix::process::ExitStatusExt;
 use std::time::Duration;
 
@@ -63,7 +61,7 @@ fn u(n: u64) -> U256 {
 
 /// The names listed by `MEDIATION_STEPS` in the hub's fail point module.
 fn hub_mediation_steps() -> Vec<String> {
-    let source = include_str!("../../hub/src/failpoint.rs");
+    let source = include_str!("../../../hub/src/failpoint.rs");
     let start = source
         .find("pub const MEDIATION_STEPS")
         .expect("MEDIATION_STEPS in hub/src/failpoint.rs");

@@ -1,5 +1,5 @@
-//! Checks shared by the mediated-payment fault test files (`mediation_faults`,
-//! `mediation_replays`, `mediation_expiry`, `mediation_disputes`): the hub settings they run
+//! Checks shared by the mediated-payment fault tests (`faults`,
+//! `replays`, `expiry`, `disputes`): the hub settings they run
 //! with, sending one payer message and reading its answer, asserting a refusal's status and
 //! reason, and comparing the hub's view of a channel (and the device's own record) with what
 //! it must be. Each file uses some of them.

@@ -2,8 +2,6 @@
 //! (`TestDevice`): every message of the protocol checked as it passes, balances exact on all
 //! four sides (payer, hub toward the payer, hub toward the payee, payee), fees exact.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
 use std::time::{Duration, Instant};
 
 use channel_core::crypto::Signer;

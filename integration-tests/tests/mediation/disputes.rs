@@ -11,12 +11,11 @@
 //!   the amount. The secret is public on the ledger from then on, so the payer, honest, still
 //!   pays the hub.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod mediation_checks;
-
 use std::time::{Duration, Instant};
 
+use crate::checks::{
+    payee_paid, payer_events, payer_paid, receive_one, reveal, setup, u, TEST_LIMIT, WAIT,
+};
 use channel_core::{Address, Secret};
 use futures::StreamExt;
 use integration_tests::device::ledger_monitor::LedgerWatch;
@@ -24,9 +23,6 @@ use integration_tests::mediation::{
     next_ack, next_item, test_secret, wait_ledger_time, ChannelSnapshot, MediationSetup,
 };
 use integration_tests::{within, Forward, HubProcess, PayAck, PaySession, TestDevice};
-use mediation_checks::{
-    payee_paid, payer_events, payer_paid, receive_one, reveal, setup, u, TEST_LIMIT, WAIT,
-};
 use tonic::Code;
 use voltlane_proto::convert::h256_bytes;
 use voltlane_proto::convert::mediation::HubMessageKind;
@@ -39,7 +35,7 @@ const AMOUNT: u64 = 100;
 const TICK: Duration = Duration::from_millis(200);
 
 async fn device(hub: &HubProcess, n: u8) -> TestDevice {
-    mediation_checks::device(hub, SEED, n, DEPOSIT, DEPOSIT).await
+    crate::checks::device(hub, SEED, n, DEPOSIT, DEPOSIT).await
 }
 
 /// `Ledger.GetSecretRegistration`: when the registry recorded the secret, if it did.

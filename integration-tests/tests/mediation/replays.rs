@@ -7,19 +7,15 @@
 //! that should not change, and a lock the hub took but did not forward expires back to the
 //! payer.
 
-#![allow(clippy::unwrap_used, clippy::expect_used)]
-
-mod mediation_checks;
-
-use channel_core::{SignedBalanceProof, U256};
-use integration_tests::device::mediated::mediated_message;
-use integration_tests::mediation::{next_item, test_secret, ChannelSnapshot};
-use integration_tests::{within, PayAck};
-use mediation_checks::{
+use crate::checks::{
     assert_channel, assert_not_forwarded, assert_rejected, assert_status, device, forwarded,
     holding, payee_paid, payer_events, payer_paid, receive_one, reveal, send, setup, take_back, u,
     TEST_LIMIT, WAIT,
 };
+use channel_core::{SignedBalanceProof, U256};
+use integration_tests::device::mediated::mediated_message;
+use integration_tests::mediation::{next_item, test_secret, ChannelSnapshot};
+use integration_tests::{within, PayAck};
 use tonic::Code;
 use voltlane_proto::convert::mediation::{HubMessageKind, PaymentKind};
 use voltlane_proto::v1;

@@ -190,7 +190,7 @@ impl ChannelBook {
             applied_seq = applied,
             "channels loaded"
         );
-        let hub_payments = super::fanout::Fanout::new(4096);
+        let hub_payments = super::fanout::Fanout::new(crate::channels::fanout::FANOUT_BUFFER);
         Ok(Self {
             store,
             operator,

@@ -12,6 +12,11 @@ use std::sync::Mutex;
 use channel_core::U256;
 use tokio::sync::broadcast;
 
+/// Messages buffered per channel and subscriber before it counts as lagging (and reconnects
+/// for a replay). A channel's buffer is allocated whole on its first subscriber, so it stays
+/// small: one device's stream rarely has more than its pipelining window outstanding.
+pub const FANOUT_BUFFER: usize = 256;
+
 /// Messages of type `T` routed by channel id.
 #[derive(Debug)]
 pub struct Fanout<T> {

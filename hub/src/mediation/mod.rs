@@ -79,7 +79,7 @@ impl MediationEngine {
     pub fn new(channels: ChannelEngine, config: MediationConfig) -> Result<Self, HubError> {
         let records = Arc::new(RecordBook::load(channels.book.store.as_ref())?);
         tracing::info!(records = records.len(), "mediated transfers loaded");
-        let payer_events = Arc::new(Fanout::new(4096));
+        let payer_events = Arc::new(Fanout::new(crate::channels::fanout::FANOUT_BUFFER));
         Ok(Self {
             channels,
             records,

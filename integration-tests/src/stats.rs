@@ -17,6 +17,20 @@ pub fn percentile(sorted: &[Duration], q: f64) -> Duration {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
+/// The latency percentiles a load report prints, in milliseconds: `(name, value)` for p50,
+/// p99 and p99.9 of `sorted`.
+pub fn latency_ms(sorted: &[Duration]) -> [(&'static str, f64); 3] {
+    [
+        ("latency_p50_ms", 0.5),
+        ("latency_p99_ms", 0.99),
+        ("latency_p999_ms", 0.999),
+    ]
+    .map(|(name, q)| {
+        let ms = percentile(sorted, q).as_secs_f64() * 1e3;
+        (name, (ms * 1e3).round() / 1e3)
+    })
+}
+
 /// Mean cost of one k256 signature and one verification, measured in this process.
 #[derive(Clone, Copy, Debug)]
 pub struct CryptoCost {

@@ -3,8 +3,8 @@
 //! unlock, which pays the hub; its lock expiry, which takes a lock back. Each is idempotent
 //! for the exact proof the hub already holds (a re-sent message after a lost ack).
 
-use channel_core::channel::Channel;
-use channel_core::mediation::{forward, SignedPaymentRequest};
+use channel_core::channel::{Channel, ChannelEvent};
+use channel_core::mediation::{forward, MediatedTransfer, SignedPaymentRequest};
 use channel_core::{Address, HashTimeLock, Secret, SignedBalanceProof, H256, U256};
 
 use super::records::RecordBook;
@@ -184,40 +184,14 @@ impl MediationEngine {
         proof: &SignedBalanceProof,
         secret: &Secret,
     ) -> Result<(u64, U256), HubError> {
-        let id = proof.proof.channel_identifier;
-        let book = &self.channels.book;
-        let shared = book.for_device(caller, &id).await?;
-        match self.records.get(&secret.hash())? {
-            Some(rec) => {
-                let mut r = rec.lock().await;
-                if r.incoming_channel() != id {
-                    return Err(HubError::UnknownTransfer(secret.hash()));
-                }
-                let mut next = r.clone();
-                let changed = book
-                    .transition(&shared, |ch, batch| {
-                        if ch.partner_latest_proof() == Some(proof) {
-                            return Ok(false);
-                        }
-                        next.handle_incoming_unlock(ch, proof, secret)?;
-                        RecordBook::put(batch, &next)?;
-                        Ok(true)
-                    })
-                    .await?;
-                if changed {
-                    *r = next;
-                }
-            }
-            None => {
-                book.transition(&shared, |ch, _| {
-                    if ch.partner_latest_proof() != Some(proof) {
-                        ch.handle_unlock(proof, secret)?;
-                    }
-                    Ok(())
-                })
-                .await?;
-            }
-        }
+        self.take_payer_step(
+            caller,
+            proof,
+            &secret.hash(),
+            |r, ch| Ok(r.handle_incoming_unlock(ch, proof, secret)?),
+            |ch| Ok(ch.handle_unlock(proof, secret)?),
+        )
+        .await?;
         failpoint::hit(failpoint::AFTER_INCOMING_UNLOCKED);
         Ok(accepted_state(proof))
     }
@@ -230,42 +204,65 @@ impl MediationEngine {
         proof: &SignedBalanceProof,
         secrethash: &H256,
     ) -> Result<u64, HubError> {
+        let now = self.channels.ledger.now()?;
+        self.take_payer_step(
+            caller,
+            proof,
+            secrethash,
+            |r, ch| Ok(r.handle_incoming_expired(ch, proof, now)?),
+            |ch| Ok(ch.handle_lock_expired(proof, secrethash, now)?),
+        )
+        .await?;
+        Ok(proof.proof.nonce)
+    }
+
+    /// One payer step on the lock `secrethash` of its channel: through the transfer's record
+    /// (`with_record`, record and channel written together) when the hub forwarded that lock,
+    /// on the channel alone (`channel_only`) when it never did. The exact proof the hub
+    /// already holds is a re-send and changes nothing.
+    async fn take_payer_step(
+        &self,
+        caller: Address,
+        proof: &SignedBalanceProof,
+        secrethash: &H256,
+        with_record: impl FnOnce(
+            &mut MediatedTransfer,
+            &mut Channel,
+        ) -> Result<Vec<ChannelEvent>, HubError>,
+        channel_only: impl FnOnce(&mut Channel) -> Result<Vec<ChannelEvent>, HubError>,
+    ) -> Result<(), HubError> {
         let id = proof.proof.channel_identifier;
         let book = &self.channels.book;
         let shared = book.for_device(caller, &id).await?;
-        let now = self.channels.ledger.now()?;
-        match self.records.get(secrethash)? {
-            Some(rec) => {
-                let mut r = rec.lock().await;
-                if r.incoming_channel() != id {
-                    return Err(HubError::UnknownTransfer(*secrethash));
-                }
-                let mut next = r.clone();
-                let changed = book
-                    .transition(&shared, |ch, batch| {
-                        if ch.partner_latest_proof() == Some(proof) {
-                            return Ok(false);
-                        }
-                        next.handle_incoming_expired(ch, proof, now)?;
-                        RecordBook::put(batch, &next)?;
-                        Ok(true)
-                    })
-                    .await?;
-                if changed {
-                    *r = next;
-                }
-            }
-            None => {
-                book.transition(&shared, |ch, _| {
+        let Some(rec) = self.records.get(secrethash)? else {
+            return book
+                .transition(&shared, |ch, _| {
                     if ch.partner_latest_proof() != Some(proof) {
-                        ch.handle_lock_expired(proof, secrethash, now)?;
+                        channel_only(ch)?;
                     }
                     Ok(())
                 })
-                .await?;
-            }
+                .await;
+        };
+        let mut r = rec.lock().await;
+        if r.incoming_channel() != id {
+            return Err(HubError::UnknownTransfer(*secrethash));
         }
-        Ok(proof.proof.nonce)
+        let mut next = r.clone();
+        let changed = book
+            .transition(&shared, |ch, batch| {
+                if ch.partner_latest_proof() == Some(proof) {
+                    return Ok(false);
+                }
+                with_record(&mut next, ch)?;
+                RecordBook::put(batch, &next)?;
+                Ok(true)
+            })
+            .await?;
+        if changed {
+            *r = next;
+        }
+        Ok(())
     }
 
     /// Tells the payer of a record what became of it (used by the payee and driver paths).

@@ -8,13 +8,11 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use channel_core::crypto::Signer;
 use channel_core::LocalSigner;
 use futures::StreamExt;
-use integration_tests::{HubOptions, HubProcess, Operator};
+use integration_tests::mediation::MediationSetup;
+use integration_tests::HubProcess;
 use voltlane_client::{Client, ClientError, DeviceStore, U256};
-use voltlane_proto::convert::{address_bytes, u256_bytes};
-use voltlane_proto::v1;
 
 const WAIT: Duration = Duration::from_secs(60);
 const FEE_FLAT: u64 = 1;
@@ -48,36 +46,17 @@ where
 }
 
 async fn hub(env: Vec<(String, String)>) -> HubProcess {
-    let hub = HubProcess::start(HubOptions {
-        extra_args: vec![
-            "--auto-deposit".into(),
-            "100000000".into(),
-            "--mediation-fee-flat".into(),
-            FEE_FLAT.to_string(),
-            "--mediation-fee-ppm".into(),
-            FEE_PPM.to_string(),
-            "--reveal-timeout-secs".into(),
-            REVEAL_TIMEOUT.to_string(),
-        ],
-        settlement_window_secs: 3 * REVEAL_TIMEOUT,
+    MediationSetup {
+        fee_flat: FEE_FLAT,
+        fee_ppm: FEE_PPM,
+        reveal_timeout: REVEAL_TIMEOUT,
+        settlement_window: 3 * REVEAL_TIMEOUT,
+        auto_deposit: 100_000_000,
         env,
-        ..HubOptions::default()
-    })
+    }
+    .start()
     .await
-    .unwrap();
-    let operator_key = hub.operator_key().unwrap();
-    let operator = Operator::login(hub.connect().await.unwrap(), operator_key.clone())
-        .await
-        .unwrap();
-    operator
-        .ledger()
-        .mint(v1::MintRequest {
-            to: address_bytes(&operator_key.address()),
-            amount: u256_bytes(&u(1_000_000_000)),
-        })
-        .await
-        .unwrap();
-    hub
+    .unwrap()
 }
 
 /// A device with a channel of `deposit` that the hub matched with as much.

@@ -4,11 +4,11 @@
 
 use std::time::{Duration, Instant};
 
-use channel_core::crypto::Signer;
 use channel_core::{LocalSigner, Secret, H256, U256};
 use futures::StreamExt;
 use integration_tests::device::mediated::mediated_message;
-use integration_tests::{Forward, HubOptions, HubProcess, Operator, PayAck, TestDevice};
+use integration_tests::mediation::MediationSetup;
+use integration_tests::{Forward, HubProcess, PayAck, TestDevice};
 use voltlane_proto::convert::mediation::{HubMessageKind, PaymentKind};
 use voltlane_proto::convert::{address_bytes, u256_bytes};
 use voltlane_proto::v1;
@@ -43,35 +43,17 @@ fn secret(n: u64) -> Secret {
 }
 
 async fn hub() -> HubProcess {
-    let hub = HubProcess::start(HubOptions {
-        extra_args: vec![
-            "--auto-deposit".into(),
-            "1000000".into(),
-            "--mediation-fee-flat".into(),
-            FEE_FLAT.to_string(),
-            "--mediation-fee-ppm".into(),
-            FEE_PPM.to_string(),
-            "--reveal-timeout-secs".into(),
-            REVEAL_TIMEOUT.to_string(),
-        ],
-        settlement_window_secs: 3 * REVEAL_TIMEOUT,
-        ..HubOptions::default()
-    })
+    MediationSetup {
+        fee_flat: FEE_FLAT,
+        fee_ppm: FEE_PPM,
+        reveal_timeout: REVEAL_TIMEOUT,
+        settlement_window: 3 * REVEAL_TIMEOUT,
+        auto_deposit: 1_000_000,
+        env: Vec::new(),
+    }
+    .start()
     .await
-    .unwrap();
-    let operator_key = hub.operator_key().unwrap();
-    let operator = Operator::login(hub.connect().await.unwrap(), operator_key.clone())
-        .await
-        .unwrap();
-    operator
-        .ledger()
-        .mint(v1::MintRequest {
-            to: address_bytes(&operator_key.address()),
-            amount: u256_bytes(&u(1_000_000)),
-        })
-        .await
-        .unwrap();
-    hub
+    .unwrap()
 }
 
 /// A device with a channel of `deposit`, once the hub matched it (auto-deposit).

@@ -31,7 +31,7 @@ use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
 use integration_tests::device::{device_key, TestDevice};
 use integration_tests::process::connect;
-use integration_tests::stats::{percentile, CryptoCost, ProcStats};
+use integration_tests::stats::{latency_ms, CryptoCost, ProcStats};
 use integration_tests::{HarnessError, HubOptions, HubProcess, PayAck};
 use tokio::sync::Barrier;
 use tonic::transport::Channel;
@@ -224,15 +224,8 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     report.add("elapsed_secs", round(elapsed.as_secs_f64(), 3));
     report.add("acked_payments_per_sec", rate.round());
-    for (name, q) in [
-        ("latency_p50_ms", 0.5),
-        ("latency_p99_ms", 0.99),
-        ("latency_p999_ms", 0.999),
-    ] {
-        report.add(
-            name,
-            round(percentile(&latencies, q).as_secs_f64() * 1e3, 3),
-        );
+    for (name, ms) in latency_ms(&latencies) {
+        report.add(name, ms);
     }
     report.add("ratio_to_crypto_bound", round(rate / crypto_bound, 3));
     if let (Some(before), Some(after)) = (before, after) {

@@ -138,6 +138,7 @@ pub async fn run_with(
         let source = metrics::StateSource {
             ledger: ledger.clone(),
             book: services.channels.book.clone(),
+            mediated: Some(services.mediation.records().clone()),
         };
         let mut exporter_stop = stop.clone();
         tokio::spawn(metrics::serve(

@@ -107,6 +107,8 @@ struct Inner {
     deposits: Gauge<f64, AtomicU64>,
     ledger_events: Counter,
     watcher: Family<WatcherLabels, Counter>,
+    forwards: Family<PaymentLabels, Counter>,
+    mediated_in_flight: Gauge,
 }
 
 /// The hub's metrics: registry and typed handles.
@@ -184,6 +186,23 @@ impl Metrics {
             "Ledger actions the watcher submitted, by action and outcome",
             watcher.clone(),
         );
+        let forwards = Family::<PaymentLabels, Counter>::default();
+        registry.register(
+            "mediated_forwards",
+            "Payers' locked transfers the hub took, by outcome: forwarded, or not (with the \
+             refusal's status code)",
+            forwards.clone(),
+        );
+        let mediated_in_flight = Gauge::default();
+        registry.register(
+            "mediated_transfers_in_flight",
+            "Mediated transfers not finished yet (a lock still pending on either side)",
+            mediated_in_flight.clone(),
+        );
+        let _ = forwards.get_or_create(&PaymentLabels {
+            outcome: "forwarded",
+            code: "OK",
+        });
         // Every series but the rejection codes exists from the start, at zero.
         let _ = payments.get_or_create(&PaymentLabels {
             outcome: "accepted",
@@ -213,6 +232,8 @@ impl Metrics {
                 deposits,
                 ledger_events,
                 watcher,
+                forwards,
+                mediated_in_flight,
             }),
         }
     }
@@ -231,6 +252,20 @@ impl Metrics {
             None => return,
         };
         self.inner.payments.get_or_create(&labels).inc();
+        if let Some(v1::payment_ack::Outcome::Accepted(a)) = &ack.outcome {
+            let forward = match &a.forward {
+                Some(v1::payment_accepted::Forward::Forwarded(_)) => PaymentLabels {
+                    outcome: "forwarded",
+                    code: "OK",
+                },
+                Some(v1::payment_accepted::Forward::NotForwarded(r)) => PaymentLabels {
+                    outcome: "not_forwarded",
+                    code: code_name(tonic::Code::from_i32(r.code)),
+                },
+                None => return,
+            };
+            self.inner.forwards.get_or_create(&forward).inc();
+        }
     }
 
     /// Observes the latency of a batch whose messages arrived at `arrived` and whose acks
@@ -331,11 +366,20 @@ pub fn watcher_action<T, E>(action: WatcherAction, result: &Result<T, E>) {
 pub struct StateSource {
     pub ledger: Arc<LedgerHandle>,
     pub book: Arc<ChannelBook>,
+    /// The mediator's records, for the in-flight gauge.
+    pub mediated: Option<Arc<crate::mediation::RecordBook>>,
 }
 
 impl StateSource {
     /// Sets the state gauges from the ledger and the book.
     async fn refresh(&self, metrics: &Metrics) {
+        if let Some(records) = &self.mediated {
+            let in_flight = records.unfinished().await;
+            metrics
+                .inner
+                .mediated_in_flight
+                .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+        }
         let applied = self.book.applied_seq().await;
         metrics
             .inner
@@ -437,6 +481,40 @@ mod tests {
             ),
             "{text}"
         );
+    }
+
+    #[test]
+    fn locked_transfer_acks_count_their_forward_outcome() {
+        let metrics = Metrics::new();
+        let accepted = |forward| v1::PaymentAck {
+            request_id: 1,
+            outcome: Some(v1::payment_ack::Outcome::Accepted(v1::PaymentAccepted {
+                nonce: 1,
+                transferred_amount: vec![0; 32],
+                forward,
+            })),
+        };
+        metrics.payment_ack(&accepted(None));
+        metrics.payment_ack(&accepted(Some(v1::payment_accepted::Forward::Forwarded(
+            Default::default(),
+        ))));
+        for _ in 0..2 {
+            metrics.payment_ack(&accepted(Some(
+                v1::payment_accepted::Forward::NotForwarded(v1::PaymentRejected {
+                    code: tonic::Code::FailedPrecondition as i32,
+                    reason: "payee offline".into(),
+                }),
+            )));
+        }
+        let text = metrics.encode().unwrap();
+        for line in [
+            "voltlane_payments_total{outcome=\"accepted\",code=\"OK\"} 4",
+            "voltlane_mediated_forwards_total{outcome=\"forwarded\",code=\"OK\"} 1",
+            "voltlane_mediated_forwards_total{outcome=\"not_forwarded\",code=\"FAILED_PRECONDITION\"} 2",
+            "voltlane_mediated_transfers_in_flight 0",
+        ] {
+            assert!(text.contains(line), "{line} missing in\n{text}");
+        }
     }
 
     #[test]

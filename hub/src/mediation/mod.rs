@@ -92,7 +92,7 @@ impl MediationEngine {
         &self.config
     }
 
-    pub fn records(&self) -> &RecordBook {
+    pub fn records(&self) -> &Arc<RecordBook> {
         &self.records
     }
 

@@ -109,6 +109,19 @@ impl RecordBook {
         self.len() == 0
     }
 
+    /// Transfers in memory that are not finished (finished ones wait for the driver to
+    /// retire them).
+    pub async fn unfinished(&self) -> usize {
+        let Ok(all) = self.all() else { return 0 };
+        let mut n = 0;
+        for rec in all {
+            if !rec.lock().await.is_finished() {
+                n += 1;
+            }
+        }
+        n
+    }
+
     /// Whether `secrethash` belongs to a finished transfer.
     pub fn is_retired(&self, secrethash: &H256) -> bool {
         self.retired

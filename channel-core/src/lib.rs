@@ -10,6 +10,7 @@
 //! - [`settlement`]: the contract's settlement arithmetic.
 //! - [`channel`]: one channel as one participant sees it, a state machine fed with inputs.
 //! - [`ledger`]: a deterministic token-network ledger implementing the on-chain rules.
+//! - [`session`]: metered sessions, payments bound to signed meter readings.
 //!
 //! What this crate does not do: no networking, no disk, no clock, no randomness. Ledger time
 //! (seconds) and random bytes are arguments; persistence and transport belong to the drivers
@@ -23,6 +24,7 @@ pub mod locks;
 pub mod mediation;
 pub mod primitives;
 pub mod proofs;
+pub mod session;
 pub mod settlement;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;

@@ -164,6 +164,7 @@ impl Sim {
             secrethash: secret.hash(),
             payment_id: self.next_secret,
             expires_at: now + expires_in,
+            memo_hash: H256::ZERO,
         }
         .sign(&self.star.devices[&payee].key)
         .unwrap();

@@ -1,6 +1,7 @@
 //! Property tests of metered sessions: a payee delivering energy and publishing readings at
-//! random, irregular (often coarse) moments, a payer paying each reading's due, payments
-//! arriving late or failing, with real signatures and a simulated clock.
+//! random, irregular (often coarse) moments, billing what they show, a payer checking and
+//! paying each bill, payments completing late, out of order or failing, with real signatures
+//! and a simulated clock.
 //!
 //! After every step: a payee that delivers only within the headroom it is told is never owed
 //! more than the credit window; the payer never pays (or has in flight) a unit no accepted
@@ -12,12 +13,11 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::VecDeque;
-
 use channel_core::crypto::{keccak256, Signer};
+use channel_core::mediation::PaymentRequest;
 use channel_core::session::{
-    Delivery, MeterUnit, PayeeSession, PayerLimits, PayerSession, PaymentDue, SessionError,
-    SessionOffer, SignedSessionReceipt, StopReason,
+    Delivery, MeterUnit, PayeeSession, PayerLimits, PayerSession, SessionError, SessionOffer,
+    SignedSessionReceipt, StopReason,
 };
 use channel_core::testing::{test_domain, test_signer};
 use channel_core::{H256, U256};
@@ -30,12 +30,12 @@ enum Op {
     /// `secs` pass while the payee tries to deliver `want` Wh (as much as its headroom and
     /// the meter's physical rate allow).
     Deliver { want: u64, secs: u64 },
-    /// The payee publishes a reading; the payer handles it and pays what is due.
+    /// The payee publishes a reading and bills it; the payer handles both and pays.
     Publish,
-    /// The oldest payment in flight arrives and is acknowledged.
-    Arrive,
-    /// The oldest payment in flight fails (with every later one).
-    Fail,
+    /// A payment in flight (picked by the index) completes.
+    Arrive(usize),
+    /// A payment in flight (picked by the index) fails.
+    Fail(usize),
     /// Time passes with nothing delivered.
     Idle(u64),
 }
@@ -44,8 +44,8 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0u64..3_000, 1u64..900).prop_map(|(want, secs)| Op::Deliver { want, secs }),
         3 => Just(Op::Publish),
-        3 => Just(Op::Arrive),
-        1 => Just(Op::Fail),
+        3 => any::<usize>().prop_map(Op::Arrive),
+        1 => any::<usize>().prop_map(Op::Fail),
         1 => (1u64..120).prop_map(Op::Idle),
     ]
 }
@@ -55,7 +55,9 @@ struct World {
     window: u64,
     payee: PayeeSession,
     payer: PayerSession,
-    in_flight: VecDeque<PaymentDue>,
+    /// Keys (secrethashes) of payments in flight.
+    in_flight: Vec<H256>,
+    next_key: u64,
     now: u64,
     last_seq: Option<u64>,
     last_metered: u64,
@@ -95,7 +97,8 @@ impl World {
             window,
             payee,
             payer,
-            in_flight: VecDeque::new(),
+            in_flight: Vec::new(),
+            next_key: 0,
             now: 1_000,
             last_seq: None,
             last_metered: 0,
@@ -123,20 +126,18 @@ impl World {
     }
 
     fn publish(&mut self) {
-        let reading = self.payee.next_reading();
+        let reading = self.payee.publish_reading();
         let signed = reading.sign(&test_signer(4)).unwrap();
         let before = self.payer.clone();
         match self.payer.handle_reading(&signed, self.now) {
             Ok(due) => {
                 assert_eq!(due.additional_hash, reading.hash());
                 assert_eq!(due.amount, U256::from(due.units) * self.price);
+                assert_eq!(due.units, self.payer.uncovered_units());
                 assert!(self.last_seq.is_none_or(|s| due.reading_seq > s));
                 assert!(due.metered_units >= self.last_metered);
                 self.last_seq = Some(due.reading_seq);
                 self.last_metered = due.metered_units;
-                if due.units > 0 {
-                    self.in_flight.push_back(due);
-                }
             }
             Err(SessionError::BudgetExceeded { .. }) => {
                 assert_eq!(self.payer, before);
@@ -148,26 +149,59 @@ impl World {
             }
             Err(e) => panic!("honest reading {reading:?} refused: {e}"),
         }
-    }
-
-    fn arrive(&mut self) {
-        if let Some(due) = self.in_flight.pop_front() {
-            self.payee.handle_payment(due.units, due.amount).unwrap();
-            self.payer
-                .record_paid(due.units, due.additional_hash)
-                .unwrap();
+        let units = self.payee.unbilled_units();
+        if units == 0 {
+            return;
+        }
+        self.next_key += 1;
+        let key = keccak256(&self.next_key.to_be_bytes());
+        let amount = self.payee.record_bill(key, units, 100_000).unwrap();
+        let bill = PaymentRequest {
+            domain: test_domain(),
+            payee: test_signer(3).address(),
+            amount,
+            secrethash: key,
+            payment_id: reading.seq,
+            expires_at: 100_000,
+            memo_hash: reading.hash(),
+        }
+        .sign(&test_signer(3))
+        .unwrap();
+        match self.payer.check_bill(&bill, self.now) {
+            Ok(paid_units) => {
+                // An honest payee bills exactly what the payer finds uncovered.
+                assert_eq!(paid_units, units);
+                self.payer.begin_payment(key, paid_units).unwrap();
+                self.in_flight.push(key);
+            }
+            Err(_) => {
+                // Refused (a reading over budget, or after the payer's end): never paid.
+                self.payee.handle_bill_failed(key).unwrap();
+            }
         }
     }
 
-    fn fail(&mut self) {
-        if let Some(due) = self.in_flight.front().copied() {
-            let released: u64 = self.in_flight.iter().map(|d| d.units).sum();
-            assert_eq!(
-                self.payer.handle_payment_failed(due.additional_hash),
-                Ok(released)
-            );
-            self.in_flight.clear();
+    fn arrive(&mut self, pick: usize) {
+        if self.in_flight.is_empty() {
+            return;
         }
+        let key = self.in_flight.remove(pick % self.in_flight.len());
+        let bill = self.payee.handle_bill_paid(key).unwrap();
+        let paid = self.payer.record_paid(key).unwrap();
+        assert_eq!((bill.units, bill.amount), (paid.units, paid.amount));
+        assert_eq!(bill.reading_hash, paid.reading_hash);
+    }
+
+    fn fail(&mut self, pick: usize) {
+        if self.in_flight.is_empty() {
+            return;
+        }
+        let key = self.in_flight.remove(pick % self.in_flight.len());
+        let bill = self.payee.handle_bill_failed(key).unwrap();
+        assert_eq!(
+            self.payer.handle_payment_failed(key).unwrap().units,
+            bill.units
+        );
     }
 
     fn check(&self) {
@@ -189,8 +223,9 @@ impl World {
             U256::from(payee.paid_units()) * self.price
         );
         assert_eq!(payer.paid_units(), payee.paid_units());
-        let in_flight: u64 = self.in_flight.iter().map(|d| d.units).sum();
-        assert_eq!(payer.in_flight_units(), in_flight);
+        let billed: u64 = payee.bills().iter().map(|b| b.units).sum();
+        assert_eq!(payer.in_flight_units(), billed);
+        assert_eq!(payer.in_flight().len(), self.in_flight.len());
         assert_eq!(payer.last_seq(), self.last_seq);
     }
 }
@@ -211,8 +246,8 @@ proptest! {
             match op {
                 Op::Deliver { want, secs } => w.deliver(want, secs),
                 Op::Publish => w.publish(),
-                Op::Arrive => w.arrive(),
-                Op::Fail => w.fail(),
+                Op::Arrive(i) => w.arrive(i),
+                Op::Fail(i) => w.fail(i),
                 Op::Idle(secs) => w.now += secs,
             }
             w.check();
@@ -221,7 +256,7 @@ proptest! {
         w.payee.stop(StopReason::Remote);
         w.publish();
         while !w.in_flight.is_empty() {
-            w.arrive();
+            w.arrive(0);
             w.check();
         }
         let budget_units = w.payer.budget_units();
@@ -233,7 +268,8 @@ proptest! {
             prop_assert!(w.payer.paid_units() <= budget_units);
         }
         let receipt = w.payer.receipt().unwrap();
-        prop_assert_eq!(w.payee.check_receipt(&receipt), Ok(()));
+        let ours = w.payee.receipt(test_signer(5).address()).unwrap();
+        prop_assert_eq!(receipt.check_matches(&ours), Ok(()));
         let signed = SignedSessionReceipt {
             receipt,
             payer_signature: receipt.sign_part(&test_signer(5)).unwrap(),

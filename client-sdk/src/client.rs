@@ -12,7 +12,7 @@ use std::sync::Arc;
 use channel_core::channel::{Channel, ChannelPhase};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord};
 use channel_core::mediation::{FeePolicy, SignedPaymentRequest};
-use channel_core::primitives::{Address, U256};
+use channel_core::primitives::{Address, H256, U256};
 use channel_core::{Domain, LocalSigner, Signer};
 use tokio::sync::broadcast;
 use voltlane_proto::convert::{address, address_bytes, u256, u256_bytes};
@@ -374,7 +374,14 @@ impl Client {
         payment_id: u64,
         valid_for_secs: u64,
     ) -> Result<SignedPaymentRequest, ClientError> {
-        mediation::payee::create_request(&self.shared, amount, payment_id, valid_for_secs).await
+        mediation::payee::create_request(
+            &self.shared,
+            amount,
+            payment_id,
+            valid_for_secs,
+            H256::ZERO,
+        )
+        .await
     }
 
     /// Payee: the mediated payments the device receives, each published once the hub's

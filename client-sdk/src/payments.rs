@@ -301,6 +301,7 @@ mod tests {
             secrethash: s.hash(),
             payment_id: 1,
             expires_at: 500,
+            memo_hash: H256::ZERO,
         }
         .sign(&payee)
         .unwrap();

@@ -160,6 +160,7 @@ pub async fn payer(
                 secrethash: secret.hash(),
                 payment_id: sent,
                 expires_at: now + 3_600,
+                memo_hash: channel_core::H256::ZERO,
             }
             .sign(payee_key)
             .map_err(|e| protocol(e.to_string()))?;

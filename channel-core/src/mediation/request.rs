@@ -18,8 +18,8 @@ use crate::proofs::Domain;
 pub const PAYMENT_REQUEST_TAG: &[u8; 27] = b"voltlane.payment-request.v1";
 
 /// Bytes of a packed request: tag, token network, chain id, payee, amount, secrethash,
-/// payment id, expiry.
-pub const PAYMENT_REQUEST_LEN: usize = 27 + 20 + 32 + 20 + 32 + 32 + 8 + 8;
+/// payment id, expiry, memo hash.
+pub const PAYMENT_REQUEST_LEN: usize = 27 + 20 + 32 + 20 + 32 + 32 + 8 + 8 + 32;
 
 /// Why a payment request was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -54,11 +54,17 @@ pub struct PaymentRequest {
     pub payment_id: u64,
     /// Ledger time after which the payee no longer honours the request.
     pub expires_at: u64,
+    /// What is paid for, as a hash (zero: nothing named). A metered session puts the hash of
+    /// the meter reading the request bills here, and the payer's balance proofs for the
+    /// payment carry it as their `additional_hash`, so the request, the secret and the proofs
+    /// all commit to the same signed reading.
+    pub memo_hash: H256,
 }
 
 impl PaymentRequest {
     /// `tag || token_network (20) || chain_id (32) || payee (20) || amount (32) ||
-    /// secrethash (32) || payment_id (8, big-endian) || expires_at (8, big-endian)`.
+    /// secrethash (32) || payment_id (8, big-endian) || expires_at (8, big-endian) ||
+    /// memo_hash (32)`.
     pub fn pack(&self) -> Vec<u8> {
         let mut buf = Vec::with_capacity(PAYMENT_REQUEST_LEN);
         buf.extend_from_slice(PAYMENT_REQUEST_TAG);
@@ -69,6 +75,7 @@ impl PaymentRequest {
         buf.extend_from_slice(self.secrethash.as_bytes());
         buf.extend_from_slice(&self.payment_id.to_be_bytes());
         buf.extend_from_slice(&self.expires_at.to_be_bytes());
+        buf.extend_from_slice(self.memo_hash.as_bytes());
         buf
     }
 
@@ -146,6 +153,7 @@ mod tests {
             secrethash: Secret(H256([9; 32])).hash(),
             payment_id: 77,
             expires_at: 2_000,
+            memo_hash: H256([5; 32]),
         }
     }
 
@@ -160,7 +168,8 @@ mod tests {
         assert_eq!(packed[130], 25);
         assert_eq!(&packed[131..163], r.secrethash.as_bytes());
         assert_eq!(&packed[163..171], &77u64.to_be_bytes());
-        assert_eq!(&packed[171..], &2_000u64.to_be_bytes());
+        assert_eq!(&packed[171..179], &2_000u64.to_be_bytes());
+        assert_eq!(&packed[179..], &[5; 32]);
     }
 
     #[test]
@@ -178,6 +187,12 @@ mod tests {
         more.request.amount = U256::from(26u8);
         assert!(matches!(
             more.verify(&test_domain(), 1_000),
+            Err(PaymentRequestError::BadSignature(_))
+        ));
+        let mut other_memo = signed;
+        other_memo.request.memo_hash = H256([6; 32]);
+        assert!(matches!(
+            other_memo.verify(&test_domain(), 1_000),
             Err(PaymentRequestError::BadSignature(_))
         ));
         assert_eq!(

@@ -4,6 +4,7 @@
 //! (refuse it), or the session has ended. A refused input never changes a session.
 
 use crate::crypto::CryptoError;
+use crate::mediation::PaymentRequestError;
 use crate::primitives::{Address, H256, U256};
 
 use super::offer::MeterUnit;
@@ -74,20 +75,28 @@ pub enum SessionError {
     AmountOverflow { units: u64, price: U256 },
 
     // --- a payment does not add up ---
-    #[error("payment of {amount} for {units} units; the price says {expected}")]
-    WrongAmount {
-        units: u64,
-        amount: U256,
-        expected: U256,
-    },
-    #[error("payment for {units} units would pay for {total} units, only {delivered} delivered")]
-    PaidBeyondDelivery {
-        units: u64,
-        total: u64,
-        delivered: u64,
-    },
-    #[error("no payment of {units} units for reading {reading_hash} is outstanding")]
-    UnknownPayment { units: u64, reading_hash: H256 },
+    #[error("no payment {key} of this session is in flight")]
+    UnknownPayment { key: H256 },
+    #[error("a payment {key} of this session is already in flight")]
+    PaymentExists { key: H256 },
+    #[error("cannot pay for {units} units: {uncovered} metered units are not yet paid for")]
+    NothingDue { units: u64, uncovered: u64 },
+
+    // --- a bill (the payee's payment request for a reading) does not add up ---
+    #[error("bill rejected: {0}")]
+    BadBill(PaymentRequestError),
+    #[error("bill names {memo_hash}, which is not the latest accepted reading of this session")]
+    BillForUnknownReading { memo_hash: H256 },
+    #[error("bill of {amount} is not a whole number of units at the price {price}")]
+    BillNotWholeUnits { amount: U256, price: U256 },
+    #[error("bill of {amount} asks for more than the {uncovered} metered units not yet paid for")]
+    BillBeyondMetered { amount: U256, uncovered: u64 },
+    #[error("cannot bill {units} units: {unbilled} delivered units are published and unbilled")]
+    NothingToBill { units: u64, unbilled: u64 },
+    #[error("bill {secrethash} is already outstanding")]
+    BillExists { secrethash: H256 },
+    #[error("no bill {secrethash} of this session is outstanding")]
+    UnknownBill { secrethash: H256 },
 
     // --- a receipt does not add up ---
     #[error("receipt says {field} is {got}, this session says {expected}")]

@@ -10,19 +10,22 @@
 //! - [`payer`]: [`PayerSession`], which checks readings and says what is due.
 //! - [`payee`]: [`PayeeSession`], which tracks delivered against paid and enforces the credit
 //!   window.
+//! - [`publication`]: the [`Publication`] (reading + bill) a relay checks and passes on.
 //! - [`receipt`]: the [`SignedSessionReceipt`] both sides sign at the end.
 //! - [`error`]: [`SessionError`], every refusal.
 //!
 //! # Flow
 //! ```text
-//! payee → payer   SignedSessionOffer                 payer: PayerSession::accept
+//! payee → payer   SignedSessionOffer                  payer: PayerSession::accept
 //! payee           PayeeSession::start(meter_start)
-//! payee → payer   SignedMeterReading seq 0 (start)   payer: handle_reading → nothing due
+//! payee → payer   reading seq 0 (the meter start)     payer: handle_reading → nothing due
 //! payee           record_delivery(register) → Continue { headroom } | Stop(reason)
-//! payee → payer   SignedMeterReading seq n           payer: handle_reading → PaymentDue
-//! payer → payee   payment(units × price, additional_hash = reading.hash())
-//! payee           handle_payment(units, amount)      payer: record_paid on the ack
-//! both            SessionReceipt, signed by payer and payee
+//! payee           publish_reading → reading n; record_bill(secrethash, unbilled units)
+//! payee → payer   reading n + bill (a payment request, memo_hash = reading hash)
+//! payer           handle_reading → PaymentDue; check_bill → units; begin_payment
+//! payer → payee   mediated payment of the bill        payee: handle_bill_paid
+//!                                                      payer: record_paid
+//! both            SessionReceipt, computed by each side, signed by both
 //! ```
 //!
 //! # OCPP
@@ -33,15 +36,19 @@
 //! and `meterStop` with its `stoppedReason` the last one. The table is in [`reading`].
 //!
 //! # Payments
-//! A direct payment carries the reading's hash as the balance proof's `additional_hash`. A
-//! mediated payment carries it the same way in the payer's locked transfer and unlock to
-//! the hub (both take an `additional_hash`); binding it into the payee's payment request as
-//! well is left to the mediation API of the next part of issue 8.
+//! A mediated payment (payee = a device) pays a bill: the payee's payment request whose
+//! `memo_hash` is the hash of the reading it bills. The payer's locked transfer and unlock
+//! carry the same hash as their balance proofs' `additional_hash`, so the request, the
+//! secret that proves payment, and the payer's signed proofs all commit to one signed,
+//! timestamped reading. A direct payment to the hub would carry the reading hash as its
+//! `additional_hash` the same way ([`PayerSession::begin_payment`] with the reading hash as
+//! the key); the hub does not meter today, so the drivers use bills.
 
 pub mod error;
 pub mod offer;
 pub mod payee;
 pub mod payer;
+pub mod publication;
 pub mod reading;
 pub mod receipt;
 
@@ -56,7 +63,8 @@ mod receipt_tests;
 
 pub use error::SessionError;
 pub use offer::{MeterUnit, SessionOffer, SignedSessionOffer};
-pub use payee::{Delivery, PayeeSession};
-pub use payer::{PayerLimits, PayerSession, PaymentDue};
+pub use payee::{Bill, Delivery, PayeeSession};
+pub use payer::{PayerLimits, PayerSession, PaymentDue, PaymentInFlight};
+pub use publication::Publication;
 pub use reading::{MeterReading, SignedMeterReading, StopReason};
 pub use receipt::{SessionReceipt, SignedSessionReceipt};

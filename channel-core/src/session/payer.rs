@@ -1,22 +1,27 @@
 //! The payer's side of a session: it accepts the payee's offer, checks every signed reading
-//! against the offer's rules and its own budget, and says exactly what is due for it.
+//! against the offer's rules and its own budget, says exactly what is due, and checks each
+//! bill (the payee's payment request naming a reading) before anything is paid.
 //!
 //! # Call order
 //! 1. [`PayerSession::accept`] with the signed offer (verified here) and the payer's limits.
 //! 2. For each reading from the metering side: [`PayerSession::handle_reading`]. A refusal
-//!    changes nothing; on success pay the returned [`PaymentDue`] (units > 0), with its
-//!    `additional_hash` in the balance proof. The first reading is the meter start: nothing
-//!    is due for it.
-//! 3. When the payment is acknowledged: [`PayerSession::record_paid`]; if it failed:
-//!    [`PayerSession::handle_payment_failed`], and the next reading's due covers the units
-//!    again. Several payments may be in flight; each due covers only units no earlier due
-//!    covers, so the payer never pays twice for a unit.
-//! 4. [`PayerSession::receipt`] for the final receipt both sides sign.
-
-use std::collections::VecDeque;
+//!    changes nothing; on success it returns the [`PaymentDue`]: units the reading shows that
+//!    no payment (made or in flight) covers. The first reading is the meter start: nothing is
+//!    due for it. [`PayerSession::is_replay`] tells a reading already handled (a relay
+//!    replays after reconnects) from a bad one.
+//! 3. Paying: through the hub, the payee bills with a payment request whose `memo_hash` is
+//!    the reading's hash; [`PayerSession::check_bill`] says how many units it pays for (never
+//!    more than are due, at exactly the offer's price). Then [`PayerSession::begin_payment`]
+//!    with the payment's key (the request's secrethash; for a direct payment the reading
+//!    hash), before signing: the units count as in flight.
+//! 4. When the payment completes: [`PayerSession::record_paid`]; if it failed:
+//!    [`PayerSession::handle_payment_failed`], and its units are due again. Payments in flight
+//!    are independent of each other; none covers a unit another covers.
+//! 5. [`PayerSession::receipt`] for the final receipt both sides sign.
 
 use serde::{Deserialize, Serialize};
 
+use crate::mediation::SignedPaymentRequest;
 use crate::primitives::{u256_dec, Address, H256, U256};
 use crate::proofs::Domain;
 
@@ -35,28 +40,41 @@ pub struct PayerLimits {
     pub clock_tolerance_secs: u64,
 }
 
-/// What to pay for an accepted reading.
+/// What an accepted reading leaves to pay.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PaymentDue {
-    /// Metered units no earlier payment (made or in flight) covers. Zero: pay nothing.
+    /// Metered units no payment (made or in flight) covers. Zero: pay nothing.
     pub units: u64,
     /// `units × price_per_unit`.
     #[serde(with = "u256_dec")]
     pub amount: U256,
-    /// The reading's hash, for the balance proof's `additional_hash`.
+    /// The reading's hash: a payment for it commits to this (`additional_hash`, memo).
     pub additional_hash: H256,
     pub reading_seq: u64,
     /// Units the reading shows since the meter start.
     pub metered_units: u64,
 }
 
-/// The last reading the payer accepted.
+/// A reading the payer accepted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 struct Accepted {
     seq: u64,
     register: u64,
     timestamp: u64,
     hash: H256,
+}
+
+/// A payment begun and not yet completed or failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PaymentInFlight {
+    /// The payment's key: a mediated payment's secrethash, a direct one's reading hash.
+    pub key: H256,
+    pub units: u64,
+    #[serde(with = "u256_dec")]
+    pub amount: U256,
+    /// The reading the payment commits to.
+    pub reading_seq: u64,
+    pub reading_hash: H256,
 }
 
 /// One session as the payer sees it. Serializable: the SDK persists it.
@@ -74,9 +92,9 @@ pub struct PayerSession {
     paid_units: u64,
     #[serde(with = "u256_dec")]
     paid_amount: U256,
-    last_paid_reading: Option<H256>,
-    /// Dues handed out and not yet acknowledged, oldest first.
-    in_flight: VecDeque<PaymentDue>,
+    /// The highest-seq reading a completed payment committed to.
+    last_paid_reading: Option<(u64, H256)>,
+    in_flight: Vec<PaymentInFlight>,
     ended: Option<StopReason>,
 }
 
@@ -109,7 +127,7 @@ impl PayerSession {
             paid_units: 0,
             paid_amount: U256::ZERO,
             last_paid_reading: None,
-            in_flight: VecDeque::new(),
+            in_flight: Vec::new(),
             ended: None,
         })
     }
@@ -118,6 +136,14 @@ impl PayerSession {
 
     pub fn offer(&self) -> &SessionOffer {
         &self.offer
+    }
+
+    pub fn payer(&self) -> Address {
+        self.payer
+    }
+
+    pub fn limits(&self) -> &PayerLimits {
+        &self.limits
     }
 
     /// The most units this session will pay for (offer cap and budget).
@@ -133,7 +159,7 @@ impl PayerSession {
         }
     }
 
-    /// Units paid and acknowledged.
+    /// Units paid (completed payments).
     pub fn paid_units(&self) -> u64 {
         self.paid_units
     }
@@ -142,19 +168,42 @@ impl PayerSession {
         self.paid_amount
     }
 
-    /// Units covered by payments handed out and not yet acknowledged.
+    /// Units covered by payments begun and not yet completed or failed.
     pub fn in_flight_units(&self) -> u64 {
         self.in_flight
             .iter()
-            .fold(0u64, |sum, d| sum.saturating_add(d.units))
+            .fold(0u64, |sum, p| sum.saturating_add(p.units))
+    }
+
+    /// The payments begun and not yet completed or failed.
+    pub fn in_flight(&self) -> &[PaymentInFlight] {
+        &self.in_flight
+    }
+
+    /// Metered units no payment covers: what the next payment may pay for.
+    pub fn uncovered_units(&self) -> u64 {
+        self.metered_units()
+            .saturating_sub(self.paid_units.saturating_add(self.in_flight_units()))
     }
 
     pub fn last_seq(&self) -> Option<u64> {
         self.last.map(|a| a.seq)
     }
 
+    /// The hash of the latest accepted reading.
+    pub fn last_reading_hash(&self) -> Option<H256> {
+        self.last.map(|a| a.hash)
+    }
+
     pub fn ended(&self) -> Option<StopReason> {
         self.ended
+    }
+
+    /// Whether `signed` is the first or the latest reading already accepted (a replay to
+    /// skip, not a reading to refuse).
+    pub fn is_replay(&self, signed: &SignedMeterReading) -> bool {
+        let hash = signed.reading.hash();
+        self.first.is_some_and(|a| a.hash == hash) || self.last.is_some_and(|a| a.hash == hash)
     }
 
     // --- inputs ---
@@ -217,13 +266,6 @@ impl PayerSession {
             timestamp: r.timestamp,
             hash: r.hash(),
         };
-        let due = PaymentDue {
-            units,
-            amount,
-            additional_hash: accepted.hash,
-            reading_seq: r.seq,
-            metered_units: metered,
-        };
         // Every check passed: record.
         if self.first.is_none() {
             self.first = Some(accepted);
@@ -231,13 +273,16 @@ impl PayerSession {
             self.meter_start = Some(meter_start);
         }
         self.last = Some(accepted);
-        if units > 0 {
-            self.in_flight.push_back(due);
-        }
         if let Some(reason) = r.stopped_reason {
             self.ended = Some(reason);
         }
-        Ok(due)
+        Ok(PaymentDue {
+            units,
+            amount,
+            additional_hash: accepted.hash,
+            reading_seq: r.seq,
+            metered_units: metered,
+        })
     }
 
     /// Seq, register and time only grow, and the register no faster than the offer's
@@ -291,40 +336,114 @@ impl PayerSession {
             })
     }
 
-    /// Records that the oldest payment in flight (for `units` against the reading
-    /// `reading_hash`) was acknowledged. Payments on a channel complete in order.
-    pub fn record_paid(&mut self, units: u64, reading_hash: H256) -> Result<(), SessionError> {
-        match self.in_flight.front() {
-            Some(due) if due.units == units && due.additional_hash == reading_hash => {
-                self.paid_units = self.paid_units.saturating_add(due.units);
-                self.paid_amount = self.paid_amount.saturating_add(due.amount);
-                self.last_paid_reading = Some(reading_hash);
-                self.in_flight.pop_front();
-                Ok(())
-            }
-            _ => Err(SessionError::UnknownPayment {
-                units,
-                reading_hash,
+    /// Checks the payee's bill for the latest reading (verified: this ledger, the session's
+    /// payee, not expired at ledger time `now`) and returns the units it pays for: a whole
+    /// number of units at the offer's price, more than zero and no more than are uncovered.
+    /// Changes nothing.
+    pub fn check_bill(&self, bill: &SignedPaymentRequest, now: u64) -> Result<u64, SessionError> {
+        let request = &bill.request;
+        if request.payee != self.offer.payee {
+            return Err(SessionError::NotSigner {
+                expected: self.offer.payee,
+                signer: request.payee,
+            });
+        }
+        bill.verify(&self.offer.domain, now)
+            .map_err(SessionError::BadBill)?;
+        let Some(last) = self.last else {
+            return Err(SessionError::BillForUnknownReading {
+                memo_hash: request.memo_hash,
+            });
+        };
+        if request.memo_hash != last.hash {
+            return Err(SessionError::BillForUnknownReading {
+                memo_hash: request.memo_hash,
+            });
+        }
+        let price = self.offer.price_per_unit;
+        if price.is_zero() {
+            return Err(SessionError::BillNotWholeUnits {
+                amount: request.amount,
+                price,
+            });
+        }
+        let (units, rest) = request.amount.div_rem(price);
+        if !rest.is_zero() {
+            return Err(SessionError::BillNotWholeUnits {
+                amount: request.amount,
+                price,
+            });
+        }
+        let uncovered = self.uncovered_units();
+        match u64::try_from(units) {
+            Ok(units) if units <= uncovered => Ok(units),
+            _ => Err(SessionError::BillBeyondMetered {
+                amount: request.amount,
+                uncovered,
             }),
         }
     }
 
-    /// The payment against `reading_hash` failed: it and every later payment in flight are
-    /// dropped (they cannot complete before it), and the next reading's due covers their
-    /// units again.
-    pub fn handle_payment_failed(&mut self, reading_hash: H256) -> Result<u64, SessionError> {
-        let Some(at) = self
-            .in_flight
-            .iter()
-            .position(|d| d.additional_hash == reading_hash)
-        else {
-            return Err(SessionError::UnknownPayment {
-                units: 0,
-                reading_hash,
+    /// Counts `units` against the latest reading as in flight under `key`, before the
+    /// payment is signed. Refuses more units than are uncovered, zero units, or a key
+    /// already in flight.
+    pub fn begin_payment(&mut self, key: H256, units: u64) -> Result<PaymentDue, SessionError> {
+        let Some(last) = self.last else {
+            return Err(SessionError::NothingDue {
+                units,
+                uncovered: 0,
             });
         };
-        let released = self.in_flight.drain(at..).map(|d| d.units).sum();
-        Ok(released)
+        let uncovered = self.uncovered_units();
+        if units == 0 || units > uncovered {
+            return Err(SessionError::NothingDue { units, uncovered });
+        }
+        if self.in_flight.iter().any(|p| p.key == key) {
+            return Err(SessionError::PaymentExists { key });
+        }
+        let amount = self.amount_for(units)?;
+        self.in_flight.push(PaymentInFlight {
+            key,
+            units,
+            amount,
+            reading_seq: last.seq,
+            reading_hash: last.hash,
+        });
+        Ok(PaymentDue {
+            units,
+            amount,
+            additional_hash: last.hash,
+            reading_seq: last.seq,
+            metered_units: self.metered_units(),
+        })
+    }
+
+    /// The payment `key` completed: its units are paid.
+    pub fn record_paid(&mut self, key: H256) -> Result<PaymentInFlight, SessionError> {
+        let at = self.position(key)?;
+        let p = self.in_flight.remove(at);
+        self.paid_units = self.paid_units.saturating_add(p.units);
+        self.paid_amount = self.paid_amount.saturating_add(p.amount);
+        if self
+            .last_paid_reading
+            .is_none_or(|(seq, _)| p.reading_seq > seq)
+        {
+            self.last_paid_reading = Some((p.reading_seq, p.reading_hash));
+        }
+        Ok(p)
+    }
+
+    /// The payment `key` failed: its units are uncovered again, for the next bill.
+    pub fn handle_payment_failed(&mut self, key: H256) -> Result<PaymentInFlight, SessionError> {
+        let at = self.position(key)?;
+        Ok(self.in_flight.remove(at))
+    }
+
+    fn position(&self, key: H256) -> Result<usize, SessionError> {
+        self.in_flight
+            .iter()
+            .position(|p| p.key == key)
+            .ok_or(SessionError::UnknownPayment { key })
     }
 
     /// Ends the session from the payer's side; later readings are refused.
@@ -346,7 +465,7 @@ impl PayerSession {
             total_units: self.paid_units,
             total_paid: self.paid_amount,
             first_reading_hash: first.hash,
-            last_reading_hash: self.last_paid_reading.unwrap_or(first.hash),
+            last_reading_hash: self.last_paid_reading.map_or(first.hash, |(_, h)| h),
         })
     }
 }

@@ -3,7 +3,10 @@
 
 use super::fixtures::*;
 use super::*;
-use crate::crypto::keccak256;
+use crate::crypto::{keccak256, Signer as _};
+use crate::locks::Secret;
+use crate::mediation::{PaymentRequest, SignedPaymentRequest};
+use crate::primitives::H256;
 use crate::primitives::U256;
 use crate::testing::test_domain;
 
@@ -33,8 +36,12 @@ fn meter_start_is_free_and_later_readings_are_due_exactly() {
     assert_eq!(due.amount, U256::from(90u8));
     assert_eq!(due.additional_hash, r.reading.hash());
     assert_eq!(due.metered_units, 30);
-    assert_eq!(s.in_flight_units(), 30);
-    s.record_paid(30, r.reading.hash()).unwrap();
+    assert_eq!(s.in_flight_units(), 0);
+    assert_eq!(s.uncovered_units(), 30);
+    let key = H256([1; 32]);
+    assert_eq!(s.begin_payment(key, 30).unwrap(), due);
+    assert_eq!((s.in_flight_units(), s.uncovered_units()), (30, 0));
+    s.record_paid(key).unwrap();
     assert_eq!((s.paid_units(), s.paid_amount()), (30, U256::from(90u8)));
     // The same register again, later: nothing new is due.
     let due = s.handle_reading(&reading(2, 1_030, 1_020), 1_020).unwrap();
@@ -175,7 +182,8 @@ fn coarse_readings_at_full_power_are_accepted() {
         let r = reading(k, 1_000 + k * 1_000, ts);
         let due = s.handle_reading(&r, ts).unwrap();
         assert_eq!(due.units, 1_000);
-        s.record_paid(due.units, due.additional_hash).unwrap();
+        s.begin_payment(due.additional_hash, due.units).unwrap();
+        s.record_paid(due.additional_hash).unwrap();
         paid += due.units;
     }
     assert_eq!(paid, 10_000);
@@ -267,7 +275,24 @@ fn a_stopped_reading_ends_the_session() {
         SessionError::Ended(StopReason::EVDisconnected),
     );
     // The due for the final reading can still be paid.
-    s.record_paid(20, last.hash()).unwrap();
+    s.begin_payment(last.hash(), 20).unwrap();
+    s.record_paid(last.hash()).unwrap();
+    assert_eq!(s.paid_units(), 20);
+}
+
+/// The payee's bill for `units` of the latest reading `r`.
+fn bill(r: &SignedMeterReading, amount: u64, secret: u8) -> SignedPaymentRequest {
+    PaymentRequest {
+        domain: test_domain(),
+        payee: payee_key().address(),
+        amount: U256::from(amount),
+        secrethash: Secret(H256([secret; 32])).hash(),
+        payment_id: r.reading.seq,
+        expires_at: 2_000,
+        memo_hash: r.reading.hash(),
+    }
+    .sign(&payee_key())
+    .unwrap()
 }
 
 #[test]
@@ -276,29 +301,114 @@ fn payments_in_flight_never_cover_a_unit_twice() {
     let r1 = reading(1, 1_010, 1_010);
     let r2 = reading(2, 1_025, 1_020);
     let r3 = reading(3, 1_030, 1_030);
+    let (k1, k2, k3) = (H256([1; 32]), H256([2; 32]), H256([3; 32]));
     assert_eq!(s.handle_reading(&r1, 1_010).unwrap().units, 10);
+    s.begin_payment(k1, 10).unwrap();
     assert_eq!(s.handle_reading(&r2, 1_020).unwrap().units, 15);
-    assert_eq!(s.in_flight_units(), 25);
-    // Acks come in order and must match.
     let before = s.clone();
     assert_eq!(
-        s.record_paid(15, r2.reading.hash()),
-        Err(SessionError::UnknownPayment {
-            units: 15,
-            reading_hash: r2.reading.hash()
+        s.begin_payment(k2, 16),
+        Err(SessionError::NothingDue {
+            units: 16,
+            uncovered: 15
         })
     );
-    assert!(s.record_paid(11, r1.reading.hash()).is_err());
+    assert_eq!(
+        s.begin_payment(k1, 5),
+        Err(SessionError::PaymentExists { key: k1 })
+    );
     assert_eq!(s, before);
-    s.record_paid(10, r1.reading.hash()).unwrap();
-    // The second payment failed: its units are due again with the next reading.
-    assert_eq!(s.handle_payment_failed(r2.reading.hash()), Ok(15));
+    s.begin_payment(k2, 15).unwrap();
+    assert_eq!(s.in_flight_units(), 25);
+    assert_eq!(
+        s.record_paid(k3),
+        Err(SessionError::UnknownPayment { key: k3 })
+    );
+    // Payments complete in any order.
+    s.record_paid(k2).unwrap();
+    // The first payment failed: its units are due again with the next reading.
+    assert_eq!(s.handle_payment_failed(k1).unwrap().units, 10);
     assert_eq!(s.in_flight_units(), 0);
     let due = s.handle_reading(&r3, 1_030).unwrap();
-    assert_eq!(due.units, 20);
-    s.record_paid(20, r3.reading.hash()).unwrap();
+    assert_eq!(due.units, 15);
+    s.begin_payment(k3, 15).unwrap();
+    s.record_paid(k3).unwrap();
     assert_eq!(s.paid_units(), 30);
     assert_eq!(s.paid_units(), s.metered_units());
+    // The receipt names the latest reading a payment committed to.
+    assert_eq!(s.receipt().unwrap().last_reading_hash, r3.reading.hash());
+}
+
+#[test]
+fn bills_pay_whole_due_units_of_the_latest_reading_only() {
+    let mut s = started(1_000_000);
+    let r1 = reading(1, 1_010, 1_010);
+    s.handle_reading(&r1, 1_010).unwrap();
+    // 10 Wh at 3 per Wh: 30 tokens, or any whole number of units below it.
+    assert_eq!(s.check_bill(&bill(&r1, 30, 1), 1_010), Ok(10));
+    assert_eq!(s.check_bill(&bill(&r1, 9, 1), 1_010), Ok(3));
+    assert_eq!(
+        s.check_bill(&bill(&r1, 33, 1), 1_010),
+        Err(SessionError::BillBeyondMetered {
+            amount: U256::from(33u8),
+            uncovered: 10
+        })
+    );
+    assert_eq!(
+        s.check_bill(&bill(&r1, 31, 1), 1_010),
+        Err(SessionError::BillNotWholeUnits {
+            amount: U256::from(31u8),
+            price: U256::from(3u8)
+        })
+    );
+    // A bill naming another reading, or none.
+    let r0 = reading(0, 1_000, 1_000);
+    assert_eq!(
+        s.check_bill(&bill(&r0, 30, 1), 1_010),
+        Err(SessionError::BillForUnknownReading {
+            memo_hash: r0.reading.hash()
+        })
+    );
+    // Signed by someone else than the session's payee, or tampered, or expired.
+    let mut other = bill(&r1, 30, 1).request;
+    other.payee = meter_key().address();
+    let other = other.sign(&meter_key()).unwrap();
+    assert_eq!(
+        s.check_bill(&other, 1_010),
+        Err(SessionError::NotSigner {
+            expected: payee_key().address(),
+            signer: meter_key().address()
+        })
+    );
+    let mut tampered = bill(&r1, 3, 1);
+    tampered.request.amount = U256::from(30u8);
+    assert!(matches!(
+        s.check_bill(&tampered, 1_010),
+        Err(SessionError::BadBill(_))
+    ));
+    assert!(matches!(
+        s.check_bill(&bill(&r1, 30, 1), 2_000),
+        Err(SessionError::BadBill(_))
+    ));
+    // What is in flight is not billed twice.
+    s.begin_payment(H256([9; 32]), 10).unwrap();
+    assert_eq!(
+        s.check_bill(&bill(&r1, 3, 2), 1_010),
+        Err(SessionError::BillBeyondMetered {
+            amount: U256::from(3u8),
+            uncovered: 0
+        })
+    );
+}
+
+#[test]
+fn replays_of_the_first_and_latest_reading_are_recognised() {
+    let mut s = started(1_000_000);
+    let r1 = reading(1, 1_010, 1_010);
+    s.handle_reading(&r1, 1_010).unwrap();
+    assert!(s.is_replay(&reading(0, 1_000, 1_000)));
+    assert!(s.is_replay(&r1));
+    assert!(!s.is_replay(&reading(1, 1_011, 1_010)));
 }
 
 #[test]

@@ -123,3 +123,65 @@ impl SignedSessionReceipt {
         })
     }
 }
+
+impl SessionReceipt {
+    /// Compares a receipt the other side proposes with `ours`, naming the first field that
+    /// differs. Both sides compute their receipt from their own state; signing one that
+    /// differs from ours would attest to something we did not see.
+    pub fn check_matches(&self, ours: &SessionReceipt) -> Result<(), SessionError> {
+        let fields: [(&'static str, String, String); 10] = [
+            (
+                "domain",
+                format!("{:?}", ours.domain),
+                format!("{:?}", self.domain),
+            ),
+            (
+                "session_id",
+                ours.session_id.to_string(),
+                self.session_id.to_string(),
+            ),
+            ("payer", ours.payer.to_string(), self.payer.to_string()),
+            ("payee", ours.payee.to_string(), self.payee.to_string()),
+            (
+                "unit",
+                format!("{:?}", ours.unit),
+                format!("{:?}", self.unit),
+            ),
+            (
+                "price_per_unit",
+                ours.price_per_unit.to_string(),
+                self.price_per_unit.to_string(),
+            ),
+            (
+                "total_units",
+                ours.total_units.to_string(),
+                self.total_units.to_string(),
+            ),
+            (
+                "total_paid",
+                ours.total_paid.to_string(),
+                self.total_paid.to_string(),
+            ),
+            (
+                "first_reading_hash",
+                ours.first_reading_hash.to_string(),
+                self.first_reading_hash.to_string(),
+            ),
+            (
+                "last_reading_hash",
+                ours.last_reading_hash.to_string(),
+                self.last_reading_hash.to_string(),
+            ),
+        ];
+        for (field, expected, got) in fields {
+            if expected != got {
+                return Err(SessionError::ReceiptMismatch {
+                    field,
+                    expected,
+                    got,
+                });
+            }
+        }
+        Ok(())
+    }
+}

@@ -15,7 +15,8 @@ fn receipt() -> SessionReceipt {
     let due = payer
         .handle_reading(&reading(1, 1_025, 1_010), 1_010)
         .unwrap();
-    payer.record_paid(due.units, due.additional_hash).unwrap();
+    payer.begin_payment(due.additional_hash, due.units).unwrap();
+    payer.record_paid(due.additional_hash).unwrap();
     payer.receipt().unwrap()
 }
 

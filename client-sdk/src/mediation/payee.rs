@@ -39,13 +39,15 @@ fn fresh_secret(shared: &Shared) -> Result<Secret, ClientError> {
     }
 }
 
-/// Issues a request for `amount`, valid for `valid_for_secs` of ledger time, with a new
-/// secret stored (flushed) before the request is returned.
+/// Issues a request for `amount` naming what it is for (`memo_hash`, zero for nothing),
+/// valid for `valid_for_secs` of ledger time, with a new secret stored (flushed) before the
+/// request is returned.
 pub(crate) async fn create_request(
     shared: &Shared,
     amount: U256,
     payment_id: u64,
     valid_for_secs: u64,
+    memo_hash: H256,
 ) -> Result<SignedPaymentRequest, ClientError> {
     if valid_for_secs == 0 {
         return Err(ClientError::InvalidState(
@@ -65,6 +67,7 @@ pub(crate) async fn create_request(
         secrethash: secret.hash(),
         payment_id,
         expires_at,
+        memo_hash,
     }
     .sign(signer)?;
     shared.store.put_payment_request(&PaymentRequestRecord {

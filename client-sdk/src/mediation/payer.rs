@@ -151,7 +151,8 @@ pub(crate) async fn send_lock(
             store.outgoing(&secrethash)?.as_ref(),
             ch.our().locks.contains(&secrethash),
         )?;
-        ch.send_locked_transfer(lock, now, H256::ZERO, &signer)?;
+        // The balance proof commits to what is paid for (the request's memo, e.g. a reading).
+        ch.send_locked_transfer(lock, now, payment_request.request.memo_hash, &signer)?;
         Ok(Some(Signed {
             amount: lock.amount,
             kind: QueuedKind::LockedTransfer {
@@ -231,7 +232,7 @@ pub(crate) async fn unlock_with(shared: &Shared, secret: Secret) -> Result<(), C
         let Some(lock) = ch.our().locks.get(&secrethash).copied() else {
             return Ok(None);
         };
-        ch.send_unlock(secret, H256::ZERO, &signer)?;
+        ch.send_unlock(secret, t.request.request.memo_hash, &signer)?;
         Ok(Some(Signed {
             amount: lock.amount,
             kind: QueuedKind::Unlock { secret },

@@ -58,6 +58,7 @@ fn request() -> SignedPaymentRequest {
         secrethash: secret().hash(),
         payment_id: 9,
         expires_at: 1_000,
+        memo_hash: H256::ZERO,
     }
     .sign(&key(3))
     .unwrap()

@@ -53,6 +53,7 @@ fn request(amount: u64, s: &Secret) -> SignedPaymentRequest {
         secrethash: s.hash(),
         payment_id: 9,
         expires_at: 1_000,
+        memo_hash: H256::ZERO,
     }
     .sign(&payee())
     .unwrap()

@@ -164,6 +164,7 @@ mod mediated {
             secrethash: s.hash(),
             payment_id: 12,
             expires_at: 5_000,
+            memo_hash: H256::ZERO,
         }
         .sign(&signer(3))
         .unwrap()

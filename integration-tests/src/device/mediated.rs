@@ -108,6 +108,7 @@ impl TestDevice {
             secrethash: secret.hash(),
             payment_id,
             expires_at,
+            memo_hash: H256::ZERO,
         }
         .sign(&self.key)
         .map_err(channel_err)

@@ -6,7 +6,9 @@ use channel_core::mediation::{PaymentRequest, SignedPaymentRequest};
 use channel_core::primitives::{Address, H256, U256};
 use channel_core::{HashTimeLock, Secret, SignedBalanceProof};
 
-use super::{address, address_bytes, h256, h256_bytes, required, signature, u256, u256_bytes};
+use super::{
+    address, address_bytes, h256, h256_bytes, optional_h256, required, signature, u256, u256_bytes,
+};
 use super::{FieldError, Rule};
 use crate::v1;
 
@@ -41,6 +43,7 @@ impl TryFrom<v1::PaymentRequest> for PaymentRequest {
             secrethash: h256("secrethash", &m.secrethash)?,
             payment_id: m.payment_id,
             expires_at: m.expires_at,
+            memo_hash: optional_h256("memo_hash", &m.memo_hash)?,
         })
     }
 }
@@ -54,6 +57,11 @@ impl From<&PaymentRequest> for v1::PaymentRequest {
             secrethash: h256_bytes(&r.secrethash),
             payment_id: r.payment_id,
             expires_at: r.expires_at,
+            memo_hash: if r.memo_hash == H256::ZERO {
+                Vec::new()
+            } else {
+                h256_bytes(&r.memo_hash)
+            },
         }
     }
 }
@@ -313,6 +321,7 @@ mod tests {
             secrethash: Secret(H256([5; 32])).hash(),
             payment_id: 42,
             expires_at: 1_000,
+            memo_hash: H256::ZERO,
         }
         .sign(payee)
         .unwrap()

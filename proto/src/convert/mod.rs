@@ -101,6 +101,14 @@ pub fn h256(field: &str, bytes: &[u8]) -> Result<H256, FieldError> {
     fixed::<32>(field, bytes, "hash").map(H256)
 }
 
+/// A 32-byte hash, or zero when the field is empty (an optional commitment).
+pub fn optional_h256(field: &str, bytes: &[u8]) -> Result<H256, FieldError> {
+    if bytes.is_empty() {
+        return Ok(H256::ZERO);
+    }
+    h256(field, bytes)
+}
+
 /// A uint256 as exactly 32 big-endian bytes.
 pub fn u256(field: &str, bytes: &[u8]) -> Result<U256, FieldError> {
     fixed::<32>(field, bytes, "big-endian uint256").map(U256::from_be_bytes)

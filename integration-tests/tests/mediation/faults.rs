@@ -57,7 +57,7 @@ fn request_signed_by(
         secrethash: secret.hash(),
         payment_id: 99,
         expires_at,
-        memo_hash: H256::ZERO,
+        memo_hash: channel_core::H256::ZERO,
     };
     SignedPaymentRequest {
         request,

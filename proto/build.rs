@@ -18,6 +18,7 @@ const PROTOS: &[&str] = &[
     "voltlane/v1/channels.proto",
     "voltlane/v1/mediation.proto",
     "voltlane/v1/payments.proto",
+    "voltlane/v1/sessions.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -30,7 +30,7 @@ use crate::{ops, payments, receiver, restore, sync, watcher};
 /// A device's connection to one hub, with its channel and its own durable state.
 #[derive(Debug)]
 pub struct Client {
-    shared: Arc<Shared>,
+    pub(crate) shared: Arc<Shared>,
 }
 
 impl Drop for Client {

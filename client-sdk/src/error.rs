@@ -100,6 +100,14 @@ pub enum ClientError {
     Crypto(#[from] CryptoError),
     #[error("the client's background tasks have stopped")]
     Shutdown,
+
+    // --- metered sessions ---
+    #[error("session: {0}")]
+    Session(#[from] channel_core::session::SessionError),
+    #[error("no session {0} in this device's store")]
+    UnknownSession(H256),
+    #[error("session {session}: {what}")]
+    SessionTimeout { session: H256, what: String },
 }
 
 impl ClientError {

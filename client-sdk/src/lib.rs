@@ -14,6 +14,9 @@
 //!   [`MediatedReceipt`] that proves the payment to anyone. Expired locks are taken back by
 //!   themselves, and a lock the hub owes the device is claimed on the ledger if the hub
 //!   withholds its unlock.
+//! - Metered sessions ([`session`]): a payee sells energy, access time or readings as it
+//!   delivers them ([`Client::offer_session`]), a payer pays for each signed reading
+//!   ([`Client::accept_session`]), and both sign a receipt that verifies offline.
 //! - The ways out without trusting the hub: [`Client::withdraw`], [`Client::cooperative_close`],
 //!   [`Client::close`], [`Client::settle`]; a ledger watcher contests a stale close by the hub.
 //! - [`DeviceStore`] (sled at a path the app chooses, or in memory) keeps the key, the channel,
@@ -38,6 +41,7 @@ mod payments;
 mod receiver;
 mod restore;
 mod rpc;
+pub mod session;
 mod shared;
 pub mod store;
 pub mod sync;

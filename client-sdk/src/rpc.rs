@@ -111,6 +111,7 @@ pub struct Clients {
     pub channels: v1::channels_client::ChannelsClient<Svc>,
     pub payments: v1::payments_client::PaymentsClient<Svc>,
     pub mediation: v1::mediation_client::MediationClient<Svc>,
+    pub sessions: v1::sessions_client::SessionsClient<Svc>,
 }
 
 /// The connection to one hub plus the device identity used to authenticate to it.
@@ -156,6 +157,7 @@ impl Rpc {
                 channels: v1::channels_client::ChannelsClient::new(svc()),
                 payments: v1::payments_client::PaymentsClient::new(svc()),
                 mediation: v1::mediation_client::MediationClient::new(svc()),
+                sessions: v1::sessions_client::SessionsClient::new(svc()),
             },
             interceptor,
             signer,
@@ -178,6 +180,7 @@ impl Rpc {
                 channels: v1::channels_client::ChannelsClient::new(svc()),
                 payments: v1::payments_client::PaymentsClient::new(svc()),
                 mediation: v1::mediation_client::MediationClient::new(svc()),
+                sessions: v1::sessions_client::SessionsClient::new(svc()),
             },
             interceptor,
             signer,

@@ -57,6 +57,9 @@ pub struct Limits {
         value_parser = parse_token_amount
     )]
     pub faucet_max_mint: U256,
+    /// Metered sessions the hub relays at once (sessions idle for 10 minutes make room).
+    #[arg(long, env = "VOLTLANE_MAX_SESSIONS", default_value_t = 100_000)]
+    pub max_sessions: usize,
 }
 
 /// A positive token amount written as decimal digits only (no sign, exponent, fraction,
@@ -84,6 +87,7 @@ impl Default for Limits {
             challenge_ttl_secs: 60,
             session_ttl_secs: 24 * 3600,
             faucet_max_mint: Ledger::DEFAULT_FAUCET_MAX_MINT,
+            max_sessions: 100_000,
         }
     }
 }

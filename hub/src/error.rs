@@ -54,6 +54,21 @@ pub enum HubError {
     UnknownTransfer(channel_core::H256),
     #[error("the lock with secrethash {0} is already unlocked")]
     AlreadyUnlocked(channel_core::H256),
+    #[error("session refused: {0}")]
+    Session(#[from] channel_core::session::SessionError),
+    #[error("unknown session {0} (never opened, or the hub restarted and its payee has not reopened it yet)")]
+    UnknownSession(channel_core::H256),
+    #[error("session id {0} is already open with a different offer")]
+    SessionExists(channel_core::H256),
+    #[error("session {session} is held by payer {payer}")]
+    SessionTaken {
+        session: channel_core::H256,
+        payer: channel_core::Address,
+    },
+    #[error("session {0} has no payer yet: wait for AcceptSession before publishing")]
+    SessionNotAccepted(channel_core::H256),
+    #[error("the hub relays at most {0} sessions; try again later")]
+    TooManySessions(usize),
 
     // --- the hub failed -----------------------------------------------------------------
     #[error("storage: {0}")]
@@ -100,6 +115,13 @@ impl From<HubError> for Status {
             HubError::NoPayeeChannel(_) | HubError::UnknownTransfer(_) => Code::NotFound,
             HubError::PayeeOffline(_) => Code::FailedPrecondition,
             HubError::SecretHashUsed(_) | HubError::AlreadyUnlocked(_) => Code::AlreadyExists,
+            HubError::Session(e) => session_code(e),
+            HubError::UnknownSession(_) => Code::NotFound,
+            HubError::SessionExists(_) => Code::AlreadyExists,
+            HubError::SessionTaken { .. } | HubError::SessionNotAccepted(_) => {
+                Code::FailedPrecondition
+            }
+            HubError::TooManySessions(_) => Code::ResourceExhausted,
             HubError::Store(_) | HubError::ShuttingDown | HubError::LedgerFailed => {
                 Code::Unavailable
             }
@@ -111,6 +133,22 @@ impl From<HubError> for Status {
             | HubError::Internal(_) => Code::Internal,
         };
         Status::new(code, e.to_string())
+    }
+}
+
+/// The status of a session refusal: a stale or out-of-time message is a wrong moment, the
+/// rest is a bad message.
+fn session_code(e: &channel_core::session::SessionError) -> Code {
+    use channel_core::session::SessionError as S;
+    match e {
+        S::OfferExpired { .. } | S::Ended(_) | S::SeqNotIncreasing { .. } => {
+            Code::FailedPrecondition
+        }
+        S::BadBill(channel_core::mediation::PaymentRequestError::Expired { .. }) => {
+            Code::FailedPrecondition
+        }
+        S::AmountOverflow { .. } => Code::OutOfRange,
+        _ => Code::InvalidArgument,
     }
 }
 

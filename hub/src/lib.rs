@@ -10,6 +10,7 @@
 //! - [`ledger`]: the embedded `channel_core::ledger::Ledger`, persisted before every answer.
 //! - [`channels`]: device channels, payments, and the ledger watcher.
 //! - [`mediation`]: payments between devices through the hub (hash-time-locked transfers).
+//! - [`sessions`]: the relay of metered sessions between devices.
 //! - [`server`]: services, interceptor, limits, health and reflection, TLS.
 //! - [`metrics`]: the Prometheus registry and the `/metrics` endpoint.
 //!
@@ -28,6 +29,7 @@ pub mod ledger;
 pub mod mediation;
 pub mod metrics;
 pub mod server;
+pub mod sessions;
 pub mod shutdown;
 pub mod store;
 
@@ -117,6 +119,12 @@ pub async fn run_with(
             .with_mediation(&config),
         ledger: LedgerService::new(ledger.clone(), config.dev_faucet, stop.clone()),
         mediation: mediation::MediationEngine::new(channels.clone(), config.mediation_config())?,
+        sessions: sessions::SessionRelay::new(
+            config.ledger_config().domain,
+            ledger.clone(),
+            config.limits.max_sessions,
+        ),
+        shutdown: stop.clone(),
         channels,
     };
     let mut mediator_stop = stop.clone();

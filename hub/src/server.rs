@@ -39,6 +39,7 @@ use voltlane_proto::v1::hub_server::HubServer;
 use voltlane_proto::v1::ledger_server::LedgerServer;
 use voltlane_proto::v1::mediation_server::MediationServer;
 use voltlane_proto::v1::payments_server::PaymentsServer;
+use voltlane_proto::v1::sessions_server::SessionsServer;
 
 use crate::auth::service::AuthService;
 use crate::auth::{AuthInterceptor, Authenticator};
@@ -51,6 +52,9 @@ use crate::ledger::LedgerService;
 use crate::mediation::service::MediationService;
 use crate::mediation::MediationEngine;
 use crate::metrics::Metrics;
+use crate::sessions::service::SessionsService;
+use crate::sessions::SessionRelay;
+use crate::shutdown::Shutdown;
 
 /// Everything the router serves.
 #[derive(Debug)]
@@ -60,6 +64,9 @@ pub struct Services {
     pub ledger: LedgerService,
     pub channels: ChannelEngine,
     pub mediation: MediationEngine,
+    pub sessions: SessionRelay,
+    /// Ends long-lived streams that do not watch the channel engine's own shutdown.
+    pub shutdown: Shutdown,
 }
 
 /// How [`serve_with`] serves: TLS or plain text, and where Pay streams record their metrics.
@@ -112,6 +119,9 @@ pub async fn serve_with(
     health_reporter
         .set_serving::<MediationServer<MediationService>>()
         .await;
+    health_reporter
+        .set_serving::<SessionsServer<SessionsService>>()
+        .await;
     let ledger_failed = services.ledger.failed();
 
     let reflection = tonic_reflection::server::Builder::configure()
@@ -142,6 +152,11 @@ pub async fn serve_with(
     );
     let mediation = InterceptedService::new(
         MediationServer::new(MediationService::new(services.mediation))
+            .max_decoding_message_size(max),
+        interceptor.clone(),
+    );
+    let sessions = InterceptedService::new(
+        SessionsServer::new(SessionsService::new(services.sessions, services.shutdown))
             .max_decoding_message_size(max),
         interceptor,
     );
@@ -180,6 +195,7 @@ pub async fn serve_with(
         .add_service(channels)
         .add_service(payments)
         .add_service(mediation)
+        .add_service(sessions)
         .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
         .await;
     health_task.abort();

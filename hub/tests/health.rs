@@ -109,7 +109,9 @@ async fn a_failed_ledger_store_turns_health_to_not_serving() {
     let services = Services {
         auth: Arc::new(Authenticator::new(hub_address, &limits)),
         info: InfoService::new(hub_address, ledger.clone(), true),
-        ledger: LedgerService::new(ledger, true, stop),
+        ledger: LedgerService::new(ledger.clone(), true, stop.clone()),
+        sessions: voltlane_hub::sessions::SessionRelay::new(domain, ledger, 16),
+        shutdown: stop,
         mediation: voltlane_hub::mediation::MediationEngine::new(
             channels.clone(),
             Default::default(),

@@ -131,6 +131,19 @@ impl SignedSessionOffer {
     /// `now`, and signed by the payee it names. Cheap checks first.
     pub fn verify(&self, domain: &Domain, now: u64) -> Result<(), SessionError> {
         let o = &self.offer;
+        if now >= o.expires_at {
+            return Err(SessionError::OfferExpired {
+                expires_at: o.expires_at,
+                now,
+            });
+        }
+        self.verify_terms(domain)
+    }
+
+    /// As [`Self::verify`] without the expiry: for a session already accepted (the expiry
+    /// bounds acceptance, not the session), e.g. one resumed after a restart.
+    pub fn verify_terms(&self, domain: &Domain) -> Result<(), SessionError> {
+        let o = &self.offer;
         if o.domain != *domain {
             return Err(SessionError::WrongDomain {
                 got_chain: o.domain.chain_id,
@@ -139,12 +152,6 @@ impl SignedSessionOffer {
         }
         if o.max_units_per_hour == 0 {
             return Err(SessionError::ZeroRate);
-        }
-        if now >= o.expires_at {
-            return Err(SessionError::OfferExpired {
-                expires_at: o.expires_at,
-                now,
-            });
         }
         verify_signer(&o.signing_hash(), &self.signature, o.payee)
             .map_err(SessionError::BadOfferSignature)

@@ -10,6 +10,7 @@
 
 mod backend;
 pub mod record;
+pub mod sessions;
 #[cfg(test)]
 mod tests;
 pub mod transfers;

@@ -13,6 +13,7 @@ pub mod liquidity;
 pub mod mediation;
 mod proofs;
 pub mod requests;
+pub mod sessions;
 #[cfg(test)]
 mod tests;
 

@@ -1,0 +1,1 @@
+//! Placeholder for the bad-reading classes (filled below).

@@ -1,0 +1,1 @@
+//! Placeholder for the restart tests (filled below).

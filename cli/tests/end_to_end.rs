@@ -250,3 +250,89 @@ async fn a_device_pays_through_the_cli_and_the_hub_shows_the_exact_balance() {
     let record = ok_json(&url, &["ledger", "show", &id]).await;
     assert_eq!(record["phase"], "settled");
 }
+
+/// A self-signed CA (PEM) and a certificate for 127.0.0.1 signed by it (cert and key PEM).
+fn test_pki() -> (String, String, String) {
+    use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
+    let mut params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params
+        .distinguished_name
+        .push(DnType::CommonName, "voltlane cli test CA");
+    let ca = CertifiedIssuer::self_signed(params, KeyPair::generate().unwrap()).unwrap();
+    let key = KeyPair::generate().unwrap();
+    let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])
+        .unwrap()
+        .signed_by(&key, &ca)
+        .unwrap();
+    (ca.pem(), cert.pem(), key.serialize_pem())
+}
+
+#[tokio::test]
+async fn https_needs_the_hubs_ca_certificate() {
+    let dir = tempfile::tempdir().unwrap();
+    let (ca_pem, cert_pem, key_pem) = test_pki();
+    let (other_ca, _, _) = test_pki();
+    let path = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.to_str().unwrap().to_string()
+    };
+    let (ca, other, cert, key) = (
+        path("ca.pem", &ca_pem),
+        path("other-ca.pem", &other_ca),
+        path("hub.pem", &cert_pem),
+        path("hub-key.pem", &key_pem),
+    );
+    // The harness checks readiness in plain text, so wait with the CLI's own health check.
+    let hub = HubProcess::spawn(HubOptions {
+        extra_args: vec!["--tls-cert".into(), cert, "--tls-key".into(), key],
+        ..HubOptions::default()
+    })
+    .unwrap();
+    let url = format!("https://{}", hub.addr());
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let out = voltlane(&url, &["health", "--ca-cert", &ca]).await;
+        if out.status.code() == Some(0) {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "hub over TLS not healthy: {}\n{}",
+            stderr(&out),
+            hub.log_tail()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+
+    let info = ok_json(&url, &["info", "--ca-cert", &ca]).await;
+    assert_eq!(
+        info["hub_address"],
+        hub.operator_key().unwrap().address().to_string()
+    );
+    // A device pays over TLS through the SDK.
+    let store = dir.path().join("store");
+    let store = store.to_str().unwrap();
+    ok(&url, &["mint", "100", "--store", store, "--ca-cert", &ca]).await;
+    ok(&url, &["open", "100", "--store", store, "--ca-cert", &ca]).await;
+    let paid = ok_json(&url, &["pay", "9", "--store", store, "--ca-cert", &ca]).await;
+    assert_eq!(paid["transferred_amount"], "9");
+
+    // No CA for https: a usage error naming the flag. Another CA: the handshake fails.
+    let out = voltlane(&url, &["info"]).await;
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("--ca-cert"), "{}", stderr(&out));
+    for args in [
+        &["info", "--ca-cert", &other][..],
+        &["pay", "1", "--store", store, "--ca-cert", &other],
+    ] {
+        let out = voltlane(&url, args).await;
+        assert_eq!(out.status.code(), Some(4), "{args:?}: {}", stderr(&out));
+        assert!(
+            stderr(&out).starts_with("error: UNAVAILABLE: "),
+            "{}",
+            stderr(&out)
+        );
+    }
+}

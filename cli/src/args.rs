@@ -44,6 +44,18 @@ pub struct Global {
     /// Print JSON (stable field names, amounts as decimal strings) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
+    /// Give up on the hub after this many seconds (exit 4); `settle` waits the settlement
+    /// window on top.
+    #[arg(long, global = true, env = "VOLTLANE_TIMEOUT_SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub timeout_secs: u64,
+}
+
+impl Global {
+    /// `--timeout-secs` as a duration.
+    pub fn timeout(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(self.timeout_secs)
+    }
 }
 
 /// The commands.

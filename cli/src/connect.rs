@@ -245,6 +245,7 @@ mod tests {
             key: None,
             store: None,
             json: false,
+            timeout_secs: 30,
         }
     }
 

@@ -5,6 +5,8 @@
 //! command the device's own channel refuses (e.g. paying more than it holds) fails locally,
 //! before anything is signed or sent (exit 1).
 
+use std::time::Duration;
+
 use channel_core::crypto::Signer;
 use channel_core::primitives::U256;
 use channel_core::LocalSigner;
@@ -307,8 +309,14 @@ pub async fn close(global: &Global, unilateral: bool) -> Result<(), CliError> {
 
 /// `voltlane settle`: waits out the settlement window, then settles.
 pub async fn settle(global: &Global) -> Result<(), CliError> {
-    let client = client(global, "settle").await?;
-    let settlement = client.settle().await?;
+    let limit = global.timeout();
+    let client = tokio::time::timeout(limit, client(global, "settle"))
+        .await
+        .map_err(|_| CliError::timed_out(limit))??;
+    let limit = limit + Duration::from_secs(client.settlement_timeout());
+    let settlement = tokio::time::timeout(limit, client.settle())
+        .await
+        .map_err(|_| CliError::timed_out(limit))??;
     print(
         &SettlementView::new(client.channel_id(), settlement),
         global.json,

@@ -70,6 +70,18 @@ impl CliError {
         }
     }
 
+    /// The hub did not finish the command within `--timeout-secs`.
+    pub fn timed_out(limit: std::time::Duration) -> Self {
+        CliError::Connection {
+            code: Code::DeadlineExceeded,
+            message: format!(
+                "no answer from the hub within {} s (a payment signed meanwhile stays in the \
+                 store and is re-sent by the next device command)",
+                limit.as_secs()
+            ),
+        }
+    }
+
     /// A malformed answer from the hub: a rejection of the hub by the CLI, reported as the
     /// INTERNAL status the hub's own clients would see.
     pub fn malformed(e: impl std::fmt::Display) -> Self {

@@ -31,7 +31,16 @@ use crate::error::CliError;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    match run(cli).await {
+    // `settle` waits out the settlement window and bounds itself once it knows it.
+    let result = if matches!(cli.command, Command::Settle) {
+        run(cli).await
+    } else {
+        let limit = cli.global.timeout();
+        tokio::time::timeout(limit, run(cli))
+            .await
+            .unwrap_or_else(|_| Err(CliError::timed_out(limit)))
+    };
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");

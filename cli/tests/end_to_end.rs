@@ -75,6 +75,15 @@ fn field<'a>(table: &'a str, name: &str) -> &'a str {
         .unwrap_or_else(|| panic!("no field {name} in\n{table}"))
 }
 
+/// Sends `kill <sig> <pid>` to the hub this test started.
+fn signal(sig: &str, pid: &str) {
+    let status = std::process::Command::new("kill")
+        .args([sig, pid])
+        .status()
+        .unwrap();
+    assert!(status.success(), "kill {sig} {pid}: {status}");
+}
+
 fn write_key(dir: &Path, name: &str) -> (PathBuf, Address) {
     let signer = LocalSigner::from_bytes(&rand::random::<[u8; 32]>()).unwrap();
     let path = dir.join(name);
@@ -241,6 +250,21 @@ async fn a_device_pays_through_the_cli_and_the_hub_shows_the_exact_balance() {
     let shown = ok_json(&url, &["channels", "show", &id, "--key", key]).await;
     assert_eq!(shown["device_nonce"], 2);
     assert_eq!(shown["device_balance"], "425");
+
+    // A hub that stops answering (SIGSTOP): the CLI gives up after --timeout-secs with exit
+    // 4 instead of waiting forever; nothing was paid.
+    let pid = hub.pid().unwrap().to_string();
+    signal("-STOP", &pid);
+    let out = voltlane(&url, &["pay", "5", "--store", store, "--timeout-secs", "2"]).await;
+    signal("-CONT", &pid);
+    assert_eq!(out.status.code(), Some(4), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with("error: DEADLINE_EXCEEDED: no answer from the hub within 2 s"),
+        "{}",
+        stderr(&out)
+    );
+    let shown = ok_json(&url, &["channels", "show", &id, "--key", key]).await;
+    assert_eq!(shown["device_nonce"], 2);
 
     // Cooperative close: each side gets exactly its balance.
     let settled = ok_json(&url, &["close", "--store", store]).await;

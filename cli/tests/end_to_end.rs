@@ -343,6 +343,26 @@ async fn https_needs_the_hubs_ca_certificate() {
     let paid = ok_json(&url, &["pay", "9", "--store", store, "--ca-cert", &ca]).await;
     assert_eq!(paid["transferred_amount"], "9");
 
+    // The ways out over TLS: a unilateral close, then settle after the 3 s window (the
+    // hub's watcher may settle first; either way the ledger ends settled).
+    let closed = ok_json(
+        &url,
+        &["close", "--unilateral", "--store", store, "--ca-cert", &ca],
+    )
+    .await;
+    assert!(closed["settle_after"].as_u64().unwrap() > 0, "{closed}");
+    let id = paid["channel_id"].as_str().unwrap().to_string();
+    let settled = ok_json(&url, &["settle", "--store", store, "--ca-cert", &ca]).await;
+    assert_eq!(settled["channel_id"], id);
+    if settled["settled_now"] == true {
+        assert_eq!(settled["device_amount"], "91");
+        assert_eq!(settled["hub_amount"], "9");
+    }
+    let record = ok_json(&url, &["ledger", "show", &id, "--ca-cert", &ca]).await;
+    assert_eq!(record["phase"], "settled");
+    let device = ok_json(&url, &["login", "--store", store, "--ca-cert", &ca]).await;
+    assert_eq!(record["closer"], device["address"]);
+
     // No CA for https: a usage error naming the flag. Another CA: the handshake fails.
     let out = voltlane(&url, &["info"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));

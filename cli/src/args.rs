@@ -63,7 +63,7 @@ impl Global {
 pub enum Command {
     /// The hub's public facts: address, chain id, token network, settlement window, fees.
     Info,
-    /// The hub's gRPC health, per service (exit 3 unless every service is SERVING).
+    /// The hub's gRPC health, per service (exit 4 unless every service is SERVING).
     Health,
     /// The hub's channels.
     #[command(subcommand)]

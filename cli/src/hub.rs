@@ -118,7 +118,8 @@ impl Render for HealthView {
     }
 }
 
-/// `voltlane health`: prints every service's status; exits 3 unless all are SERVING.
+/// `voltlane health`: prints every service's status; a service not SERVING makes the hub
+/// unavailable (exit 4).
 pub async fn health(global: &Global) -> Result<(), CliError> {
     let hub = HubConnection::connect(global).await?;
     let mut client = HealthClient::new(hub.transport());
@@ -151,7 +152,7 @@ pub async fn health(global: &Global) -> Result<(), CliError> {
             .filter(|s| s.status != "SERVING")
             .map(|s| s.service.as_str())
             .collect();
-        Err(CliError::Rejected {
+        Err(CliError::Connection {
             code: tonic::Code::Unavailable,
             message: format!("not serving: {}", down.join(", ")),
         })

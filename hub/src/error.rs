@@ -65,8 +65,6 @@ pub enum HubError {
         session: channel_core::H256,
         payer: channel_core::Address,
     },
-    #[error("session {0} has no payer yet: wait for AcceptSession before publishing")]
-    SessionNotAccepted(channel_core::H256),
     #[error("the hub relays at most {0} sessions; try again later")]
     TooManySessions(usize),
 
@@ -118,9 +116,7 @@ impl From<HubError> for Status {
             HubError::Session(e) => session_code(e),
             HubError::UnknownSession(_) => Code::NotFound,
             HubError::SessionExists(_) => Code::AlreadyExists,
-            HubError::SessionTaken { .. } | HubError::SessionNotAccepted(_) => {
-                Code::FailedPrecondition
-            }
+            HubError::SessionTaken { .. } => Code::FailedPrecondition,
             HubError::TooManySessions(_) => Code::ResourceExhausted,
             HubError::Store(_) | HubError::ShuttingDown | HubError::LedgerFailed => {
                 Code::Unavailable

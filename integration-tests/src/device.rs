@@ -171,6 +171,13 @@ impl TestDevice {
         )
     }
 
+    pub fn sessions(&self) -> v1::sessions_client::SessionsClient<Authed> {
+        v1::sessions_client::SessionsClient::with_interceptor(
+            self.conn.clone(),
+            self.bearer.clone(),
+        )
+    }
+
     // ----- ledger setup -----
 
     /// Mints `deposit` test tokens, opens a channel with the hub and deposits them, each as

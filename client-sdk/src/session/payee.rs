@@ -481,7 +481,13 @@ impl PayeeHandle {
                             self.inner.id
                         )))
                     }
-                    Some(_) => {}
+                    Some(_) => {
+                        // The payer is back (e.g. after a hub restart): make sure the relay
+                        // has our latest reading and bill (a repeat is harmless).
+                        if let Some(p) = r.latest {
+                            publish(&self.inner.shared, &p).await?;
+                        }
+                    }
                     None => {
                         r.payer = Some(payer);
                         // The meter start: nothing is due for it.

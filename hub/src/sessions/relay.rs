@@ -229,7 +229,7 @@ impl SessionRelay {
         Ok(s.offer)
     }
 
-    /// The payee `caller` publishes `p` on session `id`; returns whether the payer watched.
+    /// The payee `caller` publishes `p` on its session; returns whether the payer watched.
     pub fn publish(&self, caller: Address, p: Publication) -> Result<bool, HubError> {
         let now = self.ledger.now()?;
         let id = p.reading.reading.session_id;
@@ -241,9 +241,8 @@ impl SessionRelay {
                 s.offer.offer.payee
             )));
         }
-        if s.payer.is_none() {
-            return Err(HubError::SessionNotAccepted(id));
-        }
+        // Before a payer (re-)accepts, e.g. right after a hub restart, the publication is
+        // kept as the latest and replayed to the payer when it watches.
         p.verify(&s.offer.offer, now).map_err(session_error)?;
         if let Some(latest) = &s.latest {
             let (last, got) = (latest.reading.reading.seq, p.reading.reading.seq);

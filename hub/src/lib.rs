@@ -147,6 +147,7 @@ pub async fn run_with(
             ledger: ledger.clone(),
             book: services.channels.book.clone(),
             mediated: Some(services.mediation.records().clone()),
+            sessions: Some(services.sessions.clone()),
         };
         let mut exporter_stop = stop.clone();
         tokio::spawn(metrics::serve(

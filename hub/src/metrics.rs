@@ -109,6 +109,7 @@ struct Inner {
     watcher: Family<WatcherLabels, Counter>,
     forwards: Family<PaymentLabels, Counter>,
     mediated_in_flight: Gauge,
+    sessions_active: Gauge,
 }
 
 /// The hub's metrics: registry and typed handles.
@@ -199,6 +200,12 @@ impl Metrics {
             "Mediated transfers not finished yet (a lock still pending on either side)",
             mediated_in_flight.clone(),
         );
+        let sessions_active = Gauge::default();
+        registry.register(
+            "sessions_active",
+            "Metered sessions the hub relays (opened and not yet dropped as idle)",
+            sessions_active.clone(),
+        );
         let _ = forwards.get_or_create(&PaymentLabels {
             outcome: "forwarded",
             code: "OK",
@@ -234,6 +241,7 @@ impl Metrics {
                 watcher,
                 forwards,
                 mediated_in_flight,
+                sessions_active,
             }),
         }
     }
@@ -368,6 +376,8 @@ pub struct StateSource {
     pub book: Arc<ChannelBook>,
     /// The mediator's records, for the in-flight gauge.
     pub mediated: Option<Arc<crate::mediation::RecordBook>>,
+    /// The session relay, for the active-sessions gauge.
+    pub sessions: Option<crate::sessions::SessionRelay>,
 }
 
 impl StateSource {
@@ -379,6 +389,12 @@ impl StateSource {
                 .inner
                 .mediated_in_flight
                 .set(i64::try_from(in_flight).unwrap_or(i64::MAX));
+        }
+        if let Some(relay) = &self.sessions {
+            metrics
+                .inner
+                .sessions_active
+                .set(i64::try_from(relay.len()).unwrap_or(i64::MAX));
         }
         let applied = self.book.applied_seq().await;
         metrics

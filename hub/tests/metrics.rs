@@ -91,6 +91,7 @@ async fn a_scrape_counts_accepted_and_rejected_payments_and_shows_every_family()
     let fresh = scrape(metrics).await;
     assert_eq!(payments(&fresh, "accepted", "OK"), Some(0.0), "{fresh}");
     assert_eq!(sample(&fresh, "voltlane_pay_streams_active"), Some(0.0));
+    assert_eq!(sample(&fresh, "voltlane_sessions_active"), Some(0.0));
     assert_eq!(
         sample(&fresh, "voltlane_channels{phase=\"opened\"}"),
         Some(0.0)
@@ -195,6 +196,7 @@ async fn a_scrape_counts_accepted_and_rejected_payments_and_shows_every_family()
         "# TYPE voltlane_channel_deposits gauge",
         "# TYPE voltlane_ledger_events_applied counter",
         "# TYPE voltlane_watcher_actions counter",
+        "# TYPE voltlane_sessions_active gauge",
     ] {
         assert!(text.contains(family), "{family} missing from {text}");
     }
@@ -206,6 +208,33 @@ async fn a_scrape_counts_accepted_and_rejected_payments_and_shows_every_family()
         Some(0.0)
     );
     assert!(text.ends_with("# EOF\n"), "{text}");
+
+    // A metered session opened on the relay shows in the active-sessions gauge.
+    let offer = channel_core::session::SessionOffer {
+        domain,
+        session_id: H256([0x5e; 32]),
+        payee: key.address(),
+        meter_key: key.address(),
+        unit: channel_core::session::MeterUnit::WattHour,
+        price_per_unit: U256::from(1u8),
+        credit_window_units: 10,
+        max_units: None,
+        max_units_per_hour: 11_000,
+        expires_at: time.now + 600,
+    }
+    .sign(&key)
+    .unwrap();
+    v1::sessions_client::SessionsClient::with_interceptor(conn.clone(), Bearer(token.clone()))
+        .open_session(v1::OpenSessionRequest {
+            offer: Some((&offer).into()),
+            payer: Vec::new(),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        sample(&scrape(metrics).await, "voltlane_sessions_active"),
+        Some(1.0)
+    );
 
     // The device closes its side: the stream ends and the gauge goes back to zero.
     drop(tx);

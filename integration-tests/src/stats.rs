@@ -90,6 +90,17 @@ impl CryptoCost {
     }
 }
 
+impl CryptoCost {
+    /// `cores / (6 × sign + 9 × verify)`: session payments/s if every core did nothing but
+    /// the crypto of one reading and its bill (signed by the payee's meter and key, verified
+    /// by the hub's relay and by the payer) and of the mediated payment of the bill (four
+    /// signed proofs; the hub verifies the payer's two and the bill, the payee the hub's
+    /// two).
+    pub fn session_bound(&self, cores: usize) -> f64 {
+        cores as f64 * per_sec(6 * self.sign + 9 * self.verify)
+    }
+}
+
 fn per_sec(d: Duration) -> f64 {
     if d.is_zero() {
         f64::INFINITY

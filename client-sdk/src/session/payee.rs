@@ -194,6 +194,14 @@ impl PayeeHandle {
             .await
     }
 
+    /// Waits until at least `units` are paid.
+    pub async fn wait_paid(&self, units: u64, timeout: Duration) -> Result<(), ClientError> {
+        self.wait_for(timeout, &format!("{units} units were not paid"), |s| {
+            (s.paid_units >= units).then_some(())
+        })
+        .await
+    }
+
     /// Waits until units may be delivered again (a payment came in) or the session ended;
     /// returns the headroom (zero once ended).
     pub async fn wait_headroom(&self, timeout: Duration) -> Result<u64, ClientError> {

@@ -19,6 +19,7 @@
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 100 --streams 100 --payments 200
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 1000 --streams 1000 --rate 5 --duration-secs 20 --payments 1000000
 //! cargo run --release -p integration-tests --bin loadgen -- --hub http://127.0.0.1:50051 --channels 10 --streams 10
+//! cargo run --release -p integration-tests --bin loadgen -- --spawn --sessions 1000 --payments 20
 //! ```
 
 use std::collections::HashMap;
@@ -39,6 +40,7 @@ use tonic::transport::Channel;
 type BoxError = Box<dyn Error + Send + Sync>;
 
 mod mediated;
+mod sessions;
 
 /// Load generator for a Voltlane hub.
 #[derive(Debug, Parser)]
@@ -102,6 +104,11 @@ struct Args {
     /// Payee devices of `--mediated` (their channels come on top of `--channels`).
     #[arg(long, default_value_t = 1)]
     payees: usize,
+    /// Metered sessions: this many concurrent sessions, each between its own payee (a
+    /// charger) and payer (a car) using the device SDK; every session publishes
+    /// `--payments` readings, each paid through the hub before the next. Needs `--spawn`.
+    #[arg(long, requires = "spawn", conflicts_with = "mediated")]
+    sessions: Option<usize>,
 }
 
 /// The figures of a run, printed at the end as `name: value` lines or one JSON object.
@@ -166,6 +173,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     if args.mediated {
         return mediated::run(&args, cores).await;
+    }
+    if let Some(n) = args.sessions {
+        return sessions::run(&args, n, cores).await;
     }
     let (hub, url) = match &args.hub {
         Some(url) => (None, url.clone()),

@@ -12,6 +12,8 @@
 //! [`relay::IDLE_TIMEOUT`] are dropped when room is needed.
 
 pub mod relay;
+#[cfg(test)]
+mod relay_tests;
 pub mod service;
 
 pub use relay::SessionRelay;

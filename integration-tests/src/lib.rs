@@ -52,3 +52,17 @@ pub async fn within<T>(
             after: limit,
         })
 }
+
+/// Polls `check` every 25 ms until it holds; panics naming `what` once `limit` has passed.
+/// For tests: the condition is expected to become true.
+pub async fn eventually<F, Fut>(limit: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = bool>,
+{
+    let start = std::time::Instant::now();
+    while !check().await {
+        assert!(start.elapsed() < limit, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+}

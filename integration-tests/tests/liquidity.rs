@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use channel_core::crypto::Signer;
 use channel_core::LocalSigner;
@@ -35,17 +35,13 @@ fn device_key(n: u8) -> LocalSigner {
     LocalSigner::from_bytes(&b).unwrap()
 }
 
-/// Polls `check` every 25 ms until it holds or [`WAIT`] passes (then fails with `what`).
-async fn eventually<F, Fut>(what: &str, mut check: F)
+/// [`integration_tests::eventually`] with this file's [`WAIT`].
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
+    integration_tests::eventually(WAIT, what, check).await
 }
 
 /// A `Channels` client logged in as `key`.

@@ -16,9 +16,8 @@ use voltlane_proto::convert::address_bytes;
 use voltlane_proto::convert::sessions::ReceiptPart;
 use voltlane_proto::v1;
 
-use super::watch::{Event, Watch};
+use super::watch::{run as watch_session, Event, Side};
 use super::{unix_now, SessionTerms};
-use crate::backoff::Backoff;
 use crate::error::ClientError;
 use crate::mediation::payee::create_request;
 use crate::ops;
@@ -425,60 +424,14 @@ impl PayeeHandle {
 
     fn spawn_drivers(&self) {
         let watcher = self.clone();
-        self.inner
-            .shared
-            .spawn(move |_| async move { watcher.watch_loop().await });
+        self.inner.shared.spawn(move |_| watch_session(watcher));
         let reconciler = self.clone();
         self.inner
             .shared
             .spawn(move |_| async move { reconciler.reconcile_loop().await });
     }
 
-    /// Keeps `WatchSession` open: reopens the session and republishes the latest reading
-    /// after every reconnect, then applies the events.
-    async fn watch_loop(self) {
-        let mut backoff = Backoff::new();
-        let mut first = true;
-        loop {
-            if !first {
-                backoff.sleep().await;
-            }
-            first = false;
-            if let Err(e) = self.reopen().await {
-                tracing::debug!(session = %self.inner.id, error = %e, "reopen failed; retrying");
-                continue;
-            }
-            let latest = self.inner.record.lock().await.latest;
-            if let Some(p) = latest {
-                if let Err(e) = publish(&self.inner.shared, &p).await {
-                    tracing::debug!(session = %self.inner.id, error = %e, "republish failed");
-                }
-            }
-            let mut watch = match Watch::open(&self.inner.shared, self.inner.id).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::debug!(session = %self.inner.id, error = %e, "watch failed; retrying");
-                    continue;
-                }
-            };
-            backoff.reset();
-            while let Some(event) = watch.next().await {
-                match event {
-                    Ok(e) => {
-                        if let Err(e) = self.on_event(e).await {
-                            tracing::warn!(session = %self.inner.id, error = %e, "session event not applied");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(session = %self.inner.id, error = %e, "watch ended");
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn on_event(&self, event: Event) -> Result<(), ClientError> {
+    async fn handle_event(&self, event: Event) -> Result<(), ClientError> {
         match event {
             Event::Accepted(payer) => {
                 let mut r = self.inner.record.lock().await;
@@ -610,4 +563,30 @@ fn is_transient(e: &ClientError) -> bool {
         e.code(),
         Some(tonic::Code::Unavailable | tonic::Code::NotFound | tonic::Code::DeadlineExceeded)
     ) || matches!(e, ClientError::Connect { .. })
+}
+
+impl Side for PayeeHandle {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    fn session_id(&self) -> H256 {
+        self.inner.id
+    }
+
+    /// Reopens the session (for its payer) and republishes the latest reading and bill.
+    async fn reconnect(&self) -> Result<(), ClientError> {
+        self.reopen().await?;
+        let latest = self.inner.record.lock().await.latest;
+        if let Some(p) = latest {
+            if let Err(e) = publish(&self.inner.shared, &p).await {
+                tracing::debug!(session = %self.inner.id, error = %e, "republish failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn on_event(&self, event: Event) -> Result<(), ClientError> {
+        self.handle_event(event).await
+    }
 }

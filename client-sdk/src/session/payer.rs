@@ -16,8 +16,7 @@ use voltlane_proto::convert::sessions::ReceiptPart;
 use voltlane_proto::v1;
 
 use super::unix_now;
-use super::watch::{Event, Watch};
-use crate::backoff::Backoff;
+use super::watch::{run as watch_session, Event, Side};
 use crate::error::ClientError;
 use crate::mediation::payer::{pay_request, wait_outcome};
 use crate::ops;
@@ -264,9 +263,7 @@ impl PayerHandle {
 
     fn spawn_watch(&self) {
         let me = self.clone();
-        self.inner
-            .shared
-            .spawn(move |_| async move { me.watch_loop().await });
+        self.inner.shared.spawn(move |_| watch_session(me));
     }
 
     fn spawn_payment(&self, bill: SignedPaymentRequest) {
@@ -276,45 +273,7 @@ impl PayerHandle {
             .spawn(move |_| async move { me.pay(bill).await });
     }
 
-    /// Follows the session: re-accepts after every reconnect (a restarted hub learns the
-    /// session again once its payee reopens it), then applies the events.
-    async fn watch_loop(self) {
-        let mut backoff = Backoff::new();
-        let mut first = true;
-        loop {
-            if !first {
-                backoff.sleep().await;
-            }
-            first = false;
-            if let Err(e) = accept_on_hub(&self.inner.shared, self.inner.id).await {
-                tracing::debug!(session = %self.inner.id, error = %e, "re-accept failed; retrying");
-                continue;
-            }
-            let mut watch = match Watch::open(&self.inner.shared, self.inner.id).await {
-                Ok(w) => w,
-                Err(e) => {
-                    tracing::debug!(session = %self.inner.id, error = %e, "watch failed; retrying");
-                    continue;
-                }
-            };
-            backoff.reset();
-            while let Some(event) = watch.next().await {
-                match event {
-                    Ok(e) => {
-                        if let Err(e) = self.on_event(e).await {
-                            tracing::warn!(session = %self.inner.id, error = %e, "session event not applied");
-                        }
-                    }
-                    Err(e) => {
-                        tracing::debug!(session = %self.inner.id, error = %e, "watch ended");
-                        break;
-                    }
-                }
-            }
-        }
-    }
-
-    async fn on_event(&self, event: Event) -> Result<(), ClientError> {
+    async fn handle_event(&self, event: Event) -> Result<(), ClientError> {
         match event {
             Event::Publication(p) => self.on_publication(p).await,
             Event::Receipt(part) => {
@@ -467,4 +426,25 @@ async fn pay_or_resume(
         return wait_outcome(shared, &key, &mut changes).await;
     }
     pay_request(shared, bill).await
+}
+
+impl Side for PayerHandle {
+    fn shared(&self) -> &Arc<Shared> {
+        &self.inner.shared
+    }
+
+    fn session_id(&self) -> H256 {
+        self.inner.id
+    }
+
+    /// Re-accepts: a restarted hub learns the session again once its payee reopens it.
+    async fn reconnect(&self) -> Result<(), ClientError> {
+        accept_on_hub(&self.inner.shared, self.inner.id)
+            .await
+            .map(drop)
+    }
+
+    async fn on_event(&self, event: Event) -> Result<(), ClientError> {
+        self.handle_event(event).await
+    }
 }

@@ -2,12 +2,16 @@
 //! reopened with backoff when the hub goes away (after the side's own reconnect step, e.g.
 //! reopening the session on a restarted hub).
 
+use std::future::Future;
+use std::sync::Arc;
+
 use channel_core::primitives::{Address, H256};
 use channel_core::session::Publication;
 use voltlane_proto::convert::address;
 use voltlane_proto::convert::sessions::ReceiptPart;
 use voltlane_proto::v1;
 
+use crate::backoff::Backoff;
 use crate::error::ClientError;
 use crate::shared::Shared;
 
@@ -65,6 +69,55 @@ impl Watch {
             Ok(Some(e)) => Some(decode(e)),
             Ok(None) => None,
             Err(s) => Some(Err(ClientError::rpc("Sessions.WatchSession", s))),
+        }
+    }
+}
+
+/// One side of a session, as the watch loop drives it.
+pub(crate) trait Side: Send + Sync + 'static {
+    fn shared(&self) -> &Arc<Shared>;
+    fn session_id(&self) -> H256;
+    /// What to do before each (re)watch: the payee reopens and republishes, the payer
+    /// re-accepts.
+    fn reconnect(&self) -> impl Future<Output = Result<(), ClientError>> + Send;
+    fn on_event(&self, event: Event) -> impl Future<Output = Result<(), ClientError>> + Send;
+}
+
+/// Keeps `WatchSession` open for `side` for as long as the client runs: reconnects with
+/// backoff, and applies every event (a failed one is logged, the stream goes on).
+pub(crate) async fn run<S: Side>(side: S) {
+    let id = side.session_id();
+    let mut backoff = Backoff::new();
+    let mut first = true;
+    loop {
+        if !first {
+            backoff.sleep().await;
+        }
+        first = false;
+        if let Err(e) = side.reconnect().await {
+            tracing::debug!(session = %id, error = %e, "session reconnect failed; retrying");
+            continue;
+        }
+        let mut watch = match Watch::open(side.shared(), id).await {
+            Ok(w) => w,
+            Err(e) => {
+                tracing::debug!(session = %id, error = %e, "watch failed; retrying");
+                continue;
+            }
+        };
+        backoff.reset();
+        while let Some(event) = watch.next().await {
+            match event {
+                Ok(e) => {
+                    if let Err(e) = side.on_event(e).await {
+                        tracing::warn!(session = %id, error = %e, "session event not applied");
+                    }
+                }
+                Err(e) => {
+                    tracing::debug!(session = %id, error = %e, "watch ended");
+                    break;
+                }
+            }
         }
     }
 }

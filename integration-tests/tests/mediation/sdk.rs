@@ -6,7 +6,7 @@
 //! ledger by itself.
 
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use channel_core::LocalSigner;
 use futures::StreamExt;
@@ -33,16 +33,13 @@ fn key(n: u8) -> LocalSigner {
     LocalSigner::from_bytes(&b).unwrap()
 }
 
-async fn eventually<F, Fut>(what: &str, mut check: F)
+/// [`integration_tests::eventually`] with this file's [`WAIT`].
+async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    integration_tests::eventually(WAIT, what, check).await
 }
 
 async fn hub(env: Vec<(String, String)>) -> HubProcess {

@@ -1,7 +1,7 @@
 //! What the session tests share: a hub with mediation, SDK devices with matched channels,
 //! and an offer made and accepted.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use channel_core::session::{MeterUnit, PayerLimits};
 use channel_core::LocalSigner;
@@ -22,16 +22,13 @@ pub fn key(n: u8) -> LocalSigner {
     LocalSigner::from_bytes(&b).unwrap()
 }
 
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
+/// [`integration_tests::eventually`] with this file's [`WAIT`].
+pub async fn eventually<F, Fut>(what: &str, check: F)
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let start = Instant::now();
-    while !check().await {
-        assert!(start.elapsed() < WAIT, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    integration_tests::eventually(WAIT, what, check).await
 }
 
 /// A hub without mediation fees (so session money is exact on both devices) that matches

@@ -139,6 +139,31 @@ impl Report {
     }
 }
 
+impl Report {
+    /// The figures every mode ends with: the latency percentiles of `latencies` (sorted),
+    /// the ratio of `rate` to the in-run crypto `bound`, and the spawned hub's resident
+    /// memory and CPU per one of the `count` units, if its `/proc` stats were read.
+    fn add_latency_bound_and_hub(
+        &mut self,
+        latencies: &[Duration],
+        rate: f64,
+        bound: f64,
+        count: u64,
+        hub: (Option<ProcStats>, Option<ProcStats>),
+    ) {
+        for (name, ms) in latency_ms(latencies) {
+            self.add(name, ms);
+        }
+        self.add("ratio_to_crypto_bound", round(rate / bound, 3));
+        if let (Some(before), Some(after)) = hub {
+            let (user, system) = before.cpu_us_per(&after, count);
+            self.add("hub_rss_mb", round(after.rss_kb as f64 / 1024.0, 1));
+            self.add("hub_cpu_user_us_per_payment", round(user, 1));
+            self.add("hub_cpu_system_us_per_payment", round(system, 1));
+        }
+    }
+}
+
 /// Rounds for display.
 fn round(x: f64, places: i32) -> f64 {
     let f = 10f64.powi(places);
@@ -234,15 +259,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
     }
     report.add("elapsed_secs", round(elapsed.as_secs_f64(), 3));
     report.add("acked_payments_per_sec", rate.round());
-    for (name, ms) in latency_ms(&latencies) {
-        report.add(name, ms);
-    }
-    report.add("ratio_to_crypto_bound", round(rate / crypto_bound, 3));
-    if let (Some(before), Some(after)) = (before, after) {
-        let (user, system) = before.cpu_us_per(&after, accepted);
-        report.add("hub_rss_mb", round(after.rss_kb as f64 / 1024.0, 1));
-        report.add("hub_cpu_user_us_per_payment", round(user, 1));
-        report.add("hub_cpu_system_us_per_payment", round(system, 1));
+    let measured = before.is_some() && after.is_some();
+    report.add_latency_bound_and_hub(&latencies, rate, crypto_bound, accepted, (before, after));
+    if measured {
         report.add("verify_us", round(crypto.verify.as_secs_f64() * 1e6, 1));
     }
     report.print(args.json);

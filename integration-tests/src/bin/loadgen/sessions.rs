@@ -14,7 +14,7 @@ use channel_core::session::{MeterUnit, PayerLimits};
 use futures::{StreamExt, TryStreamExt};
 use integration_tests::device::device_key;
 use integration_tests::process::connect;
-use integration_tests::stats::{latency_ms, CryptoCost, ProcStats};
+use integration_tests::stats::{CryptoCost, ProcStats};
 use integration_tests::{HubOptions, HubProcess, Operator};
 use tokio::sync::Barrier;
 use voltlane_client::session::{PayeeHandle, PayerHandle, SessionTerms};
@@ -160,16 +160,7 @@ pub async fn run(args: &Args, sessions: usize, cores: usize) -> Result<(), BoxEr
     report.add("elapsed_secs", round(elapsed.as_secs_f64(), 3));
     report.add("readings_per_sec", rate.round());
     report.add("payments_per_sec", rate.round());
-    for (name, ms) in latency_ms(&latencies) {
-        report.add(name, ms);
-    }
-    report.add("ratio_to_crypto_bound", round(rate / bound, 3));
-    if let (Some(before), Some(after)) = (before, after) {
-        let (user, system) = before.cpu_us_per(&after, paid);
-        report.add("hub_rss_mb", round(after.rss_kb as f64 / 1024.0, 1));
-        report.add("hub_cpu_user_us_per_payment", round(user, 1));
-        report.add("hub_cpu_system_us_per_payment", round(system, 1));
-    }
+    report.add_latency_bound_and_hub(&latencies, rate, bound, paid, (before, after));
     report.print(args.json);
     drop(kept);
     drop(hub);

@@ -104,6 +104,7 @@ impl Client {
         }
         let rpc = Rpc::connect(endpoint, signer, options).await?;
         let (hub, mediation) = hub_info(&rpc).await?;
+        let fresh = store.hub()?.is_none() && store.channel()?.is_none();
         match store.hub()? {
             Some(h) if h.hub_address != hub.hub_address || h.domain != hub.domain => {
                 return Err(ClientError::InvalidState(format!(
@@ -116,6 +117,17 @@ impl Client {
         store.flush().await?;
         rpc.set_hub_address(hub.hub_address);
         rpc.authenticate().await?;
+        if fresh && store.ledger_seq()? == 0 {
+            // A new device has no history on the ledger: follow it from now on rather than
+            // replaying every event since genesis (what makes a hub with many devices slow).
+            let time = rpc
+                .call("Ledger.GetTime", |mut c| async move {
+                    c.ledger.get_time(v1::GetTimeRequest {}).await
+                })
+                .await?;
+            store.put_ledger_seq(time.last_event_seq)?;
+            store.flush().await?;
+        }
         let channel = store.channel()?;
         let (shared, queue) = Shared::new(rpc, store, hub, mediation, channel);
         shared.spawn(move |s| payments::run(s, queue));

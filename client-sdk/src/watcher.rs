@@ -1,7 +1,7 @@
 //! The ledger watcher tasks, with no help from the hub's channel logic:
 //!
-//! - [`run`] follows `Ledger.Subscribe` from the last event the device applied, feeds every
-//!   event to the channel (the core's idempotent `handle_ledger_event`) and persists the seq
+//! - [`run`] follows `Ledger.Subscribe` (the events that concern this device) from the last
+//!   event the device applied, feeds every event to the channel (the core's idempotent `handle_ledger_event`) and persists the seq
 //!   with the channel.
 //! - [`monitor`] is the level-triggered channel monitor: while it has something to guard
 //!   ([`needs_watch`]) it reads the ledger's current record of the channel (at start-up, every
@@ -43,10 +43,20 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 
 async fn session(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result<(), ClientError> {
     let from_seq = shared.store.ledger_seq()?.saturating_add(1);
+    // Only the events of this device (its channels, mints to it, secret registrations).
+    let participant = address_bytes(&channel_core::Signer::address(shared.rpc.signer()));
     let mut stream = shared
         .rpc
-        .call("Ledger.Subscribe", move |mut c| async move {
-            c.ledger.subscribe(v1::SubscribeRequest { from_seq }).await
+        .call("Ledger.Subscribe", move |mut c| {
+            let participant = participant.clone();
+            async move {
+                c.ledger
+                    .subscribe(v1::SubscribeRequest {
+                        from_seq,
+                        participant,
+                    })
+                    .await
+            }
         })
         .await?;
     backoff.reset();

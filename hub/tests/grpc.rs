@@ -231,7 +231,10 @@ async fn open_deposit_close_and_subscribe() {
     assert_eq!(record.closer, address_bytes(&dev.address()));
 
     let mut events = ledger
-        .subscribe(v1::SubscribeRequest { from_seq: 2 })
+        .subscribe(v1::SubscribeRequest {
+            from_seq: 2,
+            participant: Vec::new(),
+        })
         .await
         .unwrap()
         .into_inner();
@@ -250,6 +253,53 @@ async fn open_deposit_close_and_subscribe() {
         .await
         .unwrap();
     assert_eq!(events.next().await.unwrap().unwrap().seq, 5);
+
+    // A device's own subscription: its channel's events, not the mint to someone else.
+    let mut mine = ledger
+        .subscribe(v1::SubscribeRequest {
+            from_seq: 2,
+            participant: address_bytes(&dev.address()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut seqs = Vec::new();
+    for _ in 0..3 {
+        seqs.push(mine.next().await.unwrap().unwrap().seq);
+    }
+    assert_eq!(
+        seqs,
+        vec![2, 3, 4],
+        "open, deposit, close; not the mint of seq 5"
+    );
+    ledger
+        .mint(v1::MintRequest {
+            to: address_bytes(&Address([7; 20])),
+            amount: u256_bytes(&U256::from(1u8)),
+        })
+        .await
+        .unwrap();
+    ledger
+        .mint(v1::MintRequest {
+            to: address_bytes(&dev.address()),
+            amount: u256_bytes(&U256::from(1u8)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(
+        mine.next().await.unwrap().unwrap().seq,
+        7,
+        "the live mint to someone else (6) is skipped"
+    );
+    let err = ledger
+        .subscribe(v1::SubscribeRequest {
+            from_seq: 1,
+            participant: vec![1; 19],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(err.message().contains("participant"), "{err:?}");
 
     // Shutdown ends the subscription instead of hanging the drain.
     hub.stop().await;

@@ -198,7 +198,10 @@ pub async fn settlements(
         return Ok(out);
     }
     let mut events = ledger
-        .subscribe(v1::SubscribeRequest { from_seq: 1 })
+        .subscribe(v1::SubscribeRequest {
+            from_seq: 1,
+            participant: Vec::new(),
+        })
         .await?
         .into_inner();
     let read = async {

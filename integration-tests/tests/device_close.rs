@@ -92,7 +92,10 @@ async fn run() {
         .last_event_seq
         + 1;
     let mut events = ledger
-        .subscribe(v1::SubscribeRequest { from_seq: next })
+        .subscribe(v1::SubscribeRequest {
+            from_seq: next,
+            participant: Vec::new(),
+        })
         .await
         .unwrap()
         .into_inner();

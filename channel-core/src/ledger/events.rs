@@ -100,6 +100,25 @@ impl LedgerEventKind {
     }
 }
 
+impl LedgerEventKind {
+    /// Whether the event concerns `who`, given the participants of its channel (`parties`,
+    /// for channel events): an event of one of its channels, a mint to it, or a secret
+    /// registration (a secret can open a lock in any channel, so every participant must
+    /// see it).
+    pub fn concerns(&self, who: Address, parties: Option<[Address; 2]>) -> bool {
+        match self {
+            Self::Minted { to, .. } => *to == who,
+            Self::SecretRegistered { .. } => true,
+            Self::ChannelOpened {
+                participant1,
+                participant2,
+                ..
+            } => *participant1 == who || *participant2 == who,
+            _ => parties.is_some_and(|p| p.contains(&who)),
+        }
+    }
+}
+
 /// One numbered event.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEvent {
@@ -233,6 +252,37 @@ impl From<EventLog> for StoredLog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_event_concerns_its_channels_participants_its_minter_and_everyone_for_secrets() {
+        let (a, b, c) = (Address([1; 20]), Address([2; 20]), Address([3; 20]));
+        let deposit = LedgerEventKind::Deposit {
+            channel_id: U256::from(1u8),
+            participant: b,
+            total_deposit: U256::from(5u8),
+        };
+        assert!(deposit.concerns(a, Some([a, b])));
+        assert!(!deposit.concerns(c, Some([a, b])));
+        assert!(!deposit.concerns(a, None));
+        let opened = LedgerEventKind::ChannelOpened {
+            channel_id: U256::from(1u8),
+            participant1: a,
+            participant2: b,
+            settlement_timeout: 10,
+        };
+        assert!(opened.concerns(b, None));
+        assert!(!opened.concerns(c, None));
+        let minted = LedgerEventKind::Minted {
+            to: c,
+            amount: U256::from(1u8),
+        };
+        assert!(minted.concerns(c, None) && !minted.concerns(a, None));
+        let secret = LedgerEventKind::SecretRegistered {
+            secrethash: H256([9; 32]),
+            secret: Secret(H256([8; 32])),
+        };
+        assert!(secret.concerns(c, None));
+    }
 
     fn minted(n: u8) -> LedgerEventKind {
         LedgerEventKind::Minted {

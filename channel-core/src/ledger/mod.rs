@@ -172,6 +172,13 @@ impl Ledger {
             .and_then(|id| self.channels.get(id))
     }
 
+    /// The two participants of channel `id` (opener first).
+    pub fn participants_of(&self, id: U256) -> Option<[Address; 2]> {
+        self.channels
+            .get(&id)
+            .map(|c| [c.participants[0].address, c.participants[1].address])
+    }
+
     /// Every channel `who` participates in, any phase, in identifier order.
     pub fn channels_of(&self, who: Address) -> Vec<&ChannelRecord> {
         self.channels

@@ -63,7 +63,7 @@ pub async fn run(
                 _ = tick.tick() => monitor(&book, &ledger, reveal_timeout).await,
                 _ = book.ledger_moved.notified() => monitor(&book, &ledger, reveal_timeout).await,
                 event = rx.recv() => match event {
-                    Ok(event) => apply(&book, std::slice::from_ref(&event)).await,
+                    Ok(published) => apply(&book, std::slice::from_ref(&published.event)).await,
                     // Fell behind: resubscribe from the last applied seq.
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,

@@ -25,6 +25,23 @@ pub use super::records::{KEY_STATE, NS_LEDGER, NS_LEDGER_EVENTS};
 /// Capacity of the live event channel; a subscriber further behind is told to resubscribe.
 const EVENT_CHANNEL_CAPACITY: usize = 4096;
 
+/// A durable event as broadcast to subscribers, with the participants of its channel
+/// resolved once when it is published, so that a subscriber filtering by participant
+/// (`Ledger.Subscribe` for one device) never needs the ledger lock.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PublishedEvent {
+    pub event: LedgerEvent,
+    /// The participants of the event's channel, for channel events.
+    pub parties: Option<[Address; 2]>,
+}
+
+impl PublishedEvent {
+    /// Whether the event concerns `who` (see `LedgerEventKind::concerns`).
+    pub fn concerns(&self, who: Address) -> bool {
+        self.event.kind.concerns(who, self.parties)
+    }
+}
+
 type Clock = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 struct Inner {
@@ -41,7 +58,7 @@ struct Inner {
 pub struct LedgerHandle {
     inner: Mutex<Inner>,
     store: Arc<dyn KvStore>,
-    events: broadcast::Sender<LedgerEvent>,
+    events: broadcast::Sender<Arc<PublishedEvent>>,
     /// Mirrors `Inner::failed` for watchers (health): `true` once a store failure was seen.
     failed: watch::Sender<bool>,
     clock: Clock,
@@ -204,8 +221,15 @@ impl LedgerHandle {
             .iter()
             .take_while(|e| e.seq <= seq)
         {
+            let parties = e
+                .kind
+                .channel_id()
+                .and_then(|id| inner.ledger.participants_of(id));
             // No receivers is fine: nobody subscribed.
-            let _ = self.events.send(e.clone());
+            let _ = self.events.send(Arc::new(PublishedEvent {
+                event: e.clone(),
+                parties,
+            }));
         }
         inner.durable_seq = seq;
         inner.ledger.release_events_through(seq);
@@ -219,7 +243,7 @@ impl LedgerHandle {
     pub fn subscribe(
         &self,
         from_seq: u64,
-    ) -> Result<(Vec<LedgerEvent>, broadcast::Receiver<LedgerEvent>), HubError> {
+    ) -> Result<(Vec<LedgerEvent>, broadcast::Receiver<Arc<PublishedEvent>>), HubError> {
         let (rx, durable) = {
             let inner = self.lock()?;
             (self.events.subscribe(), inner.durable_seq)
@@ -227,6 +251,22 @@ impl LedgerHandle {
         // Everything up to `durable` is in the store already: read it without the lock.
         let replay = records::read_events(self.store.as_ref(), from_seq, durable)?;
         Ok((replay, rx))
+    }
+
+    /// `events` with the participants of their channels, resolved under one lock (for
+    /// filtering a replay the way live events are filtered).
+    pub fn published(&self, events: Vec<LedgerEvent>) -> Result<Vec<PublishedEvent>, HubError> {
+        let inner = self.lock()?;
+        Ok(events
+            .into_iter()
+            .map(|event| {
+                let parties = event
+                    .kind
+                    .channel_id()
+                    .and_then(|id| inner.ledger.participants_of(id));
+                PublishedEvent { event, parties }
+            })
+            .collect())
     }
 
     /// Convenience for callers acting as `caller` (the authenticated transaction sender).
@@ -273,8 +313,8 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(events.len(), 1);
-        assert_eq!(live.recv().await.unwrap().seq, 1);
-        assert_eq!(live.recv().await.unwrap().seq, 2);
+        assert_eq!(live.recv().await.unwrap().event.seq, 1);
+        assert_eq!(live.recv().await.unwrap().event.seq, 2);
 
         let err = handle
             .submit(a, |l, caller, now| l.open_channel(caller, b, now))

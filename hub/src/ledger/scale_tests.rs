@@ -207,7 +207,7 @@ async fn subscribers_replay_from_the_store_what_memory_no_longer_holds() {
         .apply(|l, now| l.mint_with_events(device(7), U256::from(1u8), now))
         .await
         .unwrap();
-    let next: LedgerEvent = live.recv().await.unwrap();
+    let next: LedgerEvent = live.recv().await.unwrap().event.clone();
     assert_eq!(next, events[0]);
     assert_eq!(next.seq, last + 1, "no gap, no duplicate");
     let (all, _) = handle.subscribe(0).unwrap();

@@ -9,7 +9,7 @@
 use std::sync::Arc;
 
 use channel_core::ledger::{Ledger, LedgerError, LedgerEvent};
-use channel_core::primitives::U256;
+use channel_core::primitives::{Address, U256};
 use channel_core::{Domain, SignedBalanceProof};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -18,9 +18,10 @@ use voltlane_proto::convert::requests::{
     AccountAddress, ChannelId, CloseChannel, CooperativeSettle, Mint, RegisterSecret, SecretHash,
     SetTotalDeposit, SetTotalWithdraw, Unlock, UpdateNonClosing,
 };
-use voltlane_proto::convert::{address_bytes, u256_bytes, FieldError, Rule};
+use voltlane_proto::convert::{address_bytes, optional_address, u256_bytes, FieldError, Rule};
 use voltlane_proto::v1;
 
+use super::handle::PublishedEvent;
 use super::LedgerHandle;
 use crate::auth::caller;
 use crate::error::HubError;
@@ -195,13 +196,27 @@ impl v1::ledger_server::Ledger for LedgerService {
         &self,
         request: Request<v1::SubscribeRequest>,
     ) -> Result<Response<Self::SubscribeStream>, Status> {
-        let from_seq = request.into_inner().from_seq;
+        let req = request.into_inner();
+        let from_seq = req.from_seq;
+        let participant =
+            optional_address("participant", &req.participant).map_err(HubError::from)?;
         let (replay, live) = self.ledger.subscribe(from_seq)?;
+        let replay = match participant {
+            Some(who) => self
+                .ledger
+                .published(replay)?
+                .into_iter()
+                .filter(|p| p.concerns(who))
+                .map(|p| p.event)
+                .collect(),
+            None => replay,
+        };
         let (tx, rx) = mpsc::channel(SUBSCRIBER_BUFFER);
         tokio::spawn(forward_events(
             replay,
             live,
             from_seq.saturating_sub(1),
+            participant,
             tx,
             self.shutdown.clone(),
         ));
@@ -364,8 +379,9 @@ impl v1::ledger_server::Ledger for LedgerService {
 /// (UNAVAILABLE).
 async fn forward_events(
     replay: Vec<LedgerEvent>,
-    mut live: broadcast::Receiver<LedgerEvent>,
+    mut live: broadcast::Receiver<Arc<PublishedEvent>>,
     mut last: u64,
+    participant: Option<Address>,
     tx: mpsc::Sender<Result<v1::LedgerEvent, Status>>,
     mut shutdown: Shutdown,
 ) {
@@ -385,10 +401,13 @@ async fn forward_events(
             next = live.recv() => next,
         };
         match next {
-            Ok(e) if e.seq <= last => continue,
-            Ok(e) => {
-                last = e.seq;
-                if tx.send(Ok((&e).into())).await.is_err() {
+            Ok(p) if p.event.seq <= last => continue,
+            Ok(p) => {
+                last = p.event.seq;
+                if participant.is_some_and(|who| !p.concerns(who)) {
+                    continue;
+                }
+                if tx.send(Ok((&p.event).into())).await.is_err() {
                     return;
                 }
             }

@@ -106,6 +106,7 @@ impl TestDevice {
             .ledger()
             .subscribe(v1::SubscribeRequest {
                 from_seq: watch.next_seq,
+                participant: Vec::new(),
             })
             .await?
             .into_inner();

@@ -97,6 +97,14 @@ pub fn address(field: &str, bytes: &[u8]) -> Result<Address, FieldError> {
     fixed::<20>(field, bytes, "address").map(Address)
 }
 
+/// An address field that may be empty (`None`).
+pub fn optional_address(field: &str, bytes: &[u8]) -> Result<Option<Address>, FieldError> {
+    if bytes.is_empty() {
+        return Ok(None);
+    }
+    address(field, bytes).map(Some)
+}
+
 /// A 32-byte hash.
 pub fn h256(field: &str, bytes: &[u8]) -> Result<H256, FieldError> {
     fixed::<32>(field, bytes, "hash").map(H256)

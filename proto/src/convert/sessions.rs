@@ -8,8 +8,8 @@ use channel_core::session::{
 use channel_core::{Address, Signature, H256};
 
 use super::{
-    address, address_bytes, h256, h256_bytes, required, signature, signature_bytes, u256,
-    u256_bytes, FieldError, Rule,
+    address, address_bytes, h256, h256_bytes, optional_address, required, signature,
+    signature_bytes, u256, u256_bytes, FieldError, Rule,
 };
 use crate::v1;
 
@@ -288,14 +288,6 @@ impl TryFrom<v1::OpenSessionRequest> for OpenSession {
             payer: optional_address("payer", &m.payer)?,
         })
     }
-}
-
-/// An address field that may be empty.
-pub fn optional_address(field: &str, bytes: &[u8]) -> Result<Option<Address>, FieldError> {
-    if bytes.is_empty() {
-        return Ok(None);
-    }
-    address(field, bytes).map(Some)
 }
 
 /// A session id field (`AcceptSessionRequest`, `WatchSessionRequest`).

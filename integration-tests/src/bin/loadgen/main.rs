@@ -182,6 +182,11 @@ struct StreamResult {
 #[tokio::main]
 async fn main() -> Result<(), BoxError> {
     let args = Args::parse();
+    // Off unless RUST_LOG asks (e.g. RUST_LOG=voltlane_client=warn for the session devices).
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_writer(std::io::stderr)
+        .try_init();
     if args.streams == 0 || args.streams > args.channels {
         return Err("--streams must be between 1 and --channels".into());
     }

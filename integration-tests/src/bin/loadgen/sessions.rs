@@ -79,7 +79,7 @@ pub async fn run(args: &Args, sessions: usize, cores: usize) -> Result<(), BoxEr
     let pairs: Vec<Pair> = futures::stream::iter(0..sessions as u64)
         .map(|i| async move {
             let car = device(2 * i, budget).await?;
-            let charger = device(2 * i + 1, U256::from(1u8)).await?;
+            let charger = device(2 * i + 1, budget).await?;
             let until = Instant::now() + Duration::from_secs(60);
             while charger.balances()?.hub_deposit < budget {
                 if Instant::now() > until {

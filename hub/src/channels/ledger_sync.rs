@@ -4,6 +4,12 @@
 //! channel if it does not exist yet; everything else goes to the core's idempotent
 //! `Channel::handle_ledger_event`), and then the progress is recorded.
 //!
+//! Events of different channels are applied concurrently (each channel's own events in
+//! order), so their durable writes share group commits instead of waiting for one fsync
+//! each: a burst of thousands of opens and deposits costs a few flushes, not thousands. A
+//! `SecretRegistered` (which concerns every channel holding the lock) is applied on its own,
+//! after everything before it and before everything after it.
+//!
 //! Applying is not reacting: nothing here decides to contest or settle. The watcher does that
 //! from the ledger's current state (level-triggered), so it does not matter whether an event
 //! was applied by the watcher, by a request catching up, or before a crash. Because every
@@ -16,6 +22,7 @@ use channel_core::ledger::{LedgerEvent, LedgerEventKind};
 
 use super::book::{ChannelBook, CHANNEL_RECORD_VERSION, KEY_APPLIED_SEQ, NS_BOOK};
 use crate::error::HubError;
+use crate::ledger::LedgerHandle;
 use crate::store::{record, WriteBatch};
 
 impl ChannelBook {
@@ -24,16 +31,37 @@ impl ChannelBook {
     /// the hub's channels.
     pub async fn apply_ledger_events(&self, events: &[LedgerEvent]) -> Result<usize, HubError> {
         let mut applied = self.ledger_progress.lock().await;
-        let mut last = *applied;
-        let mut relevant = 0;
-        for event in events.iter().filter(|e| e.seq > *applied) {
-            last = event.seq;
-            if self.apply_event(event).await? {
-                relevant += 1;
-            }
+        self.apply_locked(&mut applied, events).await
+    }
+
+    /// Applies every durable event of `ledger` the book has not applied yet. Cheap when
+    /// there is none; otherwise the events are read under the progress lock, so concurrent
+    /// callers (every `GetChannel` catches up) read and decode a backlog once, not once each.
+    pub async fn catch_up_with(&self, ledger: &LedgerHandle) -> Result<usize, HubError> {
+        let durable = ledger.durable_seq()?;
+        if *self.ledger_progress.lock().await >= durable {
+            return Ok(0);
         }
-        if last == *applied {
-            return Ok(relevant);
+        let mut applied = self.ledger_progress.lock().await;
+        let (replay, _live) = ledger.subscribe(applied.saturating_add(1))?;
+        self.apply_locked(&mut applied, &replay).await
+    }
+
+    async fn apply_locked(&self, applied: &mut u64, events: &[LedgerEvent]) -> Result<usize, HubError> {
+        let pending: Vec<&LedgerEvent> = events.iter().filter(|e| e.seq > *applied).collect();
+        let Some(last) = pending.last().map(|e| e.seq) else {
+            return Ok(0);
+        };
+        let mut relevant = 0;
+        for segment in pending.split_inclusive(|e| is_secret_registration(e)) {
+            let (per_channel, barrier) = match segment.split_last() {
+                Some((e, rest)) if is_secret_registration(e) => (rest, Some(*e)),
+                _ => (segment, None),
+            };
+            relevant += self.apply_per_channel(per_channel).await?;
+            if let Some(e) = barrier {
+                relevant += usize::from(self.apply_event(e).await?);
+            }
         }
         let mut batch = WriteBatch::new();
         batch.put(
@@ -48,6 +76,28 @@ impl ChannelBook {
         }
         if events.iter().any(|e| self.is_device_close(e)) {
             crate::failpoint::hit(crate::failpoint::AFTER_DEVICE_CLOSE_APPLIED);
+        }
+        Ok(relevant)
+    }
+
+    /// Applies `events` (none of them a `SecretRegistered`): each channel's in order, the
+    /// channels concurrently. Returns how many concerned the hub's channels.
+    async fn apply_per_channel(&self, events: &[&LedgerEvent]) -> Result<usize, HubError> {
+        let mut by_channel: std::collections::BTreeMap<_, Vec<&LedgerEvent>> =
+            std::collections::BTreeMap::new();
+        for e in events {
+            by_channel.entry(e.kind.channel_id()).or_default().push(e);
+        }
+        let runs = by_channel.into_values().map(|run| async move {
+            let mut relevant = 0;
+            for e in run {
+                relevant += usize::from(self.apply_event(e).await?);
+            }
+            Ok::<_, HubError>(relevant)
+        });
+        let mut relevant = 0;
+        for r in futures::future::join_all(runs).await {
+            relevant += r?;
         }
         Ok(relevant)
     }
@@ -135,4 +185,8 @@ impl ChannelBook {
         matches!(event.kind, LedgerEventKind::ChannelClosed { closing_participant, .. }
             if closing_participant != self.operator.address())
     }
+}
+
+fn is_secret_registration(e: &LedgerEvent) -> bool {
+    matches!(e.kind, LedgerEventKind::SecretRegistered { .. })
 }

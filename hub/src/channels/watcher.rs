@@ -29,9 +29,7 @@ const MONITOR_TICK: Duration = Duration::from_millis(500);
 /// Applies every durable ledger event the book has not seen yet. Used by the watcher and by
 /// request handlers that must see a just-made deposit before taking a payment.
 pub async fn catch_up(book: &ChannelBook, ledger: &LedgerHandle) -> Result<(), HubError> {
-    let from = book.applied_seq().await + 1;
-    let (replay, _rx) = ledger.subscribe(from)?;
-    book.apply_ledger_events(&replay).await.map(|_| ())
+    book.catch_up_with(ledger).await.map(|_| ())
 }
 
 /// Runs until `shutdown` completes. `reveal_timeout` (seconds): how long before a received

@@ -78,8 +78,8 @@ pub fn verify(path: &Path, json: bool) -> Result<(), CliError> {
 #[cfg(test)]
 mod tests {
     use channel_core::primitives::{Address, H256, U256};
-    use channel_core::proofs::Domain;
     use channel_core::session::{MeterUnit, SessionReceipt};
+    use channel_core::Domain;
     use channel_core::{LocalSigner, Signer};
     use voltlane_client::session::receipt_json;
 

@@ -384,8 +384,8 @@ async fn https_needs_the_hubs_ca_certificate() {
 /// A receipt of 25 Wh at 3 tokens per Wh, signed by both sides, as the SDK exports it.
 fn receipt_file(dir: &Path) -> (PathBuf, String, channel_core::session::SignedSessionReceipt) {
     use channel_core::primitives::{H256, U256};
-    use channel_core::proofs::Domain;
     use channel_core::session::{MeterUnit, SessionReceipt, SignedSessionReceipt};
+    use channel_core::Domain;
     let payer = LocalSigner::from_bytes(&rand::random::<[u8; 32]>()).unwrap();
     let payee = LocalSigner::from_bytes(&rand::random::<[u8; 32]>()).unwrap();
     let receipt = SessionReceipt {

@@ -106,6 +106,12 @@ pub enum Command {
     Settle,
     /// Device: the latest balance proofs both ways (Raiden v0.50 field names).
     ExportProofs,
+    /// Check a metered session's receipt (the JSON file the SDK exports) offline: both
+    /// signatures and units x price = total paid; exit 1 if it is not valid. Needs no hub.
+    VerifyReceipt {
+        /// The receipt JSON file.
+        file: PathBuf,
+    },
 }
 
 /// `channels ...`.

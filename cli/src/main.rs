@@ -6,11 +6,13 @@
 //! to stderr as `error: <STATUS_CODE>: <reason>`.
 //!
 //! Command groups: [`hub`] (`info`, `health`), [`channels`] (`channels list|show`, the
-//! operator's `deposit`), [`ledger`] (`ledger show`) and [`device`] (`login`, `mint`, `open`,
-//! `pay`, `close`, `settle`, `export-proofs` through the device SDK).
+//! operator's `deposit`), [`ledger`] (`ledger show`), [`device`] (`login`, `mint`, `open`,
+//! `pay`, `close`, `settle`, `export-proofs` through the device SDK) and [`receipt`]
+//! (`verify-receipt`, offline).
 //!
 //! What this binary does not do: no protocol rules of its own (they live in `channel-core`
-//! and the SDK), no mediated payments or payment requests, no withdraws.
+//! and the SDK), no mediated payments or payment requests, no withdraws, no metered sessions (it only
+//! verifies their receipts).
 
 mod args;
 mod channels;
@@ -20,6 +22,7 @@ mod error;
 mod hub;
 mod ledger;
 mod output;
+mod receipt;
 
 use std::process::ExitCode;
 
@@ -71,5 +74,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Close { unilateral } => device::close(global, unilateral).await,
         Command::Settle => device::settle(global).await,
         Command::ExportProofs => device::export_proofs(global).await,
+        Command::VerifyReceipt { file } => receipt::verify(&file, global.json),
     }
 }

@@ -380,3 +380,78 @@ async fn https_needs_the_hubs_ca_certificate() {
         );
     }
 }
+
+/// A receipt of 25 Wh at 3 tokens per Wh, signed by both sides, as the SDK exports it.
+fn receipt_file(dir: &Path) -> (PathBuf, String, channel_core::session::SignedSessionReceipt) {
+    use channel_core::primitives::{H256, U256};
+    use channel_core::session::{MeterUnit, SessionReceipt, SignedSessionReceipt};
+    use channel_core::Domain;
+    let payer = LocalSigner::from_bytes(&rand::random::<[u8; 32]>()).unwrap();
+    let payee = LocalSigner::from_bytes(&rand::random::<[u8; 32]>()).unwrap();
+    let receipt = SessionReceipt {
+        domain: Domain {
+            chain_id: U256::from(337u32),
+            token_network_address: Address([0x0b; 20]),
+        },
+        session_id: H256(rand::random()),
+        payer: payer.address(),
+        payee: payee.address(),
+        unit: MeterUnit::WattHour,
+        price_per_unit: U256::from(3u8),
+        total_units: 25,
+        total_paid: U256::from(75u8),
+        first_reading_hash: H256([1; 32]),
+        last_reading_hash: H256([2; 32]),
+    };
+    let signed = SignedSessionReceipt {
+        receipt,
+        payer_signature: receipt.sign_part(&payer).unwrap(),
+        payee_signature: receipt.sign_part(&payee).unwrap(),
+    };
+    let json = voltlane_client::session::receipt_json(&signed).unwrap();
+    let path = dir.join("receipt.json");
+    std::fs::write(&path, &json).unwrap();
+    (path, json, signed)
+}
+
+#[tokio::test]
+async fn verify_receipt_passes_a_signed_receipt_offline_and_fails_a_tampered_one() {
+    // No hub: the receipt is checked offline, so a dead endpoint does not matter.
+    let dead = "http://127.0.0.1:9";
+    let dir = tempfile::tempdir().unwrap();
+    let (path, json, signed) = receipt_file(dir.path());
+    let file = path.to_str().unwrap();
+
+    let table = ok(dead, &["verify-receipt", file]).await;
+    let r = &signed.receipt;
+    assert_eq!(field(&table, "session_id"), r.session_id.to_string());
+    assert_eq!(field(&table, "payer"), r.payer.to_string());
+    assert_eq!(field(&table, "payee"), r.payee.to_string());
+    assert_eq!(field(&table, "unit"), "WattHour");
+    assert_eq!(field(&table, "units"), "25");
+    assert_eq!(field(&table, "total_paid"), "75");
+    let v = ok_json(dead, &["verify-receipt", file]).await;
+    assert_eq!(v["valid"], true);
+    assert_eq!(v["total_paid"], "75");
+    assert_eq!(v["units"], 25);
+
+    // Tampered: the payee claims 26 Wh were paid for 78 (the price adds up, the payer's
+    // signature does not cover it).
+    let tampered = json
+        .replace("\"total_units\": 25", "\"total_units\": 26")
+        .replace("\"total_paid\": \"75\"", "\"total_paid\": \"78\"");
+    assert_ne!(tampered, json);
+    std::fs::write(&path, tampered).unwrap();
+    let out = voltlane(dead, &["verify-receipt", file]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).starts_with("error: ") && stderr(&out).contains("signature of the payer"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
+
+    let out = voltlane(dead, &["verify-receipt", "/nonexistent/receipt.json"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("cannot read"), "{}", stderr(&out));
+}

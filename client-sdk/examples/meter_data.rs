@@ -120,6 +120,8 @@ async fn main() -> DemoResult<()> {
     let published: Hashes = Arc::default();
     record_published(&meter, feed.id(), &published)?;
     let reason = publish_readings(&args, &meter, &feed, &published).await?;
+    // The final reading (it carries the stop reason) is the latest publication now.
+    record_published(&meter, feed.id(), &published)?;
     println!("meter: session ended ({reason:?})");
 
     let receipt = Ending {

@@ -27,9 +27,14 @@ use crate::MediatedReceipt;
 /// Updates a payer app can show.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum PayerUpdate {
-    /// A reading was accepted.
+    /// A reading was accepted (its meter signature, session, seq, register, timestamp and
+    /// rate checked).
     Reading {
         seq: u64,
+        /// The reading's hash: what the payment for it commits to.
+        hash: H256,
+        /// When the meter read it (unix seconds).
+        timestamp: u64,
         /// Units metered since the meter start.
         metered_units: u64,
         /// Units no payment covers yet.
@@ -309,6 +314,8 @@ impl PayerHandle {
                 Ok(due) => {
                     self.notify(PayerUpdate::Reading {
                         seq: due.reading_seq,
+                        hash: due.additional_hash,
+                        timestamp: p.reading.reading.timestamp,
                         metered_units: due.metered_units,
                         due_units: due.units,
                     });
@@ -317,7 +324,12 @@ impl PayerHandle {
                     }
                 }
                 Err(e) => {
-                    tracing::warn!(session = %self.inner.id, error = %e, "reading refused");
+                    if matches!(e, SessionError::Ended(_)) {
+                        // Readings after our own stop are expected until the payee stops.
+                        tracing::debug!(session = %self.inner.id, error = %e, "reading after the end");
+                    } else {
+                        tracing::warn!(session = %self.inner.id, error = %e, "reading refused");
+                    }
                     self.notify(PayerUpdate::Refused(e));
                     return Ok(());
                 }

@@ -47,7 +47,11 @@ impl ChannelBook {
         self.apply_locked(&mut applied, &replay).await
     }
 
-    async fn apply_locked(&self, applied: &mut u64, events: &[LedgerEvent]) -> Result<usize, HubError> {
+    async fn apply_locked(
+        &self,
+        applied: &mut u64,
+        events: &[LedgerEvent],
+    ) -> Result<usize, HubError> {
         let pending: Vec<&LedgerEvent> = events.iter().filter(|e| e.seq > *applied).collect();
         let Some(last) = pending.last().map(|e| e.seq) else {
             return Ok(0);

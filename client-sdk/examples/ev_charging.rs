@@ -293,6 +293,7 @@ async fn show_car(paying: PayerHandle) {
                 seq,
                 metered_units,
                 due_units,
+                ..
             } => println!(
                 "  car: reading {seq} verified (meter signature, seq, time, rate): {} kWh, {due_units} Wh due",
                 kwh(metered_units)

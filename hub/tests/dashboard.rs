@@ -1,8 +1,9 @@
 //! The dashboard in a real browser: a hub with its metrics listener, a device paying it and a
-//! metered session publishing readings; headless chromium loads `/dashboard` while payments
-//! flow, and the numbers the page renders must equal what the hub's API says (the device's
-//! `Channels.GetChannel`, the metrics scrape, `Hub.GetInfo`, the readings published). Then a
-//! screenshot is saved to `<target dir>/dashboard.png`.
+//! metered session publishing readings. Headless chromium loads `/dashboard` while payments
+//! flow (a live page, no more payments than made); once they are answered, the numbers the
+//! page renders must equal what the hub's API says (the device's `Channels.GetChannel`, the
+//! metrics scrape, `Hub.GetInfo`, the readings published). Then a screenshot is saved to
+//! `<target dir>/dashboard.png`.
 //!
 //! Needs Debian's `chromium`; run as root, the test installs it when missing.
 
@@ -30,7 +31,7 @@ use voltlane_proto::v1;
 
 /// Payments sent per batch, batches, and the pause between batches.
 const BATCH: u64 = 5;
-const BATCHES: u64 = 4;
+const BATCHES: u64 = 8;
 const PAUSE: Duration = Duration::from_millis(400);
 const AMOUNT: u64 = 7;
 
@@ -253,6 +254,11 @@ async fn the_page_in_headless_chromium_shows_what_the_hub_api_says() {
         }
         tx
     });
+    let url = format!("http://{metrics}/dashboard");
+    let live = {
+        let (chromium, profile, url) = (chromium.clone(), profile.path().to_owned(), url.clone());
+        tokio::spawn(async move { headless(&chromium, &profile, &url, &["--dump-dom"]).await })
+    };
     let (status, headers, page) = get(metrics, "/dashboard").await;
     assert!(status.contains("200"), "{status}");
     assert!(headers.contains("content-type: text/html"), "{headers}");
@@ -274,6 +280,12 @@ async fn the_page_in_headless_chromium_shows_what_the_hub_api_says() {
     }
     let tx = sender.await.unwrap();
 
+    // The page loaded while they flowed is live and shows no more payments than were made.
+    let live = live.await.unwrap();
+    assert!(must_text(&live, "status").starts_with("live"), "{live}");
+    let seen: u64 = must_text(&live, "total-payments").parse().unwrap();
+    assert!(seen <= accepted, "{seen} > {accepted}");
+
     // The sampler has seen every payment once its points add up to the count.
     let mut sampled = 0;
     for _ in 0..50 {
@@ -294,7 +306,6 @@ async fn the_page_in_headless_chromium_shows_what_the_hub_api_says() {
         "the rate history adds up to the payments"
     );
 
-    let url = format!("http://{metrics}/dashboard");
     let dom = headless(&chromium, profile.path(), &url, &["--dump-dom"]).await;
 
     // What the API says.
@@ -312,7 +323,7 @@ async fn the_page_in_headless_chromium_shows_what_the_hub_api_says() {
     assert_eq!(on_page("hub-balance"), dec(&api.hub_balance));
     assert_eq!(on_page("device-deposit"), dec(&api.device_deposit));
     assert_eq!(on_page("hub-deposit"), dec(&api.hub_deposit));
-    // And those are the payments made: 20 × 7 of the device's 1000.
+    // And those are the payments made: 40 × 7 of the device's 1000.
     assert_eq!(
         dec(&api.hub_balance),
         (BATCH * BATCHES * AMOUNT).to_string()

@@ -13,6 +13,7 @@
 //! - [`sessions`]: the relay of metered sessions between devices.
 //! - [`server`]: services, interceptor, limits, health and reflection, TLS.
 //! - [`metrics`]: the Prometheus registry and the `/metrics` endpoint.
+//! - [`dashboard`]: the live web page beside `/metrics` and the JSON it polls.
 //!
 //! What this crate does not do: protocol rules (they live in `channel-core`), or talk to a
 //! real chain.
@@ -21,6 +22,7 @@ pub mod auth;
 pub mod channels;
 pub mod clock;
 pub mod config;
+pub mod dashboard;
 pub mod error;
 pub mod failpoint;
 pub mod info;

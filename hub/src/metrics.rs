@@ -15,7 +15,8 @@
 //! before encoding.
 //!
 //! The text is the OpenMetrics exposition (Prometheus' text format plus a final `# EOF`),
-//! served by [`serve`] at `/metrics` on its own listener (`--metrics-listen`).
+//! served by [`serve`] at `/metrics` on its own listener (`--metrics-listen`), next to the
+//! [`crate::dashboard`] pages.
 
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -310,6 +311,17 @@ impl Metrics {
             .inc();
     }
 
+    /// Payments accepted on Pay streams since the hub started.
+    pub fn payments_accepted(&self) -> u64 {
+        self.inner
+            .payments
+            .get_or_create(&PaymentLabels {
+                outcome: "accepted",
+                code: code_name(tonic::Code::Ok),
+            })
+            .get()
+    }
+
     /// The exposition of every family, as a scrape sees it (state gauges as last refreshed).
     pub fn encode(&self) -> Result<String, std::fmt::Error> {
         let mut out = String::new();
@@ -453,7 +465,8 @@ async fn scrape(State(endpoint): State<Endpoint>) -> Response {
     }
 }
 
-/// Serves `GET /metrics` on `listener` until `shutdown` resolves.
+/// Serves `GET /metrics` and the dashboard on `listener` until `shutdown` resolves; samples
+/// the payment rate for the dashboard meanwhile.
 pub async fn serve(
     listener: TcpListener,
     metrics: Metrics,
@@ -461,14 +474,27 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(address = %addr, "serving Prometheus metrics at /metrics");
+        tracing::info!(address = %addr, "serving Prometheus metrics at /metrics, dashboard at /dashboard");
     }
+    let rate = Arc::new(crate::dashboard::RateHistory::new());
+    let sampler = tokio::spawn(crate::dashboard::sample_payments(
+        metrics.clone(),
+        rate.clone(),
+    ));
+    let dashboard = crate::dashboard::router(crate::dashboard::Dashboard {
+        metrics: metrics.clone(),
+        source: source.clone(),
+        rate,
+    });
     let app = Router::new()
         .route("/metrics", get(scrape))
-        .with_state(Endpoint { metrics, source });
-    axum::serve(listener, app)
+        .with_state(Endpoint { metrics, source })
+        .merge(dashboard);
+    let served = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
-        .await
+        .await;
+    sampler.abort();
+    served
 }
 
 #[cfg(test)]

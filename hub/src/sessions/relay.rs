@@ -10,8 +10,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use channel_core::crypto::verify_signer;
-use channel_core::session::{Publication, SessionError, SignedSessionOffer};
-use channel_core::{Address, Domain, H256};
+use channel_core::session::{MeterUnit, Publication, SessionError, SignedSessionOffer};
+use channel_core::{Address, Domain, H256, U256};
 use tokio::sync::mpsc;
 use tonic::Status;
 use voltlane_proto::convert::address_bytes;
@@ -90,6 +90,42 @@ impl Relayed {
     }
 }
 
+/// A read-only view of one relayed session, for the dashboard.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionSnapshot {
+    pub id: H256,
+    pub payee: Address,
+    /// The payer that accepted, if one has.
+    pub payer: Option<Address>,
+    pub unit: MeterUnit,
+    pub price_per_unit: U256,
+    /// Sequence number and register of the latest publication, if any.
+    pub latest: Option<(u64, u64)>,
+    /// The latest register less the first publication's register (what the session metered
+    /// while relayed here).
+    pub units_metered: u64,
+}
+
+impl SessionSnapshot {
+    fn of(s: &Relayed) -> Self {
+        let latest = s.latest.map(|p| p.reading.reading);
+        let first = s.first.map(|p| p.reading.reading);
+        let units_metered = match (first, latest) {
+            (Some(f), Some(l)) => l.register.saturating_sub(f.register),
+            _ => 0,
+        };
+        Self {
+            id: s.offer.offer.session_id,
+            payee: s.offer.offer.payee,
+            payer: s.payer,
+            unit: s.offer.offer.unit,
+            price_per_unit: s.offer.offer.price_per_unit,
+            latest: latest.map(|r| (r.seq, r.register)),
+            units_metered,
+        }
+    }
+}
+
 fn presence(watching: bool) -> v1::session_event::Kind {
     v1::session_event::Kind::Presence(v1::PeerPresence { watching })
 }
@@ -130,6 +166,14 @@ impl SessionRelay {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+
+    /// A read-only view of every relayed session, ordered by session id.
+    pub fn snapshot(&self) -> Result<Vec<SessionSnapshot>, HubError> {
+        let sessions = self.lock()?;
+        let mut out: Vec<_> = sessions.values().map(SessionSnapshot::of).collect();
+        out.sort_by_key(|s| s.id);
+        Ok(out)
     }
 
     /// Opens (or reopens) `offer` for its payee `caller`; returns the payer that accepted,

@@ -119,3 +119,52 @@ async fn strangers_neither_watch_nor_sign_and_a_full_relay_says_so() {
     ));
     r.accept(car, H256([9; 32])).unwrap();
 }
+
+fn reading(id: u8, seq: u64, register: u64) -> channel_core::session::Publication {
+    let reading = channel_core::session::MeterReading {
+        session_id: H256([id; 32]),
+        transaction_id: H256::ZERO,
+        seq,
+        register,
+        timestamp: 1_000,
+        measurand: MeterUnit::WattHour,
+        stopped_reason: None,
+    }
+    .sign(&test_signer(1))
+    .unwrap();
+    channel_core::session::Publication {
+        reading,
+        bill: None,
+    }
+}
+
+#[test]
+fn a_snapshot_shows_parties_terms_latest_reading_and_units_since_the_first() {
+    let r = relay(10);
+    let (payee, car) = (test_signer(1).address(), test_signer(2).address());
+    assert!(r.snapshot().unwrap().is_empty());
+    r.open(payee, offer(9, 1), None).unwrap();
+    r.open(payee, offer(4, 1), None).unwrap();
+    r.accept(car, H256([9; 32])).unwrap();
+    for (seq, register) in [(1, 1_500), (2, 1_530), (5, 1_612)] {
+        r.publish(payee, reading(9, seq, register)).unwrap();
+    }
+    // A refused publication changes nothing.
+    assert!(r.publish(payee, reading(9, 3, 9_999)).is_err());
+
+    let snap = r.snapshot().unwrap();
+    assert_eq!(snap.len(), 2);
+    let (idle, metered) = (&snap[0], &snap[1]);
+    assert_eq!(idle.id, H256([4; 32]));
+    assert_eq!(
+        (idle.payer, idle.latest, idle.units_metered),
+        (None, None, 0)
+    );
+    assert_eq!(metered.id, H256([9; 32]));
+    assert_eq!(metered.payee, payee);
+    assert_eq!(metered.payer, Some(car));
+    assert_eq!(metered.unit, MeterUnit::WattHour);
+    assert_eq!(metered.price_per_unit, U256::from(2u8));
+    assert_eq!(metered.latest, Some((5, 1_612)));
+    assert_eq!(metered.units_metered, 112);
+}

@@ -16,7 +16,7 @@ use voltlane_proto::convert::address_bytes;
 use voltlane_proto::convert::sessions::ReceiptPart;
 use voltlane_proto::v1;
 
-use super::watch::{run as watch_session, Event, Side};
+use super::watch::{run as watch_session, sign_receipt, Event, Side};
 use super::{unix_now, SessionTerms};
 use crate::error::ClientError;
 use crate::mediation::payee::create_request;
@@ -298,7 +298,7 @@ impl PayeeHandle {
             let theirs = self.inner.payer_part.lock().ok().and_then(|p| *p);
             let matching = theirs.filter(|p| p.receipt.check_matches(&ours).is_ok());
             if (matching.is_some() || settled) && signed_ours != Some(ours) {
-                self.sign_receipt(&ours).await?;
+                sign_receipt(&self.inner.shared, &ours).await?;
                 signed_ours = Some(ours);
             }
             if let Some(theirs) = matching {
@@ -333,26 +333,6 @@ impl PayeeHandle {
                 }
             }
         }
-    }
-
-    async fn sign_receipt(
-        &self,
-        receipt: &channel_core::session::SessionReceipt,
-    ) -> Result<(), ClientError> {
-        let part = ReceiptPart {
-            receipt: *receipt,
-            signature: receipt.sign_part(self.inner.shared.rpc.signer())?,
-        };
-        let msg = v1::ReceiptSignature::from(&part);
-        self.inner
-            .shared
-            .rpc
-            .call("Sessions.SignReceipt", move |mut c| {
-                let msg = msg.clone();
-                async move { c.sessions.sign_receipt(msg).await }
-            })
-            .await?;
-        Ok(())
     }
 
     /// Publishes the next reading of `r` (and its bill), durable first. A hub that cannot

@@ -16,7 +16,7 @@ use voltlane_proto::convert::sessions::ReceiptPart;
 use voltlane_proto::v1;
 
 use super::unix_now;
-use super::watch::{run as watch_session, Event, Side};
+use super::watch::{run as watch_session, sign_receipt, Event, Side};
 use crate::error::ClientError;
 use crate::mediation::payer::{pay_request, wait_outcome};
 use crate::ops;
@@ -215,19 +215,7 @@ impl PayerHandle {
                 (ours, r.session.in_flight_units())
             };
             if in_flight == 0 && signed != Some(ours) {
-                let part = ReceiptPart {
-                    receipt: ours,
-                    signature: ours.sign_part(self.inner.shared.rpc.signer())?,
-                };
-                let msg = v1::ReceiptSignature::from(&part);
-                self.inner
-                    .shared
-                    .rpc
-                    .call("Sessions.SignReceipt", move |mut c| {
-                        let msg = msg.clone();
-                        async move { c.sessions.sign_receipt(msg).await }
-                    })
-                    .await?;
+                sign_receipt(&self.inner.shared, &ours).await?;
                 signed = Some(ours);
             }
             let theirs = self.inner.payee_part.lock().ok().and_then(|p| *p);

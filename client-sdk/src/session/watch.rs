@@ -121,3 +121,24 @@ pub(crate) async fn run<S: Side>(side: S) {
         }
     }
 }
+
+/// Signs `receipt` as this device and hands the signature to the hub
+/// (`Sessions.SignReceipt`), which passes it to the other side.
+pub(crate) async fn sign_receipt(
+    shared: &Shared,
+    receipt: &channel_core::session::SessionReceipt,
+) -> Result<(), ClientError> {
+    let part = ReceiptPart {
+        receipt: *receipt,
+        signature: receipt.sign_part(shared.rpc.signer())?,
+    };
+    let msg = v1::ReceiptSignature::from(&part);
+    shared
+        .rpc
+        .call("Sessions.SignReceipt", move |mut c| {
+            let msg = msg.clone();
+            async move { c.sessions.sign_receipt(msg).await }
+        })
+        .await?;
+    Ok(())
+}

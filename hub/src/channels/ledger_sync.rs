@@ -34,11 +34,12 @@ impl ChannelBook {
         self.apply_locked(&mut applied, events).await
     }
 
-    /// Applies every durable event of `ledger` the book has not applied yet. Cheap when
-    /// there is none; otherwise the events are read under the progress lock, so concurrent
-    /// callers (every `GetChannel` catches up) read and decode a backlog once, not once each.
+    /// Applies every event of `ledger` the book has not applied yet, waiting for the ones
+    /// still being flushed (the book applies durable events only). Cheap when there is none;
+    /// otherwise the events are read under the progress lock, so concurrent callers (every
+    /// `GetChannel` catches up) read and decode a backlog once, not once each.
     pub async fn catch_up_with(&self, ledger: &LedgerHandle) -> Result<usize, HubError> {
-        let durable = ledger.durable_seq()?;
+        let durable = ledger.settled_seq().await?;
         if *self.ledger_progress.lock().await >= durable {
             return Ok(0);
         }

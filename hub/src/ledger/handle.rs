@@ -61,6 +61,8 @@ pub struct LedgerHandle {
     events: broadcast::Sender<Arc<PublishedEvent>>,
     /// Mirrors `Inner::failed` for watchers (health): `true` once a store failure was seen.
     failed: watch::Sender<bool>,
+    /// The highest durable event seq, for callers waiting for an operation to be durable.
+    durable: watch::Sender<u64>,
     clock: Clock,
 }
 
@@ -105,6 +107,7 @@ impl LedgerHandle {
             store,
             events,
             failed: watch::Sender::new(false),
+            durable: watch::Sender::new(durable_seq),
             clock: Arc::new(clock),
         })
     }
@@ -140,6 +143,19 @@ impl LedgerHandle {
     }
 
     /// Highest durable event seq.
+    /// Waits until every event the ledger has emitted so far (including those of
+    /// operations still being flushed) is durable, and returns that seq. Readers that only
+    /// use durable events (the channel book) call it to see what the ledger already shows.
+    pub async fn settled_seq(&self) -> Result<u64, HubError> {
+        let target = self.read(|l| l.last_event_seq())?;
+        let mut durable = self.durable.subscribe();
+        durable
+            .wait_for(|d| *d >= target)
+            .await
+            .map_err(|_| HubError::LedgerFailed)?;
+        Ok(target)
+    }
+
     pub fn durable_seq(&self) -> Result<u64, HubError> {
         Ok(self.lock()?.durable_seq)
     }
@@ -232,6 +248,7 @@ impl LedgerHandle {
             }));
         }
         inner.durable_seq = seq;
+        self.durable.send_replace(seq);
         inner.ledger.release_events_through(seq);
         Ok(())
     }

@@ -2,23 +2,25 @@
 //! open device channel at least at that amount, so a device has receiving capacity as soon
 //! as its channel opens.
 //!
-//! Level-triggered, like the watcher's monitor: at start-up and after every ledger change it
-//! looks at the ledger's *current* record of each of the hub's channels and asks the core
-//! (`channel_core::liquidity::auto_deposit`) what to do, deciding again under the ledger's
-//! lock before submitting. A crash between deciding and depositing, a missed event, or a
-//! channel opened while the hub was down are all handled by the next pass; a deposit already
-//! made decides "nothing". A channel the operator cannot afford is logged (once while it
-//! stays unaffordable) and skipped; a later mint to the operator is a ledger change and
-//! triggers another pass.
+//! Level-triggered, like the watcher's monitor: it looks at the ledger's *current* record of
+//! a channel and asks the core (`channel_core::liquidity::auto_deposit`) what to do,
+//! deciding again under the ledger's lock before submitting. At start-up (and after falling
+//! behind the event stream) it passes over every channel of the hub; after that, each burst
+//! of ledger events is looked at for the hub channels it names only, so a hub with many
+//! channels does not pass over all of them for every open (which made setting up N channels
+//! cost O(N²)). A crash between deciding and depositing, or a channel opened while the hub
+//! was down, is handled by the start-up pass; a deposit already made decides "nothing". A
+//! channel the operator cannot afford is logged (once while it stays unaffordable) and
+//! skipped; a later mint to the operator looks at those channels again.
 
 use std::collections::BTreeSet;
 use std::future::Future;
 use std::sync::Arc;
 
-use channel_core::ledger::{ChannelPhase, LedgerError};
+use channel_core::ledger::{ChannelPhase, LedgerError, LedgerEventKind};
 use channel_core::liquidity::{auto_deposit, AutoDeposit};
 use channel_core::primitives::{Address, U256};
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
 use crate::ledger::LedgerHandle;
 
@@ -51,10 +53,40 @@ pub async fn run(
             tokio::select! {
                 _ = &mut shutdown => return,
                 event = rx.recv() => match event {
-                    Ok(_) => {
-                        // Coalesce a burst of events into one pass.
-                        while rx.try_recv().is_ok() {}
-                        pass(&ledger, hub, policy, &mut warned).await;
+                    Ok(first) => {
+                        // Coalesce a burst of events: the hub's channels they name, and
+                        // whether the operator got tokens (the skipped ones may fit now).
+                        let mut touched = BTreeSet::new();
+                        let mut minted = false;
+                        let mut lagged = false;
+                        let mut next = Some(first);
+                        while let Some(p) = next {
+                            if p.concerns(hub) {
+                                if let Some(id) = p.event.kind.channel_id() {
+                                    touched.insert(id);
+                                }
+                                minted |= matches!(p.event.kind, LedgerEventKind::Minted { .. });
+                            }
+                            next = match rx.try_recv() {
+                                Ok(p) => Some(p),
+                                Err(TryRecvError::Lagged(_)) => {
+                                    lagged = true;
+                                    None
+                                }
+                                Err(_) => None,
+                            };
+                        }
+                        if lagged {
+                            // Events were missed: look at every channel again.
+                            pass(&ledger, hub, policy, &mut warned).await;
+                            continue;
+                        }
+                        if minted {
+                            touched.extend(warned.iter().copied());
+                        }
+                        for id in touched {
+                            top_up(&ledger, hub, policy, id, &mut warned).await;
+                        }
                     }
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,
@@ -102,7 +134,10 @@ async fn top_up(
     };
     match ledger.read(decide) {
         Ok(AutoDeposit::TopUp(_)) => {}
-        Ok(AutoDeposit::Nothing) => return,
+        Ok(AutoDeposit::Nothing) => {
+            warned.remove(&id);
+            return;
+        }
         Ok(AutoDeposit::Unaffordable { needed, available }) => {
             if warned.insert(id) {
                 tracing::warn!(channel = %id, %needed, %available, "auto-deposit skipped: the operator lacks the tokens");

@@ -61,8 +61,6 @@ pub struct LedgerHandle {
     events: broadcast::Sender<Arc<PublishedEvent>>,
     /// Mirrors `Inner::failed` for watchers (health): `true` once a store failure was seen.
     failed: watch::Sender<bool>,
-    /// The highest durable event seq, for callers waiting for an operation to be durable.
-    durable: watch::Sender<u64>,
     clock: Clock,
 }
 
@@ -107,7 +105,6 @@ impl LedgerHandle {
             store,
             events,
             failed: watch::Sender::new(false),
-            durable: watch::Sender::new(durable_seq),
             clock: Arc::new(clock),
         })
     }
@@ -143,16 +140,21 @@ impl LedgerHandle {
     }
 
     /// Highest durable event seq.
-    /// Waits until every event the ledger has emitted so far (including those of
-    /// operations still being flushed) is durable, and returns that seq. Readers that only
-    /// use durable events (the channel book) call it to see what the ledger already shows.
+    /// Makes every event the ledger has emitted so far durable and published, and returns
+    /// its seq. Readers that use durable events only (the channel book) call it to see what
+    /// the ledger already shows. An operation writes its events under the same lock as it
+    /// emits them, so a store sync covers them; publishing here also covers an operation
+    /// whose caller went away before it published its own events.
     pub async fn settled_seq(&self) -> Result<u64, HubError> {
         let target = self.read(|l| l.last_event_seq())?;
-        let mut durable = self.durable.subscribe();
-        durable
-            .wait_for(|d| *d >= target)
-            .await
-            .map_err(|_| HubError::LedgerFailed)?;
+        if self.durable_seq()? >= target {
+            return Ok(target);
+        }
+        self.store.sync()?.durable().await?;
+        if self.lock()?.failed {
+            return Err(HubError::LedgerFailed);
+        }
+        self.publish_up_to(target)?;
         Ok(target)
     }
 
@@ -248,7 +250,6 @@ impl LedgerHandle {
             }));
         }
         inner.durable_seq = seq;
-        self.durable.send_replace(seq);
         inner.ledger.release_events_through(seq);
         Ok(())
     }

@@ -5,7 +5,8 @@
 //! metrics scrape, `Hub.GetInfo`, the readings published). Then a screenshot is saved to
 //! `<target dir>/dashboard.png`.
 //!
-//! Needs Debian's `chromium`; run as root, the test installs it when missing.
+//! Needs Debian's `chromium`; the test installs it when missing (as root, or with
+//! passwordless sudo).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -85,7 +86,8 @@ fn must_text(dom: &str, id: &str) -> String {
     text_of(dom, id).unwrap_or_else(|| panic!("no element with id {id} in the page:\n{dom}"))
 }
 
-/// The `chromium` binary; installed with apt-get when missing and running as root.
+/// The `chromium` binary; installed with apt-get (as root, or with passwordless sudo) when
+/// missing.
 fn chromium() -> PathBuf {
     let which = || {
         std::process::Command::new("which")
@@ -98,17 +100,29 @@ fn chromium() -> PathBuf {
     if let Some(path) = which() {
         return path;
     }
+    // As root, apt-get directly; otherwise through passwordless sudo (`sudo -n` fails at
+    // once rather than prompting when a password would be needed).
     let uid = std::process::Command::new("id").arg("-u").output().unwrap();
+    let root = String::from_utf8_lossy(&uid.stdout).trim() == "0";
+    let apt = |args: &[&str]| {
+        let mut cmd = if root {
+            std::process::Command::new("apt-get")
+        } else {
+            let mut c = std::process::Command::new("sudo");
+            c.args(["-n", "apt-get"]);
+            c
+        };
+        cmd.args(args)
+            .env("DEBIAN_FRONTEND", "noninteractive")
+            .status()
+            .is_ok_and(|s| s.success())
+    };
+    let installed = apt(&["update", "-qq"]) && apt(&["install", "-y", "-qq", "chromium"]);
     assert!(
-        String::from_utf8_lossy(&uid.stdout).trim() == "0",
-        "chromium is missing: install it with `sudo apt-get install -y chromium` (Debian's \
-         package) and run the test again"
+        installed,
+        "chromium is missing and could not be installed: install it with \
+         `sudo apt-get install -y chromium` (Debian's package) and run the test again"
     );
-    let installed = std::process::Command::new("apt-get")
-        .args(["install", "-y", "chromium"])
-        .status()
-        .unwrap();
-    assert!(installed.success(), "apt-get install -y chromium failed");
     which().expect("chromium is on PATH after apt-get install")
 }
 

@@ -6,7 +6,7 @@
 //! `<target>/<profile>/`, and the hub lands in `<target>/<profile>/voltlane-hub`.
 //!
 //! If that file is missing or older than any source it is built from (`hub/`, `proto/`,
-//! `channel-core/`), [`hub_binary`] runs `cargo build -p voltlane-hub` for the same profile
+//! `channel-core/`, not counting their `tests/`, `benches/` and `examples/`), [`hub_binary`] runs `cargo build -p voltlane-hub` for the same profile
 //! and target directory, once per process (a [`OnceLock`]); concurrent processes are
 //! serialised by cargo's own build-directory lock. `VOLTLANE_HUB_BIN=<path>` skips all of
 //! this and uses the given binary.
@@ -97,14 +97,22 @@ fn modified(path: &Path) -> Option<SystemTime> {
     std::fs::metadata(path).and_then(|m| m.modified()).ok()
 }
 
-/// Newest modification time of the files under `dir` (skipping `target`).
+/// Directories under a crate that never go into its binary: a change there (say, editing a
+/// hub test) must not make the harness rebuild the hub inside a test's time budget.
+const NOT_IN_BINARY: &[&str] = &["target", "tests", "benches", "examples"];
+
+/// Newest modification time of the files under `dir` (skipping [`NOT_IN_BINARY`]).
 fn newest(dir: &Path) -> Option<SystemTime> {
     let mut best = modified(dir);
     let entries = std::fs::read_dir(dir).ok()?;
     for entry in entries.flatten() {
         let path = entry.path();
         let t = if path.is_dir() {
-            if path.file_name().is_some_and(|n| n == "target") {
+            if path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| NOT_IN_BINARY.contains(&n))
+            {
                 continue;
             }
             newest(&path)

@@ -7,10 +7,12 @@
 //! covering it finished. Callers apply under their own lock (so the order of writes is the order
 //! of state changes) and await the ticket outside it (so concurrent writers share one flush).
 //!
-//! Implementations: [`sled_store::SledStore`] (group commit) and [`memory::MemoryStore`]
+//! Implementations: [`sled_store::SledStore`] (group commit: one sled batch and one fsync per
+//! group) and [`memory::MemoryStore`]
 //! (tests).
 
 pub mod memory;
+mod pending;
 pub mod record;
 pub mod sled_store;
 

@@ -63,6 +63,11 @@ impl Address {
         fixed_from_slice(bytes).map(Address)
     }
 
+    /// All-lowercase form, `0x` prefixed (no checksum, so nothing to hash).
+    pub fn to_lower_hex(&self) -> String {
+        format!("0x{}", hex::encode(self.0))
+    }
+
     /// EIP-55 mixed-case checksum form, `0x` prefixed.
     pub fn to_checksum(&self) -> String {
         let lower = hex::encode(self.0);
@@ -149,11 +154,12 @@ impl fmt::Debug for H256 {
     }
 }
 
+/// Serde as a `0x` hex string: `$text` writes it, `FromStr` reads it back.
 macro_rules! hex_serde {
-    ($t:ty) => {
+    ($t:ty, $text:ident) => {
         impl Serialize for $t {
             fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(&self.to_string())
+                s.serialize_str(&self.$text())
             }
         }
         impl<'de> Deserialize<'de> for $t {
@@ -164,8 +170,11 @@ macro_rules! hex_serde {
         }
     };
 }
-hex_serde!(Address);
-hex_serde!(H256);
+// Addresses go into records and JSON in lowercase: EIP-55 costs a keccak to write and another
+// to check on reading, and a hub reads and writes addresses in every channel record. Display
+// (logs, tables, messages for people) keeps the checksum.
+hex_serde!(Address, to_lower_hex);
+hex_serde!(H256, to_string);
 
 /// Big-endian 32-byte encoding of a uint256 (the contract's `uint256` packing).
 pub fn u256_to_be(v: &U256) -> [u8; 32] {
@@ -220,6 +229,24 @@ mod tests {
                 got: 2
             })
         ));
+    }
+
+    #[test]
+    fn serde_writes_lowercase_and_reads_both_forms() {
+        let s = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf";
+        let a: Address = s.parse().unwrap();
+        let json = serde_json::to_string(&a).unwrap();
+        assert_eq!(json, format!("\"{}\"", s.to_lowercase()));
+        assert_eq!(serde_json::from_str::<Address>(&json).unwrap(), a);
+        assert_eq!(
+            serde_json::from_str::<Address>(&format!("\"{s}\"")).unwrap(),
+            a,
+            "records written with the checksum still read"
+        );
+        assert!(
+            serde_json::from_str::<Address>("\"0x7e5F4552091A69125d5DfCb7b8C2659029395Bdf\"")
+                .is_err()
+        );
     }
 
     #[test]

@@ -343,6 +343,7 @@ impl Client {
                 c.ledger
                     .open_channel(v1::OpenChannelRequest {
                         partner: address_bytes(&hub),
+                        total_deposit: Vec::new(),
                     })
                     .await
             })

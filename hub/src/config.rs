@@ -60,6 +60,15 @@ pub struct Limits {
     /// Metered sessions the hub relays at once (sessions idle for 10 minutes make room).
     #[arg(long, env = "VOLTLANE_MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,
+    /// Memory the store may use to cache database pages, MiB (the operating system's page
+    /// cache still holds what the disk has). 8 to 65536.
+    #[arg(
+        long,
+        env = "VOLTLANE_STORE_CACHE_MB",
+        default_value_t = 128,
+        value_parser = clap::value_parser!(u64).range(8..=65536)
+    )]
+    pub store_cache_mb: u64,
 }
 
 /// A positive token amount written as decimal digits only (no sign, exponent, fraction,
@@ -88,6 +97,7 @@ impl Default for Limits {
             session_ttl_secs: 24 * 3600,
             faucet_max_mint: Ledger::DEFAULT_FAUCET_MAX_MINT,
             max_sessions: 100_000,
+            store_cache_mb: 128,
         }
     }
 }
@@ -314,6 +324,17 @@ impl HubConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn store_cache_is_bounded() {
+        let parsed =
+            HubConfig::try_parse_from(["voltlane-hub", "--store-cache-mb", "256"]).unwrap();
+        assert_eq!(parsed.limits.store_cache_mb, 256);
+        let err = HubConfig::try_parse_from(["voltlane-hub", "--store-cache-mb", "4"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--store-cache-mb"), "{err}");
+    }
 
     #[test]
     fn defaults_match_new_and_flags_parse() {

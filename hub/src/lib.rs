@@ -96,8 +96,9 @@ pub async fn run_with(
     let operator = Arc::new(keys::load_or_create(&config.operator_key_path())?);
     let hub_address = operator.address();
     let metrics = Metrics::new();
-    let sled = Arc::new(SledStore::open_with_metrics(
+    let sled = Arc::new(SledStore::open_with(
         &config.db_path(),
+        config.limits.store_cache_mb.saturating_mul(1 << 20),
         metrics.clone(),
     )?);
     let store: Arc<dyn KvStore> = sled.clone();

@@ -170,6 +170,7 @@ async fn open_deposit_close_and_subscribe() {
     let opened = ledger
         .open_channel(v1::OpenChannelRequest {
             partner: address_bytes(&hub_addr),
+            total_deposit: Vec::new(),
         })
         .await
         .unwrap()
@@ -315,6 +316,7 @@ async fn malformed_fields_are_named() {
     let err = ledger
         .open_channel(v1::OpenChannelRequest {
             partner: vec![1; 19],
+            total_deposit: Vec::new(),
         })
         .await
         .unwrap_err();

@@ -190,19 +190,14 @@ impl TestDevice {
                 amount: u256_bytes(&deposit),
             })
             .await?;
+        // One operation: open and deposit (`openChannelWithDeposit`).
         let opened = ledger
             .open_channel(v1::OpenChannelRequest {
                 partner: address_bytes(&self.hub),
+                total_deposit: u256_bytes(&deposit),
             })
             .await?
             .into_inner();
-        ledger
-            .set_total_deposit(v1::SetTotalDepositRequest {
-                channel_id: opened.channel_id.clone(),
-                participant: address_bytes(&self.address()),
-                total_deposit: u256_bytes(&deposit),
-            })
-            .await?;
         let domain = ledger
             .get_time(v1::GetTimeRequest {})
             .await?

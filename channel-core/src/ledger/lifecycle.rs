@@ -57,6 +57,26 @@ impl Ledger {
         Ok(id)
     }
 
+    /// Opens a channel between `caller` and `partner` and deposits `total_deposit` for
+    /// `caller`, all or nothing (`openChannelWithDeposit` of TokenNetwork 0.50). Emits the
+    /// open and the deposit events, in that order.
+    pub fn open_channel_with_deposit(
+        &mut self,
+        caller: Address,
+        partner: Address,
+        total_deposit: U256,
+        now: u64,
+    ) -> Result<U256, LedgerError> {
+        // Every check the deposit makes, before anything changes: a positive amount the
+        // caller holds. With those passing, the deposit into the fresh channel cannot fail.
+        deposit_increase(U256::ZERO, total_deposit)?;
+        let mut check = self.transfers();
+        check.pay_in(self, caller, total_deposit)?;
+        let id = self.open_channel(caller, partner, now)?;
+        self.set_total_deposit(caller, id, caller, total_deposit, now)?;
+        Ok(id)
+    }
+
     /// Raises `participant`'s cumulative deposit to `total_deposit`; `caller` pays the
     /// difference from its token balance. Only while the channel is Opened.
     pub fn set_total_deposit(
@@ -320,6 +340,49 @@ mod tests {
         assert_eq!(l2.open_channel(b, a, 17), Ok(U256::from(2u8)));
         assert!(l2.conservation_holds());
         assert_eq!(l.last_event_seq(), 5);
+    }
+
+    #[test]
+    fn open_with_deposit_is_all_or_nothing() {
+        let (mut l, a, _) = funded();
+        let c = crate::ledger::test_support::key(3).address();
+        let a = a.address();
+        // a holds 60 after depositing 40 in channel 1.
+        let before = (l.last_event_seq(), l.token_balance(a));
+        assert!(matches!(
+            l.open_channel_with_deposit(a, c, U256::from(61u8), 7),
+            Err(LedgerError::InsufficientTokens { .. })
+        ));
+        assert_eq!(
+            l.open_channel_with_deposit(a, c, U256::ZERO, 7),
+            Err(LedgerError::DepositNotIncreasing {
+                current: U256::ZERO,
+                requested: U256::ZERO
+            })
+        );
+        assert_eq!((l.last_event_seq(), l.token_balance(a)), before);
+        assert!(l.open_channel_between(a, c).is_none(), "nothing opened");
+
+        let id = l
+            .open_channel_with_deposit(a, c, U256::from(60u8), 7)
+            .unwrap();
+        assert_eq!(id, U256::from(2u8));
+        let ch = l.channel(id).unwrap();
+        assert_eq!(ch.participant(a).unwrap().total_deposit, U256::from(60u8));
+        assert_eq!(l.token_balance(a), U256::ZERO);
+        let kinds: Vec<_> = l
+            .events_since(before.0)
+            .iter()
+            .map(|e| e.kind.clone())
+            .collect();
+        assert!(matches!(
+            kinds.as_slice(),
+            [
+                LedgerEventKind::ChannelOpened { .. },
+                LedgerEventKind::Deposit { .. }
+            ]
+        ));
+        assert!(l.conservation_holds());
     }
 
     #[test]

@@ -15,8 +15,8 @@ use tokio::sync::{broadcast, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status};
 use voltlane_proto::convert::requests::{
-    AccountAddress, ChannelId, CloseChannel, CooperativeSettle, Mint, RegisterSecret, SecretHash,
-    SetTotalDeposit, SetTotalWithdraw, Unlock, UpdateNonClosing,
+    AccountAddress, ChannelId, CloseChannel, CooperativeSettle, Mint, OpenChannel, RegisterSecret,
+    SecretHash, SetTotalDeposit, SetTotalWithdraw, Unlock, UpdateNonClosing,
 };
 use voltlane_proto::convert::{address_bytes, optional_address, u256_bytes, FieldError, Rule};
 use voltlane_proto::v1;
@@ -242,10 +242,16 @@ impl v1::ledger_server::Ledger for LedgerService {
         request: Request<v1::OpenChannelRequest>,
     ) -> Result<Response<v1::OpenChannelResponse>, Status> {
         let caller = caller(&request)?;
-        let AccountAddress(partner) = decode(request.into_inner())?;
+        let OpenChannel {
+            partner,
+            total_deposit,
+        } = decode(request.into_inner())?;
         let (id, events) = self
             .ledger
-            .submit(caller, |l, c, now| l.open_channel(c, partner, now))
+            .submit(caller, |l, c, now| match total_deposit {
+                None => l.open_channel(c, partner, now),
+                Some(deposit) => l.open_channel_with_deposit(c, partner, deposit, now),
+            })
             .await?;
         Ok(Response::new(v1::OpenChannelResponse {
             channel_id: u256_bytes(&id),

@@ -24,6 +24,9 @@ use super::{check_namespace, flat_key, KvStore, Persist, StoreError, WriteBatch}
 
 type Waiter = oneshot::Sender<Result<(), StoreError>>;
 
+/// sled's page cache unless configured: 128 MiB (sled's own default is 1 GiB).
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
 /// The state writers and the flusher share.
 #[derive(Debug, Default)]
 struct Shared {
@@ -56,15 +59,19 @@ impl SledStore {
     /// Opens (or creates) the database at `path` and starts the flusher on the current tokio
     /// runtime.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with_metrics(path, Metrics::default())
+        Self::open_with(path, DEFAULT_CACHE_BYTES, Metrics::default())
     }
 
-    /// As [`SledStore::open`], recording every group commit's size and fsync time in
-    /// `metrics`.
-    pub fn open_with_metrics(path: &Path, metrics: Metrics) -> Result<Self, StoreError> {
+    /// As [`SledStore::open`], with sled's page cache limited to `cache_bytes` and every
+    /// group commit's size and fsync time recorded in `metrics`.
+    pub fn open_with(path: &Path, cache_bytes: u64, metrics: Metrics) -> Result<Self, StoreError> {
         let runtime = tokio::runtime::Handle::try_current()
             .map_err(|e| StoreError::Backend(format!("no tokio runtime for the flusher: {e}")))?;
-        let db = sled::Config::new().path(path).open().map_err(backend)?;
+        let db = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .open()
+            .map_err(backend)?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
         let flushes = Arc::new(AtomicU64::new(0));

@@ -160,6 +160,7 @@ pub async fn open_funded_channel(
     let opened = ledger
         .open_channel(v1::OpenChannelRequest {
             partner: address_bytes(&hub),
+            total_deposit: Vec::new(),
         })
         .await
         .unwrap()

@@ -42,7 +42,6 @@ single_field!(
         ChallengeRequest.address,
         ListLedgerChannelsRequest.participant,
         GetTokenBalanceRequest.address,
-        OpenChannelRequest.partner,
     }
 );
 
@@ -66,6 +65,26 @@ impl TryFrom<v1::AuthenticateRequest> for Authenticate {
             address: address("address", &m.address)?,
             challenge: h256("challenge", &m.challenge)?.0,
             signature: signature("signature", &m.signature)?,
+        })
+    }
+}
+
+/// `Ledger.OpenChannel`: with a deposit, `openChannelWithDeposit`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OpenChannel {
+    pub partner: Address,
+    pub total_deposit: Option<U256>,
+}
+
+impl TryFrom<v1::OpenChannelRequest> for OpenChannel {
+    type Error = FieldError;
+    fn try_from(m: v1::OpenChannelRequest) -> Result<Self, FieldError> {
+        Ok(OpenChannel {
+            partner: address("partner", &m.partner)?,
+            total_deposit: match m.total_deposit.is_empty() {
+                true => None,
+                false => Some(u256("total_deposit", &m.total_deposit)?),
+            },
         })
     }
 }

@@ -9,7 +9,7 @@ use channel_core::{
     EMPTY_LOCKSROOT,
 };
 
-use super::requests::{CloseChannel, SetTotalDeposit};
+use super::requests::{CloseChannel, OpenChannel, SetTotalDeposit};
 use super::*;
 use crate::v1;
 
@@ -114,6 +114,24 @@ fn none_proof_may_be_unsigned() {
     assert_eq!(SignedBalanceProof::try_from(wire.clone()).unwrap(), none);
     wire.signature.clear();
     assert_eq!(SignedBalanceProof::try_from(wire).unwrap(), none);
+}
+
+#[test]
+fn open_channel_deposit_is_optional_and_checked() {
+    let open = |total_deposit: Vec<u8>| {
+        OpenChannel::try_from(v1::OpenChannelRequest {
+            partner: vec![7; 20],
+            total_deposit,
+        })
+    };
+    assert_eq!(open(vec![]).unwrap().total_deposit, None);
+    let mut five = vec![0; 32];
+    five[31] = 5;
+    assert_eq!(open(five).unwrap().total_deposit, Some(U256::from(5u8)));
+    assert_eq!(
+        open(vec![1; 33]).unwrap_err().to_string().split(':').next(),
+        Some("total_deposit")
+    );
 }
 
 #[test]

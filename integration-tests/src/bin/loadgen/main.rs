@@ -5,7 +5,8 @@
 //!
 //! Stream `s` pays over channel `s` (so `--streams` must not exceed `--channels`; extra
 //! channels stay idle): one device, one channel, one `Payments.Pay` stream with at most
-//! `--window` unacknowledged payments. Everything is bounded: payments per stream, an
+//! `--window` unacknowledged payments. With `--spread`, stream `s` goes on to channel
+//! `s + streams`, `s + 2 × streams`, ... so the payments cover every channel. Everything is bounded: payments per stream, an
 //! optional `--duration-secs`, per-ack and overall timeouts. Loopback use is intended.
 //!
 //! Closed loop by default (each stream keeps `--window` payments in flight). With `--rate R`
@@ -13,11 +14,14 @@
 //! latency is measured from the *scheduled* send time, so a stalled hub shows up as latency
 //! rather than as a slower sender (no coordinated omission). A spawned hub's resident memory
 //! and its user/system CPU per acknowledged payment (from `/proc`) are printed beside the
-//! crypto rates. `--json` prints one JSON object instead of `name: value` lines.
+//! crypto rates. `--json` prints one JSON object instead of `name: value` lines. `--restart`
+//! then kills the spawned hub with SIGKILL, times its restart and checks every device's last
+//! acknowledged payment against the restarted hub.
 //!
 //! ```text
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 100 --streams 100 --payments 200
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 1000 --streams 1000 --rate 5 --duration-secs 20 --payments 1000000
+//! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 100000 --streams 1000 --payments 10 --spread --restart --connections 128 --setup-concurrency 512 --timeout-secs 3600
 //! cargo run --release -p integration-tests --bin loadgen -- --hub http://127.0.0.1:50051 --channels 10 --streams 10
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --sessions 1000 --payments 20
 //! ```
@@ -30,7 +34,7 @@ use std::time::{Duration, Instant};
 use channel_core::primitives::U256;
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
-use integration_tests::device::{device_key, TestDevice};
+use integration_tests::device::{device_key, device_nonce, TestDevice};
 use integration_tests::process::connect;
 use integration_tests::stats::{latency_ms, CryptoCost, ProcStats};
 use integration_tests::{HarnessError, HubOptions, HubProcess, PayAck};
@@ -109,6 +113,16 @@ struct Args {
     /// `--payments` readings, each paid through the hub before the next. Needs `--spawn`.
     #[arg(long, requires = "spawn", conflicts_with = "mediated")]
     sessions: Option<usize>,
+    /// Spread the payments over every channel: stream `s` pays `--payments` over channel `s`,
+    /// then over channel `s + streams`, and so on, so `--channels` × `--payments` payments in
+    /// all with `--streams` in flight. Closed loop only.
+    #[arg(long, conflicts_with_all = ["rate", "mediated", "sessions"])]
+    spread: bool,
+    /// After the run, `kill -9` the spawned hub, restart it on its data directory and time
+    /// until it serves again; then log every device in again and check that the hub still
+    /// holds each device's last acknowledged payment. Prints the data directory's size too.
+    #[arg(long, requires = "spawn", conflicts_with_all = ["mediated", "sessions"])]
+    restart: bool,
 }
 
 /// The figures of a run, printed at the end as `name: value` lines or one JSON object.
@@ -207,7 +221,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if let Some(n) = args.sessions {
         return sessions::run(&args, n, cores).await;
     }
-    let (hub, url) = match &args.hub {
+    let (mut hub, url) = match &args.hub {
         Some(url) => (None, url.clone()),
         None => {
             let hub = HubProcess::start(HubOptions::default()).await?;
@@ -245,7 +259,7 @@ async fn run(args: Args) -> Result<(), BoxError> {
     report.add("crypto_bound_payments_per_sec", crypto_bound.round());
 
     let before = hub_pid.and_then(ProcStats::read);
-    let (results, elapsed) = pay(&args, devices).await?;
+    let (results, elapsed, mut devices) = pay(&args, devices).await?;
     let after = hub_pid.and_then(ProcStats::read);
     let mut latencies: Vec<Duration> = Vec::new();
     let (mut accepted, mut rejected, mut rejection) = (0u64, 0u64, None);
@@ -269,8 +283,70 @@ async fn run(args: Args) -> Result<(), BoxError> {
     if measured {
         report.add("verify_us", round(crypto.verify.as_secs_f64() * 1e6, 1));
     }
+    if let (true, Some(hub)) = (args.restart, hub.as_mut()) {
+        restart_and_check(&args, hub, &mut devices, &mut report).await?;
+    }
     report.print(args.json);
     Ok(())
+}
+
+/// `--restart`: the data directory's size, then `kill -9`, restart and the time until the hub
+/// serves again, its memory then, and a check of every device's last acknowledged payment.
+async fn restart_and_check(
+    args: &Args,
+    hub: &mut HubProcess,
+    devices: &mut [TestDevice],
+    report: &mut Report,
+) -> Result<(), BoxError> {
+    report.add(
+        "data_dir_mb",
+        round(dir_bytes(hub.data_dir())? as f64 / 1e6, 1),
+    );
+    hub.kill9()?;
+    let started = Instant::now();
+    hub.restart().await?;
+    report.add("restart_secs", round(started.elapsed().as_secs_f64(), 2));
+    if let Some(stats) = hub.pid().and_then(ProcStats::read) {
+        report.add(
+            "hub_rss_mb_after_restart",
+            round(stats.rss_kb as f64 / 1024.0, 1),
+        );
+    }
+    let mut conns: Vec<Channel> = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        conns.push(hub.connect().await?);
+    }
+    let conns = &conns;
+    let checked = Instant::now();
+    let lost: u64 = futures::stream::iter(devices.iter_mut().enumerate())
+        .map(|(i, device)| async move {
+            device.relogin(conns[i % conns.len()].clone()).await?;
+            let held = device_nonce(&device.hub_view().await?);
+            let acked = device.channel()?.our().nonce();
+            Ok::<u64, HarnessError>(u64::from(held != acked))
+        })
+        .buffer_unordered(args.setup_concurrency.max(1))
+        .try_fold(0, |sum, lost| async move { Ok(sum + lost) })
+        .await?;
+    report.add("devices_checked_after_restart", devices.len());
+    report.add("check_secs", round(checked.elapsed().as_secs_f64(), 2));
+    report.add("acknowledged_payments_lost", lost);
+    Ok(())
+}
+
+/// Bytes of the regular files under `dir`.
+fn dir_bytes(dir: &std::path::Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            dir_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 /// Logs in N devices over `--connections` connections, each minting, opening a channel and
@@ -307,33 +383,69 @@ async fn setup(args: &Args, url: &str) -> Result<Vec<TestDevice>, BoxError> {
     Ok(devices.into_iter().map(|(_, d)| d).collect())
 }
 
-/// Runs the streams; returns their results and the time from the common start to the last
-/// acknowledgement.
+/// Runs the streams; returns their results, the time from the common start to the last
+/// acknowledgement, and the devices (in the order given).
 async fn pay(
     args: &Args,
     devices: Vec<TestDevice>,
-) -> Result<(Vec<StreamResult>, Duration), BoxError> {
+) -> Result<(Vec<StreamResult>, Duration, Vec<TestDevice>), BoxError> {
     let barrier = Arc::new(Barrier::new(args.streams + 1));
     let deadline = args.duration_secs.map(Duration::from_secs);
+    let plan = Plan {
+        interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+        payments: args.payments,
+        amount: U256::from(args.amount),
+        window: args.window.max(1),
+        duration: deadline,
+        ack_timeout: Duration::from_secs(args.ack_timeout_secs),
+    };
+    // Stream s takes device s, and with --spread also s + streams, s + 2 × streams, ...
+    let mut shares: Vec<Vec<(usize, TestDevice)>> = (0..args.streams).map(|_| Vec::new()).collect();
+    let mut idle = Vec::new();
+    for (i, device) in devices.into_iter().enumerate() {
+        match shares.get_mut(i % args.streams) {
+            Some(share) if args.spread || i < args.streams => share.push((i, device)),
+            _ => idle.push((i, device)),
+        }
+    }
     let mut tasks = Vec::new();
-    for device in devices.into_iter().take(args.streams) {
-        let plan = Plan {
-            interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
-            payments: args.payments,
-            amount: U256::from(args.amount),
-            window: args.window.max(1),
-            duration: deadline,
-            ack_timeout: Duration::from_secs(args.ack_timeout_secs),
-        };
-        tasks.push(tokio::spawn(stream(device, plan, barrier.clone())));
+    for share in shares {
+        tasks.push(tokio::spawn(stream_share(share, plan, barrier.clone())));
     }
     barrier.wait().await;
     let started = Instant::now();
     let mut results = Vec::new();
+    let mut all = idle;
     for task in tasks {
-        results.push(task.await??);
+        let (result, share) = task.await??;
+        results.push(result);
+        all.extend(share);
     }
-    Ok((results, started.elapsed()))
+    let elapsed = started.elapsed();
+    all.sort_by_key(|(i, _)| *i);
+    Ok((results, elapsed, all.into_iter().map(|(_, d)| d).collect()))
+}
+
+/// One stream's devices in turn: each gets its own `Pay` stream and `plan.payments`
+/// payments. The stream waits at `barrier` once, before its first payment.
+async fn stream_share(
+    mut share: Vec<(usize, TestDevice)>,
+    plan: Plan,
+    barrier: Arc<Barrier>,
+) -> Result<(StreamResult, Vec<(usize, TestDevice)>), HarnessError> {
+    let mut total = StreamResult::default();
+    let mut barrier = Some(barrier);
+    for (_, device) in share.iter_mut() {
+        let r = stream(device, plan, barrier.take()).await?;
+        total.accepted += r.accepted;
+        total.rejected += r.rejected;
+        total.first_rejection = total.first_rejection.or(r.first_rejection);
+        total.latencies.extend(r.latencies);
+    }
+    if let Some(b) = barrier {
+        b.wait().await;
+    }
+    Ok((total, share))
 }
 
 /// Parameters of one stream.
@@ -350,12 +462,14 @@ struct Plan {
 
 /// One device's pipelined stream: keeps up to `window` payments unacknowledged.
 async fn stream(
-    mut device: TestDevice,
+    device: &mut TestDevice,
     plan: Plan,
-    barrier: Arc<Barrier>,
+    barrier: Option<Arc<Barrier>>,
 ) -> Result<StreamResult, HarnessError> {
     let mut session = device.pay_session(plan.window).await;
-    barrier.wait().await;
+    if let Some(barrier) = barrier {
+        barrier.wait().await;
+    }
     let session = session
         .as_mut()
         .map_err(|e| HarnessError::Protocol(e.to_string()))?;

@@ -1,0 +1,190 @@
+//! Operations on an open channel: open (with a first deposit), raise a deposit, withdraw with
+//! both signatures, and cooperative settle (both participants' withdraws of everything).
+
+use channel_core::ledger::deposit_increase;
+use channel_core::{Address, Signature, WithdrawProof, U256};
+
+use super::checks::check_signer;
+use super::{event_in, EthereumLedger, TxOutcome};
+use crate::bindings::ITokenNetwork;
+use crate::convert::{sig_bytes, to_evm};
+use crate::error::EthError;
+
+/// A withdraw proof with both participants' signatures (what `setTotalWithdraw` and each side
+/// of `cooperativeSettle` take).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SignedWithdraw {
+    pub proof: WithdrawProof,
+    /// By `proof.participant`.
+    pub participant_signature: Signature,
+    /// By the channel partner of `proof.participant`.
+    pub partner_signature: Signature,
+}
+
+impl EthereumLedger {
+    /// Opens a channel with `partner`, depositing `deposit` of our tokens in the same
+    /// transaction when it is not zero (after approving it). Returns the channel identifier.
+    pub async fn open_channel(
+        &self,
+        partner: Address,
+        deposit: U256,
+    ) -> Result<(U256, TxOutcome), EthError> {
+        const STEP: &str = "openChannel";
+        if partner == self.me || partner == Address::ZERO {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: format!("cannot open a channel with {partner}"),
+            });
+        }
+        let receipt = if deposit.is_zero() {
+            self.send_to_network(
+                STEP,
+                ITokenNetwork::openChannelCall {
+                    participant1: to_evm(self.me),
+                    participant2: to_evm(partner),
+                },
+            )
+            .await?
+        } else {
+            self.approve(deposit).await?;
+            self.send_to_network(
+                "openChannelWithDeposit",
+                ITokenNetwork::openChannelWithDepositCall {
+                    participant1: to_evm(self.me),
+                    participant2: to_evm(partner),
+                    participant1_total_deposit: deposit,
+                },
+            )
+            .await?
+        };
+        let opened: ITokenNetwork::ChannelOpened = event_in(STEP, &receipt, self.token_network)?;
+        Ok((opened.channel_identifier, TxOutcome::of(&receipt)))
+    }
+
+    /// Raises our cumulative deposit in `channel_id` to `total_deposit`, approving the
+    /// increase first.
+    pub async fn set_total_deposit(
+        &self,
+        channel_id: U256,
+        partner: Address,
+        total_deposit: U256,
+    ) -> Result<TxOutcome, EthError> {
+        const STEP: &str = "setTotalDeposit";
+        let current = self.participant_info(channel_id, self.me, partner).await?;
+        let added = deposit_increase(current.deposit, total_deposit).map_err(|e| {
+            EthError::InvalidInput {
+                step: STEP,
+                reason: e.to_string(),
+            }
+        })?;
+        self.approve(added).await?;
+        let receipt = self
+            .send_to_network(
+                STEP,
+                ITokenNetwork::setTotalDepositCall {
+                    channel_identifier: channel_id,
+                    participant: to_evm(self.me),
+                    total_deposit,
+                    partner: to_evm(partner),
+                },
+            )
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Pays out a withdraw both participants signed (`partner` is the channel partner of
+    /// `w.proof.participant`). Anyone may submit it.
+    pub async fn set_total_withdraw(
+        &self,
+        partner: Address,
+        w: &SignedWithdraw,
+    ) -> Result<TxOutcome, EthError> {
+        const STEP: &str = "setTotalWithdraw";
+        self.check_withdraw(STEP, w, partner)?;
+        let channel = self
+            .channel_identifier(w.proof.participant, partner)
+            .await?;
+        Self::check_channel(STEP, "withdraw proof", channel, w.proof.channel_identifier)?;
+        let receipt = self
+            .send_to_network(
+                STEP,
+                ITokenNetwork::setTotalWithdrawCall {
+                    channel_identifier: w.proof.channel_identifier,
+                    participant: to_evm(w.proof.participant),
+                    total_withdraw: w.proof.total_withdraw,
+                    withdrawable_until: U256::from(w.proof.withdrawable_until),
+                    participant_signature: sig_bytes(&w.participant_signature),
+                    partner_signature: sig_bytes(&w.partner_signature),
+                },
+            )
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Settles an open channel at once: each participant withdraws its whole balance
+    /// (`w1`, `w2`, each signed by both). The totals must add up to the channel's deposit.
+    pub async fn cooperative_settle(
+        &self,
+        w1: &SignedWithdraw,
+        w2: &SignedWithdraw,
+    ) -> Result<TxOutcome, EthError> {
+        const STEP: &str = "cooperativeSettle";
+        let (p1, p2) = (w1.proof.participant, w2.proof.participant);
+        if p1 == p2 {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: format!("both withdraws are for {p1}"),
+            });
+        }
+        Self::check_channel(
+            STEP,
+            "second withdraw",
+            w1.proof.channel_identifier,
+            w2.proof.channel_identifier,
+        )?;
+        self.check_withdraw(STEP, w1, p2)?;
+        self.check_withdraw(STEP, w2, p1)?;
+        let input = |w: &SignedWithdraw| ITokenNetwork::WithdrawInput {
+            participant: to_evm(w.proof.participant),
+            total_withdraw: w.proof.total_withdraw,
+            withdrawable_until: U256::from(w.proof.withdrawable_until),
+            participant_signature: sig_bytes(&w.participant_signature),
+            partner_signature: sig_bytes(&w.partner_signature),
+        };
+        let receipt = self
+            .send_to_network(
+                STEP,
+                ITokenNetwork::cooperativeSettleCall {
+                    channel_identifier: w1.proof.channel_identifier,
+                    data1: input(w1),
+                    data2: input(w2),
+                },
+            )
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    fn check_withdraw(
+        &self,
+        step: &'static str,
+        w: &SignedWithdraw,
+        partner: Address,
+    ) -> Result<(), EthError> {
+        self.check_domain(step, "withdraw proof", &w.proof.domain)?;
+        let hash = w.proof.signing_hash();
+        check_signer(
+            step,
+            "withdraw participant signature",
+            &hash,
+            &w.participant_signature,
+            w.proof.participant,
+        )?;
+        check_signer(
+            step,
+            "withdraw partner signature",
+            &hash,
+            &w.partner_signature,
+            partner,
+        )
+    }
+}

@@ -1,0 +1,255 @@
+//! The end of a channel on chain: close with the partner's proof, the non-closer's update,
+//! settle after the window, secrets registered in the SecretRegistry, and `unlock` of the
+//! pending locks kept at settlement.
+
+use alloy::primitives::TxKind;
+use alloy::sol_types::SolCall;
+use channel_core::channel::{CloseTransaction, UpdateTransaction};
+use channel_core::locks::pack_locks;
+use channel_core::{Address, BalanceData, HashTimeLock, Secret, H256, U256};
+
+use super::checks::check_signer;
+use super::{event_in, EthereumLedger, TxOutcome};
+use crate::bindings::{ISecretRegistry, ITokenNetwork};
+use crate::convert::{sig_bytes, to_b256, to_evm, to_u64};
+use crate::error::EthError;
+
+/// What `unlock` paid out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Unlocked {
+    /// To the receiver: locks whose secret was registered before expiry.
+    pub unlocked_amount: U256,
+    /// Back to the sender: the rest.
+    pub returned_tokens: U256,
+    pub outcome: TxOutcome,
+}
+
+impl EthereumLedger {
+    /// Closes the channel as the closing participant (us), submitting `partner`'s latest
+    /// balance proof counter-signed by us (`channel_core`'s [`CloseTransaction`]).
+    pub async fn close_channel(
+        &self,
+        partner: Address,
+        close: &CloseTransaction,
+    ) -> Result<TxOutcome, EthError> {
+        const STEP: &str = "closeChannel";
+        let signed = &close.partner_proof;
+        let proof = &signed.proof;
+        self.check_domain(STEP, "partner balance proof", &proof.domain)?;
+        Self::check_channel(
+            STEP,
+            "partner balance proof",
+            close.channel_id,
+            proof.channel_identifier,
+        )?;
+        check_signer(
+            STEP,
+            "closing signature",
+            &signed.closing_hash(),
+            &close.closing_signature,
+            self.me,
+        )?;
+        if !signed.is_none() {
+            check_signer(
+                STEP,
+                "partner balance proof",
+                &proof.signing_hash(),
+                &signed.signature,
+                partner,
+            )?;
+        }
+        let receipt = self
+            .send_to_network(
+                STEP,
+                ITokenNetwork::closeChannelCall {
+                    channel_identifier: close.channel_id,
+                    non_closing_participant: to_evm(partner),
+                    closing_participant: to_evm(self.me),
+                    balance_hash: to_b256(&proof.balance.balance_hash()),
+                    nonce: U256::from(proof.nonce),
+                    additional_hash: to_b256(&proof.additional_hash),
+                    non_closing_signature: sig_bytes(&signed.signature),
+                    closing_signature: sig_bytes(&close.closing_signature),
+                },
+            )
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Replaces the closer's stored proof with a newer one during the settlement window:
+    /// `update.closer_proof` signed by `closer`, counter-signed by `non_closer`. Anyone may
+    /// submit it.
+    pub async fn update_non_closing_balance_proof(
+        &self,
+        closer: Address,
+        non_closer: Address,
+        update: &UpdateTransaction,
+    ) -> Result<TxOutcome, EthError> {
+        const STEP: &str = "updateNonClosingBalanceProof";
+        let signed = &update.closer_proof;
+        let proof = &signed.proof;
+        self.check_domain(STEP, "closer balance proof", &proof.domain)?;
+        Self::check_channel(
+            STEP,
+            "closer balance proof",
+            update.channel_id,
+            proof.channel_identifier,
+        )?;
+        if proof.nonce == 0 {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: "the closer's proof has nonce 0 (there is nothing to update)".into(),
+            });
+        }
+        check_signer(
+            STEP,
+            "closer balance proof",
+            &proof.signing_hash(),
+            &signed.signature,
+            closer,
+        )?;
+        check_signer(
+            STEP,
+            "non-closing signature",
+            &signed.update_hash(),
+            &update.non_closing_signature,
+            non_closer,
+        )?;
+        let receipt = self
+            .send_to_network(
+                STEP,
+                ITokenNetwork::updateNonClosingBalanceProofCall {
+                    channel_identifier: update.channel_id,
+                    closing_participant: to_evm(closer),
+                    non_closing_participant: to_evm(non_closer),
+                    balance_hash: to_b256(&proof.balance.balance_hash()),
+                    nonce: U256::from(proof.nonce),
+                    additional_hash: to_b256(&proof.additional_hash),
+                    closing_signature: sig_bytes(&signed.signature),
+                    non_closing_signature: sig_bytes(&update.non_closing_signature),
+                },
+            )
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Settles a closed channel after its window. Each participant comes with the balance
+    /// data of the proof *it signed* that is stored on chain (empty if none was submitted);
+    /// the pair is put in the order the contract wants (smaller transferred + locked first).
+    pub async fn settle_channel(
+        &self,
+        channel_id: U256,
+        a: (Address, BalanceData),
+        b: (Address, BalanceData),
+    ) -> Result<TxOutcome, EthError> {
+        const STEP: &str = "settleChannel";
+        if a.0 == b.0 {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: format!("both participants are {}", a.0),
+            });
+        }
+        let (p1, p2) = if a.1.total() <= b.1.total() {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        let receipt = self
+            .send_to_network(
+                STEP,
+                ITokenNetwork::settleChannelCall {
+                    channel_identifier: channel_id,
+                    participant1: to_evm(p1.0),
+                    participant1_transferred_amount: p1.1.transferred_amount,
+                    participant1_locked_amount: p1.1.locked_amount,
+                    participant1_locksroot: to_b256(&p1.1.locksroot),
+                    participant2: to_evm(p2.0),
+                    participant2_transferred_amount: p2.1.transferred_amount,
+                    participant2_locked_amount: p2.1.locked_amount,
+                    participant2_locksroot: to_b256(&p2.1.locksroot),
+                },
+            )
+            .await?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Registers `secret` in the SecretRegistry at the current block time. A secret that is
+    /// already registered is refused (the contract would silently keep the first time).
+    pub async fn register_secret(&self, secret: Secret) -> Result<TxOutcome, EthError> {
+        const STEP: &str = "registerSecret";
+        if secret.0.is_zero() {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: "the zero secret cannot be registered".into(),
+            });
+        }
+        let secrethash = secret.hash();
+        if let Some(at) = self.secret_registered_at(&secrethash).await? {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: format!("secret {secrethash} is already registered (at {at})"),
+            });
+        }
+        let call = ISecretRegistry::registerSecretCall {
+            secret: to_b256(&secret.0),
+        };
+        let receipt = self
+            .tx
+            .send(STEP, TxKind::Call(self.secret_registry), call.abi_encode())
+            .await?;
+        let _: ISecretRegistry::SecretRevealed = event_in(STEP, &receipt, self.secret_registry)?;
+        Ok(TxOutcome::of(&receipt))
+    }
+
+    /// Ledger time at which the secret behind `secrethash` was registered.
+    pub async fn secret_registered_at(&self, secrethash: &H256) -> Result<Option<u64>, EthError> {
+        let at = self
+            .node
+            .call(
+                "getSecretRevealBlockTime",
+                self.secret_registry,
+                &ISecretRegistry::getSecretRevealBlockTimeCall {
+                    secrethash: to_b256(secrethash),
+                },
+            )
+            .await?;
+        let at = to_u64("getSecretRevealBlockTime", "timestamp", at)?;
+        Ok((at > 0).then_some(at))
+    }
+
+    /// After settlement, pays out `sender`'s pending locks toward `receiver` (all of them, in
+    /// creation order, as `channel_core` packs them): registered-in-time locks to the
+    /// receiver, the rest back to the sender. Anyone may submit it.
+    pub async fn unlock(
+        &self,
+        channel_id: U256,
+        receiver: Address,
+        sender: Address,
+        locks: &[HashTimeLock],
+    ) -> Result<Unlocked, EthError> {
+        const STEP: &str = "unlock";
+        if locks.is_empty() {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: "no locks to unlock".into(),
+            });
+        }
+        let receipt = self
+            .send_to_network(
+                STEP,
+                ITokenNetwork::unlockCall {
+                    channel_identifier: channel_id,
+                    receiver: to_evm(receiver),
+                    sender: to_evm(sender),
+                    locks: pack_locks(locks).into(),
+                },
+            )
+            .await?;
+        let ev: ITokenNetwork::ChannelUnlocked = event_in(STEP, &receipt, self.token_network)?;
+        Ok(Unlocked {
+            unlocked_amount: ev.unlocked_amount,
+            returned_tokens: ev.returned_tokens,
+            outcome: TxOutcome::of(&receipt),
+        })
+    }
+}

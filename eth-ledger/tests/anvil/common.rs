@@ -1,0 +1,225 @@
+//! Test support: a dev chain per test (anvil on a free loopback port plus a fresh
+//! deployment), connected ledgers for two participants, and a two-party off-chain harness
+//! whose proofs are bound to the chain's domain.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use channel_core::channel::{Channel, ChannelEvent};
+use channel_core::testing::sends;
+use channel_core::{Domain, LocalSigner, Signer, H256, U256};
+use tokio::process::{Child, Command};
+use voltlane_eth::artifacts::{default_devchain_dir, Artifacts};
+use voltlane_eth::{
+    deploy, DeployParams, Deployment, EthConfig, EthereumLedger, Node, RetryPolicy,
+};
+
+/// Settlement window used by the tests (seconds of chain time, skipped with evm_increaseTime).
+pub const SETTLE_TIMEOUT: u64 = 100;
+/// Tokens each dev key holds after deployment.
+pub const TOKENS_PER_KEY: u64 = 1_000_000_000;
+
+static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
+
+/// `.devchain/` with anvil and contracts.json, installing them once if missing.
+pub fn devchain_dir() -> &'static Path {
+    INSTALLED.get_or_init(|| {
+        let dir = default_devchain_dir();
+        if !dir.join("bin/anvil").exists() || !dir.join("contracts.json").exists() {
+            let script = dir
+                .parent()
+                .expect("workspace root")
+                .join("scripts/devchain.sh");
+            let status = std::process::Command::new("bash")
+                .arg(&script)
+                .arg("install")
+                .status()
+                .expect("run scripts/devchain.sh install");
+            assert!(status.success(), "scripts/devchain.sh install failed");
+        }
+        dir
+    })
+}
+
+pub fn artifacts() -> Artifacts {
+    Artifacts::load(&devchain_dir().join("contracts.json")).expect("contracts.json")
+}
+
+pub fn free_port() -> u16 {
+    let l = TcpListener::bind("127.0.0.1:0").expect("bind loopback");
+    l.local_addr().expect("local addr").port()
+}
+
+/// Retries quickly so that tests fail fast when something is really broken.
+pub fn test_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 10,
+        request_timeout: Duration::from_secs(2),
+        initial_backoff: Duration::from_millis(50),
+        max_backoff: Duration::from_millis(500),
+    }
+}
+
+/// One anvil process with the contracts deployed. Killed on drop.
+#[derive(Debug)]
+pub struct Devchain {
+    _anvil: Child,
+    pub url: String,
+    pub deployment: Deployment,
+    pub node: Node,
+}
+
+impl Devchain {
+    pub async fn start() -> Self {
+        let anvil = devchain_dir().join("bin/anvil");
+        let artifacts = artifacts();
+        let port = free_port();
+        let url = format!("http://127.0.0.1:{port}");
+        let child = Command::new(anvil)
+            .args([
+                "--host",
+                "127.0.0.1",
+                "--port",
+                &port.to_string(),
+                "--silent",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("spawn anvil");
+        let node = Node::connect(&url, test_retry()).expect("node");
+        let mut ready = false;
+        for _ in 0..100 {
+            if node.chain_id().await.is_ok() {
+                ready = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(ready, "anvil did not answer on {url}");
+        let params = DeployParams {
+            settle_timeout: SETTLE_TIMEOUT,
+            dev_keys: 3,
+            tokens_per_key: U256::from(TOKENS_PER_KEY),
+            ..DeployParams::default()
+        };
+        let deployment = deploy(&url, &artifacts, &params).await.expect("deploy");
+        Self {
+            _anvil: child,
+            url,
+            deployment,
+            node,
+        }
+    }
+
+    pub fn config(&self) -> EthConfig {
+        let mut c = EthConfig::new(self.url.clone(), self.deployment.token_network);
+        c.retry = test_retry();
+        c.receipt_timeout = Duration::from_secs(20);
+        c
+    }
+
+    /// Dev key `i` (1 and 2 are the participants; 0 deployed).
+    pub fn key(&self, i: usize) -> LocalSigner {
+        self.deployment.dev_keys[i].signer().expect("dev key")
+    }
+
+    pub async fn ledger(&self, key: &LocalSigner) -> EthereumLedger {
+        EthereumLedger::connect(&self.config(), key)
+            .await
+            .expect("connect")
+    }
+
+    pub fn domain(&self) -> Domain {
+        Domain {
+            chain_id: U256::from(self.deployment.chain_id),
+            token_network_address: self.deployment.token_network,
+        }
+    }
+}
+
+/// Two participants' channel views on one domain, with messages handed across directly.
+#[derive(Debug)]
+pub struct Pair {
+    pub a: Channel,
+    pub b: Channel,
+    pub key_a: LocalSigner,
+    pub key_b: LocalSigner,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Side {
+    A,
+    B,
+}
+
+impl Pair {
+    pub fn new(domain: Domain, id: U256, key_a: LocalSigner, key_b: LocalSigner) -> Self {
+        let a = Channel::new(domain, id, key_a.address(), key_b.address());
+        let b = Channel::new(domain, id, key_b.address(), key_a.address());
+        Self { a, b, key_a, key_b }
+    }
+
+    pub fn deposit(&mut self, side: Side, total: U256) {
+        let who = match side {
+            Side::A => self.key_a.address(),
+            Side::B => self.key_b.address(),
+        };
+        self.a.handle_ledger_deposit(who, total).unwrap();
+        self.b.handle_ledger_deposit(who, total).unwrap();
+    }
+
+    /// Runs `command` on `side`, then hands every message across until none is left.
+    pub fn drive(
+        &mut self,
+        side: Side,
+        now: u64,
+        command: impl FnOnce(&mut Channel, &LocalSigner) -> Vec<ChannelEvent>,
+    ) -> Vec<ChannelEvent> {
+        let (first, key) = match side {
+            Side::A => (&mut self.a, &self.key_a),
+            Side::B => (&mut self.b, &self.key_b),
+        };
+        let events = command(first, key);
+        let mut all = events.clone();
+        let mut queue: Vec<(Side, _)> = sends(&events)
+            .into_iter()
+            .map(|m| (other(side), m))
+            .collect();
+        let mut rounds = 0;
+        while let Some((to, msg)) = queue.pop() {
+            rounds += 1;
+            assert!(rounds < 64, "message exchange does not terminate");
+            let (ch, key) = match to {
+                Side::A => (&mut self.a, &self.key_a),
+                Side::B => (&mut self.b, &self.key_b),
+            };
+            let out = ch.handle_message(&msg, now, key).unwrap();
+            queue.extend(sends(&out).into_iter().map(|m| (other(to), m)));
+            all.extend(out);
+        }
+        all
+    }
+
+    pub fn pay(&mut self, side: Side, amount: u64) {
+        self.drive(side, 0, |ch, key| {
+            ch.send_payment(U256::from(amount), H256::ZERO, key)
+                .unwrap()
+        });
+    }
+}
+
+fn other(s: Side) -> Side {
+    match s {
+        Side::A => Side::B,
+        Side::B => Side::A,
+    }
+}
+
+pub fn u(v: u64) -> U256 {
+    U256::from(v)
+}

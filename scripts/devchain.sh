@@ -4,6 +4,8 @@
 # of it lives under .devchain/ (git-ignored).
 #
 #   scripts/devchain.sh install   fetch anvil and contracts.json when missing
+#   scripts/devchain.sh test      install, then build and test the eth-ledger crate (it has its own
+#                                 lock file and target/; extra arguments go to `cargo test`)
 #   scripts/devchain.sh start     run anvil on 127.0.0.1:${DEVCHAIN_PORT:-8545}, deploy the
 #                                 contracts, write .devchain/deployment.json (stays in foreground)
 set -euo pipefail
@@ -14,8 +16,18 @@ ANVIL_NPM_VERSION="${ANVIL_NPM_VERSION:-1.7.1}"
 RAIDEN_CONTRACTS_VERSION="0.50.2"
 DIR=".devchain"
 
+# Installs Debian packages (as root, or through passwordless sudo) for a missing tool.
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" -ne 0 ]; then sudo="sudo -n"; fi
+    echo "devchain: installing $* with apt-get" >&2
+    $sudo apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@"
+}
+
 install_anvil() {
     if [ -x "$DIR/bin/anvil" ]; then return 0; fi
+    command -v npm >/dev/null 2>&1 || apt_install nodejs npm
     echo "devchain: installing anvil $ANVIL_NPM_VERSION from npm" >&2
     mkdir -p "$DIR/npm" "$DIR/bin"
     npm install --silent --no-audit --no-fund --prefix "$DIR/npm" \
@@ -33,6 +45,7 @@ install_anvil() {
 
 install_contracts() {
     if [ -s "$DIR/contracts.json" ]; then return 0; fi
+    python3 -m pip --version >/dev/null 2>&1 || apt_install python3 python3-pip
     echo "devchain: fetching raiden-contracts $RAIDEN_CONTRACTS_VERSION from PyPI" >&2
     local tmp
     tmp="$(mktemp -d)"
@@ -77,7 +90,7 @@ start() {
     "$DIR/bin/anvil" --host 127.0.0.1 --port "$port" --silent &
     local anvil_pid=$!
     trap 'kill "$anvil_pid" 2>/dev/null || true' EXIT INT TERM
-    cargo run --quiet -p voltlane-eth --bin voltlane-devchain -- deploy \
+    cargo run --quiet --manifest-path eth-ledger/Cargo.toml --bin voltlane-devchain -- deploy \
         --rpc-url "$url" --contracts "$DIR/contracts.json" --out "$DIR/deployment.json"
     echo "devchain: anvil on $url, deployment in $DIR/deployment.json (Ctrl-C stops)" >&2
     wait "$anvil_pid"
@@ -85,6 +98,12 @@ start() {
 
 case "${1:-}" in
     install) install_anvil; install_contracts ;;
+    test)
+        shift
+        install_anvil
+        install_contracts
+        cargo test --manifest-path eth-ledger/Cargo.toml --locked "$@"
+        ;;
     start) start ;;
-    *) echo "usage: $0 install|start" >&2; exit 2 ;;
+    *) echo "usage: $0 install|test|start" >&2; exit 2 ;;
 esac

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use channel_core::channel::{Channel, ChannelEvent};
 use channel_core::testing::sends;
-use channel_core::{Domain, LocalSigner, Signer, H256, U256};
+use channel_core::{Address, Domain, LocalSigner, Signer, H256, U256};
 use tokio::process::{Child, Command};
 use voltlane_eth::artifacts::{default_devchain_dir, Artifacts};
 use voltlane_eth::{
@@ -140,6 +140,38 @@ impl Devchain {
             token_network_address: self.deployment.token_network,
         }
     }
+
+    /// Dev keys 1 and 2, each with its own connection, and their token balances now.
+    pub async fn parties(&self) -> Parties {
+        let (key_a, key_b) = (self.key(1), self.key(2));
+        let (la, lb) = (self.ledger(&key_a).await, self.ledger(&key_b).await);
+        let (a, b) = (key_a.address(), key_b.address());
+        let a0 = la.token_balance(a).await.expect("balance of a");
+        let b0 = la.token_balance(b).await.expect("balance of b");
+        Parties {
+            key_a,
+            key_b,
+            la,
+            lb,
+            a,
+            b,
+            a0,
+            b0,
+        }
+    }
+}
+
+/// The two participants of a test: keys, ledgers, addresses and starting token balances.
+#[derive(Debug)]
+pub struct Parties {
+    pub key_a: LocalSigner,
+    pub key_b: LocalSigner,
+    pub la: EthereumLedger,
+    pub lb: EthereumLedger,
+    pub a: Address,
+    pub b: Address,
+    pub a0: U256,
+    pub b0: U256,
 }
 
 /// Two participants' channel views on one domain, with messages handed across directly.

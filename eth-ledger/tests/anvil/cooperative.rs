@@ -1,19 +1,23 @@
 //! Open, deposit both sides, a few hundred payments both ways made with channel-core, then a
 //! cooperative settle on the real contract: every token balance ends exact.
 
-use channel_core::Signer;
 use voltlane_eth::ledger::SignedWithdraw;
 
-use super::common::{u, Devchain, Pair, Side};
+use super::common::{u, Devchain, Pair, Parties, Side};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn payments_both_ways_then_cooperative_settle_pay_exactly() {
     let chain = Devchain::start().await;
-    let (key_a, key_b) = (chain.key(1), chain.key(2));
-    let (la, lb) = (chain.ledger(&key_a).await, chain.ledger(&key_b).await);
-    let (a, b) = (key_a.address(), key_b.address());
-    let a0 = la.token_balance(a).await.unwrap();
-    let b0 = la.token_balance(b).await.unwrap();
+    let Parties {
+        key_a,
+        key_b,
+        la,
+        lb,
+        a,
+        b,
+        a0,
+        b0,
+    } = chain.parties().await;
 
     let (id, _) = la.open_channel(b, u(10_000)).await.unwrap();
     lb.set_total_deposit(id, a, u(7_000)).await.unwrap();

@@ -7,7 +7,7 @@ use channel_core::ledger::{Ledger, LedgerConfig};
 use channel_core::{Address, BalanceData, Signer, U256};
 use voltlane_eth::EthereumLedger;
 
-use super::common::{u, Devchain, Pair, Side, SETTLE_TIMEOUT};
+use super::common::{u, Devchain, Pair, Parties, Side, SETTLE_TIMEOUT};
 
 const DEPOSIT_A: u64 = 5_000;
 const DEPOSIT_B: u64 = 3_000;
@@ -51,11 +51,16 @@ fn off_chain(pair: &mut Pair) -> Dispute {
 /// Runs the dispute on anvil; returns (A's payout, B's payout) as token balance changes
 /// from just before opening to after settlement.
 async fn on_anvil(chain: &Devchain) -> (U256, U256, Dispute) {
-    let (key_a, key_b) = (chain.key(1), chain.key(2));
-    let (la, lb) = (chain.ledger(&key_a).await, chain.ledger(&key_b).await);
-    let (a, b) = (key_a.address(), key_b.address());
-    let a0 = la.token_balance(a).await.unwrap();
-    let b0 = la.token_balance(b).await.unwrap();
+    let Parties {
+        key_a,
+        key_b,
+        la,
+        lb,
+        a,
+        b,
+        a0,
+        b0,
+    } = chain.parties().await;
 
     let (id, _) = la.open_channel(b, u(DEPOSIT_A)).await.unwrap();
     lb.set_total_deposit(id, a, u(DEPOSIT_B)).await.unwrap();

@@ -2,19 +2,23 @@
 //! SecretRegistry before the lock expires, closes with the sender's locked balance proof,
 //! settles, and `unlock` (with channel-core's packed locks) pays it the locked amount.
 
-use channel_core::Signer;
 use channel_core::{HashTimeLock, Secret, H256};
 
-use super::common::{u, Devchain, Pair, Side, SETTLE_TIMEOUT};
+use super::common::{u, Devchain, Pair, Parties, Side, SETTLE_TIMEOUT};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn lock_registered_before_expiry_is_unlocked_to_the_receiver() {
     let chain = Devchain::start().await;
-    let (key_a, key_b) = (chain.key(1), chain.key(2));
-    let (la, lb) = (chain.ledger(&key_a).await, chain.ledger(&key_b).await);
-    let (a, b) = (key_a.address(), key_b.address());
-    let a0 = la.token_balance(a).await.unwrap();
-    let b0 = la.token_balance(b).await.unwrap();
+    let Parties {
+        key_a,
+        key_b,
+        la,
+        lb,
+        a,
+        b,
+        a0,
+        b0,
+    } = chain.parties().await;
 
     let (id, _) = la.open_channel(b, u(1_000)).await.unwrap();
     let mut pair = Pair::new(chain.domain(), id, key_a.clone(), key_b.clone());

@@ -36,10 +36,33 @@ pub struct SledBackend {
     db: sled::Db,
 }
 
+/// sled 0.34 reports a held file lock as an `Other` I/O error with this message (the OS's
+/// `WouldBlock` only appears inside the text).
+fn is_busy_lock(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::WouldBlock || e.to_string().contains("could not acquire lock")
+}
+
+/// How long [`SledBackend::open`] waits for a database file lock that is still held.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
 impl SledBackend {
+    /// Opens (or creates) the database at `path`. sled's own threads can hold a just-closed
+    /// database's file lock for a moment after its last handle is dropped (finishing a
+    /// flush), so a lock that is busy is retried for up to two seconds; a database another
+    /// process keeps open still fails, with sled's lock error.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        let db = sled::open(path).map_err(sled_err)?;
-        Ok(Self { db })
+        let deadline = std::time::Instant::now() + LOCK_WAIT;
+        loop {
+            match sled::open(path.as_ref()) {
+                Ok(db) => return Ok(Self { db }),
+                Err(sled::Error::Io(e))
+                    if is_busy_lock(&e) && std::time::Instant::now() < deadline =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                Err(e) => return Err(sled_err(e)),
+            }
+        }
     }
 }
 

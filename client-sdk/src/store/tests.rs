@@ -300,3 +300,22 @@ mod mediated {
         assert!(shown.contains("paid_nonce"), "{shown}");
     }
 }
+
+#[test]
+fn a_database_still_open_elsewhere_is_refused_after_a_bounded_wait() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device");
+    let held = DeviceStore::open(&path).unwrap();
+    let started = std::time::Instant::now();
+    let err = DeviceStore::open(&path).unwrap_err().to_string();
+    assert!(err.contains("lock"), "{err}");
+    // It waited for the lock (sled's threads may still be releasing it) before giving up.
+    let waited = started.elapsed();
+    assert!(waited >= std::time::Duration::from_secs(1), "{waited:?}");
+    assert!(waited < std::time::Duration::from_secs(10), "{waited:?}");
+    drop(held);
+    // Closed: reopening works, again and again straight after each close.
+    for _ in 0..20 {
+        drop(DeviceStore::open(&path).unwrap());
+    }
+}

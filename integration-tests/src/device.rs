@@ -94,11 +94,40 @@ pub async fn login(
         .token)
 }
 
+/// Who a hub is: its operator address and the ledger domain its channels live in, read from
+/// `Hub.GetInfo` once and shared by every device a harness logs in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct HubIdentity {
+    pub hub: Address,
+    pub domain: Domain,
+}
+
+impl HubIdentity {
+    /// Reads the identity from `Hub.GetInfo`.
+    pub async fn fetch(conn: Channel) -> Result<Self, HarnessError> {
+        let info = hub_info(conn).await?;
+        let hub = Address::from_slice(&info.hub_address)
+            .map_err(|_| HarnessError::protocol("hub_address is not 20 bytes"))?;
+        let chain_id = U256::try_from_be_slice(&info.chain_id)
+            .ok_or_else(|| HarnessError::protocol("chain_id is not a uint256"))?;
+        let token_network_address = Address::from_slice(&info.token_network_address)
+            .map_err(|_| HarnessError::protocol("token_network_address is not 20 bytes"))?;
+        Ok(Self {
+            hub,
+            domain: Domain {
+                chain_id,
+                token_network_address,
+            },
+        })
+    }
+}
+
 /// One device with at most one channel with the hub.
 #[derive(Debug)]
 pub struct TestDevice {
     key: LocalSigner,
     hub: Address,
+    domain: Domain,
     conn: Channel,
     bearer: Bearer,
     channel: Option<ChannelState>,
@@ -107,13 +136,22 @@ pub struct TestDevice {
 impl TestDevice {
     /// Reads the hub's address and logs `key` in.
     pub async fn login(conn: Channel, key: LocalSigner) -> Result<Self, HarnessError> {
-        let info = hub_info(conn.clone()).await?;
-        let hub = Address::from_slice(&info.hub_address)
-            .map_err(|_| HarnessError::protocol("hub_address is not 20 bytes"))?;
-        let token = login(conn.clone(), &key, &hub).await?;
+        let identity = HubIdentity::fetch(conn.clone()).await?;
+        Self::login_to(conn, key, identity).await
+    }
+
+    /// Logs `key` in at a hub whose identity is already known (two RPCs: challenge and
+    /// response).
+    pub async fn login_to(
+        conn: Channel,
+        key: LocalSigner,
+        identity: HubIdentity,
+    ) -> Result<Self, HarnessError> {
+        let token = login(conn.clone(), &key, &identity.hub).await?;
         Ok(Self {
             key,
-            hub,
+            hub: identity.hub,
+            domain: identity.domain,
             conn,
             bearer: Bearer::new(&token)?,
             channel: None,
@@ -198,16 +236,9 @@ impl TestDevice {
             })
             .await?
             .into_inner();
-        let domain = ledger
-            .get_time(v1::GetTimeRequest {})
-            .await?
-            .into_inner()
-            .domain
-            .ok_or_else(|| HarnessError::protocol("LedgerTime.domain missing"))?;
-        let domain = Domain::try_from(domain).map_err(|e| HarnessError::protocol(e.to_string()))?;
         let id = U256::try_from_be_slice(&opened.channel_id)
             .ok_or_else(|| HarnessError::protocol("channel_id is not a uint256"))?;
-        let mut channel = ChannelState::new(domain, id, self.address(), self.hub);
+        let mut channel = ChannelState::new(self.domain, id, self.address(), self.hub);
         channel
             .handle_ledger_deposit(self.address(), deposit)
             .map_err(|e| HarnessError::Channel(e.to_string()))?;

@@ -70,6 +70,7 @@ impl SledStore {
         let db = sled::Config::new()
             .path(path)
             .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(backend)?;
         let shared = Arc::new(Mutex::new(Shared::default()));

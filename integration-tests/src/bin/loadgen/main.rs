@@ -10,7 +10,8 @@
 //! optional `--duration-secs`, per-ack and overall timeouts. Loopback use is intended.
 //!
 //! Closed loop by default (each stream keeps `--window` payments in flight). With `--rate R`
-//! each stream sends open loop, one payment every `1/R` seconds whatever the acks do, and
+//! each stream sends open loop, `R` payments per second on average whatever the acks do (Poisson
+//! arrivals by default, or `--arrivals fixed`; streams are not synchronised, see [`schedule`]), and
 //! latency is measured from the *scheduled* send time, so a stalled hub shows up as latency
 //! rather than as a slower sender (no coordinated omission). A spawned hub's resident memory
 //! and its user/system CPU per acknowledged payment (from `/proc`) are printed beside the
@@ -26,7 +27,7 @@
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --sessions 1000 --payments 20
 //! ```
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::error::Error;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -34,7 +35,7 @@ use std::time::{Duration, Instant};
 use channel_core::primitives::U256;
 use clap::Parser;
 use futures::{StreamExt, TryStreamExt};
-use integration_tests::device::{device_key, device_nonce, TestDevice};
+use integration_tests::device::{device_key, device_nonce, HubIdentity, TestDevice};
 use integration_tests::process::connect;
 use integration_tests::stats::{latency_ms, CryptoCost, ProcStats};
 use integration_tests::{HarnessError, HubOptions, HubProcess, PayAck};
@@ -44,7 +45,10 @@ use tonic::transport::Channel;
 type BoxError = Box<dyn Error + Send + Sync>;
 
 mod mediated;
+mod schedule;
 mod sessions;
+
+use schedule::{Arrivals, Schedule};
 
 /// Load generator for a Voltlane hub.
 #[derive(Debug, Parser)]
@@ -92,11 +96,23 @@ struct Args {
     /// Bound on the whole run, seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
-    /// Open loop: payments per second per stream, sent on a fixed schedule (the window still
-    /// bounds what is in flight; a payment that finds it full waits, and its latency counts
-    /// from its scheduled time).
+    /// Open loop: payments per second per stream, on the schedule `--arrivals` names (the
+    /// window still bounds what is in flight; a payment that finds it full waits, and its
+    /// latency counts from its scheduled time).
     #[arg(long)]
     rate: Option<f64>,
+    /// Open loop: how each stream's sends are spaced: `poisson` (independent exponential
+    /// gaps) or `fixed` (exactly 1/rate apart, from a random phase per stream).
+    #[arg(long, value_enum, default_value_t = Arrivals::Poisson, requires = "rate")]
+    arrivals: Arrivals,
+    /// Sign every stream's payments before the clock starts, so that during the run this
+    /// machine's cores do what the hub does and not what the devices (on their own CPUs) do.
+    /// With `--duration-secs` each stream pre-signs what its rate can send in that time plus a
+    /// margin, and signs on the fly beyond that (counted in `signed_during_run`). Payments
+    /// signed but not sent leave the devices' records ahead of the hub's, so not with
+    /// `--restart`.
+    #[arg(long, conflicts_with_all = ["spread", "restart"])]
+    presign: bool,
     /// Print one JSON object instead of `name: value` lines.
     #[arg(long)]
     json: bool,
@@ -191,6 +207,8 @@ struct StreamResult {
     rejected: u64,
     first_rejection: Option<String>,
     latencies: Vec<Duration>,
+    /// Payments signed after the clock started although `--presign` was given.
+    signed_during_run: u64,
 }
 
 #[tokio::main]
@@ -243,7 +261,13 @@ async fn run(args: Args) -> Result<(), BoxError> {
     report.add(
         "mode",
         match args.rate {
-            Some(r) => format!("open loop, {r} payments/s per stream"),
+            Some(r) => format!(
+                "open loop, {r} payments/s per stream, {} arrivals",
+                match args.arrivals {
+                    Arrivals::Poisson => "poisson",
+                    Arrivals::Fixed => "fixed-interval",
+                }
+            ),
             None => "closed loop".to_string(),
         },
     );
@@ -263,11 +287,13 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let after = hub_pid.and_then(ProcStats::read);
     let mut latencies: Vec<Duration> = Vec::new();
     let (mut accepted, mut rejected, mut rejection) = (0u64, 0u64, None);
+    let mut signed_during_run = 0u64;
     for r in results {
         accepted += r.accepted;
         rejected += r.rejected;
         rejection = rejection.or(r.first_rejection);
         latencies.extend(r.latencies);
+        signed_during_run += r.signed_during_run;
     }
     latencies.sort_unstable();
     let rate = accepted as f64 / elapsed.as_secs_f64();
@@ -277,6 +303,9 @@ async fn run(args: Args) -> Result<(), BoxError> {
         report.add("first_rejection", reason);
     }
     report.add("elapsed_secs", round(elapsed.as_secs_f64(), 3));
+    if args.presign {
+        report.add("signed_during_run", signed_during_run);
+    }
     report.add("acked_payments_per_sec", rate.round());
     let measured = before.is_some() && after.is_some();
     report.add_latency_bound_and_hub(&latencies, rate, crypto_bound, accepted, (before, after));
@@ -368,11 +397,13 @@ async fn setup(args: &Args, url: &str) -> Result<Vec<TestDevice>, BoxError> {
         args.payments + 1
     };
     let deposit = U256::from(args.amount) * U256::from(per_channel);
+    let identity = HubIdentity::fetch(conns[0].clone()).await?;
     let conns = &conns;
     let mut devices: Vec<(usize, TestDevice)> = futures::stream::iter(0..args.channels)
         .map(|i| async move {
             let key = device_key(seed, i as u64)?;
-            let mut device = TestDevice::login(conns[i % conns.len()].clone(), key).await?;
+            let conn = conns[i % conns.len()].clone();
+            let mut device = TestDevice::login_to(conn, key, identity).await?;
             device.open_channel(deposit).await?;
             Ok::<_, HarnessError>((i, device))
         })
@@ -392,7 +423,9 @@ async fn pay(
     let barrier = Arc::new(Barrier::new(args.streams + 1));
     let deadline = args.duration_secs.map(Duration::from_secs);
     let plan = Plan {
-        interval: args.rate.map(|r| Duration::from_secs_f64(1.0 / r)),
+        presign: args.presign,
+        rate: args.rate.map(|r| (r, args.arrivals)),
+        schedule_seed: args.seed.unwrap_or_else(|| std::process::id().into()),
         payments: args.payments,
         amount: U256::from(args.amount),
         window: args.window.max(1),
@@ -409,7 +442,11 @@ async fn pay(
         }
     }
     let mut tasks = Vec::new();
-    for share in shares {
+    for (s, share) in shares.into_iter().enumerate() {
+        let plan = Plan {
+            schedule_seed: plan.schedule_seed ^ (s as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15),
+            ..plan
+        };
         tasks.push(tokio::spawn(stream_share(share, plan, barrier.clone())));
     }
     barrier.wait().await;
@@ -441,6 +478,7 @@ async fn stream_share(
         total.rejected += r.rejected;
         total.first_rejection = total.first_rejection.or(r.first_rejection);
         total.latencies.extend(r.latencies);
+        total.signed_during_run += r.signed_during_run;
     }
     if let Some(b) = barrier {
         b.wait().await;
@@ -451,13 +489,31 @@ async fn stream_share(
 /// Parameters of one stream.
 #[derive(Clone, Copy, Debug)]
 struct Plan {
-    /// Open loop: time between scheduled sends.
-    interval: Option<Duration>,
+    /// Open loop: payments per second and how they are spaced.
+    rate: Option<(f64, Arrivals)>,
+    /// Seed of this stream's open-loop schedule.
+    schedule_seed: u64,
+    /// Sign the stream's payments before the barrier.
+    presign: bool,
     payments: u64,
     amount: U256,
     window: usize,
     duration: Option<Duration>,
     ack_timeout: Duration,
+}
+
+impl Plan {
+    /// How many payments a stream signs before the clock starts: all of them, or with a
+    /// duration what its rate can send in it (plus a quarter and 20, for Poisson's spread).
+    fn presign_count(&self) -> u64 {
+        match (self.duration, self.rate) {
+            (Some(d), Some((rate, _))) => {
+                let expected = rate * d.as_secs_f64();
+                self.payments.min((expected * 1.25 + 20.0).ceil() as u64)
+            }
+            _ => self.payments,
+        }
+    }
 }
 
 /// One device's pipelined stream: keeps up to `window` payments unacknowledged.
@@ -467,6 +523,12 @@ async fn stream(
     barrier: Option<Arc<Barrier>>,
 ) -> Result<StreamResult, HarnessError> {
     let mut session = device.pay_session(plan.window).await;
+    let mut presigned = VecDeque::new();
+    if plan.presign {
+        for _ in 0..plan.presign_count() {
+            presigned.push_back(device.next_payment(plan.amount)?);
+        }
+    }
     if let Some(barrier) = barrier {
         barrier.wait().await;
     }
@@ -481,15 +543,26 @@ async fn stream(
         ..StreamResult::default()
     };
     // Open loop: when the next payment is due (its latency counts from then).
-    let scheduled = |k: u64| plan.interval.map(|i| started + i.mul_f64(k as f64));
+    let mut schedule = plan
+        .rate
+        .map(|(rate, arrivals)| Schedule::new(arrivals, rate, started, plan.schedule_seed));
     loop {
         let time_left = plan.duration.is_none_or(|d| started.elapsed() < d);
         while sent_at.len() < plan.window && sent < plan.payments && time_left {
-            let due = scheduled(sent);
+            let due = schedule.as_ref().map(Schedule::due);
             if due.is_some_and(|t| t > Instant::now()) {
                 break;
             }
-            let msg = device.next_payment(plan.amount)?;
+            if let Some(s) = schedule.as_mut() {
+                s.advance();
+            }
+            let msg = match presigned.pop_front() {
+                Some(msg) => msg,
+                None => {
+                    out.signed_during_run += 1;
+                    device.next_payment(plan.amount)?
+                }
+            };
             sent_at.insert(msg.request_id, due.unwrap_or_else(Instant::now));
             session.send(msg).await?;
             sent += 1;
@@ -499,7 +572,13 @@ async fn stream(
             break;
         }
         let next_due = if more_to_send && sent_at.len() < plan.window {
-            scheduled(sent)
+            // Wake at the next send, or at the end of the run if that comes first (a long
+            // Poisson gap must not keep the stream, and the measured elapsed time, running).
+            let end = plan.duration.map(|d| started + d);
+            match (schedule.as_ref().map(Schedule::due), end) {
+                (Some(due), Some(end)) => Some(due.min(end)),
+                (due, _) => due,
+            }
         } else {
             None
         };

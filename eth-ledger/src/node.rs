@@ -240,11 +240,138 @@ impl Node {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio::net::{TcpListener, TcpStream};
 
     #[test]
     fn https_urls_are_refused_up_front() {
         let err = Node::connect("https://rpc.example", RetryPolicy::default()).unwrap_err();
         assert!(matches!(err, EthError::HttpsNotSupported { .. }), "{err:?}");
         assert!(Node::connect("http://127.0.0.1:8545", RetryPolicy::default()).is_ok());
+    }
+
+    /// What the fake node answers to a method: a result or an error object.
+    type Handler = fn(&str) -> Result<Value, Value>;
+
+    /// Reads one HTTP request (headers, then a body of content-length bytes) off `socket`.
+    async fn read_request(socket: &mut TcpStream, buf: &mut Vec<u8>) -> Option<Value> {
+        loop {
+            if let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                let head = String::from_utf8_lossy(&buf[..end]).to_lowercase();
+                let len: usize = head
+                    .lines()
+                    .find_map(|l| l.strip_prefix("content-length:"))
+                    .and_then(|v| v.trim().parse().ok())?;
+                if buf.len() >= end + 4 + len {
+                    let body: Vec<u8> = buf.drain(..end + 4 + len).skip(end + 4).collect();
+                    return serde_json::from_slice(&body).ok();
+                }
+            }
+            let mut chunk = [0u8; 4096];
+            match socket.read(&mut chunk).await {
+                Ok(0) | Err(_) => return None,
+                Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+
+    /// A loopback JSON-RPC node that answers every request with `handler`.
+    async fn fake_node(handler: Handler) -> Node {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move {
+            while let Ok((mut socket, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let mut buf = Vec::new();
+                    while let Some(req) = read_request(&mut socket, &mut buf).await {
+                        let method = req["method"].as_str().unwrap_or("");
+                        let mut answer = json!({"jsonrpc": "2.0", "id": req["id"]});
+                        match handler(method) {
+                            Ok(result) => answer["result"] = result,
+                            Err(error) => answer["error"] = error,
+                        }
+                        let body = answer.to_string();
+                        let http = format!(
+                            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\
+                             content-length: {}\r\n\r\n{body}",
+                            body.len()
+                        );
+                        if socket.write_all(http.as_bytes()).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        let policy = RetryPolicy {
+            attempts: 2,
+            request_timeout: Duration::from_secs(5),
+            initial_backoff: Duration::from_millis(1),
+            max_backoff: Duration::from_millis(1),
+        };
+        Node::connect(&url, policy).unwrap()
+    }
+
+    fn method_not_found(method: &str) -> Value {
+        json!({"code": -32601, "message": format!("the method {method} does not exist")})
+    }
+
+    #[tokio::test]
+    async fn a_node_without_a_tip_suggestion_gives_none_and_one_with_it_its_value() {
+        let lacking = fake_node(|m| match m {
+            "eth_maxPriorityFeePerGas" => Err(method_not_found(m)),
+            _ => Ok(json!("0x1")),
+        })
+        .await;
+        assert_eq!(lacking.max_priority_fee().await.unwrap(), None);
+
+        let suggesting = fake_node(|m| match m {
+            "eth_maxPriorityFeePerGas" => Ok(json!("0x3b9aca00")),
+            _ => Err(method_not_found(m)),
+        })
+        .await;
+        assert_eq!(
+            suggesting.max_priority_fee().await.unwrap(),
+            Some(U256::from(1_000_000_000u64))
+        );
+        // Many requests share the kept connection and each gets its own answer.
+        for _ in 0..5 {
+            assert!(suggesting.max_priority_fee().await.unwrap().is_some());
+        }
+    }
+
+    #[tokio::test]
+    async fn a_chain_without_base_fee_is_refused_with_the_reason() {
+        let legacy = fake_node(|m| match m {
+            "eth_getBlockByNumber" => Ok(json!({"number": "0x5", "timestamp": "0x10"})),
+            _ => Err(method_not_found(m)),
+        })
+        .await;
+        assert_eq!(legacy.block_timestamp(None).await.unwrap(), 16);
+        let err = legacy.base_fee().await.unwrap_err();
+        assert!(err.to_string().contains("EIP-1559"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_malformed_answer_names_the_step() {
+        let odd = fake_node(|m| match m {
+            "eth_chainId" => Ok(json!(31337)),
+            _ => Ok(Value::Null),
+        })
+        .await;
+        let err = odd.chain_id().await.unwrap_err();
+        assert!(
+            matches!(
+                err,
+                EthError::Decode {
+                    step: "eth_chainId",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+        let err = odd.block_timestamp(Some(9)).await.unwrap_err();
+        assert!(err.to_string().contains("no block 0x9"), "{err}");
     }
 }

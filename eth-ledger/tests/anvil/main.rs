@@ -14,4 +14,5 @@ mod dispute;
 mod events;
 mod locks;
 mod rpc_failure;
+mod transactions;
 mod withdraw;

@@ -26,7 +26,7 @@
 //! the node: `http` (one HTTP/1.1 connection), `jsonrpc` (requests and answers), [`rpc`]
 //! (retries and timeouts), [`wire`] (JSON shapes: logs, receipts, filters), [`node`] (typed
 //! methods); the backend: `tx` (nonce, gas cap, broadcast, receipts), [`ledger`] (the
-//! operations), [`events`] (log cursor); [`artifacts`] (the contracts' JSON) and [`deploy`]
+//! operations), [`events`] (log cursor); [`artifacts`] (the contracts' JSON) and [`deploy`](mod@deploy)
 //! (dev-chain deployment).
 
 pub mod abi;

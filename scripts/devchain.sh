@@ -4,8 +4,8 @@
 # of it lives under .devchain/ (git-ignored).
 #
 #   scripts/devchain.sh install   fetch anvil and contracts.json when missing
-#   scripts/devchain.sh test      install, then build and test the eth-ledger crate (it has its own
-#                                 lock file and target/; extra arguments go to `cargo test`)
+#   scripts/devchain.sh test      install, then test the eth-ledger crate (voltlane-eth, a workspace
+#                                 member; extra arguments go to `cargo test`)
 #   scripts/devchain.sh start     run anvil on 127.0.0.1:${DEVCHAIN_PORT:-8545}, deploy the
 #                                 contracts, write .devchain/deployment.json (stays in foreground)
 set -euo pipefail
@@ -90,7 +90,7 @@ start() {
     "$DIR/bin/anvil" --host 127.0.0.1 --port "$port" --silent &
     local anvil_pid=$!
     trap 'kill "$anvil_pid" 2>/dev/null || true' EXIT INT TERM
-    cargo run --quiet --manifest-path eth-ledger/Cargo.toml --bin voltlane-devchain -- deploy \
+    cargo run --quiet -p voltlane-eth --bin voltlane-devchain -- deploy \
         --rpc-url "$url" --contracts "$DIR/contracts.json" --out "$DIR/deployment.json"
     echo "devchain: anvil on $url, deployment in $DIR/deployment.json (Ctrl-C stops)" >&2
     wait "$anvil_pid"
@@ -102,7 +102,7 @@ case "${1:-}" in
         shift
         install_anvil
         install_contracts
-        cargo test --manifest-path eth-ledger/Cargo.toml --locked "$@"
+        cargo test -p voltlane-eth --locked "$@"
         ;;
     start) start ;;
     *) echo "usage: $0 install|test|start" >&2; exit 2 ;;

@@ -7,20 +7,19 @@
 use std::path::Path;
 use std::time::Duration;
 
-use alloy::primitives::TxKind;
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{sol_data, SolCall, SolType, SolValue};
 use channel_core::crypto::keccak256;
 use channel_core::{Address, LocalSigner, Signer, H256, U256};
 use serde::{Deserialize, Serialize};
 
+use crate::abi::{encode, Param, Value};
 use crate::artifacts::Artifacts;
-use crate::bindings::ICustomToken;
-use crate::convert::{from_evm, to_evm};
+use crate::bindings::{custom_token, token_network};
 use crate::error::EthError;
+use crate::fees::DEFAULT_MAX_FEE_PER_GAS;
 use crate::node::Node;
 use crate::rpc::RetryPolicy;
-use crate::tx::TxSender;
+use crate::tx::{Caps, TxSender};
+use crate::wire;
 
 /// What to deploy and whom to fund.
 #[derive(Clone, Debug)]
@@ -110,7 +109,7 @@ pub fn dev_key(index: u8) -> Result<LocalSigner, EthError> {
 pub async fn fund_eth(node: &Node, who: Address, wei: U256) -> Result<(), EthError> {
     node.dev_request(
         "anvil_setBalance",
-        serde_json::json!([to_evm(who).to_string(), format!("{wei:#x}")]),
+        serde_json::json!([wire::data_hex(&who.0), wire::quantity_u256(&wei)]),
     )
     .await
     .map(|_| ())
@@ -118,13 +117,18 @@ pub async fn fund_eth(node: &Node, who: Address, wei: U256) -> Result<(), EthErr
 
 const DEPLOY_GAS_CAP: u64 = 15_000_000;
 
-/// CustomToken's constructor: (initial_supply, decimal_units, token_name, token_symbol).
-type TokenConstructor = (
-    sol_data::Uint<256>,
-    sol_data::Uint<8>,
-    sol_data::String,
-    sol_data::String,
-);
+/// Constructor arguments, checked against the constructor's declared parameters.
+fn constructor_args(
+    contract: &'static str,
+    params: &[Param],
+    values: &[Value],
+) -> Result<Vec<u8>, EthError> {
+    let kinds: Vec<_> = params.iter().map(|p| p.kind).collect();
+    encode(&kinds, values).map_err(|e| EthError::InvalidInput {
+        step: contract,
+        reason: format!("constructor arguments: {e}"),
+    })
+}
 
 /// Deploys the three contracts on the dev node at `rpc_url`.
 pub async fn deploy(
@@ -144,13 +148,15 @@ pub async fn deploy(
         keys.push(key);
     }
     let deployer = &keys[0];
-    let signer = PrivateKeySigner::from_slice(&deployer.to_bytes())
-        .map_err(|e| EthError::Config(format!("deployer key: {e}")))?;
+    let caps = Caps {
+        gas: DEPLOY_GAS_CAP,
+        fee_per_gas: DEFAULT_MAX_FEE_PER_GAS,
+    };
     let tx = TxSender::new(
         node.clone(),
-        signer,
+        deployer.clone(),
         chain_id,
-        DEPLOY_GAS_CAP,
+        caps,
         Duration::from_secs(60),
     );
     let create = |name: &'static str, code: &[u8], args: Vec<u8>| {
@@ -158,13 +164,13 @@ pub async fn deploy(
         input.extend_from_slice(&args);
         let tx = &tx;
         async move {
-            let receipt = tx.send(name, TxKind::Create, input).await?;
+            let receipt = tx.send(name, None, input).await?;
             let address = receipt.contract_address.ok_or(EthError::Decode {
                 step: name,
                 what: "receipt",
                 reason: "no contract address".into(),
             })?;
-            Ok::<_, EthError>((address, receipt.block_number.unwrap_or(0)))
+            Ok::<_, EthError>((address, receipt.block_number))
         }
     };
 
@@ -174,12 +180,16 @@ pub async fn deploy(
     let (token, _) = create(
         "deploy CustomToken",
         &artifacts.custom_token.bytecode,
-        TokenConstructor::abi_encode_params(&(
-            initial_supply.max(U256::from(1u8)),
-            18u8,
-            "Voltlane Dev Token".to_string(),
-            "VLT".to_string(),
-        )),
+        constructor_args(
+            "deploy CustomToken",
+            custom_token::CONSTRUCTOR,
+            &[
+                initial_supply.max(U256::from(1u8)).into(),
+                18u64.into(),
+                Value::String("Voltlane Dev Token".into()),
+                Value::String("VLT".into()),
+            ],
+        )?,
     )
     .await?;
     let (secret_registry, _) = create(
@@ -192,34 +202,38 @@ pub async fn deploy(
     let (token_network, deploy_block) = create(
         "deploy TokenNetwork",
         &artifacts.token_network.bytecode,
-        (
-            token,
-            secret_registry,
-            U256::from(params.settle_timeout),
-            to_evm(deployer.address()),
-            unlimited,
-            unlimited,
-        )
-            .abi_encode_params(),
+        constructor_args(
+            "deploy TokenNetwork",
+            token_network::CONSTRUCTOR,
+            &[
+                token.into(),
+                secret_registry.into(),
+                params.settle_timeout.into(),
+                deployer.address().into(),
+                unlimited.into(),
+                unlimited.into(),
+            ],
+        )?,
     )
     .await?;
 
     // The initial supply went to the deployer; every other key gets its share minted.
     for key in keys.iter().skip(1) {
-        let call = ICustomToken::mintForCall {
-            num: params.tokens_per_key,
-            target: to_evm(key.address()),
-        };
-        tx.send("mintFor", TxKind::Call(token), call.abi_encode())
-            .await?;
+        let input = custom_token::MINT_FOR
+            .encode_call(&[params.tokens_per_key.into(), key.address().into()])
+            .map_err(|e| EthError::InvalidInput {
+                step: "mintFor",
+                reason: e.to_string(),
+            })?;
+        tx.send("mintFor", Some(token), input).await?;
     }
 
     Ok(Deployment {
         chain_id,
         rpc_url: rpc_url.to_string(),
-        token: from_evm(token),
-        secret_registry: from_evm(secret_registry),
-        token_network: from_evm(token_network),
+        token,
+        secret_registry,
+        token_network,
         settle_timeout: params.settle_timeout,
         deploy_block,
         dev_keys: keys

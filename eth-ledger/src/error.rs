@@ -2,7 +2,7 @@
 //! (nothing was sent), accept the chain's refusal (the contract reverted), or retry later /
 //! look at the node (RPC and configuration trouble). Every variant names the step that failed.
 
-use channel_core::{Address, Domain};
+use channel_core::{Address, Domain, U256};
 use thiserror::Error;
 
 /// Errors of the Ethereum ledger backend.
@@ -58,6 +58,15 @@ pub enum EthError {
         estimate: u64,
         cap: u64,
     },
+    /// The chain's base fee is above the configured maximum fee per gas; nothing was sent.
+    #[error(
+        "{step}: the latest base fee {base_fee} wei/gas exceeds the fee cap {cap} wei/gas; not sent"
+    )]
+    FeeCapExceeded {
+        step: &'static str,
+        base_fee: U256,
+        cap: U256,
+    },
     /// The node answered with an error that is not a revert (e.g. refused the transaction).
     #[error("{step}: the node refused: {message}")]
     NodeRefused { step: &'static str, message: String },
@@ -88,6 +97,12 @@ pub enum EthError {
     // ----- configuration and files -----
     #[error("configuration: {0}")]
     Config(String),
+    /// The client speaks plain HTTP only.
+    #[error(
+        "RPC URL {url}: https RPC URLs are not supported yet; put a local TLS-terminating \
+         proxy in front and use its http://127.0.0.1 URL"
+    )]
+    HttpsNotSupported { url: String },
     #[error("contract artifacts: {0}")]
     Artifacts(String),
     #[error("{what} {path}: {source}")]

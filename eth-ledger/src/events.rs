@@ -9,17 +9,15 @@
 
 use std::collections::BTreeMap;
 
-use alloy::primitives::{Address as EvmAddress, B256};
-use alloy::rpc::types::{Filter, Log};
-use alloy::sol_types::SolEvent;
 use channel_core::ledger::LedgerEventKind;
 use channel_core::{Secret, H256};
 use serde::{Deserialize, Serialize};
 
-use crate::bindings::{ICustomToken, ISecretRegistry, ITokenNetwork};
-use crate::convert::{from_b256, from_evm, to_u64};
+use crate::abi::{AbiError, Decoded, Event};
+use crate::bindings::{custom_token, secret_registry, token_network as tn};
 use crate::error::EthError;
 use crate::ledger::EthereumLedger;
+use crate::wire::{Log, LogFilter};
 
 /// Where to continue reading: the first block not read yet.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
@@ -46,28 +44,42 @@ pub struct ChainEvent {
 
 const STEP: &str = "eth_getLogs";
 
-fn topics() -> Vec<B256> {
-    vec![
-        ITokenNetwork::ChannelOpened::SIGNATURE_HASH,
-        ITokenNetwork::ChannelNewDeposit::SIGNATURE_HASH,
-        ITokenNetwork::ChannelWithdraw::SIGNATURE_HASH,
-        ITokenNetwork::ChannelClosed::SIGNATURE_HASH,
-        ITokenNetwork::NonClosingBalanceProofUpdated::SIGNATURE_HASH,
-        ITokenNetwork::ChannelSettled::SIGNATURE_HASH,
-        ITokenNetwork::ChannelUnlocked::SIGNATURE_HASH,
-        ISecretRegistry::SecretRevealed::SIGNATURE_HASH,
-        ICustomToken::Minted::SIGNATURE_HASH,
-    ]
+/// The TokenNetwork events that become ledger events.
+const NETWORK_EVENTS: [Event; 7] = [
+    tn::CHANNEL_OPENED,
+    tn::CHANNEL_NEW_DEPOSIT,
+    tn::CHANNEL_WITHDRAW,
+    tn::CHANNEL_CLOSED,
+    tn::NON_CLOSING_BALANCE_PROOF_UPDATED,
+    tn::CHANNEL_SETTLED,
+    tn::CHANNEL_UNLOCKED,
+];
+
+fn topics() -> Vec<H256> {
+    NETWORK_EVENTS
+        .iter()
+        .chain([&secret_registry::SECRET_REVEALED, &custom_token::MINTED])
+        .map(Event::topic0)
+        .collect()
 }
 
-fn decode<E: SolEvent>(log: &Log) -> Result<E, EthError> {
-    E::decode_log(&log.inner)
-        .map(|l| l.data)
+fn decode(event: &Event, log: &Log) -> Result<Decoded, EthError> {
+    event
+        .decode_log(&log.topics, &log.data)
         .map_err(|e| EthError::Decode {
             step: STEP,
             what: "event",
-            reason: format!("{}: {e}", E::SIGNATURE),
+            reason: e.to_string(),
         })
+}
+
+/// A field of a decoded event that is not what the declaration promised.
+fn field_error(event: &Event) -> impl Fn(AbiError) -> EthError + '_ {
+    move |e| EthError::Decode {
+        step: STEP,
+        what: "event",
+        reason: format!("{}: {e}", event.signature()),
+    }
 }
 
 impl EthereumLedger {
@@ -79,7 +91,7 @@ impl EthereumLedger {
         cursor: EventCursor,
     ) -> Result<(Vec<ChainEvent>, EventCursor), EthError> {
         let head = self.node.block_number().await?;
-        let Some(confirmed) = (head + 1).checked_sub(self.confirmations) else {
+        let Some(confirmed) = head.saturating_add(1).checked_sub(self.confirmations) else {
             return Ok((Vec::new(), cursor));
         };
         if cursor.next_block > confirmed {
@@ -90,11 +102,12 @@ impl EthereumLedger {
                 .next_block
                 .saturating_add(self.max_log_range.saturating_sub(1)),
         );
-        let filter = Filter::new()
-            .address(vec![self.token_network, self.secret_registry, self.token])
-            .event_signature(topics())
-            .from_block(cursor.next_block)
-            .to_block(last);
+        let filter = LogFilter {
+            addresses: vec![self.token_network, self.secret_registry, self.token],
+            topic0: topics(),
+            from_block: cursor.next_block,
+            to_block: last,
+        };
         let mut logs = self.node.logs(&filter).await?;
         logs.retain(|l| !l.removed);
         logs.sort_by_key(|l| (l.block_number, l.log_index));
@@ -122,7 +135,7 @@ impl EthereumLedger {
             events.push(ChainEvent {
                 block_number,
                 log_index: log.log_index.unwrap_or(0),
-                tx_hash: log.transaction_hash.map(from_b256).unwrap_or(H256::ZERO),
+                tx_hash: log.transaction_hash.unwrap_or(H256::ZERO),
                 time,
                 kind,
             });
@@ -130,104 +143,106 @@ impl EthereumLedger {
         Ok((
             events,
             EventCursor {
-                next_block: last + 1,
+                next_block: last.saturating_add(1),
             },
         ))
     }
 
     fn decode_kind(&self, log: &Log) -> Result<Option<LedgerEventKind>, EthError> {
-        use ITokenNetwork as TN;
-        let emitter: EvmAddress = log.address();
         let Some(topic) = log.topic0().copied() else {
             return Ok(None);
         };
-        let kind = if emitter == self.token_network {
-            match topic {
-                TN::ChannelOpened::SIGNATURE_HASH => {
-                    let e: TN::ChannelOpened = decode(log)?;
-                    LedgerEventKind::ChannelOpened {
-                        channel_id: e.channel_identifier,
-                        participant1: from_evm(e.participant1),
-                        participant2: from_evm(e.participant2),
-                        settlement_timeout: self.settle_timeout,
-                    }
-                }
-                TN::ChannelNewDeposit::SIGNATURE_HASH => {
-                    let e: TN::ChannelNewDeposit = decode(log)?;
-                    LedgerEventKind::Deposit {
-                        channel_id: e.channel_identifier,
-                        participant: from_evm(e.participant),
-                        total_deposit: e.total_deposit,
-                    }
-                }
-                TN::ChannelWithdraw::SIGNATURE_HASH => {
-                    let e: TN::ChannelWithdraw = decode(log)?;
-                    LedgerEventKind::Withdraw {
-                        channel_id: e.channel_identifier,
-                        participant: from_evm(e.participant),
-                        total_withdraw: e.total_withdraw,
-                    }
-                }
-                TN::ChannelClosed::SIGNATURE_HASH => {
-                    let e: TN::ChannelClosed = decode(log)?;
-                    LedgerEventKind::ChannelClosed {
-                        channel_id: e.channel_identifier,
-                        closing_participant: from_evm(e.closing_participant),
-                        nonce: to_u64(STEP, "nonce", e.nonce)?,
-                        balance_hash: from_b256(e.balance_hash),
-                    }
-                }
-                TN::NonClosingBalanceProofUpdated::SIGNATURE_HASH => {
-                    let e: TN::NonClosingBalanceProofUpdated = decode(log)?;
-                    LedgerEventKind::NonClosingBalanceProofUpdated {
-                        channel_id: e.channel_identifier,
-                        closing_participant: from_evm(e.closing_participant),
-                        nonce: to_u64(STEP, "nonce", e.nonce)?,
-                        balance_hash: from_b256(e.balance_hash),
-                    }
-                }
-                TN::ChannelSettled::SIGNATURE_HASH => {
-                    let e: TN::ChannelSettled = decode(log)?;
-                    LedgerEventKind::ChannelSettled {
-                        channel_id: e.channel_identifier,
-                        participant1: from_evm(e.participant1),
-                        participant1_amount: e.participant1_amount,
-                        participant1_locksroot: from_b256(e.participant1_locksroot),
-                        participant2: from_evm(e.participant2),
-                        participant2_amount: e.participant2_amount,
-                        participant2_locksroot: from_b256(e.participant2_locksroot),
-                    }
-                }
-                TN::ChannelUnlocked::SIGNATURE_HASH => {
-                    let e: TN::ChannelUnlocked = decode(log)?;
-                    LedgerEventKind::ChannelUnlocked {
-                        channel_id: e.channel_identifier,
-                        receiver: from_evm(e.receiver),
-                        sender: from_evm(e.sender),
-                        locksroot: from_b256(e.locksroot),
-                        unlocked_amount: e.unlocked_amount,
-                        returned_tokens: e.returned_tokens,
-                    }
-                }
-                _ => return Ok(None),
-            }
-        } else if emitter == self.secret_registry
-            && topic == ISecretRegistry::SecretRevealed::SIGNATURE_HASH
+        if log.address == self.token_network {
+            let Some(event) = NETWORK_EVENTS.iter().find(|e| e.topic0() == topic) else {
+                return Ok(None);
+            };
+            let e = decode(event, log)?;
+            return self
+                .network_kind(event, &e)
+                .map(Some)
+                .map_err(field_error(event));
+        }
+        if log.address == self.secret_registry && topic == secret_registry::SECRET_REVEALED.topic0()
         {
-            let e: ISecretRegistry::SecretRevealed = decode(log)?;
-            LedgerEventKind::SecretRegistered {
-                secrethash: from_b256(e.secrethash),
-                secret: Secret(from_b256(e.secret)),
+            let event = &secret_registry::SECRET_REVEALED;
+            let e = decode(event, log)?;
+            let kind = (|| {
+                Ok(LedgerEventKind::SecretRegistered {
+                    secrethash: e.bytes32("secrethash")?,
+                    secret: Secret(e.bytes32("secret")?),
+                })
+            })();
+            return kind.map(Some).map_err(field_error(event));
+        }
+        if log.address == self.token && topic == custom_token::MINTED.topic0() {
+            let event = &custom_token::MINTED;
+            let e = decode(event, log)?;
+            let kind = (|| {
+                Ok(LedgerEventKind::Minted {
+                    to: e.address("_to")?,
+                    amount: e.uint("_num")?,
+                })
+            })();
+            return kind.map(Some).map_err(field_error(event));
+        }
+        Ok(None)
+    }
+
+    /// A TokenNetwork event as a ledger event.
+    fn network_kind(&self, event: &Event, e: &Decoded) -> Result<LedgerEventKind, AbiError> {
+        let channel_id = e.uint("channel_identifier")?;
+        Ok(match event.name {
+            "ChannelOpened" => LedgerEventKind::ChannelOpened {
+                channel_id,
+                participant1: e.address("participant1")?,
+                participant2: e.address("participant2")?,
+                settlement_timeout: self.settle_timeout,
+            },
+            "ChannelNewDeposit" => LedgerEventKind::Deposit {
+                channel_id,
+                participant: e.address("participant")?,
+                total_deposit: e.uint("total_deposit")?,
+            },
+            "ChannelWithdraw" => LedgerEventKind::Withdraw {
+                channel_id,
+                participant: e.address("participant")?,
+                total_withdraw: e.uint("total_withdraw")?,
+            },
+            "ChannelClosed" => LedgerEventKind::ChannelClosed {
+                channel_id,
+                closing_participant: e.address("closing_participant")?,
+                nonce: e.u64("nonce")?,
+                balance_hash: e.bytes32("balance_hash")?,
+            },
+            "NonClosingBalanceProofUpdated" => LedgerEventKind::NonClosingBalanceProofUpdated {
+                channel_id,
+                closing_participant: e.address("closing_participant")?,
+                nonce: e.u64("nonce")?,
+                balance_hash: e.bytes32("balance_hash")?,
+            },
+            "ChannelSettled" => LedgerEventKind::ChannelSettled {
+                channel_id,
+                participant1: e.address("participant1")?,
+                participant1_amount: e.uint("participant1_amount")?,
+                participant1_locksroot: e.bytes32("participant1_locksroot")?,
+                participant2: e.address("participant2")?,
+                participant2_amount: e.uint("participant2_amount")?,
+                participant2_locksroot: e.bytes32("participant2_locksroot")?,
+            },
+            "ChannelUnlocked" => LedgerEventKind::ChannelUnlocked {
+                channel_id,
+                receiver: e.address("receiver")?,
+                sender: e.address("sender")?,
+                locksroot: e.bytes32("locksroot")?,
+                unlocked_amount: e.uint("unlocked_amount")?,
+                returned_tokens: e.uint("returned_tokens")?,
+            },
+            _ => {
+                return Err(AbiError::Log {
+                    event: event.signature(),
+                    reason: "not a ledger event".into(),
+                })
             }
-        } else if emitter == self.token && topic == ICustomToken::Minted::SIGNATURE_HASH {
-            let e: ICustomToken::Minted = decode(log)?;
-            LedgerEventKind::Minted {
-                to: from_evm(e._to),
-                amount: e._num,
-            }
-        } else {
-            return Ok(None);
-        };
-        Ok(Some(kind))
+        })
     }
 }

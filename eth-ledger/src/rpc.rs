@@ -9,10 +9,10 @@
 use std::future::Future;
 use std::time::Duration;
 
-use alloy::rpc::json_rpc::{ErrorPayload, RpcError};
-use alloy::transports::{TransportError, TransportErrorKind};
-
+use crate::abi::decode_revert;
 use crate::error::EthError;
+use crate::http::HttpError;
+use crate::jsonrpc::{CallError, RpcErrorObject};
 
 /// How hard to try before giving up on the node.
 #[derive(Clone, Debug)]
@@ -52,52 +52,50 @@ pub(crate) enum Failure {
     /// The request may not have reached the node or its answer got lost: try again.
     Transient(String),
     /// The node answered with an error.
-    Node(ErrorPayload),
+    Node(RpcErrorObject),
     /// Anything else (our own encoding bug, a malformed answer that will not improve).
     Permanent(String),
 }
 
-pub(crate) fn classify(err: TransportError) -> Failure {
+/// Node errors that mean "not now" rather than "no": rate limits and a node that is behind.
+fn is_retry_error(e: &RpcErrorObject) -> bool {
+    let msg = e.message.to_lowercase();
+    matches!(e.code, 429 | -32005)
+        || msg.contains("rate limit")
+        || msg.contains("too many requests")
+        || msg.contains("header not found")
+}
+
+pub(crate) fn classify(err: CallError) -> Failure {
     match err {
-        RpcError::ErrorResp(payload) => {
-            if payload.is_retry_err() {
-                Failure::Transient(payload.to_string())
-            } else {
-                Failure::Node(payload)
-            }
+        CallError::Http(HttpError::TooLarge) => Failure::Permanent(HttpError::TooLarge.to_string()),
+        CallError::Http(e) => Failure::Transient(e.to_string()),
+        CallError::Status { status, .. } if status == 429 || status >= 500 => {
+            Failure::Transient(err.to_string())
         }
-        RpcError::Transport(kind) => match kind {
-            TransportErrorKind::HttpError(ref http) if http.status < 500 && http.status != 429 => {
-                Failure::Permanent(kind.to_string())
-            }
-            other => Failure::Transient(other.to_string()),
-        },
-        // An empty or cut-off body: what a dropped connection looks like mid-response.
-        RpcError::NullResp => Failure::Transient("empty response".into()),
-        RpcError::DeserError { err, text } if text.trim().is_empty() => {
-            Failure::Transient(format!("truncated response: {err}"))
-        }
-        other => Failure::Permanent(other.to_string()),
+        CallError::Status { .. } => Failure::Permanent(err.to_string()),
+        CallError::Node(e) if is_retry_error(&e) => Failure::Transient(e.to_string()),
+        CallError::Node(e) => Failure::Node(e),
+        // An empty body: what a dropped connection looks like mid-response.
+        CallError::Malformed { empty: true, .. } => Failure::Transient(err.to_string()),
+        CallError::Malformed { .. } => Failure::Permanent(err.to_string()),
     }
 }
 
 /// The revert reason in a node's error answer, if it is a revert.
-pub(crate) fn revert_reason(payload: &ErrorPayload) -> Option<String> {
-    if let Some(data) = payload.as_revert_data() {
-        if let Some(reason) = alloy::sol_types::decode_revert_reason(&data) {
-            return Some(reason);
-        }
+pub(crate) fn revert_reason(e: &RpcErrorObject) -> Option<String> {
+    if let Some(reason) = e.revert_data().as_deref().and_then(decode_revert) {
+        return Some(reason);
     }
-    let msg = payload.message.as_ref();
-    if msg.contains("revert") {
-        return Some(msg.to_string());
+    if e.message.contains("revert") {
+        return Some(e.message.clone());
     }
     None
 }
 
 /// A node's error answer as our error: a revert names its reason.
-pub(crate) fn node_error(step: &'static str, payload: &ErrorPayload) -> EthError {
-    match revert_reason(payload) {
+pub(crate) fn node_error(step: &'static str, e: &RpcErrorObject) -> EthError {
+    match revert_reason(e) {
         Some(reason) => EthError::Reverted {
             step,
             reason,
@@ -105,7 +103,7 @@ pub(crate) fn node_error(step: &'static str, payload: &ErrorPayload) -> EthError
         },
         None => EthError::NodeRefused {
             step,
-            message: payload.to_string(),
+            message: e.to_string(),
         },
     }
 }
@@ -113,7 +111,7 @@ pub(crate) fn node_error(step: &'static str, payload: &ErrorPayload) -> EthError
 /// One attempt of a request under the policy's timeout.
 pub(crate) async fn attempt<T, Fut>(policy: &RetryPolicy, fut: Fut) -> Result<T, Failure>
 where
-    Fut: Future<Output = Result<T, TransportError>>,
+    Fut: Future<Output = Result<T, CallError>>,
 {
     match tokio::time::timeout(policy.request_timeout, fut).await {
         Ok(Ok(v)) => Ok(v),
@@ -133,7 +131,7 @@ pub(crate) async fn with_retry<T, F, Fut>(
 ) -> Result<T, EthError>
 where
     F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, TransportError>>,
+    Fut: Future<Output = Result<T, CallError>>,
 {
     let attempts = policy.attempts.max(1);
     let mut last = String::new();
@@ -146,7 +144,7 @@ where
                     tokio::time::sleep(policy.backoff(n)).await;
                 }
             }
-            Err(Failure::Node(payload)) => return Err(node_error(step, &payload)),
+            Err(Failure::Node(e)) => return Err(node_error(step, &e)),
             Err(Failure::Permanent(why)) => {
                 return Err(EthError::Unavailable {
                     step,
@@ -161,4 +159,159 @@ where
         attempts,
         last,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::abi::{Value, ERROR_STRING};
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    fn node(code: i64, message: &str, data: Option<serde_json::Value>) -> RpcErrorObject {
+        RpcErrorObject {
+            code,
+            message: message.into(),
+            data,
+        }
+    }
+
+    #[test]
+    fn lost_connections_and_overload_are_transient_answers_are_not() {
+        let transient = [
+            CallError::Http(HttpError::Connect("refused".into())),
+            CallError::Http(HttpError::Broken("reset".into())),
+            CallError::Status {
+                status: 503,
+                body: String::new(),
+            },
+            CallError::Status {
+                status: 429,
+                body: String::new(),
+            },
+            CallError::Malformed {
+                reason: "empty body".into(),
+                empty: true,
+            },
+            CallError::Node(node(-32005, "limit exceeded", None)),
+            CallError::Node(node(-32000, "header not found", None)),
+        ];
+        for e in transient {
+            let text = e.to_string();
+            assert!(matches!(classify(e), Failure::Transient(_)), "{text}");
+        }
+        let permanent = [
+            CallError::Status {
+                status: 404,
+                body: "not found".into(),
+            },
+            CallError::Http(HttpError::TooLarge),
+            CallError::Malformed {
+                reason: "not JSON".into(),
+                empty: false,
+            },
+        ];
+        for e in permanent {
+            let text = e.to_string();
+            assert!(matches!(classify(e), Failure::Permanent(_)), "{text}");
+        }
+        let refused = CallError::Node(node(-32000, "nonce too low", None));
+        assert!(matches!(classify(refused), Failure::Node(_)));
+    }
+
+    #[test]
+    fn a_revert_is_named_by_its_reason() {
+        let data = ERROR_STRING
+            .encode_call(&[Value::String("TN/open: channel exists".into())])
+            .unwrap();
+        let e = node(
+            3,
+            "execution reverted",
+            Some(serde_json::json!(format!("0x{}", hex::encode(data)))),
+        );
+        let err = node_error("openChannel", &e);
+        assert!(
+            matches!(&err, EthError::Reverted { reason, .. } if reason == "TN/open: channel exists"),
+            "{err:?}"
+        );
+        // Without data, a message that says "revert" is the reason; otherwise a refusal.
+        let err = node_error("x", &node(-32000, "execution reverted", None));
+        assert!(matches!(err, EthError::Reverted { .. }), "{err:?}");
+        let err = node_error("x", &node(-32601, "method not found", None));
+        assert!(matches!(err, EthError::NodeRefused { .. }), "{err:?}");
+        assert!(err.to_string().contains("method not found"), "{err}");
+    }
+
+    fn quick() -> RetryPolicy {
+        RetryPolicy {
+            attempts: 3,
+            request_timeout: std::time::Duration::from_millis(200),
+            initial_backoff: std::time::Duration::from_millis(1),
+            max_backoff: std::time::Duration::from_millis(2),
+        }
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_up_to_the_budget() {
+        let calls = AtomicU32::new(0);
+        let result: Result<u32, EthError> = with_retry(&quick(), "eth_blockNumber", || {
+            let n = calls.fetch_add(1, Ordering::SeqCst);
+            async move {
+                if n < 2 {
+                    Err(CallError::Http(HttpError::Broken("reset".into())))
+                } else {
+                    Ok(n)
+                }
+            }
+        })
+        .await;
+        assert_eq!(result.unwrap(), 2);
+
+        calls.store(0, Ordering::SeqCst);
+        let err = with_retry(&quick(), "eth_blockNumber", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(CallError::Http(HttpError::Connect("refused".into()))) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(
+            matches!(&err, EthError::Unavailable { attempts: 3, last, .. } if last.contains("refused")),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_node_answer_is_not_retried() {
+        let calls = AtomicU32::new(0);
+        let err = with_retry(&quick(), "eth_call", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            async { Err::<(), _>(CallError::Node(node(-32000, "execution reverted", None))) }
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        assert!(
+            matches!(
+                err,
+                EthError::Reverted {
+                    step: "eth_call",
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_request_without_an_answer_times_out_and_is_retried() {
+        let calls = AtomicU32::new(0);
+        let err = with_retry(&quick(), "eth_chainId", || {
+            calls.fetch_add(1, Ordering::SeqCst);
+            std::future::pending::<Result<(), CallError>>()
+        })
+        .await
+        .unwrap_err();
+        assert_eq!(calls.load(Ordering::SeqCst), 3);
+        assert!(err.to_string().contains("no answer within 200 ms"), "{err}");
+    }
 }

@@ -5,9 +5,9 @@ use channel_core::ledger::deposit_increase;
 use channel_core::{Address, Signature, WithdrawProof, U256};
 
 use super::checks::check_signer;
-use super::{event_in, EthereumLedger, TxOutcome};
-use crate::bindings::ITokenNetwork;
-use crate::convert::{sig_bytes, to_evm};
+use super::{decoded, event_in, sig_value, EthereumLedger, TxOutcome};
+use crate::abi::Value;
+use crate::bindings::token_network as tn;
 use crate::error::EthError;
 
 /// A withdraw proof with both participants' signatures (what `setTotalWithdraw` and each side
@@ -37,28 +37,21 @@ impl EthereumLedger {
             });
         }
         let receipt = if deposit.is_zero() {
-            self.send_to_network(
-                STEP,
-                ITokenNetwork::openChannelCall {
-                    participant1: to_evm(self.me),
-                    participant2: to_evm(partner),
-                },
-            )
-            .await?
+            self.send_to_network(STEP, &tn::OPEN_CHANNEL, &[self.me.into(), partner.into()])
+                .await?
         } else {
             self.approve(deposit).await?;
             self.send_to_network(
                 "openChannelWithDeposit",
-                ITokenNetwork::openChannelWithDepositCall {
-                    participant1: to_evm(self.me),
-                    participant2: to_evm(partner),
-                    participant1_total_deposit: deposit,
-                },
+                &tn::OPEN_CHANNEL_WITH_DEPOSIT,
+                &[self.me.into(), partner.into(), deposit.into()],
             )
             .await?
         };
-        let opened: ITokenNetwork::ChannelOpened = event_in(STEP, &receipt, self.token_network)?;
-        Ok((opened.channel_identifier, TxOutcome::of(&receipt)))
+        let id = event_in(STEP, &receipt, self.token_network, &tn::CHANNEL_OPENED)?
+            .uint("channel_identifier")
+            .map_err(decoded(STEP))?;
+        Ok((id, TxOutcome::of(&receipt)))
     }
 
     /// Raises our cumulative deposit in `channel_id` to `total_deposit`, approving the
@@ -81,12 +74,13 @@ impl EthereumLedger {
         let receipt = self
             .send_to_network(
                 STEP,
-                ITokenNetwork::setTotalDepositCall {
-                    channel_identifier: channel_id,
-                    participant: to_evm(self.me),
-                    total_deposit,
-                    partner: to_evm(partner),
-                },
+                &tn::SET_TOTAL_DEPOSIT,
+                &[
+                    channel_id.into(),
+                    self.me.into(),
+                    total_deposit.into(),
+                    partner.into(),
+                ],
             )
             .await?;
         Ok(TxOutcome::of(&receipt))
@@ -108,14 +102,15 @@ impl EthereumLedger {
         let receipt = self
             .send_to_network(
                 STEP,
-                ITokenNetwork::setTotalWithdrawCall {
-                    channel_identifier: w.proof.channel_identifier,
-                    participant: to_evm(w.proof.participant),
-                    total_withdraw: w.proof.total_withdraw,
-                    withdrawable_until: U256::from(w.proof.withdrawable_until),
-                    participant_signature: sig_bytes(&w.participant_signature),
-                    partner_signature: sig_bytes(&w.partner_signature),
-                },
+                &tn::SET_TOTAL_WITHDRAW,
+                &[
+                    w.proof.channel_identifier.into(),
+                    w.proof.participant.into(),
+                    w.proof.total_withdraw.into(),
+                    w.proof.withdrawable_until.into(),
+                    sig_value(&w.participant_signature),
+                    sig_value(&w.partner_signature),
+                ],
             )
             .await?;
         Ok(TxOutcome::of(&receipt))
@@ -144,21 +139,21 @@ impl EthereumLedger {
         )?;
         self.check_withdraw(STEP, w1, p2)?;
         self.check_withdraw(STEP, w2, p1)?;
-        let input = |w: &SignedWithdraw| ITokenNetwork::WithdrawInput {
-            participant: to_evm(w.proof.participant),
-            total_withdraw: w.proof.total_withdraw,
-            withdrawable_until: U256::from(w.proof.withdrawable_until),
-            participant_signature: sig_bytes(&w.participant_signature),
-            partner_signature: sig_bytes(&w.partner_signature),
+        // One side as `cooperativeSettle` takes it (`tn::WITHDRAW_INPUT`).
+        let input = |w: &SignedWithdraw| {
+            Value::Tuple(vec![
+                w.proof.participant.into(),
+                w.proof.total_withdraw.into(),
+                w.proof.withdrawable_until.into(),
+                sig_value(&w.participant_signature),
+                sig_value(&w.partner_signature),
+            ])
         };
         let receipt = self
             .send_to_network(
                 STEP,
-                ITokenNetwork::cooperativeSettleCall {
-                    channel_identifier: w1.proof.channel_identifier,
-                    data1: input(w1),
-                    data2: input(w2),
-                },
+                &tn::COOPERATIVE_SETTLE,
+                &[w1.proof.channel_identifier.into(), input(w1), input(w2)],
             )
             .await?;
         Ok(TxOutcome::of(&receipt))

@@ -2,16 +2,14 @@
 //! settle after the window, secrets registered in the SecretRegistry, and `unlock` of the
 //! pending locks kept at settlement.
 
-use alloy::primitives::TxKind;
-use alloy::sol_types::SolCall;
 use channel_core::channel::{CloseTransaction, UpdateTransaction};
 use channel_core::locks::pack_locks;
 use channel_core::{Address, BalanceData, HashTimeLock, Secret, H256, U256};
 
 use super::checks::check_signer;
-use super::{event_in, EthereumLedger, TxOutcome};
-use crate::bindings::{ISecretRegistry, ITokenNetwork};
-use crate::convert::{sig_bytes, to_b256, to_evm, to_u64};
+use super::{decoded, event_in, sig_value, EthereumLedger, TxOutcome};
+use crate::abi::{AbiError, Value};
+use crate::bindings::{secret_registry as sr, token_network as tn};
 use crate::error::EthError;
 
 /// What `unlock` paid out.
@@ -61,16 +59,17 @@ impl EthereumLedger {
         let receipt = self
             .send_to_network(
                 STEP,
-                ITokenNetwork::closeChannelCall {
-                    channel_identifier: close.channel_id,
-                    non_closing_participant: to_evm(partner),
-                    closing_participant: to_evm(self.me),
-                    balance_hash: to_b256(&proof.balance.balance_hash()),
-                    nonce: U256::from(proof.nonce),
-                    additional_hash: to_b256(&proof.additional_hash),
-                    non_closing_signature: sig_bytes(&signed.signature),
-                    closing_signature: sig_bytes(&close.closing_signature),
-                },
+                &tn::CLOSE_CHANNEL,
+                &[
+                    close.channel_id.into(),
+                    partner.into(),
+                    self.me.into(),
+                    proof.balance.balance_hash().into(),
+                    proof.nonce.into(),
+                    proof.additional_hash.into(),
+                    sig_value(&signed.signature),
+                    sig_value(&close.closing_signature),
+                ],
             )
             .await?;
         Ok(TxOutcome::of(&receipt))
@@ -118,16 +117,17 @@ impl EthereumLedger {
         let receipt = self
             .send_to_network(
                 STEP,
-                ITokenNetwork::updateNonClosingBalanceProofCall {
-                    channel_identifier: update.channel_id,
-                    closing_participant: to_evm(closer),
-                    non_closing_participant: to_evm(non_closer),
-                    balance_hash: to_b256(&proof.balance.balance_hash()),
-                    nonce: U256::from(proof.nonce),
-                    additional_hash: to_b256(&proof.additional_hash),
-                    closing_signature: sig_bytes(&signed.signature),
-                    non_closing_signature: sig_bytes(&update.non_closing_signature),
-                },
+                &tn::UPDATE_NON_CLOSING_BALANCE_PROOF,
+                &[
+                    update.channel_id.into(),
+                    closer.into(),
+                    non_closer.into(),
+                    proof.balance.balance_hash().into(),
+                    proof.nonce.into(),
+                    proof.additional_hash.into(),
+                    sig_value(&signed.signature),
+                    sig_value(&update.non_closing_signature),
+                ],
             )
             .await?;
         Ok(TxOutcome::of(&receipt))
@@ -157,17 +157,18 @@ impl EthereumLedger {
         let receipt = self
             .send_to_network(
                 STEP,
-                ITokenNetwork::settleChannelCall {
-                    channel_identifier: channel_id,
-                    participant1: to_evm(p1.0),
-                    participant1_transferred_amount: p1.1.transferred_amount,
-                    participant1_locked_amount: p1.1.locked_amount,
-                    participant1_locksroot: to_b256(&p1.1.locksroot),
-                    participant2: to_evm(p2.0),
-                    participant2_transferred_amount: p2.1.transferred_amount,
-                    participant2_locked_amount: p2.1.locked_amount,
-                    participant2_locksroot: to_b256(&p2.1.locksroot),
-                },
+                &tn::SETTLE_CHANNEL,
+                &[
+                    channel_id.into(),
+                    p1.0.into(),
+                    p1.1.transferred_amount.into(),
+                    p1.1.locked_amount.into(),
+                    p1.1.locksroot.into(),
+                    p2.0.into(),
+                    p2.1.transferred_amount.into(),
+                    p2.1.locked_amount.into(),
+                    p2.1.locksroot.into(),
+                ],
             )
             .await?;
         Ok(TxOutcome::of(&receipt))
@@ -190,30 +191,32 @@ impl EthereumLedger {
                 reason: format!("secret {secrethash} is already registered (at {at})"),
             });
         }
-        let call = ISecretRegistry::registerSecretCall {
-            secret: to_b256(&secret.0),
-        };
         let receipt = self
-            .tx
-            .send(STEP, TxKind::Call(self.secret_registry), call.abi_encode())
+            .send_call(
+                STEP,
+                self.secret_registry,
+                &sr::REGISTER_SECRET,
+                &[secret.0.into()],
+            )
             .await?;
-        let _: ISecretRegistry::SecretRevealed = event_in(STEP, &receipt, self.secret_registry)?;
+        event_in(STEP, &receipt, self.secret_registry, &sr::SECRET_REVEALED)?;
         Ok(TxOutcome::of(&receipt))
     }
 
     /// Ledger time at which the secret behind `secrethash` was registered.
     pub async fn secret_registered_at(&self, secrethash: &H256) -> Result<Option<u64>, EthError> {
+        const STEP: &str = "getSecretRevealBlockTime";
         let at = self
             .node
             .call(
-                "getSecretRevealBlockTime",
+                STEP,
                 self.secret_registry,
-                &ISecretRegistry::getSecretRevealBlockTimeCall {
-                    secrethash: to_b256(secrethash),
-                },
+                &sr::GET_SECRET_REVEAL_BLOCK_TIME,
+                &[(*secrethash).into()],
             )
-            .await?;
-        let at = to_u64("getSecretRevealBlockTime", "timestamp", at)?;
+            .await?
+            .u64("block_time")
+            .map_err(decoded(STEP))?;
         Ok((at > 0).then_some(at))
     }
 
@@ -237,18 +240,23 @@ impl EthereumLedger {
         let receipt = self
             .send_to_network(
                 STEP,
-                ITokenNetwork::unlockCall {
-                    channel_identifier: channel_id,
-                    receiver: to_evm(receiver),
-                    sender: to_evm(sender),
-                    locks: pack_locks(locks).into(),
-                },
+                &tn::UNLOCK,
+                &[
+                    channel_id.into(),
+                    receiver.into(),
+                    sender.into(),
+                    Value::Bytes(pack_locks(locks)),
+                ],
             )
             .await?;
-        let ev: ITokenNetwork::ChannelUnlocked = event_in(STEP, &receipt, self.token_network)?;
+        let ev = event_in(STEP, &receipt, self.token_network, &tn::CHANNEL_UNLOCKED)?;
+        let amounts = || -> Result<(U256, U256), AbiError> {
+            Ok((ev.uint("unlocked_amount")?, ev.uint("returned_tokens")?))
+        };
+        let (unlocked_amount, returned_tokens) = amounts().map_err(decoded(STEP))?;
         Ok(Unlocked {
-            unlocked_amount: ev.unlocked_amount,
-            returned_tokens: ev.returned_tokens,
+            unlocked_amount,
+            returned_tokens,
             outcome: TxOutcome::of(&receipt),
         })
     }

@@ -9,18 +9,16 @@
 
 use std::time::Duration;
 
-use alloy::primitives::{Address as EvmAddress, TxKind};
-use alloy::rpc::types::TransactionReceipt;
-use alloy::signers::local::PrivateKeySigner;
-use alloy::sol_types::{SolCall, SolEvent};
 use channel_core::{Address, Domain, LocalSigner, Signer, H256, U256};
 
-use crate::bindings::{ICustomToken, ITokenNetwork};
-use crate::convert::{from_b256, from_evm, to_evm, to_u64};
+use crate::abi::{AbiError, Decoded, Event, Function, Value};
+use crate::bindings::{custom_token, token_network};
 use crate::error::EthError;
+use crate::fees::DEFAULT_MAX_FEE_PER_GAS;
 use crate::node::Node;
 use crate::rpc::RetryPolicy;
-use crate::tx::TxSender;
+use crate::tx::{Caps, TxSender};
+use crate::wire::Receipt;
 
 mod channel;
 pub use channel::SignedWithdraw;
@@ -35,6 +33,9 @@ pub struct EthConfig {
     pub token_network: Address,
     /// Refuse any transaction whose gas estimate is above this.
     pub gas_cap: u64,
+    /// Most wei per gas a transaction may pay (`maxFeePerGas` and the tip are capped by it;
+    /// a base fee above it is refused).
+    pub max_fee_per_gas: U256,
     /// An event counts once its block has this many confirmations (1 = the head block counts).
     pub confirmations: u64,
     /// At most this many blocks per `eth_getLogs` request.
@@ -50,6 +51,7 @@ impl EthConfig {
             rpc_url: rpc_url.into(),
             token_network,
             gas_cap: 3_000_000,
+            max_fee_per_gas: DEFAULT_MAX_FEE_PER_GAS,
             confirmations: 1,
             max_log_range: 2_000,
             retry: RetryPolicy::default(),
@@ -67,10 +69,10 @@ pub struct TxOutcome {
 }
 
 impl TxOutcome {
-    fn of(receipt: &TransactionReceipt) -> Self {
+    fn of(receipt: &Receipt) -> Self {
         Self {
-            tx_hash: from_b256(receipt.transaction_hash),
-            block_number: receipt.block_number.unwrap_or(0),
+            tx_hash: receipt.transaction_hash,
+            block_number: receipt.block_number,
             gas_used: receipt.gas_used,
         }
     }
@@ -95,9 +97,9 @@ pub struct EthereumLedger {
     tx: TxSender,
     me: Address,
     domain: Domain,
-    pub(crate) token_network: EvmAddress,
-    pub(crate) token: EvmAddress,
-    pub(crate) secret_registry: EvmAddress,
+    pub(crate) token_network: Address,
+    pub(crate) token: Address,
+    pub(crate) secret_registry: Address,
     pub(crate) settle_timeout: u64,
     pub(crate) confirmations: u64,
     pub(crate) max_log_range: u64,
@@ -113,37 +115,42 @@ impl EthereumLedger {
             ));
         }
         let node = Node::connect(&config.rpc_url, config.retry.clone())?;
-        let signer = PrivateKeySigner::from_slice(&key.to_bytes())
-            .map_err(|e| EthError::Config(format!("signing key: {e}")))?;
-        if from_evm(signer.address()) != key.address() {
-            return Err(EthError::Config(
-                "signing key: alloy and channel-core derive different addresses".into(),
-            ));
-        }
         let chain_id = node.chain_id().await?;
-        let token_network = to_evm(config.token_network);
-        let token = node
-            .call("token", token_network, &ITokenNetwork::tokenCall {})
+        let network = config.token_network;
+        // An address without the contract answers calls with nothing: say so plainly.
+        let raw = node
+            .call_data("token", network, &token_network::TOKEN.selector())
             .await?;
-        let secret_registry = node
-            .call(
-                "secret_registry",
-                token_network,
-                &ITokenNetwork::secret_registryCall {},
-            )
-            .await?;
-        let timeout = node
-            .call(
-                "settle_timeout",
-                token_network,
-                &ITokenNetwork::settle_timeoutCall {},
-            )
-            .await?;
+        if raw.is_empty() {
+            return Err(EthError::Config(format!(
+                "no TokenNetwork contract at {network} on chain {chain_id} (token() returned nothing)"
+            )));
+        }
+        let token = token_network::TOKEN
+            .decode_output(&raw)
+            .and_then(|d| d.address("token"))
+            .map_err(decoded("token"))?;
+        let read = |step: &'static str, f: Function| {
+            let node = &node;
+            async move { node.call(step, network, &f, &[]).await }
+        };
+        let secret_registry = read("secret_registry", token_network::SECRET_REGISTRY)
+            .await?
+            .address("secret_registry")
+            .map_err(decoded("secret_registry"))?;
+        let settle_timeout = read("settle_timeout", token_network::SETTLE_TIMEOUT)
+            .await?
+            .u64("settle_timeout")
+            .map_err(decoded("settle_timeout"))?;
+        let caps = Caps {
+            gas: config.gas_cap,
+            fee_per_gas: config.max_fee_per_gas,
+        };
         let tx = TxSender::new(
             node.clone(),
-            signer,
+            key.clone(),
             chain_id,
-            config.gas_cap,
+            caps,
             config.receipt_timeout,
         );
         Ok(Self {
@@ -154,10 +161,10 @@ impl EthereumLedger {
                 chain_id: U256::from(chain_id),
                 token_network_address: config.token_network,
             },
-            token_network,
+            token_network: network,
             token,
             secret_registry,
-            settle_timeout: to_u64("settle_timeout", "settle timeout", timeout)?,
+            settle_timeout,
             confirmations: config.confirmations,
             max_log_range: config.max_log_range.max(1),
         })
@@ -176,11 +183,11 @@ impl EthereumLedger {
     }
 
     pub fn token(&self) -> Address {
-        from_evm(self.token)
+        self.token
     }
 
     pub fn secret_registry(&self) -> Address {
-        from_evm(self.secret_registry)
+        self.secret_registry
     }
 
     /// Seconds between close and the first moment settle is allowed.
@@ -201,29 +208,27 @@ impl EthereumLedger {
     }
 
     pub async fn token_balance(&self, who: Address) -> Result<U256, EthError> {
+        const STEP: &str = "balanceOf";
         self.node
-            .call(
-                "balanceOf",
-                self.token,
-                &ICustomToken::balanceOfCall {
-                    _owner: to_evm(who),
-                },
-            )
-            .await
+            .call(STEP, self.token, &custom_token::BALANCE_OF, &[who.into()])
+            .await?
+            .uint("balance")
+            .map_err(decoded(STEP))
     }
 
     /// The identifier of the pair's current channel (0 if none).
     pub async fn channel_identifier(&self, a: Address, b: Address) -> Result<U256, EthError> {
+        const STEP: &str = "getChannelIdentifier";
         self.node
             .call(
-                "getChannelIdentifier",
+                STEP,
                 self.token_network,
-                &ITokenNetwork::getChannelIdentifierCall {
-                    participant: to_evm(a),
-                    partner: to_evm(b),
-                },
+                &token_network::GET_CHANNEL_IDENTIFIER,
+                &[a.into(), b.into()],
             )
-            .await
+            .await?
+            .uint("channel_identifier")
+            .map_err(decoded(STEP))
     }
 
     pub async fn participant_info(
@@ -232,42 +237,43 @@ impl EthereumLedger {
         participant: Address,
         partner: Address,
     ) -> Result<ParticipantInfo, EthError> {
+        const STEP: &str = "getChannelParticipantInfo";
         let r = self
             .node
             .call(
-                "getChannelParticipantInfo",
+                STEP,
                 self.token_network,
-                &ITokenNetwork::getChannelParticipantInfoCall {
-                    channel_identifier: channel_id,
-                    participant: to_evm(participant),
-                    partner: to_evm(partner),
-                },
+                &token_network::GET_CHANNEL_PARTICIPANT_INFO,
+                &[channel_id.into(), participant.into(), partner.into()],
             )
             .await?;
-        Ok(ParticipantInfo {
-            deposit: r.deposit,
-            withdrawn: r.withdrawn_amount,
-            is_the_closer: r.is_the_closer,
-            balance_hash: from_b256(r.balance_hash),
-            nonce: to_u64("getChannelParticipantInfo", "nonce", r.nonce)?,
-            locksroot: from_b256(r.locksroot),
-            locked_amount: r.locked_amount,
-        })
+        let read = || -> Result<ParticipantInfo, AbiError> {
+            Ok(ParticipantInfo {
+                deposit: r.uint("deposit")?,
+                withdrawn: r.uint("withdrawn_amount")?,
+                is_the_closer: r.bool("is_the_closer")?,
+                balance_hash: r.bytes32("balance_hash")?,
+                nonce: r.u64("nonce")?,
+                locksroot: r.bytes32("locksroot")?,
+                locked_amount: r.uint("locked_amount")?,
+            })
+        };
+        read().map_err(decoded(STEP))
     }
 
     /// Ledger time after which a closed channel can be settled (0 if not closed).
     pub async fn settleable_after(&self, channel_id: U256) -> Result<u64, EthError> {
-        let v = self
-            .node
+        const STEP: &str = "settleable_after";
+        self.node
             .call(
-                "settleable_after",
+                STEP,
                 self.token_network,
-                &ITokenNetwork::settleable_afterCall {
-                    channel_identifier: channel_id,
-                },
+                &token_network::SETTLEABLE_AFTER,
+                &[channel_id.into()],
             )
-            .await?;
-        to_u64("settleable_after", "timestamp", v)
+            .await?
+            .u64("timestamp")
+            .map_err(decoded(STEP))
     }
 
     // ----- dev token -----
@@ -280,63 +286,85 @@ impl EthereumLedger {
                 reason: "amount is zero".into(),
             });
         }
-        self.send_to_token("mint", ICustomToken::mintCall { num: amount })
-            .await
-    }
-
-    // ----- sending -----
-
-    async fn send_to_token<C: SolCall>(
-        &self,
-        step: &'static str,
-        call: C,
-    ) -> Result<TxOutcome, EthError> {
         let receipt = self
-            .tx
-            .send(step, TxKind::Call(self.token), call.abi_encode())
+            .send_call("mint", self.token, &custom_token::MINT, &[amount.into()])
             .await?;
         Ok(TxOutcome::of(&receipt))
     }
 
-    async fn send_to_network<C: SolCall>(
+    // ----- sending -----
+
+    /// Encodes a call of `function` on `to` and sends it as a transaction.
+    pub(crate) async fn send_call(
         &self,
         step: &'static str,
-        call: C,
-    ) -> Result<TransactionReceipt, EthError> {
-        self.tx
-            .send(step, TxKind::Call(self.token_network), call.abi_encode())
+        to: Address,
+        function: &Function,
+        args: &[Value],
+    ) -> Result<Receipt, EthError> {
+        let input = function
+            .encode_call(args)
+            .map_err(|e| EthError::InvalidInput {
+                step,
+                reason: format!("encoding {}: {e}", function.signature()),
+            })?;
+        self.tx.send(step, Some(to), input).await
+    }
+
+    async fn send_to_network(
+        &self,
+        step: &'static str,
+        function: &Function,
+        args: &[Value],
+    ) -> Result<Receipt, EthError> {
+        self.send_call(step, self.token_network, function, args)
             .await
     }
 
     /// Lets the token network take `amount` of our tokens (for a deposit).
     async fn approve(&self, amount: U256) -> Result<TxOutcome, EthError> {
-        self.send_to_token(
-            "approve",
-            ICustomToken::approveCall {
-                _spender: self.token_network,
-                _value: amount,
-            },
-        )
-        .await
+        let receipt = self
+            .send_call(
+                "approve",
+                self.token,
+                &custom_token::APPROVE,
+                &[self.token_network.into(), amount.into()],
+            )
+            .await?;
+        Ok(TxOutcome::of(&receipt))
     }
 }
 
-/// The first event of type `E` emitted by `emitter` in `receipt`.
-fn event_in<E: SolEvent>(
+/// A signature as the contracts take it: 65 bytes `r || s || v`.
+fn sig_value(s: &channel_core::Signature) -> Value {
+    Value::Bytes(s.as_bytes().to_vec())
+}
+
+/// An ABI value of the wrong shape in the node's answer.
+pub(crate) fn decoded(step: &'static str) -> impl Fn(AbiError) -> EthError {
+    move |e| EthError::Decode {
+        step,
+        what: "contract answer",
+        reason: e.to_string(),
+    }
+}
+
+/// The first `event` emitted by `emitter` in `receipt`.
+fn event_in(
     step: &'static str,
-    receipt: &TransactionReceipt,
-    emitter: EvmAddress,
-) -> Result<E, EthError> {
+    receipt: &Receipt,
+    emitter: Address,
+    event: &Event,
+) -> Result<Decoded, EthError> {
+    let topic = event.topic0();
     receipt
-        .inner
-        .logs()
+        .logs
         .iter()
-        .filter(|l| l.address() == emitter && l.topic0() == Some(&E::SIGNATURE_HASH))
-        .find_map(|l| E::decode_log(&l.inner).ok())
-        .map(|l| l.data)
+        .filter(|l| l.address == emitter && l.topic0() == Some(&topic))
+        .find_map(|l| event.decode_log(&l.topics, &l.data).ok())
         .ok_or(EthError::Decode {
             step,
             what: "receipt",
-            reason: format!("no {} event in the receipt", E::SIGNATURE),
+            reason: format!("no {} event in the receipt", event.signature()),
         })
 }

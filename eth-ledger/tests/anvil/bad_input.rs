@@ -12,8 +12,7 @@ use super::common::{u, Devchain, Pair, Side};
 
 async fn nothing_happened(chain: &Devchain, la: &EthereumLedger, id: U256, before: u64) {
     let (a, b) = (chain.key(1).address(), chain.key(2).address());
-    let sender = alloy::primitives::Address::from(a.0);
-    assert_eq!(chain.node.transaction_count(sender).await.unwrap(), before);
+    assert_eq!(chain.node.transaction_count(a).await.unwrap(), before);
     let info = la.participant_info(id, a, b).await.unwrap();
     assert!(!info.is_the_closer);
     assert_eq!(la.channel_identifier(a, b).await.unwrap(), id);
@@ -26,8 +25,7 @@ async fn wrong_key_chain_or_network_is_refused_and_changes_nothing() {
     let la = chain.ledger(&key_a).await;
     let (a, b) = (key_a.address(), key_b.address());
     let (id, _) = la.open_channel(b, u(1_000)).await.unwrap();
-    let sender = alloy::primitives::Address::from(a.0);
-    let sent = chain.node.transaction_count(sender).await.unwrap();
+    let sent = chain.node.transaction_count(a).await.unwrap();
 
     // B's proof, but signed by a stranger's key.
     let mut back = Pair::new(chain.domain(), id, key_b.clone(), key_a.clone());

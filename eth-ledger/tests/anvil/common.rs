@@ -22,23 +22,20 @@ pub const SETTLE_TIMEOUT: u64 = 100;
 /// Tokens each dev key holds after deployment.
 pub const TOKENS_PER_KEY: u64 = 1_000_000_000;
 
-static INSTALLED: OnceLock<PathBuf> = OnceLock::new();
-
-/// `.devchain/` with anvil and contracts.json, installing them once if missing.
+/// `.devchain/` of the repository (found from this crate's manifest directory, whatever the
+/// current directory) with anvil and contracts.json. Missing ones fail the test with what to
+/// run: these tests never skip silently.
 pub fn devchain_dir() -> &'static Path {
-    INSTALLED.get_or_init(|| {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
         let dir = default_devchain_dir();
-        if !dir.join("bin/anvil").exists() || !dir.join("contracts.json").exists() {
-            let script = dir
-                .parent()
-                .expect("workspace root")
-                .join("scripts/devchain.sh");
-            let status = std::process::Command::new("bash")
-                .arg(&script)
-                .arg("install")
-                .status()
-                .expect("run scripts/devchain.sh install");
-            assert!(status.success(), "scripts/devchain.sh install failed");
+        for needed in ["bin/anvil", "contracts.json"] {
+            assert!(
+                dir.join(needed).exists(),
+                "{} is missing: run `scripts/devchain.sh install` at the repository root \
+                 (it fetches anvil and the Raiden 0.50 contracts into .devchain/)",
+                dir.join(needed).display()
+            );
         }
         dir
     })

@@ -150,7 +150,6 @@ async fn lost_answers_and_a_stalled_node_neither_lose_nor_repeat_an_operation() 
     let key_a = chain.key(1);
     let b = chain.key(2).address();
     let a = key_a.address();
-    let sender = alloy::primitives::Address::from(a.0);
 
     let mut config = chain.config();
     config.rpc_url = proxy.url.clone();
@@ -159,7 +158,7 @@ async fn lost_answers_and_a_stalled_node_neither_lose_nor_repeat_an_operation() 
 
     // 1. Mint (not idempotent: running it twice would mint twice) with the answer to
     //    eth_sendRawTransaction lost and the node unreachable for two seconds.
-    let count0 = chain.node.transaction_count(sender).await.unwrap();
+    let count0 = chain.node.transaction_count(a).await.unwrap();
     let balance0 = la.token_balance(a).await.unwrap();
     proxy.arm(b"eth_sendRawTransaction");
     let op = tokio::spawn({
@@ -170,7 +169,7 @@ async fn lost_answers_and_a_stalled_node_neither_lose_nor_repeat_an_operation() 
     let mut mined = false;
     for _ in 0..500 {
         if proxy.tripped.load(Ordering::SeqCst)
-            && chain.node.transaction_count(sender).await.unwrap() == count0 + 1
+            && chain.node.transaction_count(a).await.unwrap() == count0 + 1
         {
             mined = true;
             break;
@@ -188,10 +187,7 @@ async fn lost_answers_and_a_stalled_node_neither_lose_nor_repeat_an_operation() 
         .unwrap()
         .unwrap();
     assert!(outcome.block_number > 0);
-    assert_eq!(
-        chain.node.transaction_count(sender).await.unwrap(),
-        count0 + 1
-    );
+    assert_eq!(chain.node.transaction_count(a).await.unwrap(), count0 + 1);
     assert_eq!(la.token_balance(a).await.unwrap(), balance0 + u(1_000));
 
     // 2. A two-transaction operation (approve + open with deposit) started while the node
@@ -202,20 +198,14 @@ async fn lost_answers_and_a_stalled_node_neither_lose_nor_repeat_an_operation() 
         async move { la.open_channel(b, u(250)).await }
     });
     tokio::time::sleep(Duration::from_millis(1_500)).await;
-    assert_eq!(
-        chain.node.transaction_count(sender).await.unwrap(),
-        count0 + 1
-    );
+    assert_eq!(chain.node.transaction_count(a).await.unwrap(), count0 + 1);
     proxy.pause(false);
     let (id, _) = tokio::time::timeout(Duration::from_secs(30), op)
         .await
         .unwrap()
         .unwrap()
         .unwrap();
-    assert_eq!(
-        chain.node.transaction_count(sender).await.unwrap(),
-        count0 + 3
-    );
+    assert_eq!(chain.node.transaction_count(a).await.unwrap(), count0 + 3);
     assert_eq!(la.participant_info(id, a, b).await.unwrap().deposit, u(250));
     assert_eq!(
         la.token_balance(a).await.unwrap(),

@@ -23,22 +23,71 @@ pub const SETTLE_TIMEOUT: u64 = 100;
 pub const TOKENS_PER_KEY: u64 = 1_000_000_000;
 
 /// `.devchain/` of the repository (found from this crate's manifest directory, whatever the
-/// current directory) with anvil and contracts.json. Missing ones fail the test with what to
-/// run: these tests never skip silently.
+/// current directory) with anvil and contracts.json. When either is missing the tests install
+/// them first with `scripts/devchain.sh install` (anvil from npm, the contracts from PyPI;
+/// bounded by [`INSTALL_LIMIT`]), as the dashboard test installs chromium, so that
+/// `cargo test --workspace` needs nothing else on a fresh machine. If that fails, the test
+/// fails saying what to run: these tests never skip silently.
 pub fn devchain_dir() -> &'static Path {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
         let dir = default_devchain_dir();
-        for needed in ["bin/anvil", "contracts.json"] {
-            assert!(
-                dir.join(needed).exists(),
-                "{} is missing: run `scripts/devchain.sh install` at the repository root \
-                 (it fetches anvil and the Raiden 0.50 contracts into .devchain/)",
-                dir.join(needed).display()
-            );
+        let missing = |dir: &Path| {
+            ["bin/anvil", "contracts.json"]
+                .into_iter()
+                .map(|n| dir.join(n))
+                .filter(|p| !p.exists())
+                .collect::<Vec<_>>()
+        };
+        if !missing(&dir).is_empty() {
+            install_devchain(&dir);
         }
+        let still = missing(&dir);
+        assert!(
+            still.is_empty(),
+            "{still:?} missing after installing: run `scripts/devchain.sh install` at the \
+             repository root (it fetches anvil and the Raiden 0.50 contracts into .devchain/)"
+        );
         dir
     })
+}
+
+/// Longest wait for `scripts/devchain.sh install` (downloads from npm and PyPI).
+pub const INSTALL_LIMIT: Duration = Duration::from_secs(600);
+
+/// Runs `scripts/devchain.sh install` for `dir`'s repository, killing it after
+/// [`INSTALL_LIMIT`].
+fn install_devchain(dir: &Path) {
+    let root = dir.parent().expect(".devchain has a parent directory");
+    let script = root.join("scripts/devchain.sh");
+    eprintln!("installing the dev chain: {} install", script.display());
+    let mut child = std::process::Command::new("bash")
+        .arg(&script)
+        .arg("install")
+        .current_dir(root)
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start scripts/devchain.sh install");
+    let deadline = std::time::Instant::now() + INSTALL_LIMIT;
+    loop {
+        match child
+            .try_wait()
+            .expect("wait for scripts/devchain.sh install")
+        {
+            Some(status) => {
+                assert!(
+                    status.success(),
+                    "scripts/devchain.sh install failed: {status}"
+                );
+                return;
+            }
+            None if std::time::Instant::now() > deadline => {
+                let _ = child.kill();
+                panic!("scripts/devchain.sh install did not finish within {INSTALL_LIMIT:?}");
+            }
+            None => std::thread::sleep(Duration::from_millis(200)),
+        }
+    }
 }
 
 pub fn artifacts() -> Artifacts {

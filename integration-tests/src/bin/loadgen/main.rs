@@ -21,7 +21,7 @@
 //!
 //! ```text
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 100 --streams 100 --payments 200
-//! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 1000 --streams 1000 --rate 5 --duration-secs 20 --payments 1000000
+//! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 1000 --streams 1000 --rate 5 --duration-secs 20 --payments 1000000 --connections 1000 --presign
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --channels 100000 --streams 1000 --payments 10 --spread --restart --connections 128 --setup-concurrency 512 --timeout-secs 3600
 //! cargo run --release -p integration-tests --bin loadgen -- --hub http://127.0.0.1:50051 --channels 10 --streams 10
 //! cargo run --release -p integration-tests --bin loadgen -- --spawn --sessions 1000 --payments 20

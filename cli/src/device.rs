@@ -302,40 +302,9 @@ pub async fn close(global: &Global, unilateral: bool) -> Result<(), CliError> {
         };
         print(&view, global.json)
     } else {
-        caught_up_with_ledger(global, &client).await?;
+        // The SDK first brings the channel's deposits up to the ledger's record.
         let settlement = client.cooperative_close().await?;
         print(&SettlementView::new(None, Some(settlement)), global.json)
-    }
-}
-
-/// Waits until the device's channel shows the deposits and withdraws the ledger records now
-/// (its ledger watcher applies events in the background, e.g. an operator deposit made while
-/// the device was offline): a cooperative close proposes the whole balances, and a split
-/// computed from older deposits is refused by the hub. Bounded by the command's timeout.
-async fn caught_up_with_ledger(global: &Global, client: &Client) -> Result<(), CliError> {
-    let Some(id) = client.channel_id() else {
-        return Ok(());
-    };
-    let mut hub = HubConnection::connect(global).await?;
-    hub.login_any(global).await?;
-    let record = crate::ledger::fetch(&hub, id).await?;
-    loop {
-        let b = client.balances()?;
-        let side = |who| record.participants.iter().find(|p| p.address == who);
-        let (Some(device), Some(hub_side)) = (side(b.device), side(b.hub)) else {
-            return Err(CliError::malformed(format!(
-                "ledger channel {id} is not between {} and {}",
-                b.device, b.hub
-            )));
-        };
-        if b.our_deposit == device.total_deposit
-            && b.hub_deposit == hub_side.total_deposit
-            && b.our_withdraw == device.total_withdraw
-            && b.hub_withdraw == hub_side.total_withdraw
-        {
-            return Ok(());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

@@ -81,9 +81,7 @@ pub(crate) async fn deposit(shared: &Shared, additional: U256) -> Result<U256, C
     let channel_id = shared.open_channel_id().ok_or_else(|| {
         ClientError::InvalidState("no open channel to deposit into: call open_channel".into())
     })?;
-    let rec = ledger_channel(shared, channel_id).await?;
-    shared.update_channel(|ch| crate::sync::apply_record(ch, &rec))?;
-    shared.store.flush().await?;
+    let rec = caught_up_with_ledger(shared, channel_id).await?;
     let me = shared.rpc.signer().address();
     let tokens = token_balance(shared, me).await?;
     let planned = deposit_target(&rec, me, DepositAmount::Additional(additional), tokens)
@@ -104,6 +102,22 @@ pub(crate) async fn deposit(shared: &Shared, additional: U256) -> Result<U256, C
     Ok(planned.total_deposit)
 }
 
+/// Brings the device's view of `channel_id`'s deposits and withdraws up to the ledger's record
+/// now, durably, and returns the record. Anything that computes balances from the channel
+/// (a deposit target, a withdraw, a cooperative close's whole-balance split) does this first:
+/// the background watcher may not have applied a deposit made while the device was offline
+/// (an operator deposit, or our own whose answer was lost), and a split computed from older
+/// deposits would be refused by the hub, or leave tokens out.
+async fn caught_up_with_ledger(
+    shared: &Shared,
+    channel_id: U256,
+) -> Result<ChannelRecord, ClientError> {
+    let rec = ledger_channel(shared, channel_id).await?;
+    shared.update_channel(|ch| crate::sync::apply_record(ch, &rec))?;
+    shared.store.flush().await?;
+    Ok(rec)
+}
+
 /// `who`'s token balance on the ledger.
 pub(crate) async fn token_balance(shared: &Shared, who: Address) -> Result<U256, ClientError> {
     let b = shared
@@ -122,6 +136,9 @@ pub(crate) async fn token_balance(shared: &Shared, who: Address) -> Result<U256,
 /// Withdraws `amount` from the channel to the device's ledger account, keeping it open.
 /// Returns the new cumulative total withdraw.
 pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, ClientError> {
+    if let Some(id) = shared.open_channel_id() {
+        caught_up_with_ledger(shared, id).await?;
+    }
     let now = ledger_now(shared).await?;
     let until = withdraw_deadline(now)?;
     let signer = shared.rpc.signer().clone();
@@ -208,6 +225,9 @@ pub(crate) async fn cooperative_close(shared: &Shared) -> Result<Settlement, Cli
 }
 
 async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientError> {
+    if let Some(id) = shared.open_channel_id() {
+        caught_up_with_ledger(shared, id).await?;
+    }
     let now = ledger_now(shared).await?;
     let until = withdraw_deadline(now)?;
     let signer = shared.rpc.signer().clone();

@@ -166,25 +166,7 @@ async fn channel_with_a_stale_device_proof(
     let id = client.open_channel(u(500)).await.unwrap();
 
     // The operator funds its side so that it can pay the device.
-    let op_key = operator_key(hub);
-    let op = TestDevice::login(hub.connect().await.unwrap(), op_key.clone())
-        .await
-        .unwrap();
-    op.ledger()
-        .mint(v1::MintRequest {
-            to: address_bytes(&op_key.address()),
-            amount: u256_bytes(&u(300)),
-        })
-        .await
-        .unwrap();
-    op.ledger()
-        .set_total_deposit(v1::SetTotalDepositRequest {
-            channel_id: u256_bytes(&id),
-            participant: address_bytes(&op_key.address()),
-            total_deposit: u256_bytes(&u(300)),
-        })
-        .await
-        .unwrap();
+    let (op, op_key) = operator_deposits(hub, id, u(300)).await;
 
     client.pay(u(50)).await.unwrap();
     let stale = *client
@@ -213,6 +195,31 @@ async fn channel_with_a_stale_device_proof(
     )
     .await;
     (id, op, op_key, stale)
+}
+
+/// The operator logs in, mints `amount` test tokens and deposits them into channel `id` as
+/// the hub's side; returns its session and key.
+async fn operator_deposits(hub: &HubProcess, id: U256, amount: U256) -> (TestDevice, LocalSigner) {
+    let op_key = operator_key(hub);
+    let op = TestDevice::login(hub.connect().await.unwrap(), op_key.clone())
+        .await
+        .unwrap();
+    op.ledger()
+        .mint(v1::MintRequest {
+            to: address_bytes(&op_key.address()),
+            amount: u256_bytes(&amount),
+        })
+        .await
+        .unwrap();
+    op.ledger()
+        .set_total_deposit(v1::SetTotalDepositRequest {
+            channel_id: u256_bytes(&id),
+            participant: address_bytes(&op_key.address()),
+            total_deposit: u256_bytes(&amount),
+        })
+        .await
+        .unwrap();
+    (op, op_key)
 }
 
 /// The hub closes with `stale`; returns the `ChannelClosed` event.
@@ -402,5 +409,41 @@ async fn a_rebooted_device_resends_what_the_hub_never_acknowledged() {
     assert_eq!(
         client.token_balance(hub_address).await.unwrap(),
         hub_before + u(25)
+    );
+}
+
+/// The operator deposits into a device's channel while the device's ledger subscription is
+/// down (the hub restarted; the device's watcher is waiting to reconnect), and the device at
+/// once closes cooperatively. The SDK brings the channel up to the ledger's record first, so
+/// the split it proposes counts the hub's deposit and both sides get exactly what they own.
+#[tokio::test]
+async fn a_cooperative_close_counts_a_deposit_the_watcher_has_not_seen() {
+    let mut hub = HubProcess::start(HubOptions::default()).await.unwrap();
+    let client = Client::connect(&hub.url(), device_key(7), DeviceStore::in_memory())
+        .await
+        .unwrap();
+    let hub_address = client.hub_address();
+    client.mint(u(1_000)).await.unwrap();
+    let id = client.open_channel(u(500)).await.unwrap();
+    client.pay(u(120)).await.unwrap();
+    // The operator's mint and deposit leave its token balance where it is now.
+    let hub_before = client.token_balance(hub_address).await.unwrap();
+
+    hub.kill9().unwrap();
+    hub.restart().await.unwrap();
+    // The watcher's subscription died with the hub and it is backing off before it
+    // reconnects, so it has (almost always) not applied this deposit when the close begins.
+    operator_deposits(&hub, id, u(300)).await;
+
+    let settlement = client.cooperative_close().await.unwrap();
+    assert_eq!(settlement.device_amount, u(500 - 120));
+    assert_eq!(settlement.hub_amount, u(300 + 120));
+    assert_eq!(
+        client.token_balance(client.address()).await.unwrap(),
+        u(1_000 - 500 + 380)
+    );
+    assert_eq!(
+        client.token_balance(hub_address).await.unwrap(),
+        hub_before + u(420)
     );
 }

@@ -15,6 +15,7 @@ use channel_core::channel::{
     LedgerAction, LedgerView,
 };
 use channel_core::crypto::{LocalSigner, Signature, Signer};
+use channel_core::ledger::LedgerEvent;
 use channel_core::{Address, Domain, SignedBalanceProof, WithdrawProof, H256, U256};
 use tokio::sync::{broadcast, Mutex, Notify};
 
@@ -333,16 +334,25 @@ impl ChannelBook {
     }
 
     /// Creates the channel `id` with `partner` if the book does not have it yet (a replayed
-    /// `ChannelOpened` leaves an existing channel untouched). Durable before it is visible.
+    /// `ChannelOpened` leaves an existing channel untouched), with `then` (the channel's next
+    /// ledger events, e.g. the deposit of an `openChannelWithDeposit`) already applied, so the
+    /// new channel costs one durable write. Durable before it is visible.
     pub(super) async fn create_channel(
         &self,
         id: U256,
         partner: Address,
+        then: &[&LedgerEvent],
     ) -> Result<bool, HubError> {
         if self.get(&id)?.is_some() {
             return Ok(false);
         }
-        let ch = Channel::new(self.domain, id, self.operator.address(), partner);
+        let mut ch = Channel::new(self.domain, id, self.operator.address(), partner);
+        for event in then {
+            if let Err(e) = ch.handle_ledger_event(event) {
+                // The ledger is the authority; a disagreement is logged, not fatal.
+                tracing::warn!(channel = %id, error = %e, "ledger event not applicable to channel");
+            }
+        }
         let mut batch = WriteBatch::new();
         Self::put(&mut batch, &ch)?;
         self.store.write(batch)?.durable().await?;

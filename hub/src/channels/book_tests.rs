@@ -173,6 +173,44 @@ async fn a_replayed_channel_opened_keeps_the_channel() {
     assert_eq!(f.reloaded().await, live);
 }
 
+/// A channel's open and deposit arriving together become one record with the deposit (the
+/// fixture opens every channel that way); an open replayed together with a later deposit of a
+/// channel the book already has keeps the channel's payments and still applies the deposit.
+#[tokio::test]
+async fn an_open_replayed_with_a_new_deposit_keeps_the_payments_and_takes_the_deposit() {
+    let mut f = Fixture::new(2).await;
+    let fresh = snapshot(&f.book).await;
+    assert!(fresh
+        .iter()
+        .all(|ch| ch.partner().total_deposit == u(1_000)));
+    assert_eq!(f.reloaded().await, fresh);
+
+    let device = f.devices[0].0.clone();
+    for _ in 0..3 {
+        let p = f.sign_payment(0, 7);
+        f.book
+            .take_payment(device.address(), &p, u(7))
+            .await
+            .unwrap();
+    }
+    let replayed_open = f.event(LedgerEventKind::ChannelOpened {
+        channel_id: u(1),
+        participant1: device.address(),
+        participant2: f.operator.address(),
+        settlement_timeout: 30,
+    });
+    let top_up = f.deposit(u(1), &device, 1_500);
+    f.book
+        .apply_ledger_events(&[replayed_open, top_up])
+        .await
+        .unwrap();
+    let live = snapshot(&f.book).await;
+    assert_eq!(live[0].partner().nonce(), 3);
+    assert_eq!(live[0].partner().transferred(), u(21));
+    assert_eq!(live[0].partner().total_deposit, u(1_500));
+    assert_eq!(f.reloaded().await, live);
+}
+
 #[tokio::test]
 async fn a_refused_payment_changes_nothing_in_memory_or_on_disk() {
     let mut f = Fixture::new(1).await;

@@ -19,6 +19,7 @@
 use channel_core::channel::Channel;
 use channel_core::crypto::Signer;
 use channel_core::ledger::{LedgerEvent, LedgerEventKind};
+use channel_core::primitives::{Address, U256};
 
 use super::book::{ChannelBook, CHANNEL_RECORD_VERSION, KEY_APPLIED_SEQ, NS_BOOK};
 use crate::error::HubError;
@@ -94,11 +95,26 @@ impl ChannelBook {
             by_channel.entry(e.kind.channel_id()).or_default().push(e);
         }
         let runs = by_channel.into_values().map(|run| async move {
+            // A run that opens one of the hub's channels creates it with the rest of the run
+            // applied (one durable write for open + deposit); otherwise event by event.
+            // (A replayed open of a channel the book has goes event by event.)
+            if let Some((first, rest)) = run.split_first() {
+                if let Some((id, partner)) = self.opened_with_me(first) {
+                    if self.create_channel(id, partner, rest).await? {
+                        return Ok::<_, HubError>(run.len());
+                    }
+                    let mut relevant = 1;
+                    for e in rest {
+                        relevant += usize::from(self.apply_event(e).await?);
+                    }
+                    return Ok(relevant);
+                }
+            }
             let mut relevant = 0;
             for e in run {
                 relevant += usize::from(self.apply_event(e).await?);
             }
-            Ok::<_, HubError>(relevant)
+            Ok(relevant)
         });
         let mut relevant = 0;
         for r in futures::future::join_all(runs).await {
@@ -114,22 +130,11 @@ impl ChannelBook {
 
     /// Applies one event (idempotent). `true` if it concerns one of the hub's channels.
     pub(super) async fn apply_event(&self, event: &LedgerEvent) -> Result<bool, HubError> {
-        let me = self.operator.address();
-        if let LedgerEventKind::ChannelOpened {
-            channel_id,
-            participant1,
-            participant2,
-            ..
-        } = &event.kind
-        {
-            let partner = if *participant1 == me {
-                *participant2
-            } else if *participant2 == me {
-                *participant1
-            } else {
+        if matches!(event.kind, LedgerEventKind::ChannelOpened { .. }) {
+            let Some((id, partner)) = self.opened_with_me(event) else {
                 return Ok(false);
             };
-            self.create_channel(*channel_id, partner).await?;
+            self.create_channel(id, partner, &[]).await?;
             return Ok(true);
         }
         if let LedgerEventKind::SecretRegistered { secrethash, .. } = &event.kind {
@@ -153,6 +158,26 @@ impl ChannelBook {
             tracing::warn!(channel = %id, error = %e, "ledger event not applicable to channel");
         }
         Ok(true)
+    }
+
+    /// The channel id and the partner of a `ChannelOpened` between the hub and someone.
+    fn opened_with_me(&self, event: &LedgerEvent) -> Option<(U256, Address)> {
+        let me = self.operator.address();
+        match &event.kind {
+            LedgerEventKind::ChannelOpened {
+                channel_id,
+                participant1,
+                participant2,
+                ..
+            } if *participant1 == me => Some((*channel_id, *participant2)),
+            LedgerEventKind::ChannelOpened {
+                channel_id,
+                participant1,
+                participant2,
+                ..
+            } if *participant2 == me => Some((*channel_id, *participant1)),
+            _ => None,
+        }
     }
 
     /// Applies a `SecretRegistered` to each hub channel with a pending lock of `secrethash`.

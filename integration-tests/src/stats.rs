@@ -75,6 +75,25 @@ impl CryptoCost {
         per_sec(self.verify)
     }
 
+    /// The mean of two measurements (e.g. before and after a run).
+    pub fn mean(&self, other: &Self) -> Self {
+        Self {
+            sign: (self.sign + other.sign) / 2,
+            verify: (self.verify + other.verify) / 2,
+        }
+    }
+
+    /// How far apart two measurements of `sign + verify` are, relative to their mean
+    /// (0.1 = they differ by a tenth).
+    pub fn drift(&self, other: &Self) -> f64 {
+        let a = (self.sign + self.verify).as_secs_f64();
+        let b = (other.sign + other.verify).as_secs_f64();
+        if a + b == 0.0 {
+            return 0.0;
+        }
+        (a - b).abs() / ((a + b) / 2.0)
+    }
+
     /// `cores / (sign + verify)`: payments/s if every core did nothing but the one device
     /// signature and one hub verification each payment needs.
     pub fn bound(&self, cores: usize) -> f64 {
@@ -121,6 +140,27 @@ mod tests {
         assert_eq!(percentile(&v, 0.999), Duration::from_micros(999));
         assert_eq!(percentile(&v, 1.0), Duration::from_micros(1000));
         assert_eq!(percentile(&[], 0.5), Duration::ZERO);
+    }
+
+    #[test]
+    fn two_baselines_average_and_their_drift_is_relative_to_the_mean() {
+        let us = Duration::from_micros;
+        let a = CryptoCost {
+            sign: us(100),
+            verify: us(200),
+        };
+        let b = CryptoCost {
+            sign: us(60),
+            verify: us(140),
+        };
+        let m = a.mean(&b);
+        assert_eq!((m.sign, m.verify), (us(80), us(170)));
+        // 300 µs against 200 µs: 100 apart, mean 250.
+        assert!((a.drift(&b) - 0.4).abs() < 1e-9);
+        assert_eq!(a.drift(&b), b.drift(&a));
+        assert_eq!(a.drift(&a), 0.0);
+        // Two cores at 250 µs a payment.
+        assert!((m.bound(2) - 8_000.0).abs() < 1e-6);
     }
 }
 

@@ -1,7 +1,8 @@
 //! `loadgen`: opens N channels with a hub and runs M concurrent pipelined payment streams,
 //! then prints acknowledged payments/s, latency percentiles (send → ack), the raw k256 sign
-//! and verify rates measured in this process right before the run, and the ratio of the
-//! achieved rate to the crypto bound `cores / (sign + verify)`.
+//! and verify rates measured in this process right before and right after the run (averaged;
+//! their drift is printed), and the ratio of the achieved rate to the crypto bound
+//! `cores / (sign + verify)`.
 //!
 //! Stream `s` pays over channel `s` (so `--streams` must not exceed `--channels`; extra
 //! channels stay idle): one device, one channel, one `Payments.Pay` stream with at most
@@ -276,15 +277,22 @@ async fn run(args: Args) -> Result<(), BoxError> {
     let devices = setup(&args, &url).await?;
     report.add("setup_secs", round(started.elapsed().as_secs_f64(), 2));
 
-    let crypto = CryptoCost::measure(args.crypto_samples)?;
-    let crypto_bound = crypto.bound(cores);
-    report.add("k256_sign_per_sec", crypto.signs_per_sec().round());
-    report.add("k256_verify_per_sec", crypto.verifies_per_sec().round());
-    report.add("crypto_bound_payments_per_sec", crypto_bound.round());
-
+    // The baseline is measured right before and right after the run and averaged: a machine's
+    // speed drifts, and one short measurement can be off by a third. The drift is printed.
+    let crypto_before = CryptoCost::measure(args.crypto_samples)?;
     let before = hub_pid.and_then(ProcStats::read);
     let (results, elapsed, mut devices) = pay(&args, devices).await?;
     let after = hub_pid.and_then(ProcStats::read);
+    let crypto_after = CryptoCost::measure(args.crypto_samples)?;
+    let crypto = crypto_before.mean(&crypto_after);
+    let crypto_bound = crypto.bound(cores);
+    report.add("k256_sign_per_sec", crypto.signs_per_sec().round());
+    report.add("k256_verify_per_sec", crypto.verifies_per_sec().round());
+    report.add(
+        "crypto_baseline_drift",
+        round(crypto_before.drift(&crypto_after), 3),
+    );
+    report.add("crypto_bound_payments_per_sec", crypto_bound.round());
     let mut latencies: Vec<Duration> = Vec::new();
     let (mut accepted, mut rejected, mut rejection) = (0u64, 0u64, None);
     let mut signed_during_run = 0u64;

@@ -353,7 +353,7 @@ async fn the_view_shows_both_capacities_and_a_device_top_up_counts_at_once() {
     assert_eq!(amount(&state.device_capacity), u(100 - 30 + 10));
     let listed = dev
         .channels
-        .list_channels(v1::ListChannelsRequest {})
+        .list_channels(v1::ListChannelsRequest::default())
         .await
         .unwrap()
         .into_inner();

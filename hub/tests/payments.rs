@@ -521,3 +521,111 @@ async fn a_refused_cooperative_close_leaves_the_channel_open_for_payments() {
         acks[0]
     );
 }
+
+/// The operator reads every channel's off-chain state through `Channels`, page by page; a
+/// device still reads only its own, and a bad page request is refused by field.
+#[tokio::test]
+async fn the_operator_lists_every_channel_page_by_page_and_a_device_only_its_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let hub = TestHub::start(dir.path()).await;
+    let mut devices = Vec::new();
+    for (seed, paid) in [(21u8, 4u64), (22, 9), (23, 0)] {
+        let mut device = device_with_channel(&hub, seed, 50).await;
+        if paid > 0 {
+            let p = sign_payment(&mut device, paid);
+            stream(&mut device.payments, vec![message(1, &p, paid)]).await;
+        }
+        devices.push((device, paid));
+    }
+    let mut ids: Vec<U256> = devices.iter().map(|(d, _)| d.channel.id()).collect();
+    ids.sort();
+
+    let operator = voltlane_hub::keys::load_or_create(&dir.path().join("operator.key")).unwrap();
+    let token = login(hub.channel().await, &operator).await;
+    let mut as_operator =
+        v1::channels_client::ChannelsClient::with_interceptor(hub.channel().await, Bearer(token));
+    let mut seen = Vec::new();
+    let mut after = Vec::new();
+    let mut pages = 0;
+    loop {
+        let page = as_operator
+            .list_channels(v1::ListChannelsRequest {
+                after_channel_id: after.clone(),
+                limit: 2,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pages += 1;
+        assert!(page.channels.len() <= 2);
+        seen.extend(page.channels);
+        if page.next_after_channel_id.is_empty() {
+            break;
+        }
+        after = page.next_after_channel_id;
+    }
+    assert_eq!(pages, 2);
+    let seen_ids: Vec<U256> = seen
+        .iter()
+        .map(|c| U256::from_be_slice(&c.channel_id))
+        .collect();
+    assert_eq!(seen_ids, ids, "every channel once, in id order");
+    for (device, paid) in &devices {
+        let state = seen
+            .iter()
+            .find(|c| U256::from_be_slice(&c.channel_id) == device.channel.id())
+            .unwrap();
+        assert_eq!(nonce_of(state), u64::from(*paid > 0));
+        let one = as_operator
+            .get_channel(v1::GetChannelRequest {
+                channel_id: u256_bytes(&device.channel.id()),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(&one, state);
+    }
+
+    // A device lists only its own channel, however it pages, and cannot read another's.
+    let (first, _) = &devices[0];
+    let mut as_device = channels_client(hub.channel().await, first);
+    let own = as_device
+        .list_channels(v1::ListChannelsRequest {
+            after_channel_id: Vec::new(),
+            limit: 1,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(own.channels.len(), 1);
+    assert!(own.next_after_channel_id.is_empty());
+    let err = as_device
+        .get_channel(v1::GetChannelRequest {
+            channel_id: u256_bytes(&devices[1].0.channel.id()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::PermissionDenied, "{err:?}");
+
+    for (request, field) in [
+        (
+            v1::ListChannelsRequest {
+                after_channel_id: vec![1; 33],
+                limit: 0,
+            },
+            "after_channel_id",
+        ),
+        (
+            v1::ListChannelsRequest {
+                after_channel_id: Vec::new(),
+                limit: 10_001,
+            },
+            "limit",
+        ),
+    ] {
+        let err = as_operator.list_channels(request).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
+        assert!(err.message().contains(field), "{err:?}");
+    }
+    hub.stop().await;
+}

@@ -612,7 +612,7 @@ async fn list_channels(shared: &Shared, device: &TestDevice) {
     let mut channels = device.channels();
     let _ = tokio::time::timeout(
         RPC_TIMEOUT,
-        channels.list_channels(v1::ListChannelsRequest {}),
+        channels.list_channels(v1::ListChannelsRequest::default()),
     )
     .await;
 }

@@ -184,7 +184,7 @@ async fn follow_up(i: usize, device: &TestDevice, operator: &Operator) -> Result
         0 => {
             let all = device
                 .channels()
-                .list_channels(v1::ListChannelsRequest {})
+                .list_channels(v1::ListChannelsRequest::default())
                 .await
                 .map_err(|e| format!("channel {id}: ListChannels failed: {e}"))?
                 .into_inner()

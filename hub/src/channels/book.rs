@@ -263,6 +263,43 @@ impl ChannelBook {
         Ok(ch)
     }
 
+    /// Snapshot of one channel, whoever its device is (for the operator).
+    pub async fn snapshot_any(&self, id: &U256) -> Result<Channel, HubError> {
+        let shared = self.get(id)?.ok_or(HubError::UnknownChannel(*id))?;
+        let ch = shared.lock().await.clone();
+        Ok(ch)
+    }
+
+    /// Snapshots of up to `limit` channels with ids above `after` (all for `None`), in id
+    /// order, and whether more follow.
+    pub async fn snapshots_page(
+        &self,
+        after: Option<U256>,
+        limit: usize,
+    ) -> Result<(Vec<Channel>, bool), HubError> {
+        let mut page: Vec<Shared> = {
+            let map = self
+                .channels
+                .read()
+                .map_err(|_| HubError::Internal("channel map lock poisoned".into()))?;
+            let from = match after {
+                Some(a) => std::ops::Bound::Excluded(a),
+                None => std::ops::Bound::Unbounded,
+            };
+            map.range((from, std::ops::Bound::Unbounded))
+                .take(limit.saturating_add(1))
+                .map(|(_, shared)| shared.clone())
+                .collect()
+        };
+        let more = page.len() > limit;
+        page.truncate(limit);
+        let mut out = Vec::with_capacity(page.len());
+        for shared in page {
+            out.push(shared.lock().await.clone());
+        }
+        Ok((out, more))
+    }
+
     /// Snapshots of every channel whose device is `caller`.
     pub async fn snapshots_of(&self, caller: Address) -> Result<Vec<Channel>, HubError> {
         let all: Vec<Shared> = {

@@ -30,11 +30,12 @@ use std::sync::Arc;
 
 use channel_core::channel::{ChannelError, CooperativeCloseProposal};
 use channel_core::crypto::{LocalSigner, Signer};
-use channel_core::primitives::Address;
+use channel_core::primitives::{Address, U256};
 use channel_core::proofs::Domain;
 use voltlane_proto::convert::liquidity::OperatorDeposit;
 use voltlane_proto::convert::requests::{
-    ChannelId, CooperativeClose, OperatorPay, Payment, ReceivePayments, RequestWithdraw,
+    ChannelId, CooperativeClose, ListChannels, OperatorPay, Payment, ReceivePayments,
+    RequestWithdraw,
 };
 use voltlane_proto::v1;
 
@@ -104,19 +105,38 @@ impl ChannelEngine {
         id: ChannelId,
     ) -> Result<v1::ChannelState, HubError> {
         self.catch_up().await?;
-        let ch = self.book.snapshot(caller, &id.0).await?;
+        let ch = if caller == self.operator.address() {
+            self.book.snapshot_any(&id.0).await?
+        } else {
+            self.book.snapshot(caller, &id.0).await?
+        };
         view::channel_state(&ch)
     }
 
-    /// `Channels.ListChannels`: the caller's channels with the hub.
-    pub async fn list_channels(&self, caller: Address) -> Result<Vec<v1::ChannelState>, HubError> {
+    /// `Channels.ListChannels`: the caller's channels with the hub (one page); for the
+    /// operator, one page of every channel of the hub (its off-chain balances, which the
+    /// ledger does not show) and the id to continue after, if there are more.
+    pub async fn list_channels(
+        &self,
+        caller: Address,
+        page: ListChannels,
+    ) -> Result<(Vec<v1::ChannelState>, Option<U256>), HubError> {
         self.catch_up().await?;
-        self.book
-            .snapshots_of(caller)
-            .await?
+        let (channels, more) = if caller == self.operator.address() {
+            self.book.snapshots_page(page.after, page.limit).await?
+        } else {
+            (self.book.snapshots_of(caller).await?, false)
+        };
+        let next = if more {
+            channels.last().map(|c| c.id())
+        } else {
+            None
+        };
+        let states = channels
             .iter()
             .map(view::channel_state)
-            .collect()
+            .collect::<Result<_, _>>()?;
+        Ok((states, next))
     }
 
     /// `Channels.RequestWithdraw`: co-sign the caller's withdraw.

@@ -10,7 +10,7 @@ use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use voltlane_proto::convert::mediation::PaymentKind;
 use voltlane_proto::convert::requests::Payment;
-use voltlane_proto::convert::FieldError;
+use voltlane_proto::convert::{u256_bytes, FieldError};
 use voltlane_proto::v1;
 
 use super::{view, ChannelEngine};
@@ -134,8 +134,12 @@ impl v1::channels_server::Channels for ChannelsService {
         request: Request<v1::ListChannelsRequest>,
     ) -> Result<Response<v1::ChannelStates>, Status> {
         let caller = caller(&request)?;
-        let channels = self.engine.list_channels(caller).await?;
-        Ok(Response::new(v1::ChannelStates { channels }))
+        let page = decode(request.into_inner())?;
+        let (channels, next) = self.engine.list_channels(caller, page).await?;
+        Ok(Response::new(v1::ChannelStates {
+            channels,
+            next_after_channel_id: next.map(|id| u256_bytes(&id)).unwrap_or_default(),
+        }))
     }
 
     async fn request_withdraw(

@@ -69,6 +69,44 @@ impl TryFrom<v1::AuthenticateRequest> for Authenticate {
     }
 }
 
+/// `Channels.ListChannels`: one page of channels.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListChannels {
+    /// Only channels with a higher id.
+    pub after: Option<U256>,
+    /// At most this many, in `1..=LIST_CHANNELS_MAX_LIMIT`.
+    pub limit: usize,
+}
+
+/// The page size of `ListChannels` when the request leaves `limit` at 0.
+pub const LIST_CHANNELS_DEFAULT_LIMIT: usize = 1_000;
+/// The largest page `ListChannels` returns.
+pub const LIST_CHANNELS_MAX_LIMIT: usize = 10_000;
+
+impl TryFrom<v1::ListChannelsRequest> for ListChannels {
+    type Error = FieldError;
+    fn try_from(m: v1::ListChannelsRequest) -> Result<Self, FieldError> {
+        let after = if m.after_channel_id.is_empty() {
+            None
+        } else {
+            Some(u256("after_channel_id", &m.after_channel_id)?)
+        };
+        let limit = match m.limit as usize {
+            0 => LIST_CHANNELS_DEFAULT_LIMIT,
+            n if n <= LIST_CHANNELS_MAX_LIMIT => n,
+            n => {
+                return Err(FieldError::new(
+                    "limit",
+                    super::Rule::Invalid(format!(
+                        "must be at most {LIST_CHANNELS_MAX_LIMIT}, got {n}"
+                    )),
+                ))
+            }
+        };
+        Ok(Self { after, limit })
+    }
+}
+
 /// `Ledger.OpenChannel`: with a deposit, `openChannelWithDeposit`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct OpenChannel {

@@ -120,33 +120,8 @@ pub struct Devchain {
 
 impl Devchain {
     pub async fn start() -> Self {
-        let anvil = devchain_dir().join("bin/anvil");
         let artifacts = artifacts();
-        let port = free_port();
-        let url = format!("http://127.0.0.1:{port}");
-        let child = Command::new(anvil)
-            .args([
-                "--host",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--silent",
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("spawn anvil");
-        let node = Node::connect(&url, test_retry()).expect("node");
-        let mut ready = false;
-        for _ in 0..100 {
-            if node.chain_id().await.is_ok() {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        assert!(ready, "anvil did not answer on {url}");
+        let (child, url, node) = Self::spawn_anvil().await;
         let params = DeployParams {
             settle_timeout: SETTLE_TIMEOUT,
             dev_keys: 3,
@@ -160,6 +135,45 @@ impl Devchain {
             deployment,
             node,
         }
+    }
+
+    /// Starts anvil on a free loopback port and waits until it answers. The port is chosen
+    /// before anvil binds it, so another process can take it in between: then our anvil
+    /// exits (and whatever answers on the port is not ours), so a start counts only while our
+    /// process is still running once the port answers; otherwise it is retried on a new port.
+    async fn spawn_anvil() -> (Child, String, Node) {
+        let anvil = devchain_dir().join("bin/anvil");
+        for _attempt in 0..5 {
+            let port = free_port();
+            let url = format!("http://127.0.0.1:{port}");
+            let mut child = Command::new(&anvil)
+                .args([
+                    "--host",
+                    "127.0.0.1",
+                    "--port",
+                    &port.to_string(),
+                    "--silent",
+                ])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .kill_on_drop(true)
+                .spawn()
+                .expect("spawn anvil");
+            let node = Node::connect(&url, test_retry()).expect("node");
+            for _ in 0..100 {
+                if child.try_wait().expect("poll anvil").is_some() {
+                    break;
+                }
+                if node.chain_id().await.is_ok() {
+                    if child.try_wait().expect("poll anvil").is_none() {
+                        return (child, url, node);
+                    }
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        panic!("anvil did not start on a free loopback port in 5 attempts");
     }
 
     pub fn config(&self) -> EthConfig {

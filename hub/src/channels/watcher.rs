@@ -16,7 +16,7 @@ use std::time::Duration;
 use channel_core::channel::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
 use channel_core::U256;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::broadcast::error::RecvError;
 
 use super::book::ChannelBook;
 use crate::error::HubError;
@@ -25,9 +25,6 @@ use crate::metrics::{watcher_action, WatcherAction};
 
 /// How often the watcher runs the monitor, at the latest.
 const MONITOR_TICK: Duration = Duration::from_millis(500);
-
-/// Most live events the watcher applies as one batch.
-const MAX_EVENTS_PER_APPLY: usize = 1024;
 
 /// Applies every durable ledger event the book has not seen yet. Used by the watcher and by
 /// request handlers that must see a just-made deposit before taking a payment.
@@ -64,28 +61,7 @@ pub async fn run(
                 _ = tick.tick() => monitor(&book, &ledger, reveal_timeout).await,
                 _ = book.ledger_moved.notified() => monitor(&book, &ledger, reveal_timeout).await,
                 event = rx.recv() => match event {
-                    Ok(published) => {
-                        // Take every event already published too: they are applied as one
-                        // batch (channels concurrently, one progress write), so a burst of
-                        // opens and deposits shares group commits instead of costing two
-                        // flushes per event.
-                        let mut batch = vec![published.event.clone()];
-                        let mut lagged = false;
-                        while batch.len() < MAX_EVENTS_PER_APPLY {
-                            match rx.try_recv() {
-                                Ok(p) => batch.push(p.event.clone()),
-                                Err(TryRecvError::Lagged(_)) => {
-                                    lagged = true;
-                                    break;
-                                }
-                                Err(_) => break,
-                            }
-                        }
-                        apply(&book, &batch).await;
-                        if lagged {
-                            break;
-                        }
-                    }
+                    Ok(published) => apply(&book, std::slice::from_ref(&published.event)).await,
                     // Fell behind: resubscribe from the last applied seq.
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,

@@ -275,15 +275,27 @@ fn settle(
         }
     }
     let after = now + WINDOW + 1;
+    // The non-closer settles, with the balance data of both stored proofs: the closer's is
+    // the latest it holds; its own may be any proof it signed (a stale close), looked up in
+    // its archive (`history`: every proof B signed).
+    let record = world.ledger.channel(id).unwrap().clone();
+    let history = &world.history;
+    let settle_tx = match closer {
+        Side::A => world.pair.b.settle_transaction(&record, |nonce| {
+            history.get(&nonce).map(|p| p.proof.balance)
+        }),
+        Side::B => world.pair.a.settle_transaction(&record, |_| None),
+    }
+    .unwrap();
     let before_settle = world.ledger.clone();
     assert!(world
         .ledger
-        .settle_channel(ka.address(), id, now + WINDOW)
+        .settle_channel(ka.address(), &settle_tx, now + WINDOW)
         .is_err());
     assert_eq!(world.ledger, before_settle, "early settle changes nothing");
     world
         .ledger
-        .settle_channel(ka.address(), id, after)
+        .settle_channel(ka.address(), &settle_tx, after)
         .unwrap();
     for (sender, receiver) in [(&world.pair.a, kb.address()), (&world.pair.b, ka.address())] {
         let locks = sender.our().locks.as_slice();

@@ -311,19 +311,29 @@ pub(crate) async fn close(shared: &Shared) -> Result<u64, ClientError> {
     })
 }
 
-/// Submits `SettleChannel` once and applies the events it returns.
+/// Submits `SettleChannel` once for the closed channel `record` and applies the events it
+/// returns. The ledger wants the balance data of both stored proofs: the hub's is the latest
+/// we hold (we submitted it), ours may be any proof we signed (the hub chose it), from the
+/// store's archive.
 pub(crate) async fn submit_settle(
     shared: &Shared,
-    channel_id: U256,
+    record: &ChannelRecord,
 ) -> Result<Option<Settlement>, ClientError> {
+    let channel = shared.require_channel()?;
+    let mut lookup = Ok(());
+    let settle = channel.settle_transaction(record, |nonce| {
+        shared.store.signed_balance(nonce).unwrap_or_else(|e| {
+            lookup = Err(e);
+            None
+        })
+    });
+    lookup?;
+    let req = v1::SettleChannelRequest::from(&settle?);
     let resp = shared
         .rpc
-        .call("Ledger.SettleChannel", move |mut c| async move {
-            c.ledger
-                .settle_channel(v1::SettleChannelRequest {
-                    channel_id: u256_bytes(&channel_id),
-                })
-                .await
+        .call("Ledger.SettleChannel", move |mut c| {
+            let req = req.clone();
+            async move { c.ledger.settle_channel(req).await }
         })
         .await?;
     apply_events(shared, resp.events).await
@@ -361,7 +371,7 @@ pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, Client
             tokio::time::sleep(Duration::from_secs(wait)).await;
             continue;
         }
-        match submit_settle(shared, channel_id).await {
+        match submit_settle(shared, &rec).await {
             Ok(settled) => return Ok(settled),
             // Someone (the hub, our watcher) may have settled in between: look again.
             Err(e) if e.code().is_some() => {

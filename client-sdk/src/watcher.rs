@@ -20,7 +20,7 @@ use std::time::Duration;
 use channel_core::channel::{
     Channel, ChannelPhase, LedgerAction, LedgerView, PendingUnlock, UpdateTransaction,
 };
-use channel_core::ledger::{ChannelPhase as LedgerPhase, LedgerEvent};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
 use channel_core::primitives::U256;
 use voltlane_proto::convert::{address, address_bytes, h256, u256_bytes};
 use voltlane_proto::v1;
@@ -200,7 +200,7 @@ async fn monitor_once(shared: &Shared) -> Result<MonitorPass, ClientError> {
     }
     let done = record.phase == LedgerPhase::Settled && kept_back.is_empty() && actions.is_empty();
     for action in actions {
-        submit(shared, action).await?;
+        submit(shared, &record, action).await?;
     }
     Ok(if done {
         MonitorPass::NothingKeptBack(channel.id())
@@ -211,14 +211,18 @@ async fn monitor_once(shared: &Shared) -> Result<MonitorPass, ClientError> {
 
 /// Submits one monitor action. A refusal of a settle, registration or unlock is expected
 /// when someone else got there first: logged, and the next pass decides again.
-async fn submit(shared: &Shared, action: LedgerAction) -> Result<(), ClientError> {
+async fn submit(
+    shared: &Shared,
+    record: &ChannelRecord,
+    action: LedgerAction,
+) -> Result<(), ClientError> {
     match action {
         LedgerAction::Update(tx) => {
             let nonce = tx.closer_proof.proof.nonce;
             contest(shared, &tx).await?;
             tracing::info!(nonce, "contested the hub's close with its latest proof");
         }
-        LedgerAction::Settle { channel_id } => match ops::submit_settle(shared, channel_id).await {
+        LedgerAction::Settle { .. } => match ops::submit_settle(shared, record).await {
             Ok(_) => tracing::info!("channel settled"),
             Err(e) => tracing::debug!(error = %e, "settle not done"),
         },

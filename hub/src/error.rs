@@ -165,7 +165,8 @@ fn ledger_code(e: &LedgerError) -> Code {
         | L::LocksrootMismatch { .. }
         | L::BadLocks(_)
         | L::CooperativeSettleNotWhole { .. }
-        | L::CooperativeSettleSameParticipant { .. } => Code::InvalidArgument,
+        | L::CooperativeSettleSameParticipant { .. }
+        | L::SettleParticipantsMismatch { .. } => Code::InvalidArgument,
         L::Overflow(_) => Code::OutOfRange,
         L::Underflow(_) => Code::Internal,
         // Phase, balance, nonce and time rules: valid request, wrong moment or state.
@@ -186,7 +187,8 @@ fn channel_code(e: &channel_core::channel::ChannelError) -> Code {
         | C::NoPendingWithdraw
         | C::LockNotExpired(_)
         | C::LockClaimedOnLedger(_)
-        | C::DepositDecreased { .. } => Code::FailedPrecondition,
+        | C::DepositDecreased { .. }
+        | C::BalanceDataUnknown { .. } => Code::FailedPrecondition,
         C::CooperativeClose(r) => {
             use channel_core::channel::CooperativeCloseRefusal as R;
             match r {

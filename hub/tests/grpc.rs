@@ -352,6 +352,20 @@ async fn malformed_fields_are_named() {
         .unwrap_err();
     assert_eq!(err.message(), "withdraw: is required");
 
+    // Settle carries both participants' stored balance data, as the contract's does.
+    let err = ledger
+        .settle_channel(v1::SettleChannelRequest {
+            channel_id: u256_bytes(&U256::from(1u8)),
+            participant1: vec![1; 20],
+            participant1_balance: None,
+            participant2: vec![2; 20],
+            participant2_balance: Some(v1::BalanceData::default()),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert_eq!(err.message(), "participant1_balance: is required");
+
     let err = ledger
         .get_channel(v1::GetLedgerChannelRequest {
             channel_id: u256_bytes(&U256::from(99u8)),

@@ -4,8 +4,9 @@
 
 use super::{Channel, ChannelError, ChannelEvent, ChannelPhase, EndState};
 use crate::crypto::{Signature, Signer};
+use crate::ledger::{ChannelRecord, SettleTransaction};
 use crate::primitives::{Address, U256};
-use crate::proofs::SignedBalanceProof;
+use crate::proofs::{BalanceData, SignedBalanceProof};
 
 /// What to submit to the ledger's `close_channel`.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -87,6 +88,48 @@ impl Channel {
         }
     }
 
+    /// Our settle of the closed channel `record`: each participant with the balance data of
+    /// its proof that the ledger stores, as the contract demands (it keeps only the hash).
+    ///
+    /// The partner's stored proof is one we submitted (our close or our update), so it is its
+    /// latest one we hold. Ours is whichever of our proofs the partner chose to submit, which
+    /// may be an old one: `archived(nonce)` looks up the balance data of a proof we signed
+    /// earlier (the driver keeps every proof it signs until the channel settles, see
+    /// [`Channel::our_signed_balance`]). The data is checked against the stored hash, so a
+    /// wrong lookup is an error here, not a refused transaction.
+    pub fn settle_transaction(
+        &self,
+        record: &ChannelRecord,
+        archived: impl FnOnce(u64) -> Option<BalanceData>,
+    ) -> Result<SettleTransaction, ChannelError> {
+        if record.id != self.id {
+            return Err(ChannelError::WrongChannel {
+                expected: self.id,
+                got: record.id,
+            });
+        }
+        let ours = stored_balance(record, &self.our, Some(archived))?;
+        let partners = stored_balance(
+            record,
+            &self.partner,
+            None::<fn(u64) -> Option<BalanceData>>,
+        )?;
+        Ok(SettleTransaction {
+            channel_id: self.id,
+            balances: [(self.our.address, ours), (self.partner.address, partners)],
+        })
+    }
+
+    /// The balance data of our latest proof with its nonce: what a driver archives each
+    /// time the nonce moves, so that [`Channel::settle_transaction`] finds it if the partner
+    /// closes with this proof after we signed newer ones.
+    pub fn our_signed_balance(&self) -> Option<(u64, BalanceData)> {
+        self.our
+            .latest
+            .as_ref()
+            .map(|p| (p.proof.nonce, p.proof.balance))
+    }
+
     /// The ledger reports the channel closed.
     pub fn handle_ledger_closed(
         &mut self,
@@ -127,4 +170,32 @@ impl Channel {
         self.phase = ChannelPhase::Settled;
         vec![ChannelEvent::Settled]
     }
+}
+
+/// The balance data behind the hash the ledger stores for `end`'s signer: the empty balance
+/// when nothing was submitted, the end's latest proof when the nonces match, else (for our
+/// own end) what `archived` finds, checked against the stored hash.
+fn stored_balance(
+    record: &ChannelRecord,
+    end: &EndState,
+    archived: Option<impl FnOnce(u64) -> Option<BalanceData>>,
+) -> Result<BalanceData, ChannelError> {
+    let stored = record
+        .participant(end.address)
+        .ok_or(ChannelError::NotParticipant(end.address))?;
+    let (nonce, balance_hash) = (stored.nonce(), stored.balance_hash());
+    let candidate = if balance_hash.is_zero() {
+        Some(BalanceData::EMPTY)
+    } else if end.nonce() == nonce {
+        Some(end.balance_data())
+    } else {
+        archived.and_then(|lookup| lookup(nonce))
+    };
+    candidate
+        .filter(|data| data.balance_hash() == balance_hash)
+        .ok_or(ChannelError::BalanceDataUnknown {
+            signer: end.address,
+            nonce,
+            balance_hash,
+        })
 }

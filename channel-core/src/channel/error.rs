@@ -74,6 +74,12 @@ pub enum ChannelError {
     // --- arithmetic limits ---
     #[error("arithmetic overflow in {0}")]
     Overflow(&'static str),
+    #[error("cannot settle: the ledger stores {signer}'s proof with nonce {nonce} and balance hash {balance_hash}, and its balance data is not known here")]
+    BalanceDataUnknown {
+        signer: Address,
+        nonce: u64,
+        balance_hash: H256,
+    },
     #[error("nonce space exhausted")]
     NonceExhausted,
 }

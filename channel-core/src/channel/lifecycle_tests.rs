@@ -143,8 +143,32 @@ fn monitor_contests_a_stale_close_until_the_ledger_holds_the_latest_proof() {
             vec![LedgerAction::Settle { channel_id: u(1) }]
         );
     }
+    // The ledger keeps only the hash of A's stale proof; A must bring its data. A's latest
+    // proof is another one, so A needs its archive of the proofs it signed.
+    assert_eq!(
+        pair.a.settle_transaction(&record, |_| None),
+        Err(ChannelError::BalanceDataUnknown {
+            signer: pair.key_a.address(),
+            nonce: 1,
+            balance_hash: stale.proof.balance.balance_hash(),
+        })
+    );
+    let wrong_archive = pair
+        .a
+        .settle_transaction(&record, |_| Some(BalanceData::EMPTY));
+    assert!(
+        matches!(
+            wrong_archive,
+            Err(ChannelError::BalanceDataUnknown { nonce: 1, .. })
+        ),
+        "archived data is checked against the stored hash"
+    );
+    let settle = pair
+        .a
+        .settle_transaction(&record, |nonce| (nonce == 1).then_some(stale.proof.balance))
+        .unwrap();
     ledger
-        .settle_channel(pair.key_a.address(), u(1), settle_at)
+        .settle_channel(pair.key_a.address(), &settle, settle_at)
         .unwrap();
     assert_eq!(actions(&pair.a, &ledger, settle_at, &pair.key_a), vec![]);
     // A: 100 - 40 (the proof B chose) + 10 (B's payment, there only thanks to the update).
@@ -266,8 +290,10 @@ fn a_withheld_unlock_is_claimed_on_the_ledger() {
         }
     }
     let settle_at = after + WINDOW + 1;
+    let record = ledger.channel(u(1)).unwrap().clone();
+    let settle = pair.b.settle_transaction(&record, |_| None).unwrap();
     ledger
-        .settle_channel(pair.key_b.address(), u(1), settle_at)
+        .settle_channel(pair.key_b.address(), &settle, settle_at)
         .unwrap();
     let got = actions(&pair.b, &ledger, settle_at, &pair.key_b);
     assert_eq!(

@@ -71,6 +71,16 @@ pub enum LedgerError {
     },
 
     // --- proofs --------------------------------------------------------------------------
+    #[error(
+        "settle needs the balance data of both participants of channel {channel_id}, got {got}"
+    )]
+    SettleParticipantsMismatch { channel_id: U256, got: String },
+    #[error("the balance data given for {participant} hashes to {given}, but the ledger stores {stored}: settle needs the data of the proof that was submitted")]
+    BalanceDataMismatch {
+        participant: Address,
+        stored: H256,
+        given: H256,
+    },
     #[error("proof is for another ledger: expected {expected:?}, got {got:?}")]
     WrongDomain { expected: Domain, got: Domain },
     #[error("proof is for channel {got}, expected channel {expected}")]

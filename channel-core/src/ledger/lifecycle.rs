@@ -14,6 +14,53 @@ use super::events::{LedgerEvent, LedgerEventKind};
 use super::records::{ChannelPhase, ChannelRecord, SubmittedBalance, UnlockEntry};
 use super::{check_signature, index_in, persist::Keyed, Ledger};
 
+/// What `settle_channel` needs, as the TokenNetwork contract's `settleChannel` does: each
+/// participant with the balance data of the proof *it signed* that the ledger stores (the
+/// empty balance if none was submitted). The ledger keeps only the hash of that data, so
+/// whoever settles must know the data behind both hashes; the pair may come in either order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SettleTransaction {
+    pub channel_id: U256,
+    pub balances: [(Address, BalanceData); 2],
+}
+
+impl SettleTransaction {
+    /// The given balance data in the order of `channel`'s participants, each checked against
+    /// the hash the ledger stores for that participant.
+    fn balances_in_order_of(
+        &self,
+        channel: &ChannelRecord,
+    ) -> Result<[BalanceData; 2], LedgerError> {
+        let [(a, data_a), (b, data_b)] = self.balances;
+        let [p1, p2] = [
+            channel.participants[0].address,
+            channel.participants[1].address,
+        ];
+        let ordered = if (a, b) == (p1, p2) {
+            [data_a, data_b]
+        } else if (a, b) == (p2, p1) {
+            [data_b, data_a]
+        } else {
+            return Err(LedgerError::SettleParticipantsMismatch {
+                channel_id: channel.id,
+                got: format!("{a} and {b}"),
+            });
+        };
+        for (participant, data) in channel.participants.iter().zip(ordered.iter()) {
+            let stored = participant.balance_hash();
+            let given = data.balance_hash();
+            if stored != given {
+                return Err(LedgerError::BalanceDataMismatch {
+                    participant: participant.address,
+                    stored,
+                    given,
+                });
+            }
+        }
+        Ok(ordered)
+    }
+}
+
 impl Ledger {
     /// Opens a channel between `caller` and `partner` and returns its identifier (1, 2, 3… per
     /// ledger). One unsettled channel per pair; after settlement the pair may open again.
@@ -236,16 +283,17 @@ impl Ledger {
     pub fn settle_channel(
         &mut self,
         _caller: Address,
-        channel_id: U256,
+        settle: &SettleTransaction,
         now: u64,
     ) -> Result<Vec<LedgerEvent>, LedgerError> {
+        let channel_id = settle.channel_id;
         let mut channel = self.channel_in(channel_id, ChannelPhase::Closed)?.clone();
         let settle_after = channel.settle_after.unwrap_or(0);
         if now <= settle_after {
             return Err(LedgerError::SettlementWindowOpen { settle_after, now });
         }
+        let [b1, b2] = settle.balances_in_order_of(&channel)?;
         let [p1, p2] = &channel.participants;
-        let (b1, b2): (BalanceData, BalanceData) = (p1.balance_data(), p2.balance_data());
         let outcome = settle_amounts(
             &SettlementInput::new(p1.total_deposit, p1.total_withdraw, &b1),
             &SettlementInput::new(p2.total_deposit, p2.total_withdraw, &b2),
@@ -334,8 +382,9 @@ mod tests {
         l2.close_channel(a, U256::from(1u8), &none, &sig, 5)
             .unwrap();
         // The window is 5..=15: settle at 15 is too early, at 16 it pays deposits back.
-        assert!(l2.settle_channel(a, U256::from(1u8), 15).is_err());
-        l2.settle_channel(a, U256::from(1u8), 16).unwrap();
+        let settle = l2.channel(U256::from(1u8)).unwrap().stored_settle();
+        assert!(l2.settle_channel(a, &settle, 15).is_err());
+        l2.settle_channel(a, &settle, 16).unwrap();
         assert_eq!(l2.token_balance(a), U256::from(100u8));
         assert_eq!(l2.open_channel(b, a, 17), Ok(U256::from(2u8)));
         assert!(l2.conservation_holds());

@@ -41,7 +41,7 @@ mod withdraw;
 pub use changes::{LedgerChanges, LedgerCounters, LedgerParts};
 pub use error::LedgerError;
 pub use events::{LedgerEvent, LedgerEventKind};
-pub use lifecycle::deposit_increase;
+pub use lifecycle::{deposit_increase, SettleTransaction};
 pub use persist::LEDGER_FORMAT_VERSION;
 pub use records::{
     ChannelPhase, ChannelRecord, LedgerConfig, ParticipantRecord, SubmittedBalance, UnlockEntry,

@@ -80,6 +80,12 @@ impl ParticipantRecord {
             .map_or(BalanceData::EMPTY, |b| b.balance)
     }
 
+    /// The stored balance hash: all the contract keeps of a submitted proof's balance (32
+    /// zero bytes if none was submitted).
+    pub fn balance_hash(&self) -> H256 {
+        self.balance.as_ref().map_or(H256::ZERO, |b| b.balance_hash)
+    }
+
     /// Nonce of the stored proof, 0 if none.
     pub fn nonce(&self) -> u64 {
         self.balance.as_ref().map_or(0, |b| b.nonce)
@@ -227,5 +233,20 @@ mod tests {
         assert_eq!(p.balance_data(), BalanceData::EMPTY);
         assert_eq!(p.nonce(), 0);
         assert_eq!(p.locksroot(), EMPTY_LOCKSROOT);
+    }
+}
+
+#[cfg(test)]
+impl ChannelRecord {
+    /// The settle with the balance data this embedded record keeps beside each hash (tests
+    /// only: on a chain a settling party must know the data itself).
+    pub(crate) fn stored_settle(&self) -> super::SettleTransaction {
+        super::SettleTransaction {
+            channel_id: self.id,
+            balances: [0, 1].map(|i| {
+                let p = &self.participants[i];
+                (p.address, p.balance_data())
+            }),
+        }
     }
 }

@@ -139,7 +139,8 @@ mod tests {
         let sig = ap.counter_sign_close(&b).unwrap();
         let one = U256::from(1u8);
         l.close_channel(b.address(), one, &ap, &sig, 1).unwrap();
-        l.settle_channel(b.address(), one, 12).unwrap();
+        let settle = l.channel(one).unwrap().stored_settle();
+        l.settle_channel(b.address(), &settle, 12).unwrap();
         l.register_secret(b.address(), secret, registered_at)
             .unwrap();
         let events = l

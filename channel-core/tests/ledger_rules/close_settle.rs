@@ -27,8 +27,8 @@ fn close_with_none_then_settle_returns_deposits() {
         settle_after: 130,
         now: 130,
     };
-    w.rejected(window, |l| l.settle_channel(c, u(1), 130));
-    let ev = w.ok(|l| l.settle_channel(c, u(1), 131));
+    w.rejected(window, |l| l.settle_channel(c, &stored_settle(l, 1), 130));
+    let ev = w.ok(|l| l.settle_channel(c, &stored_settle(l, 1), 131));
     assert_eq!(
         ev[0].kind,
         LedgerEventKind::ChannelSettled {
@@ -52,7 +52,7 @@ fn close_with_none_then_settle_returns_deposits() {
         expected: ChannelPhase::Closed,
         actual: ChannelPhase::Settled,
     };
-    w.rejected(settled, |l| l.settle_channel(c, u(1), 200));
+    w.rejected(settled, |l| l.settle_channel(c, &stored_settle(l, 1), 200));
     // The pair may open again, under a new identifier.
     assert_eq!(w.l.open_channel(b, a, 201).unwrap(), u(2));
     assert_eq!(w.l.open_channel_between(a, b).unwrap().id, u(2));
@@ -194,7 +194,7 @@ fn update_then_settle_pays_exactly_settle_amounts() {
         &SettlementInput::new(u(50), U256::ZERO, &bp.proof.balance),
     );
     assert_eq!(expected.p1_amount, u(115));
-    w.ok(|l| l.settle_channel(b, u(1), 131));
+    w.ok(|l| l.settle_channel(b, &stored_settle(l, 1), 131));
     assert_eq!(w.l.token_balance(a), u(900) + expected.p1_amount);
     assert_eq!(w.l.token_balance(b), u(950) + expected.p2_amount);
     assert_eq!(w.l.contract_balance(), U256::ZERO);
@@ -267,18 +267,73 @@ fn settle_rejections() {
     let mut w = World::new();
     let c = w.c.address();
     w.rejected(LedgerError::UnknownChannel(u(3)), |l| {
-        l.settle_channel(c, u(3), 500)
+        l.settle_channel(c, &stored_settle(l, 3), 500)
     });
     let opened = LedgerError::WrongPhase {
         channel_id: u(1),
         expected: ChannelPhase::Closed,
         actual: ChannelPhase::Opened,
     };
-    w.rejected(opened, |l| l.settle_channel(c, u(1), 500));
+    w.rejected(opened, |l| l.settle_channel(c, &stored_settle(l, 1), 500));
     close_by_a(&mut w, &SignedBalanceProof::none(domain(), u(1)), 30);
     let early = LedgerError::SettlementWindowOpen {
         settle_after: 130,
         now: 31,
     };
-    w.rejected(early, |l| l.settle_channel(c, u(1), 31));
+    w.rejected(early, |l| l.settle_channel(c, &stored_settle(l, 1), 31));
+}
+
+/// Settle takes the balance data of both stored proofs, as the contract does, and checks each
+/// against the hash the ledger stores: data it does not store is refused, naming whose.
+#[test]
+fn settle_demands_the_balance_data_behind_both_stored_hashes() {
+    let mut w = World::new();
+    let (a, b, c) = w.addr();
+    // A closes with B's proof (25 transferred); nothing is stored for A.
+    let bp = proof(&w.b, 1, 3, balance(25, 0, EMPTY_LOCKSROOT));
+    close_by_a(&mut w, &bp, 30);
+    let good = stored_settle(&w.l, 1);
+    assert_eq!(good.balances[1], (b, bp.proof.balance));
+
+    // B's data as of an older proof: not what is stored.
+    let older = balance(20, 0, EMPTY_LOCKSROOT);
+    let mut wrong = good;
+    wrong.balances[1].1 = older;
+    let mismatch = LedgerError::BalanceDataMismatch {
+        participant: b,
+        stored: bp.proof.balance.balance_hash(),
+        given: older.balance_hash(),
+    };
+    w.rejected(mismatch, |l| l.settle_channel(c, &wrong, 131));
+    // A claims to have transferred something, but nothing of A's was submitted.
+    let mut inflated = good;
+    inflated.balances[0].1 = balance(1, 0, EMPTY_LOCKSROOT);
+    let mismatch = LedgerError::BalanceDataMismatch {
+        participant: a,
+        stored: H256::ZERO,
+        given: inflated.balances[0].1.balance_hash(),
+    };
+    w.rejected(mismatch, |l| l.settle_channel(c, &inflated, 131));
+    // A stranger in place of a participant, or one participant twice.
+    let mut stranger = good;
+    stranger.balances[0].0 = c;
+    let err = LedgerError::SettleParticipantsMismatch {
+        channel_id: u(1),
+        got: format!("{c} and {b}"),
+    };
+    w.rejected(err, |l| l.settle_channel(c, &stranger, 131));
+    let mut twice = good;
+    twice.balances[0] = twice.balances[1];
+    let err = LedgerError::SettleParticipantsMismatch {
+        channel_id: u(1),
+        got: format!("{b} and {b}"),
+    };
+    w.rejected(err, |l| l.settle_channel(c, &twice, 131));
+
+    // The right data, in either order, settles: A gets 100 + 25, B 50 - 25.
+    let mut swapped = good;
+    swapped.balances.swap(0, 1);
+    w.ok(|l| l.settle_channel(c, &swapped, 131));
+    assert_eq!(w.l.token_balance(a), u(900 + 125));
+    assert_eq!(w.l.token_balance(b), u(950 + 25));
 }

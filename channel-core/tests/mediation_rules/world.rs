@@ -165,8 +165,12 @@ impl Star {
                     .unwrap();
             }
             let after = now + WINDOW + 1;
-            self.ledger.settle_channel(hub_addr, id, after).unwrap();
             let hub_ch = &self.hub[&addr];
+            let record = self.ledger.channel(id).unwrap().clone();
+            let settle = hub_ch.settle_transaction(&record, |_| None).unwrap();
+            self.ledger
+                .settle_channel(hub_addr, &settle, after)
+                .unwrap();
             for (sender, receiver, locks) in [
                 (hub_addr, addr, hub_ch.our().locks.as_slice()),
                 (addr, hub_addr, hub_ch.partner().locks.as_slice()),

@@ -19,7 +19,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use channel_core::channel::Channel;
-use channel_core::LocalSigner;
+use channel_core::{BalanceData, LocalSigner};
 
 pub use backend::{Entries, KvBackend, MemoryBackend, SledBackend};
 pub use record::{
@@ -48,6 +48,7 @@ const CHANNEL: &str = "channel";
 const LEDGER_SEQ: &str = "ledger_seq";
 const UNACKED: &str = "unacked/";
 const HUB_PAYMENT: &str = "hub_payment/";
+const SIGNED_BALANCE: &str = "signed_balance/";
 
 fn nonce_key(prefix: &str, nonce: u64) -> Vec<u8> {
     let mut k = prefix.as_bytes().to_vec();
@@ -155,15 +156,33 @@ impl DeviceStore {
         self.get(CHANNEL)
     }
 
+    /// Stores the channel, and with it the balance data of its latest proof of ours under
+    /// that proof's nonce: every proof we sign is kept (until the channel settles), since the
+    /// hub may close with any of them and settling then needs its data
+    /// ([`DeviceStore::signed_balance`]).
     pub fn put_channel(&self, channel: &Channel) -> Result<(), StoreError> {
+        if let Some((nonce, balance)) = channel.our_signed_balance() {
+            self.kv.insert(
+                &nonce_key(SIGNED_BALANCE, nonce),
+                record::encode(SIGNED_BALANCE, &balance)?,
+            )?;
+        }
         self.put(CHANNEL, channel)
+    }
+
+    /// The balance data of the proof with `nonce` we signed in the current channel, if kept.
+    pub fn signed_balance(&self, nonce: u64) -> Result<Option<BalanceData>, StoreError> {
+        self.kv
+            .get(&nonce_key(SIGNED_BALANCE, nonce))?
+            .map(|b| record::decode(SIGNED_BALANCE, &b))
+            .transpose()
     }
 
     /// Forgets the channel and its payment logs (after it settled). The records of mediated
     /// payments stay: they are the payment history (and keep a request from being paid twice).
     pub fn clear_channel(&self) -> Result<(), StoreError> {
         self.kv.remove(CHANNEL.as_bytes())?;
-        for prefix in [UNACKED, HUB_PAYMENT] {
+        for prefix in [UNACKED, HUB_PAYMENT, SIGNED_BALANCE] {
             for (k, _) in self.kv.scan_prefix(prefix.as_bytes())? {
                 self.kv.remove(&k)?;
             }

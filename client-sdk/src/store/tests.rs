@@ -319,3 +319,24 @@ fn a_database_still_open_elsewhere_is_refused_after_a_bounded_wait() {
         drop(DeviceStore::open(&path).unwrap());
     }
 }
+
+/// Every proof the device signs stays findable by nonce until the channel is cleared: the hub
+/// may close with any of them, and settling then needs its balance data.
+#[test]
+fn every_signed_balance_is_kept_until_the_channel_is_cleared() {
+    let store = DeviceStore::in_memory();
+    let dev = signer(1);
+    let (mut ch, _) = channel_with_payments(0);
+    for _ in 0..3 {
+        ch.send_payment(U256::from(10u64), H256::ZERO, &dev)
+            .unwrap();
+        store.put_channel(&ch).unwrap();
+    }
+    for nonce in 1..=3u64 {
+        let kept = store.signed_balance(nonce).unwrap().unwrap();
+        assert_eq!(kept.transferred_amount, U256::from(10 * nonce));
+    }
+    assert_eq!(store.signed_balance(4).unwrap(), None);
+    store.clear_channel().unwrap();
+    assert_eq!(store.signed_balance(1).unwrap(), None);
+}

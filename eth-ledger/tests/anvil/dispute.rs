@@ -131,8 +131,13 @@ fn on_embedded(ledger_of: &EthereumLedger, d: &Dispute, a: Address, b: Address) 
             now + 1,
         )
         .unwrap();
+    // The same balance data the contract was given.
+    let settle = channel_core::ledger::SettleTransaction {
+        channel_id: id,
+        balances: [(a, d.a_data), (b, d.b_data)],
+    };
     ledger
-        .settle_channel(b, id, now + SETTLE_TIMEOUT + 1)
+        .settle_channel(b, &settle, now + SETTLE_TIMEOUT + 1)
         .unwrap();
     (ledger.token_balance(a), ledger.token_balance(b))
 }

@@ -11,12 +11,12 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use channel_core::channel::{
-    Channel, ChannelEvent, ChannelMessage, CooperativeCloseAcceptance, CooperativeCloseProposal,
-    LedgerAction, LedgerView,
+    Channel, ChannelEvent, ChannelMessage, ChannelPhase, CooperativeCloseAcceptance,
+    CooperativeCloseProposal, LedgerAction, LedgerView,
 };
 use channel_core::crypto::{LocalSigner, Signature, Signer};
-use channel_core::ledger::LedgerEvent;
-use channel_core::{Address, Domain, SignedBalanceProof, WithdrawProof, H256, U256};
+use channel_core::ledger::{ChannelRecord, LedgerEvent, SettleTransaction};
+use channel_core::{Address, BalanceData, Domain, SignedBalanceProof, WithdrawProof, H256, U256};
 use tokio::sync::{broadcast, Mutex, Notify};
 
 use crate::error::HubError;
@@ -33,6 +33,22 @@ pub const NS_HUB_SENT: &str = "hub_sent";
 pub fn hub_sent_namespace(id: &U256) -> String {
     format!("{NS_HUB_SENT}_{}", channel_key(id))
 }
+/// Prefix of the store namespaces of the balance data of every proof the hub signed, one
+/// namespace per channel ([`signed_balances_namespace`]) keyed by zero-padded nonce, kept
+/// until the channel settles. A device may close with any proof the hub ever signed; the
+/// ledger (like the contract) then stores only that proof's hash, and settling needs the
+/// data behind it ([`ChannelBook::settle_transaction`]).
+pub const NS_SIGNED_BALANCES: &str = "signed_balances";
+
+/// The namespace of the balance data of the hub's signed proofs in channel `id`.
+pub fn signed_balances_namespace(id: &U256) -> String {
+    format!("{NS_SIGNED_BALANCES}_{}", channel_key(id))
+}
+
+fn nonce_key(nonce: u64) -> String {
+    format!("{nonce:020}")
+}
+
 /// Store namespace of the book's own progress (key [`KEY_APPLIED_SEQ`]).
 pub const NS_BOOK: &str = "book";
 pub const KEY_APPLIED_SEQ: &str = "applied_seq";
@@ -345,11 +361,56 @@ impl ChannelBook {
         }
         if next != *ch {
             Self::put(&mut batch, &next)?;
+            self.archive_signed_balance(&mut batch, &ch, &next)?;
         }
         self.store.write(batch)?.durable().await?;
         self.note_locks(&next);
         *ch = next;
         Ok(out)
+    }
+
+    /// Keeps the balance data of a proof the hub just signed (durable with the channel, so
+    /// before the proof can leave), and forgets them all once the channel settled.
+    fn archive_signed_balance(
+        &self,
+        batch: &mut WriteBatch,
+        before: &Channel,
+        after: &Channel,
+    ) -> Result<(), HubError> {
+        let namespace = signed_balances_namespace(&after.id());
+        if after.phase() == ChannelPhase::Settled {
+            if before.phase() != ChannelPhase::Settled {
+                for key in self.store.list(&namespace)? {
+                    batch.remove(&namespace, &key);
+                }
+            }
+            return Ok(());
+        }
+        if let Some((nonce, balance)) = after.our_signed_balance() {
+            if before.our_signed_balance().map(|(n, _)| n) != Some(nonce) {
+                batch.put(
+                    &namespace,
+                    &nonce_key(nonce),
+                    record::encode(CHANNEL_RECORD_VERSION, &balance)?,
+                );
+            }
+        }
+        Ok(())
+    }
+
+    /// The balance data of the proof with `nonce` the hub signed in channel `id`, if kept.
+    fn signed_balance(&self, id: &U256, nonce: u64) -> Result<Option<BalanceData>, HubError> {
+        let namespace = signed_balances_namespace(id);
+        let key = nonce_key(nonce);
+        match self.store.read(&namespace, &key)? {
+            Some(bytes) => Ok(Some(record::decode(
+                &namespace,
+                &key,
+                CHANNEL_RECORD_VERSION,
+                &bytes,
+            )?)),
+            None => Ok(None),
+        }
     }
 
     fn note_locks(&self, ch: &Channel) {
@@ -512,7 +573,7 @@ impl ChannelBook {
                         let message = HubPayment::from_events(ch.id(), &events, kind)?;
                         batch.put(
                             &hub_sent_namespace(&message.channel_id),
-                            &format!("{:020}", message.proof.proof.nonce),
+                            &nonce_key(message.proof.proof.nonce),
                             record::encode(CHANNEL_RECORD_VERSION, &message)?,
                         );
                         Some(message)
@@ -617,14 +678,31 @@ impl ChannelBook {
                 let ch = shared.lock().await;
                 Ok(ch.poll_ledger_actions(view, self.operator.as_ref())?)
             }
-            None => Ok((record.phase == channel_core::ledger::ChannelPhase::Closed
-                && record.settle_after.is_some_and(|t| view.now > t))
-            .then_some(LedgerAction::Settle {
-                channel_id: record.id,
-            })
-            .into_iter()
-            .collect()),
+            // Without the channel the hub knows neither side's balance data: nothing it can
+            // submit (the device, which holds the channel, can still settle).
+            None => Ok(Vec::new()),
         }
+    }
+
+    /// The hub's settle of the closed channel `record`: both stored proofs' balance data, the
+    /// hub's own looked up among every proof it signed if the device closed with an old one.
+    pub async fn settle_transaction(
+        &self,
+        record: &ChannelRecord,
+    ) -> Result<SettleTransaction, HubError> {
+        let shared = self
+            .get(&record.id)?
+            .ok_or(HubError::UnknownChannel(record.id))?;
+        let ch = shared.lock().await;
+        let mut lookup = Ok(());
+        let settle = ch.settle_transaction(record, |nonce| {
+            self.signed_balance(&record.id, nonce).unwrap_or_else(|e| {
+                lookup = Err(e);
+                None
+            })
+        });
+        lookup?;
+        Ok(settle?)
     }
 
     /// The hub's close of channel `id` (the device's latest proof, counter-signed), durable

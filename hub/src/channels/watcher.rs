@@ -15,7 +15,6 @@ use std::time::Duration;
 
 use channel_core::channel::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
-use channel_core::U256;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::book::ChannelBook;
@@ -115,7 +114,7 @@ pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle, reveal_timeout: 
             }
         };
         for action in actions {
-            submit(book, ledger, record.id, action).await;
+            submit(book, ledger, &record, action).await;
         }
     }
 }
@@ -123,8 +122,14 @@ pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle, reveal_timeout: 
 /// Submits one monitor action. A refusal is expected when someone else got there first
 /// (the device settled, an earlier pass already updated): logged, and the next pass decides
 /// again from the ledger's state.
-async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: LedgerAction) {
+async fn submit(
+    book: &ChannelBook,
+    ledger: &LedgerHandle,
+    record: &ChannelRecord,
+    action: LedgerAction,
+) {
     let me = book.operator_address();
+    let id = record.id;
     match action {
         LedgerAction::Update(tx) => {
             let nonce = tx.closer_proof.proof.nonce;
@@ -207,11 +212,14 @@ async fn submit(book: &ChannelBook, ledger: &LedgerHandle, id: U256, action: Led
             }
         }
         LedgerAction::Settle { channel_id } => {
-            let result = ledger
-                .submit(me, |l, caller, now| {
-                    l.settle_channel(caller, channel_id, now)
-                })
-                .await;
+            let result = match book.settle_transaction(record).await {
+                Ok(settle) => {
+                    ledger
+                        .submit(me, |l, caller, now| l.settle_channel(caller, &settle, now))
+                        .await
+                }
+                Err(e) => Err(e),
+            };
             watcher_action(WatcherAction::Settle, &result);
             match result {
                 Ok(_) => tracing::info!(channel = %channel_id, "settled"),

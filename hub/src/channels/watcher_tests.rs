@@ -2,6 +2,8 @@
 //! tokens toward the hub and withholds the unlock; the hub, which knows the secret, registers
 //! it inside the reveal timeout, contests the device's close with the device's latest proof
 //! (which carries the lock), settles, and unlocks: it gets the locked amount on the ledger.
+//! And a device that closes with an old proof of the hub's cannot keep the hub from settling:
+//! the hub finds that proof's balance data among every proof it signed.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,7 +16,7 @@ use channel_core::ledger::LedgerConfig;
 use channel_core::testing::{test_domain, test_signer};
 use channel_core::{HashTimeLock, Secret, SignedBalanceProof, H256, U256};
 
-use super::book::ChannelBook;
+use super::book::{signed_balances_namespace, ChannelBook};
 use super::watcher::{catch_up, monitor};
 use crate::ledger::LedgerHandle;
 use crate::store::{KvStore, MemoryStore};
@@ -134,4 +136,88 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
         ledger.read(|l| l.token_balance(dev)).unwrap(),
         u(1_000 - 30)
     );
+}
+
+#[tokio::test]
+async fn a_device_closing_with_an_old_hub_proof_cannot_keep_the_hub_from_settling() {
+    let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+    let clock = Arc::new(AtomicU64::new(1_000));
+    let time = clock.clone();
+    let ledger = Arc::new(
+        LedgerHandle::load(
+            store.clone(),
+            LedgerConfig {
+                domain: test_domain(),
+                settlement_timeout: WINDOW,
+            },
+            move || time.load(Ordering::SeqCst),
+        )
+        .unwrap(),
+    );
+    let operator = Arc::new(test_signer(200));
+    let hub = operator.address();
+    let book = ChannelBook::load(store.clone(), operator.clone(), test_domain()).unwrap();
+    let device = test_signer(1);
+    let dev = device.address();
+    for who in [dev, hub] {
+        ledger
+            .apply(|l, now| l.mint_with_events(who, u(1_000), now))
+            .await
+            .unwrap();
+    }
+    let (id, _) = ledger
+        .submit(dev, |l, caller, now| l.open_channel(caller, hub, now))
+        .await
+        .unwrap();
+    for who in [dev, hub] {
+        ledger
+            .submit(who, |l, caller, now| {
+                l.set_total_deposit(caller, id, caller, u(500), now)
+            })
+            .await
+            .unwrap();
+    }
+    catch_up(&book, &ledger).await.unwrap();
+
+    // The hub pays the device three times: proofs with nonces 1, 2, 3 (10, 20, 30 in all).
+    for _ in 0..3 {
+        book.pay_device(&id, u(10)).await.unwrap();
+    }
+    let (sent, _) = book.hub_payments_since(dev, &id, 0).await.unwrap();
+    let oldest = sent[0].proof;
+    assert_eq!(
+        (oldest.proof.nonce, oldest.proof.balance.transferred_amount),
+        (1, u(10))
+    );
+    // The device fetched them all, so the hub no longer keeps the proofs themselves; it keeps
+    // the balance data of each.
+    let archive = signed_balances_namespace(&id);
+    assert_eq!(store.list(&archive).unwrap().len(), 3);
+
+    // The device closes with the oldest: 20 less for itself, but the ledger now stores only
+    // the hash of a proof the hub signed long ago.
+    let closing_signature = oldest.counter_sign_close(&device).unwrap();
+    ledger
+        .submit(dev, |l, caller, now| {
+            l.close_channel(caller, id, &oldest, &closing_signature, now)
+        })
+        .await
+        .unwrap();
+    catch_up(&book, &ledger).await.unwrap();
+    monitor(&book, &ledger, REVEAL).await; // nothing to contest: the device never paid
+    clock.store(1_000 + WINDOW + 1, Ordering::SeqCst);
+    monitor(&book, &ledger, REVEAL).await; // settles with nonce 1's data from the archive
+    let phase = ledger.read(|l| l.channel(id).unwrap().phase).unwrap();
+    assert_eq!(phase, channel_core::ledger::ChannelPhase::Settled);
+    assert_eq!(
+        ledger.read(|l| l.token_balance(hub)).unwrap(),
+        u(1_000 - 10)
+    );
+    assert_eq!(
+        ledger.read(|l| l.token_balance(dev)).unwrap(),
+        u(1_000 + 10)
+    );
+    // Once the book saw the settle, the archive is gone.
+    catch_up(&book, &ledger).await.unwrap();
+    assert_eq!(store.list(&archive).unwrap(), Vec::<String>::new());
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use channel_core::ledger::{Ledger, LedgerConfig, LedgerEvent};
 use channel_core::primitives::{Address, U256};
 use channel_core::testing::{test_domain, test_signer};
-use channel_core::{Secret, SignedBalanceProof, Signer, H256};
+use channel_core::{BalanceData, Secret, SignedBalanceProof, Signer, H256};
 
 use super::handle::LedgerHandle;
 use super::records::{self, KEY_STATE, NS_LEDGER, NS_LEDGER_EVENTS};
@@ -137,7 +137,13 @@ async fn busy_handle(store: Arc<dyn KvStore>, clock: Arc<AtomicU64>) -> LedgerHa
         .unwrap();
     clock.fetch_add(11, Ordering::SeqCst);
     handle
-        .submit(ba, |l, caller, now| l.settle_channel(caller, one, now))
+        .submit(ba, |l, caller, now| {
+            let settle = channel_core::ledger::SettleTransaction {
+                channel_id: one,
+                balances: [(aa, BalanceData::EMPTY), (ba, BalanceData::EMPTY)],
+            };
+            l.settle_channel(caller, &settle, now)
+        })
         .await
         .unwrap();
     handle

@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use channel_core::ledger::{Ledger, LedgerError, LedgerEvent};
+use channel_core::ledger::{Ledger, LedgerError, LedgerEvent, SettleTransaction};
 use channel_core::primitives::{Address, U256};
 use channel_core::{Domain, SignedBalanceProof};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -328,10 +328,10 @@ impl v1::ledger_server::Ledger for LedgerService {
 
     async fn settle_channel(&self, request: Request<v1::SettleChannelRequest>) -> OpResult {
         let caller = caller(&request)?;
-        let ChannelId(id) = decode(request.into_inner())?;
+        let settle: SettleTransaction = decode(request.into_inner())?;
         let (events, _) = self
             .ledger
-            .submit(caller, |l, c, now| l.settle_channel(c, id, now))
+            .submit(caller, |l, c, now| l.settle_channel(c, &settle, now))
             .await?;
         Ok(op_response(&events))
     }

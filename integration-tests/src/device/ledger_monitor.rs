@@ -150,12 +150,16 @@ impl TestDevice {
             .map_err(channel_err)?;
         let mut submitted = Vec::with_capacity(actions.len());
         for action in actions {
-            submitted.push(self.submit(action).await?);
+            submitted.push(self.submit(&record, action).await?);
         }
         Ok(submitted)
     }
 
-    async fn submit(&mut self, action: LedgerAction) -> Result<Submitted, HarnessError> {
+    async fn submit(
+        &mut self,
+        record: &ChannelRecord,
+        action: LedgerAction,
+    ) -> Result<Submitted, HarnessError> {
         let mut ledger = self.ledger();
         let (name, answer) = match action {
             LedgerAction::Update(tx) => (
@@ -168,14 +172,20 @@ impl TestDevice {
                     })
                     .await,
             ),
-            LedgerAction::Settle { channel_id } => (
-                "settle",
-                ledger
-                    .settle_channel(v1::SettleChannelRequest {
-                        channel_id: u256_bytes(&channel_id),
-                    })
-                    .await,
-            ),
+            LedgerAction::Settle { .. } => {
+                // The hub always closes and updates with this device's latest proof, so the
+                // test device needs no archive of older ones.
+                let settle = self
+                    .channel()?
+                    .settle_transaction(record, |_| None)
+                    .map_err(channel_err)?;
+                (
+                    "settle",
+                    ledger
+                        .settle_channel(v1::SettleChannelRequest::from(&settle))
+                        .await,
+                )
+            }
             LedgerAction::Close { .. } => {
                 let key = self.key().clone();
                 let tx = self.channel_mut()?.close(&key).map_err(channel_err)?;

@@ -3,10 +3,14 @@
 //! Each struct mirrors one request message with every field decoded and checked against the
 //! encoding rules; errors name the field as it is spelled in the `.proto` file.
 
+use channel_core::ledger::SettleTransaction;
 use channel_core::primitives::{Address, H256, U256};
 use channel_core::{Secret, Signature, SignedBalanceProof, WithdrawProof};
 
-use super::{address, h256, required, signature, u256, CoSignedWithdraw, FieldError};
+use super::{
+    address, address_bytes, h256, required, signature, u256, u256_bytes, CoSignedWithdraw,
+    FieldError,
+};
 use crate::v1;
 
 /// Generates a one-field argument struct and its `TryFrom` for each listed request message.
@@ -31,7 +35,6 @@ single_field!(
     ChannelId(U256) via u256 from {
         GetPendingUnlocksRequest.channel_id,
         GetLedgerChannelRequest.channel_id,
-        SettleChannelRequest.channel_id,
         GetChannelRequest.channel_id,
     }
 );
@@ -217,6 +220,39 @@ impl TryFrom<v1::UpdateNonClosingBalanceProofRequest> for UpdateNonClosing {
             closer_proof: required("closer_proof", m.closer_proof)?,
             non_closing_signature: signature("non_closing_signature", &m.non_closing_signature)?,
         })
+    }
+}
+
+/// `Ledger.SettleChannel`: the channel and both participants' stored balance data.
+impl TryFrom<v1::SettleChannelRequest> for SettleTransaction {
+    type Error = FieldError;
+    fn try_from(m: v1::SettleChannelRequest) -> Result<Self, FieldError> {
+        Ok(SettleTransaction {
+            channel_id: u256("channel_id", &m.channel_id)?,
+            balances: [
+                (
+                    address("participant1", &m.participant1)?,
+                    required("participant1_balance", m.participant1_balance)?,
+                ),
+                (
+                    address("participant2", &m.participant2)?,
+                    required("participant2_balance", m.participant2_balance)?,
+                ),
+            ],
+        })
+    }
+}
+
+impl From<&SettleTransaction> for v1::SettleChannelRequest {
+    fn from(t: &SettleTransaction) -> Self {
+        let [(p1, b1), (p2, b2)] = &t.balances;
+        v1::SettleChannelRequest {
+            channel_id: u256_bytes(&t.channel_id),
+            participant1: address_bytes(p1),
+            participant1_balance: Some(b1.into()),
+            participant2: address_bytes(p2),
+            participant2_balance: Some(b2.into()),
+        }
     }
 }
 

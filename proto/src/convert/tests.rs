@@ -229,3 +229,35 @@ fn phase_enum_rejects_unknown_and_unspecified() {
         "phase: unknown enum value 9"
     );
 }
+
+#[test]
+fn settle_request_round_trips_and_names_missing_balance_data() {
+    use channel_core::ledger::SettleTransaction;
+    use channel_core::Signer;
+    let settle = SettleTransaction {
+        channel_id: U256::from(7u8),
+        balances: [
+            (signer(1).address(), proof().balance),
+            (signer(2).address(), BalanceData::EMPTY),
+        ],
+    };
+    let wire = v1::SettleChannelRequest::from(&settle);
+    assert_eq!(SettleTransaction::try_from(wire.clone()), Ok(settle));
+    let mut missing = wire.clone();
+    missing.participant2_balance = None;
+    assert_eq!(
+        SettleTransaction::try_from(missing)
+            .unwrap_err()
+            .to_string(),
+        "participant2_balance: is required"
+    );
+    let mut short = wire;
+    if let Some(b) = short.participant1_balance.as_mut() {
+        b.locksroot.pop();
+    }
+    let err = SettleTransaction::try_from(short).unwrap_err().to_string();
+    assert!(
+        err.starts_with("participant1_balance.locksroot: must be 32 bytes"),
+        "{err}"
+    );
+}

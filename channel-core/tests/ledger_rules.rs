@@ -123,20 +123,13 @@ impl World {
     }
 }
 
-/// The settle of channel `id` with the balance data this embedded ledger happens to keep
-/// beside each stored hash (a party on a chain finds only the hashes there and must know the
-/// data itself); the empty balances of two made-up participants for an unknown channel.
-fn stored_settle(l: &Ledger, id: u64) -> SettleTransaction {
-    let balances = match l.channel(u(id)) {
-        Some(ch) => [0, 1].map(|i| {
-            let p = &ch.participants[i];
-            (p.address, p.balance_data())
-        }),
-        None => [1u8, 2].map(|n| (key(n).address(), BalanceData::EMPTY)),
-    };
+/// The settle of channel `id` between a and b with the balance data of the proofs that were
+/// submitted for each: the ledger, like the contract, stores only their hashes, so whoever
+/// settles must know the data.
+fn settle_of(id: u64, a: BalanceData, b: BalanceData) -> SettleTransaction {
     SettleTransaction {
         channel_id: u(id),
-        balances,
+        balances: [(key(1).address(), a), (key(2).address(), b)],
     }
 }
 

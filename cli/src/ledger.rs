@@ -29,10 +29,10 @@ pub struct ParticipantView {
     pub address: String,
     pub total_deposit: String,
     pub total_withdraw: String,
-    /// The participant's balance proof submitted at close or update; `null` until then.
+    /// The participant's balance proof submitted at close or update, as the ledger keeps it
+    /// (nonce and balance hash, like the contract); `null` until then.
     pub submitted_nonce: Option<u64>,
-    pub submitted_transferred_amount: Option<String>,
-    pub submitted_locked_amount: Option<String>,
+    pub submitted_balance_hash: Option<String>,
 }
 
 impl From<&ParticipantRecord> for ParticipantView {
@@ -42,14 +42,7 @@ impl From<&ParticipantRecord> for ParticipantView {
             total_deposit: p.total_deposit.to_string(),
             total_withdraw: p.total_withdraw.to_string(),
             submitted_nonce: p.balance.as_ref().map(|b| b.nonce),
-            submitted_transferred_amount: p
-                .balance
-                .as_ref()
-                .map(|b| b.balance.transferred_amount.to_string()),
-            submitted_locked_amount: p
-                .balance
-                .as_ref()
-                .map(|b| b.balance.locked_amount.to_string()),
+            submitted_balance_hash: p.balance.as_ref().map(|b| b.balance_hash.to_string()),
         }
     }
 }
@@ -105,8 +98,8 @@ impl Render for LedgerChannelView {
                     or_dash(&p.submitted_nonce),
                 )
                 .field(
-                    &format!("{role}.submitted_transferred"),
-                    or_dash(&p.submitted_transferred_amount),
+                    &format!("{role}.submitted_balance_hash"),
+                    or_dash(&p.submitted_balance_hash),
                 );
         }
         t

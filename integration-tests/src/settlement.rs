@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use channel_core::primitives::{Address, U256};
-use channel_core::SignedBalanceProof;
+use channel_core::primitives::{Address, H256, U256};
+use channel_core::{BalanceData, SignedBalanceProof, EMPTY_LOCKSROOT};
+
 use futures::StreamExt;
 use voltlane_proto::convert::{address_bytes, u256_bytes};
 use voltlane_proto::v1;
@@ -76,8 +77,8 @@ pub struct LedgerOutcome {
     /// Nonce of the device's proof on the ledger (submitted by the hub's contest when the
     /// device closed); None when no proof of the device's was submitted.
     pub device_nonce: Option<u64>,
-    /// Transferred amount of that proof.
-    pub device_transferred: Option<U256>,
+    /// Balance hash of that proof (the ledger keeps only the hash, as the contract does).
+    pub device_balance_hash: Option<H256>,
     /// Nonce of the hub's proof on the ledger (the one the device closed with).
     pub hub_nonce: Option<u64>,
 }
@@ -108,7 +109,7 @@ pub async fn ledger_outcome(
         phase,
         closer,
         device_nonce: None,
-        device_transferred: None,
+        device_balance_hash: None,
         hub_nonce: None,
     };
     for p in &ch.participants {
@@ -117,14 +118,10 @@ pub async fn ledger_outcome(
         };
         if p.address == address_bytes(&device) {
             outcome.device_nonce = Some(b.nonce);
-            let data = b
-                .balance
-                .as_ref()
-                .ok_or_else(|| HarnessError::protocol("SubmittedBalance.balance missing"))?;
-            outcome.device_transferred = Some(u256(
-                &data.transferred_amount,
-                "SubmittedBalance.balance.transferred_amount",
-            )?);
+            outcome.device_balance_hash =
+                Some(H256::from_slice(&b.balance_hash).map_err(|_| {
+                    HarnessError::protocol("SubmittedBalance.balance_hash is not 32 bytes")
+                })?);
         } else {
             outcome.hub_nonce = Some(b.nonce);
         }
@@ -294,14 +291,21 @@ impl CloseExpectation {
                 outcome.closer, self.device
             ));
         }
+        // Direct payments only: the device's proof locks nothing.
+        let device_balance_hash = BalanceData {
+            transferred_amount: self.device_transferred,
+            locked_amount: U256::ZERO,
+            locksroot: EMPTY_LOCKSROOT,
+        }
+        .balance_hash();
         if outcome.device_nonce != Some(self.device_nonce)
-            || outcome.device_transferred != Some(self.device_transferred)
+            || outcome.device_balance_hash != Some(device_balance_hash)
         {
             problems.push(format!(
-                "channel {id}: NOT CONTESTED: the ledger holds device nonce {:?} (transferred {:?}), \
-                 the hub acknowledged nonce {} (transferred {})",
+                "channel {id}: NOT CONTESTED: the ledger holds device nonce {:?} (balance hash {:?}), \
+                 the hub acknowledged nonce {} (transferred {}, balance hash {device_balance_hash})",
                 outcome.device_nonce,
-                outcome.device_transferred,
+                outcome.device_balance_hash,
                 self.device_nonce,
                 self.device_transferred
             ));

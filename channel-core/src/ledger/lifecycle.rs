@@ -382,7 +382,10 @@ mod tests {
         l2.close_channel(a, U256::from(1u8), &none, &sig, 5)
             .unwrap();
         // The window is 5..=15: settle at 15 is too early, at 16 it pays deposits back.
-        let settle = l2.channel(U256::from(1u8)).unwrap().stored_settle();
+        let settle = SettleTransaction {
+            channel_id: U256::from(1u8),
+            balances: [(a, BalanceData::EMPTY), (b, BalanceData::EMPTY)],
+        };
         assert!(l2.settle_channel(a, &settle, 15).is_err());
         l2.settle_channel(a, &settle, 16).unwrap();
         assert_eq!(l2.token_balance(a), U256::from(100u8));

@@ -32,6 +32,7 @@ pub mod changes;
 pub mod error;
 pub mod events;
 mod lifecycle;
+mod mirror;
 mod persist;
 pub mod records;
 mod secrets;
@@ -42,6 +43,7 @@ pub use changes::{LedgerChanges, LedgerCounters, LedgerParts};
 pub use error::LedgerError;
 pub use events::{LedgerEvent, LedgerEventKind};
 pub use lifecycle::{deposit_increase, SettleTransaction};
+pub use mirror::{LedgerMirror, MirrorError};
 pub use persist::LEDGER_FORMAT_VERSION;
 pub use records::{
     ChannelPhase, ChannelRecord, LedgerConfig, ParticipantRecord, SubmittedBalance, UnlockEntry,

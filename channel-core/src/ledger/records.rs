@@ -7,9 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::locks::EMPTY_LOCKSROOT;
 use crate::primitives::{u256_dec, Address, H256, U256};
-use crate::proofs::{participants_hash, unlock_identifier, BalanceData, BalanceProof, Domain};
+use crate::proofs::{participants_hash, unlock_identifier, BalanceProof, Domain};
 
 use super::persist::Keyed;
 
@@ -32,11 +31,12 @@ pub enum ChannelPhase {
     Settled,
 }
 
-/// A balance proof as the ledger stored it.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+/// A balance proof as the ledger stores it: like the contract, only its nonce and balance
+/// hash. Whoever settles or unlocks brings the balance data and locks behind the hash.
+/// (Records written before this keep a `balance` field, which is ignored.)
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SubmittedBalance {
     pub nonce: u64,
-    pub balance: BalanceData,
     pub balance_hash: H256,
 }
 
@@ -44,7 +44,6 @@ impl SubmittedBalance {
     pub fn from_proof(proof: &BalanceProof) -> Self {
         Self {
             nonce: proof.nonce,
-            balance: proof.balance,
             balance_hash: proof.balance.balance_hash(),
         }
     }
@@ -73,13 +72,6 @@ impl ParticipantRecord {
         }
     }
 
-    /// The balance this participant signed, or the empty balance if none was submitted.
-    pub fn balance_data(&self) -> BalanceData {
-        self.balance
-            .as_ref()
-            .map_or(BalanceData::EMPTY, |b| b.balance)
-    }
-
     /// The stored balance hash: all the contract keeps of a submitted proof's balance (32
     /// zero bytes if none was submitted).
     pub fn balance_hash(&self) -> H256 {
@@ -89,13 +81,6 @@ impl ParticipantRecord {
     /// Nonce of the stored proof, 0 if none.
     pub fn nonce(&self) -> u64 {
         self.balance.as_ref().map_or(0, |b| b.nonce)
-    }
-
-    /// The locksroot this participant's pending locks are judged by at settlement.
-    pub fn locksroot(&self) -> H256 {
-        self.balance
-            .as_ref()
-            .map_or(EMPTY_LOCKSROOT, |b| b.balance.locksroot)
     }
 }
 
@@ -230,23 +215,15 @@ mod tests {
     #[test]
     fn missing_balance_reads_as_empty() {
         let p = ParticipantRecord::new(addr(1));
-        assert_eq!(p.balance_data(), BalanceData::EMPTY);
+        assert_eq!(p.balance_hash(), H256::ZERO);
         assert_eq!(p.nonce(), 0);
-        assert_eq!(p.locksroot(), EMPTY_LOCKSROOT);
     }
-}
 
-#[cfg(test)]
-impl ChannelRecord {
-    /// The settle with the balance data this embedded record keeps beside each hash (tests
-    /// only: on a chain a settling party must know the data itself).
-    pub(crate) fn stored_settle(&self) -> super::SettleTransaction {
-        super::SettleTransaction {
-            channel_id: self.id,
-            balances: [0, 1].map(|i| {
-                let p = &self.participants[i];
-                (p.address, p.balance_data())
-            }),
-        }
+    #[test]
+    fn a_record_written_with_balance_data_still_loads() {
+        let old = r#"{"nonce":3,"balance":{"transferred_amount":"5","locked_amount":"0","locksroot":"0xc5d2460186f7233c927e7db2dcc703c0e500b653ca82273b7bfad8045d85a470"},"balance_hash":"0x1111111111111111111111111111111111111111111111111111111111111111"}"#;
+        let b: SubmittedBalance = serde_json::from_str(old).unwrap();
+        assert_eq!(b.nonce, 3);
+        assert_eq!(b.balance_hash, H256([0x11; 32]));
     }
 }

@@ -139,7 +139,13 @@ mod tests {
         let sig = ap.counter_sign_close(&b).unwrap();
         let one = U256::from(1u8);
         l.close_channel(b.address(), one, &ap, &sig, 1).unwrap();
-        let settle = l.channel(one).unwrap().stored_settle();
+        let settle = crate::ledger::SettleTransaction {
+            channel_id: one,
+            balances: [
+                (a.address(), ap.proof.balance),
+                (b.address(), crate::proofs::BalanceData::EMPTY),
+            ],
+        };
         l.settle_channel(b.address(), &settle, 12).unwrap();
         l.register_secret(b.address(), secret, registered_at)
             .unwrap();

@@ -27,8 +27,20 @@ fn close_with_none_then_settle_returns_deposits() {
         settle_after: 130,
         now: 130,
     };
-    w.rejected(window, |l| l.settle_channel(c, &stored_settle(l, 1), 130));
-    let ev = w.ok(|l| l.settle_channel(c, &stored_settle(l, 1), 131));
+    w.rejected(window, |l| {
+        l.settle_channel(
+            c,
+            &settle_of(1, BalanceData::EMPTY, BalanceData::EMPTY),
+            130,
+        )
+    });
+    let ev = w.ok(|l| {
+        l.settle_channel(
+            c,
+            &settle_of(1, BalanceData::EMPTY, BalanceData::EMPTY),
+            131,
+        )
+    });
     assert_eq!(
         ev[0].kind,
         LedgerEventKind::ChannelSettled {
@@ -52,7 +64,13 @@ fn close_with_none_then_settle_returns_deposits() {
         expected: ChannelPhase::Closed,
         actual: ChannelPhase::Settled,
     };
-    w.rejected(settled, |l| l.settle_channel(c, &stored_settle(l, 1), 200));
+    w.rejected(settled, |l| {
+        l.settle_channel(
+            c,
+            &settle_of(1, BalanceData::EMPTY, BalanceData::EMPTY),
+            200,
+        )
+    });
     // The pair may open again, under a new identifier.
     assert_eq!(w.l.open_channel(b, a, 201).unwrap(), u(2));
     assert_eq!(w.l.open_channel_between(a, b).unwrap().id, u(2));
@@ -194,7 +212,7 @@ fn update_then_settle_pays_exactly_settle_amounts() {
         &SettlementInput::new(u(50), U256::ZERO, &bp.proof.balance),
     );
     assert_eq!(expected.p1_amount, u(115));
-    w.ok(|l| l.settle_channel(b, &stored_settle(l, 1), 131));
+    w.ok(|l| l.settle_channel(b, &settle_of(1, newer.proof.balance, bp.proof.balance), 131));
     assert_eq!(w.l.token_balance(a), u(900) + expected.p1_amount);
     assert_eq!(w.l.token_balance(b), u(950) + expected.p2_amount);
     assert_eq!(w.l.contract_balance(), U256::ZERO);
@@ -267,20 +285,32 @@ fn settle_rejections() {
     let mut w = World::new();
     let c = w.c.address();
     w.rejected(LedgerError::UnknownChannel(u(3)), |l| {
-        l.settle_channel(c, &stored_settle(l, 3), 500)
+        l.settle_channel(
+            c,
+            &settle_of(3, BalanceData::EMPTY, BalanceData::EMPTY),
+            500,
+        )
     });
     let opened = LedgerError::WrongPhase {
         channel_id: u(1),
         expected: ChannelPhase::Closed,
         actual: ChannelPhase::Opened,
     };
-    w.rejected(opened, |l| l.settle_channel(c, &stored_settle(l, 1), 500));
+    w.rejected(opened, |l| {
+        l.settle_channel(
+            c,
+            &settle_of(1, BalanceData::EMPTY, BalanceData::EMPTY),
+            500,
+        )
+    });
     close_by_a(&mut w, &SignedBalanceProof::none(domain(), u(1)), 30);
     let early = LedgerError::SettlementWindowOpen {
         settle_after: 130,
         now: 31,
     };
-    w.rejected(early, |l| l.settle_channel(c, &stored_settle(l, 1), 31));
+    w.rejected(early, |l| {
+        l.settle_channel(c, &settle_of(1, BalanceData::EMPTY, BalanceData::EMPTY), 31)
+    });
 }
 
 /// Settle takes the balance data of both stored proofs, as the contract does, and checks each
@@ -292,8 +322,7 @@ fn settle_demands_the_balance_data_behind_both_stored_hashes() {
     // A closes with B's proof (25 transferred); nothing is stored for A.
     let bp = proof(&w.b, 1, 3, balance(25, 0, EMPTY_LOCKSROOT));
     close_by_a(&mut w, &bp, 30);
-    let good = stored_settle(&w.l, 1);
-    assert_eq!(good.balances[1], (b, bp.proof.balance));
+    let good = settle_of(1, BalanceData::EMPTY, bp.proof.balance);
 
     // B's data as of an older proof: not what is stored.
     let older = balance(20, 0, EMPTY_LOCKSROOT);

@@ -29,7 +29,7 @@ pub(super) fn locks_world() -> (World, Vec<HashTimeLock>, [Secret; 3]) {
     let sig = ap.counter_sign_close(&w.b).unwrap();
     let b = w.b.address();
     w.ok(|l| l.close_channel(b, u(1), &ap, &sig, 30));
-    w.ok(|l| l.settle_channel(b, &stored_settle(l, 1), 131));
+    w.ok(|l| l.settle_channel(b, &settle_of(1, ap.proof.balance, BalanceData::EMPTY), 131));
     (w, locks, secrets)
 }
 
@@ -138,7 +138,7 @@ fn unlock_of_malformed_but_signed_locks_and_cap_by_kept() {
     );
     let sig = ap.counter_sign_close(&w.b).unwrap();
     w.ok(|l| l.close_channel(b, u(1), &ap, &sig, 30));
-    w.ok(|l| l.settle_channel(b, &stored_settle(l, 1), 131));
+    w.ok(|l| l.settle_channel(b, &settle_of(1, ap.proof.balance, BalanceData::EMPTY), 131));
     w.rejected(LedgerError::BadLocks(LockDecodeError::Length(95)), |l| {
         l.unlock(c, u(1), b, a, &junk, 200)
     });
@@ -159,7 +159,7 @@ fn unlock_of_malformed_but_signed_locks_and_cap_by_kept() {
     );
     let sig = ap.counter_sign_close(&w.b).unwrap();
     w.ok(|l| l.close_channel(b, u(1), &ap, &sig, 30));
-    w.ok(|l| l.settle_channel(b, &stored_settle(l, 1), 131));
+    w.ok(|l| l.settle_channel(b, &settle_of(1, ap.proof.balance, BalanceData::EMPTY), 131));
     assert_eq!(
         w.l.pending_unlock(u(1), a, b).unwrap().locked_amount,
         u(150)

@@ -6,9 +6,7 @@ use channel_core::ledger::{
 };
 use channel_core::Secret;
 
-use super::{
-    address, address_bytes, h256, h256_bytes, required, u256, u256_bytes, FieldError, Rule,
-};
+use super::{address, address_bytes, h256, h256_bytes, u256, u256_bytes, FieldError, Rule};
 use crate::v1;
 use crate::v1::ledger_event::Kind;
 
@@ -37,7 +35,6 @@ impl From<&SubmittedBalance> for v1::SubmittedBalance {
     fn from(b: &SubmittedBalance) -> Self {
         v1::SubmittedBalance {
             nonce: b.nonce,
-            balance: Some((&b.balance).into()),
             balance_hash: h256_bytes(&b.balance_hash),
         }
     }
@@ -48,7 +45,6 @@ impl TryFrom<v1::SubmittedBalance> for SubmittedBalance {
     fn try_from(m: v1::SubmittedBalance) -> Result<Self, FieldError> {
         Ok(SubmittedBalance {
             nonce: m.nonce,
-            balance: required("balance", m.balance)?,
             balance_hash: h256("balance_hash", &m.balance_hash)?,
         })
     }

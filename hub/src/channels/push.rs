@@ -146,7 +146,7 @@ where
         Step::Skip => return Ok(()),
         Step::Send => {}
         Step::Gap { after } => {
-            tracing::debug!(%p.channel_id, after, nonce, "hub proofs published out of order; sending the stored ones first");
+            tracing::debug!(channel_id = %p.channel_id, after, nonce, "hub proofs published out of order; sending the stored ones first");
             let missing = stored(after).map_err(|e| {
                 Stop::Reconnect(Status::aborted(format!(
                     "hub payment stream cannot read the proofs after nonce {after}: {e}; \

@@ -8,7 +8,10 @@
 //! before the restart. [`HubProcess::operator_key`] reads the key the hub created, so a test
 //! can act as the operator.
 //! Every start appends the hub's stdout and stderr to `<data dir>/hub.log`; when a test
-//! panics while a hub is alive, `Drop` prints the tail of that log.
+//! panics while a hub is alive, `Drop` prints the tail of that log. For debugging a run:
+//! `VOLTLANE_TEST_HUB_LOG` sets the hubs' default `RUST_LOG` (e.g.
+//! `info,voltlane_hub=debug`), and `VOLTLANE_TEST_KEEP_LOG=<dir>` copies each hub's whole log
+//! to `<dir>/hub-<port>.log` when it is dropped.
 
 use std::fs::OpenOptions;
 use std::net::{SocketAddr, TcpListener};
@@ -59,7 +62,7 @@ impl Default for HubOptions {
             max_message_bytes: None,
             extra_args: Vec::new(),
             ready_timeout: Duration::from_secs(20),
-            rust_log: "info".into(),
+            rust_log: std::env::var("VOLTLANE_TEST_HUB_LOG").unwrap_or_else(|_| "info".into()),
             env: Vec::new(),
         }
     }
@@ -286,6 +289,12 @@ impl Drop for HubProcess {
         if let Some(mut child) = self.child.take() {
             let _ = child.kill();
             let _ = child.wait();
+            if let Some(dir) = std::env::var_os("VOLTLANE_TEST_KEEP_LOG") {
+                let _ = std::fs::copy(
+                    self.log_path(),
+                    Path::new(&dir).join(format!("hub-{}.log", self.addr.port())),
+                );
+            }
             if std::thread::panicking() {
                 eprintln!(
                     "--- hub log ({}), tail ---\n{}",

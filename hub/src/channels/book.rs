@@ -622,6 +622,31 @@ impl ChannelBook {
         Ok((out, rx))
     }
 
+    /// The hub payments of channel `id` stored with a nonce above `after_nonce`, in nonce
+    /// order, read without deleting anything (a stream filling a gap in what it sent).
+    pub fn stored_hub_payments(
+        &self,
+        id: &U256,
+        after_nonce: u64,
+    ) -> Result<Vec<HubPayment>, HubError> {
+        let namespace = hub_sent_namespace(id);
+        let first = format!("{:020}", after_nonce.saturating_add(1));
+        let mut out = Vec::new();
+        for key in self.store.list(&namespace)? {
+            if key < first {
+                continue;
+            }
+            if let Some(bytes) = self.store.read(&namespace, &key)? {
+                let p: HubPayment =
+                    record::decode(&namespace, &key, CHANNEL_RECORD_VERSION, &bytes)?;
+                if p.proof.proof.nonce > after_nonce {
+                    out.push(p);
+                }
+            }
+        }
+        Ok(out)
+    }
+
     /// The device asks to withdraw; the hub co-signs if the channel allows it.
     pub async fn cosign_withdraw(
         &self,

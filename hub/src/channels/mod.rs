@@ -19,6 +19,7 @@ pub mod fanout;
 mod ledger_sync;
 pub mod liquidity;
 pub mod presence;
+pub mod push;
 pub mod service;
 pub mod view;
 pub mod watcher;

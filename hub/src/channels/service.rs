@@ -13,7 +13,7 @@ use voltlane_proto::convert::requests::Payment;
 use voltlane_proto::convert::{u256_bytes, FieldError};
 use voltlane_proto::v1;
 
-use super::{view, ChannelEngine};
+use super::{push, ChannelEngine};
 use crate::auth::caller;
 use crate::error::HubError;
 use crate::mediation::{self, MediationEngine};
@@ -300,42 +300,17 @@ impl v1::payments_server::Payments for PaymentsService {
         let caller = caller(&request)?;
         let req: voltlane_proto::convert::requests::ReceivePayments = decode(request.into_inner())?;
         let channel_id = req.channel_id;
-        let (backlog, mut live) = self.engine.hub_payments_since(caller, req).await?;
+        let after_nonce = req.after_nonce;
+        let (backlog, live) = self.engine.hub_payments_since(caller, req).await?;
         let (tx, rx) = mpsc::channel(ACK_BUFFER);
         let mut shutdown = self.engine.shutdown.clone();
         let online = self.engine.presence.enter(channel_id);
+        let book = self.engine.book.clone();
         tokio::spawn(async move {
             let _online = online;
-            let mut last = 0;
-            for p in backlog {
-                last = p.proof.proof.nonce;
-                if tx.send(Ok(view::hub_payment(&p))).await.is_err() {
-                    return;
-                }
-            }
-            loop {
-                tokio::select! {
-                    _ = shutdown.wait() => return,
-                    // The device went away: it is offline from now on.
-                    _ = tx.closed() => return,
-                    p = live.recv() => match p {
-                        Ok(p) if p.channel_id == channel_id && p.proof.proof.nonce > last => {
-                            last = p.proof.proof.nonce;
-                            if tx.send(Ok(view::hub_payment(&p))).await.is_err() {
-                                return;
-                            }
-                        }
-                        Ok(_) => {}
-                        // Lagged: the device reconnects with its last nonce and gets a replay.
-                        Err(_) => {
-                            let _ = tx
-                                .send(Err(Status::aborted("hub payment stream lagged; reconnect with after_nonce")))
-                                .await;
-                            return;
-                        }
-                    }
-                }
-            }
+            let stored = |after: u64| book.stored_hub_payments(&channel_id, after);
+            let stop = async move { shutdown.wait().await };
+            push::run(channel_id, after_nonce, backlog, live, stored, tx, stop).await;
         });
         Ok(Response::new(ReceiverStream::new(rx)))
     }

@@ -33,6 +33,7 @@ pub mod error;
 pub mod events;
 mod lifecycle;
 mod mirror;
+mod ops;
 mod persist;
 pub mod records;
 mod secrets;
@@ -44,6 +45,7 @@ pub use error::LedgerError;
 pub use events::{LedgerEvent, LedgerEventKind};
 pub use lifecycle::{deposit_increase, SettleTransaction};
 pub use mirror::{LedgerMirror, MirrorError};
+pub use ops::{CoSignedWithdraw, LedgerOp};
 pub use persist::LEDGER_FORMAT_VERSION;
 pub use records::{
     ChannelPhase, ChannelRecord, LedgerConfig, ParticipantRecord, SubmittedBalance, UnlockEntry,

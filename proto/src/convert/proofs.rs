@@ -134,14 +134,8 @@ impl From<&WithdrawProof> for v1::WithdrawProof {
     }
 }
 
-/// A withdraw proof with the withdrawing participant's and the partner's signatures (what
-/// `set_total_withdraw` and `cooperative_settle` take).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct CoSignedWithdraw {
-    pub proof: WithdrawProof,
-    pub participant_signature: Signature,
-    pub partner_signature: Signature,
-}
+/// A withdraw proof with both signatures, as `channel-core` defines it.
+pub use channel_core::ledger::CoSignedWithdraw;
 
 impl TryFrom<v1::CoSignedWithdraw> for CoSignedWithdraw {
     type Error = FieldError;

@@ -240,12 +240,12 @@ impl Client {
 
     /// `who`'s token balance on the ledger.
     pub async fn token_balance(&self, who: Address) -> Result<U256, ClientError> {
-        ops::token_balance(&self.shared, who).await
+        crate::ledger::token_balance(&self.shared, who).await
     }
 
     /// The ledger's current time (unix seconds).
     pub async fn ledger_time(&self) -> Result<u64, ClientError> {
-        ops::ledger_now(&self.shared).await
+        crate::ledger::now(&self.shared).await
     }
 
     /// Makes sure there is an open channel with the hub holding at least `total_deposit` of
@@ -281,7 +281,7 @@ impl Client {
                 id
             }
         };
-        let rec = ops::ledger_channel(shared, channel_id).await?;
+        let rec = crate::ledger::channel(shared, channel_id).await?;
         shared.update_channel(|ch| sync::apply_record(ch, &rec))?;
         shared.store.flush().await?;
         if shared.require_channel()?.our().total_deposit < total_deposit {

@@ -34,6 +34,7 @@
 mod backoff;
 mod client;
 mod error;
+mod ledger;
 pub mod export;
 pub mod mediation;
 mod ops;

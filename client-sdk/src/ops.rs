@@ -6,14 +6,15 @@
 use std::time::Duration;
 
 use channel_core::channel::{ChannelEvent, ChannelMessage};
-use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent, LedgerOp};
 use channel_core::liquidity::{deposit_target, DepositAmount};
-use channel_core::primitives::{Address, U256};
+use channel_core::primitives::U256;
 use channel_core::Signer;
-use voltlane_proto::convert::{address_bytes, required, u256, u256_bytes, CoSignedWithdraw};
+use voltlane_proto::convert::{required, u256_bytes, CoSignedWithdraw};
 use voltlane_proto::v1;
 
 use crate::error::ClientError;
+use crate::ledger;
 use crate::shared::Shared;
 use crate::types::Settlement;
 
@@ -43,35 +44,6 @@ pub(crate) async fn apply_events(
     Ok(settled)
 }
 
-/// The ledger's current time.
-pub(crate) async fn ledger_now(shared: &Shared) -> Result<u64, ClientError> {
-    let t = shared
-        .rpc
-        .call("Ledger.GetTime", |mut c| async move {
-            c.ledger.get_time(v1::GetTimeRequest {}).await
-        })
-        .await?;
-    Ok(t.now)
-}
-
-/// The ledger's record of `channel_id`.
-pub(crate) async fn ledger_channel(
-    shared: &Shared,
-    channel_id: U256,
-) -> Result<ChannelRecord, ClientError> {
-    let m = shared
-        .rpc
-        .call("Ledger.GetChannel", move |mut c| async move {
-            c.ledger
-                .get_channel(v1::GetLedgerChannelRequest {
-                    channel_id: u256_bytes(&channel_id),
-                })
-                .await
-        })
-        .await?;
-    Ok(ChannelRecord::try_from(m)?)
-}
-
 /// Raises the device's deposit in its open channel by `additional` tokens from its ledger
 /// account. The device's view of the channel is first brought up to the ledger's record (a
 /// deposit whose answer was lost counts), then the new total is checked by the core's deposit
@@ -83,22 +55,15 @@ pub(crate) async fn deposit(shared: &Shared, additional: U256) -> Result<U256, C
     })?;
     let rec = caught_up_with_ledger(shared, channel_id).await?;
     let me = shared.rpc.signer().address();
-    let tokens = token_balance(shared, me).await?;
+    let tokens = ledger::token_balance(shared, me).await?;
     let planned = deposit_target(&rec, me, DepositAmount::Additional(additional), tokens)
         .map_err(|e| ClientError::InvalidState(format!("deposit refused: {e}")))?;
-    let req = v1::SetTotalDepositRequest {
-        channel_id: u256_bytes(&channel_id),
-        participant: address_bytes(&me),
-        total_deposit: u256_bytes(&planned.total_deposit),
+    let op = LedgerOp::SetTotalDeposit {
+        channel_id,
+        participant: me,
+        total_deposit: planned.total_deposit,
     };
-    let resp = shared
-        .rpc
-        .call("Ledger.SetTotalDeposit", move |mut c| {
-            let req = req.clone();
-            async move { c.ledger.set_total_deposit(req).await }
-        })
-        .await?;
-    apply_events(shared, resp.events).await?;
+    apply_events(shared, ledger::execute(shared, &op).await?).await?;
     Ok(planned.total_deposit)
 }
 
@@ -112,25 +77,10 @@ async fn caught_up_with_ledger(
     shared: &Shared,
     channel_id: U256,
 ) -> Result<ChannelRecord, ClientError> {
-    let rec = ledger_channel(shared, channel_id).await?;
+    let rec = ledger::channel(shared, channel_id).await?;
     shared.update_channel(|ch| crate::sync::apply_record(ch, &rec))?;
     shared.store.flush().await?;
     Ok(rec)
-}
-
-/// `who`'s token balance on the ledger.
-pub(crate) async fn token_balance(shared: &Shared, who: Address) -> Result<U256, ClientError> {
-    let b = shared
-        .rpc
-        .call("Ledger.GetTokenBalance", move |mut c| async move {
-            c.ledger
-                .get_token_balance(v1::GetTokenBalanceRequest {
-                    address: address_bytes(&who),
-                })
-                .await
-        })
-        .await?;
-    Ok(u256("balance", &b.balance)?)
 }
 
 /// Withdraws `amount` from the channel to the device's ledger account, keeping it open.
@@ -139,7 +89,7 @@ pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, Clie
     if let Some(id) = shared.open_channel_id() {
         caught_up_with_ledger(shared, id).await?;
     }
-    let now = ledger_now(shared).await?;
+    let now = ledger::now(shared).await?;
     let until = withdraw_deadline(now)?;
     let signer = shared.rpc.signer().clone();
     let (proof, signature) = shared.update_channel(|ch| {
@@ -189,17 +139,8 @@ pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, Clie
         participant_signature: signature,
         partner_signature: cosigned.partner_signature,
     };
-    let req = v1::SetTotalWithdrawRequest {
-        withdraw: Some((&submit).into()),
-    };
-    let resp = shared
-        .rpc
-        .call("Ledger.SetTotalWithdraw", move |mut c| {
-            let req = req.clone();
-            async move { c.ledger.set_total_withdraw(req).await }
-        })
-        .await?;
-    apply_events(shared, resp.events).await?;
+    let events = ledger::execute(shared, &LedgerOp::SetTotalWithdraw(submit)).await?;
+    apply_events(shared, events).await?;
     Ok(proof.total_withdraw)
 }
 
@@ -228,7 +169,7 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
     if let Some(id) = shared.open_channel_id() {
         caught_up_with_ledger(shared, id).await?;
     }
-    let now = ledger_now(shared).await?;
+    let now = ledger::now(shared).await?;
     let until = withdraw_deadline(now)?;
     let signer = shared.rpc.signer().clone();
     // The core builds and signs both whole-balance withdraws and stops payments; durable
@@ -268,19 +209,12 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
             "co-signed cooperative withdraws differ from the ones proposed".into(),
         ));
     }
-    let req = v1::CooperativeSettleRequest {
-        channel_id: u256_bytes(&channel_id),
-        withdraw1: Some((&w1).into()),
-        withdraw2: Some((&w2).into()),
+    let op = LedgerOp::CooperativeSettle {
+        channel_id,
+        withdraws: [w1, w2],
     };
-    let resp = shared
-        .rpc
-        .call("Ledger.CooperativeSettle", move |mut c| {
-            let req = req.clone();
-            async move { c.ledger.cooperative_settle(req).await }
-        })
-        .await?;
-    apply_events(shared, resp.events).await?.ok_or_else(|| {
+    let events = ledger::execute(shared, &op).await?;
+    apply_events(shared, events).await?.ok_or_else(|| {
         ClientError::HubMisbehaved("cooperative settle reported no settlement".into())
     })
 }
@@ -292,20 +226,10 @@ pub(crate) async fn close(shared: &Shared) -> Result<u64, ClientError> {
     let signer = shared.rpc.signer().clone();
     let tx = shared.update_channel(|ch| Ok(ch.close(&signer)?))?;
     shared.store.flush().await?;
-    let req = v1::CloseChannelRequest {
-        channel_id: u256_bytes(&tx.channel_id),
-        partner_proof: (!tx.partner_proof.is_none()).then(|| (&tx.partner_proof).into()),
-        closing_signature: tx.closing_signature.as_bytes().to_vec(),
-    };
-    let resp = shared
-        .rpc
-        .call("Ledger.CloseChannel", move |mut c| {
-            let req = req.clone();
-            async move { c.ledger.close_channel(req).await }
-        })
-        .await?;
-    apply_events(shared, resp.events).await?;
-    let rec = ledger_channel(shared, tx.channel_id).await?;
+    let channel_id = tx.channel_id;
+    let events = ledger::execute(shared, &LedgerOp::Close(tx)).await?;
+    apply_events(shared, events).await?;
+    let rec = ledger::channel(shared, channel_id).await?;
     rec.settle_after.ok_or_else(|| {
         ClientError::HubMisbehaved("ledger reports a closed channel without settle_after".into())
     })
@@ -328,15 +252,8 @@ pub(crate) async fn submit_settle(
         })
     });
     lookup?;
-    let req = v1::SettleChannelRequest::from(&settle?);
-    let resp = shared
-        .rpc
-        .call("Ledger.SettleChannel", move |mut c| {
-            let req = req.clone();
-            async move { c.ledger.settle_channel(req).await }
-        })
-        .await?;
-    apply_events(shared, resp.events).await
+    let events = ledger::execute(shared, &LedgerOp::Settle(settle?)).await?;
+    apply_events(shared, events).await
 }
 
 /// Waits for the settlement window to end, then settles. `None` when someone else settled
@@ -344,7 +261,7 @@ pub(crate) async fn submit_settle(
 pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, ClientError> {
     let channel_id = shared.require_channel()?.id();
     loop {
-        let rec = ledger_channel(shared, channel_id).await?;
+        let rec = ledger::channel(shared, channel_id).await?;
         match rec.phase {
             LedgerPhase::Settled => {
                 if shared.require_channel()?.phase() != channel_core::channel::ChannelPhase::Settled
@@ -365,7 +282,7 @@ pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, Client
             LedgerPhase::Closed => {}
         }
         let settle_after = rec.settle_after.unwrap_or(0);
-        let now = ledger_now(shared).await?;
+        let now = ledger::now(shared).await?;
         if now <= settle_after {
             let wait = (settle_after - now + 1).min(5);
             tokio::time::sleep(Duration::from_secs(wait)).await;
@@ -375,7 +292,7 @@ pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, Client
             Ok(settled) => return Ok(settled),
             // Someone (the hub, our watcher) may have settled in between: look again.
             Err(e) if e.code().is_some() => {
-                let rec = ledger_channel(shared, channel_id).await?;
+                let rec = ledger::channel(shared, channel_id).await?;
                 if rec.phase != LedgerPhase::Settled {
                     return Err(e);
                 }

@@ -20,13 +20,14 @@ use std::time::Duration;
 use channel_core::channel::{
     Channel, ChannelPhase, LedgerAction, LedgerView, PendingUnlock, UpdateTransaction,
 };
-use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent, LedgerOp};
 use channel_core::primitives::U256;
 use voltlane_proto::convert::{address, address_bytes, h256, u256_bytes};
 use voltlane_proto::v1;
 
 use crate::backoff::Backoff;
 use crate::error::ClientError;
+use crate::ledger;
 use crate::ops;
 use crate::shared::Shared;
 
@@ -175,8 +176,8 @@ async fn pending_unlocks(
 /// keeps back) and submit what the core asks.
 async fn monitor_once(shared: &Shared) -> Result<MonitorPass, ClientError> {
     let channel = shared.require_channel()?;
-    let record = ops::ledger_channel(shared, channel.id()).await?;
-    let now = ops::ledger_now(shared).await?;
+    let record = ledger::channel(shared, channel.id()).await?;
+    let now = ledger::now(shared).await?;
     let kept_back = if record.phase == LedgerPhase::Settled {
         pending_unlocks(shared, channel.id()).await?
     } else {
@@ -235,17 +236,9 @@ async fn submit(
             Err(e) => tracing::warn!(error = %e, "close to claim a lock not done"),
         },
         LedgerAction::RegisterSecret { secret } => {
-            let req = v1::RegisterSecretRequest {
-                secret: secret.0.as_bytes().to_vec(),
-            };
-            let resp = shared
-                .rpc
-                .call("Ledger.RegisterSecret", move |mut c| {
-                    let req = req.clone();
-                    async move { c.ledger.register_secret(req).await }
-                })
-                .await;
-            apply_or_log(shared, "secret registration", resp).await?;
+            let op = LedgerOp::RegisterSecret(secret);
+            apply_or_log(shared, "secret registration", ledger::execute(shared, &op).await)
+                .await?;
         }
         LedgerAction::Unlock {
             channel_id,
@@ -253,20 +246,13 @@ async fn submit(
             sender,
             packed_locks,
         } => {
-            let req = v1::UnlockRequest {
-                channel_id: u256_bytes(&channel_id),
-                receiver: address_bytes(&receiver),
-                sender: address_bytes(&sender),
+            let op = LedgerOp::Unlock {
+                channel_id,
+                receiver,
+                sender,
                 packed_locks,
             };
-            let resp = shared
-                .rpc
-                .call("Ledger.Unlock", move |mut c| {
-                    let req = req.clone();
-                    async move { c.ledger.unlock(req).await }
-                })
-                .await;
-            apply_or_log(shared, "unlock", resp).await?;
+            apply_or_log(shared, "unlock", ledger::execute(shared, &op).await).await?;
         }
     }
     Ok(())
@@ -277,11 +263,11 @@ async fn submit(
 async fn apply_or_log(
     shared: &Shared,
     what: &'static str,
-    resp: Result<v1::LedgerOpResponse, ClientError>,
+    resp: Result<Vec<v1::LedgerEvent>, ClientError>,
 ) -> Result<(), ClientError> {
     match resp {
-        Ok(resp) => {
-            ops::apply_events(shared, resp.events).await?;
+        Ok(events) => {
+            ops::apply_events(shared, events).await?;
         }
         Err(e) => tracing::debug!(error = %e, "{what} not done"),
     }
@@ -290,18 +276,7 @@ async fn apply_or_log(
 
 /// Submits our counter-signature over the hub's latest proof.
 async fn contest(shared: &Shared, tx: &UpdateTransaction) -> Result<(), ClientError> {
-    let req = v1::UpdateNonClosingBalanceProofRequest {
-        channel_id: u256_bytes(&tx.channel_id),
-        closer_proof: Some((&tx.closer_proof).into()),
-        non_closing_signature: tx.non_closing_signature.as_bytes().to_vec(),
-    };
-    let resp = shared
-        .rpc
-        .call("Ledger.UpdateNonClosingBalanceProof", move |mut c| {
-            let req = req.clone();
-            async move { c.ledger.update_non_closing_balance_proof(req).await }
-        })
-        .await?;
-    ops::apply_events(shared, resp.events).await?;
+    let events = ledger::execute(shared, &LedgerOp::Update(tx.clone())).await?;
+    ops::apply_events(shared, events).await?;
     Ok(())
 }

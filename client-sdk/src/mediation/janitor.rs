@@ -19,7 +19,6 @@ use channel_core::primitives::H256;
 use super::decide::janitor_plan;
 use super::{payee, payer};
 use crate::error::ClientError;
-use crate::ops;
 use crate::shared::{Shared, Signed};
 use crate::store::{QueuedKind, UnackedPayment};
 
@@ -52,7 +51,7 @@ pub(crate) async fn run(shared: Arc<Shared>) {
 
 /// One pass at the current ledger time.
 pub(crate) async fn pass(shared: &Arc<Shared>) -> Result<(), ClientError> {
-    let now = ops::ledger_now(shared).await?;
+    let now = crate::ledger::now(shared).await?;
     let channel = shared.require_channel()?;
     let plan = janitor_plan(&channel, now, |h| {
         shared

@@ -20,7 +20,6 @@ use voltlane_proto::v1;
 use super::decide::reveal_decision;
 use crate::backoff::Backoff;
 use crate::error::ClientError;
-use crate::ops;
 use crate::shared::Shared;
 use crate::store::{IncomingState, IncomingTransfer, PaymentRequestRecord};
 use crate::types::MediatedPayment;
@@ -54,7 +53,7 @@ pub(crate) async fn create_request(
             "a payment request must be valid for at least one second".into(),
         ));
     }
-    let now = ops::ledger_now(shared).await?;
+    let now = crate::ledger::now(shared).await?;
     let expires_at = now
         .checked_add(valid_for_secs)
         .ok_or(ClientError::LedgerTimeOverflow { now })?;
@@ -121,7 +120,7 @@ async fn on_locked_transfer(
     payer: Address,
     payment_request: SignedPaymentRequest,
 ) -> Result<(), ClientError> {
-    let now = ops::ledger_now(shared).await?;
+    let now = crate::ledger::now(shared).await?;
     // A lock that expired before it reached us (the stream replays it after a long
     // disconnection) is worthless to us but still the hub's signed proof with the next nonce:
     // refusing it would leave every later proof of the hub unacceptable. So it is taken as
@@ -240,7 +239,7 @@ async fn reveal(shared: &Arc<Shared>, channel_id: U256, secret: Secret, expirati
             .ok()
             .flatten()
             .is_some_and(|ch| ch.partner().locks.contains(&secrethash));
-        let expired = match ops::ledger_now(shared).await {
+        let expired = match crate::ledger::now(shared).await {
             Ok(now) => now >= expiration,
             Err(_) => false,
         };
@@ -312,7 +311,7 @@ async fn on_lock_expired(
     proof: &SignedBalanceProof,
     secrethash: H256,
 ) -> Result<(), ClientError> {
-    let now = ops::ledger_now(shared).await?;
+    let now = crate::ledger::now(shared).await?;
     let applied = once(shared, proof, |ch| {
         Ok(ch.handle_lock_expired(proof, &secrethash, now)?)
     });

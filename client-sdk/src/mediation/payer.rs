@@ -14,7 +14,6 @@ use voltlane_proto::v1;
 use super::decide::{check_payable, lock_expiration, record_ack, record_rejection, refusal_error};
 use super::MediatedReceipt;
 use crate::error::ClientError;
-use crate::ops;
 use crate::shared::{AckReply, Shared, Signed};
 use crate::store::{ForwardRecord, OutgoingTransfer, QueuedKind, Refusal, UnackedPayment};
 
@@ -109,7 +108,7 @@ pub(crate) async fn pay_request(
     shared: &Arc<Shared>,
     request: &SignedPaymentRequest,
 ) -> Result<MediatedReceipt, ClientError> {
-    let now = ops::ledger_now(shared).await?;
+    let now = crate::ledger::now(shared).await?;
     request.verify(&shared.hub.domain, now)?;
     let secrethash = request.request.secrethash;
     let channel = shared.require_channel()?;

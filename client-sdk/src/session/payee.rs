@@ -20,7 +20,6 @@ use super::watch::{run as watch_session, sign_receipt, Event, Side};
 use super::{unix_now, SessionTerms};
 use crate::error::ClientError;
 use crate::mediation::payee::create_request;
-use crate::ops;
 use crate::shared::Shared;
 use crate::store::sessions::PayeeSessionRecord;
 use crate::store::IncomingState;
@@ -80,7 +79,7 @@ impl PayeeHandle {
         terms: SessionTerms,
         meter: LocalSigner,
     ) -> Result<Self, ClientError> {
-        let now = ops::ledger_now(&shared).await?;
+        let now = crate::ledger::now(&shared).await?;
         let offer = SessionOffer {
             domain: shared.hub.domain,
             session_id: fresh_session_id()?,
@@ -499,7 +498,7 @@ impl PayeeHandle {
             }
             let now = match now {
                 Some(n) => n,
-                None => *now.insert(ops::ledger_now(shared).await?),
+                None => *now.insert(crate::ledger::now(shared).await?),
             };
             if now < bill.expires_at {
                 continue;

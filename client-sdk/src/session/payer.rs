@@ -19,7 +19,6 @@ use super::unix_now;
 use super::watch::{run as watch_session, sign_receipt, Event, Side};
 use crate::error::ClientError;
 use crate::mediation::payer::{pay_request, wait_outcome};
-use crate::ops;
 use crate::shared::Shared;
 use crate::store::sessions::PayerSessionRecord;
 use crate::MediatedReceipt;
@@ -101,7 +100,7 @@ impl PayerHandle {
             )));
         }
         let offer = accept_on_hub(&shared, id).await?;
-        let now = ops::ledger_now(&shared).await?;
+        let now = crate::ledger::now(&shared).await?;
         let session = PayerSession::accept(
             &offer,
             &shared.hub.domain,

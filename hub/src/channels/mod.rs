@@ -31,6 +31,7 @@ use std::sync::Arc;
 
 use channel_core::channel::{ChannelError, CooperativeCloseProposal};
 use channel_core::crypto::{LocalSigner, Signer};
+use channel_core::ledger::{CoSignedWithdraw, LedgerOp};
 use channel_core::primitives::{Address, U256};
 use channel_core::proofs::Domain;
 use voltlane_proto::convert::liquidity::OperatorDeposit;
@@ -188,22 +189,24 @@ impl ChannelEngine {
         let (on_device, on_hub) = (accepted.on_proposer_withdraw, accepted.on_own_withdraw);
         let mut events = Vec::new();
         if req.submit {
-            let submitted = self
-                .ledger
-                .submit(self.operator.address(), |l, caller, now| {
-                    l.cooperative_settle(
-                        caller,
-                        req.channel_id,
-                        &req.device_withdraw,
-                        (&req.device_withdraw_signature, &on_device),
-                        &req.hub_withdraw,
-                        (&on_hub, &req.hub_withdraw_partner_signature),
-                        now,
-                    )
-                })
-                .await;
+            let op = LedgerOp::CooperativeSettle {
+                channel_id: req.channel_id,
+                withdraws: [
+                    CoSignedWithdraw {
+                        proof: req.device_withdraw,
+                        participant_signature: req.device_withdraw_signature,
+                        partner_signature: on_device,
+                    },
+                    CoSignedWithdraw {
+                        proof: req.hub_withdraw,
+                        participant_signature: on_hub,
+                        partner_signature: req.hub_withdraw_partner_signature,
+                    },
+                ],
+            };
+            let submitted = self.ledger.execute(self.operator.address(), &op).await;
             let evs = match submitted {
-                Ok((_, evs)) => evs,
+                Ok(evs) => evs,
                 Err(e) => {
                     self.book.resume_payments(&req.channel_id).await?;
                     return Err(e);

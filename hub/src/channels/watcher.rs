@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use channel_core::channel::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
-use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent, LedgerOp};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::book::ChannelBook;
@@ -128,103 +128,117 @@ async fn submit(
     record: &ChannelRecord,
     action: LedgerAction,
 ) {
-    let me = book.operator_address();
     let id = record.id;
-    match action {
-        LedgerAction::Update(tx) => {
-            let nonce = tx.closer_proof.proof.nonce;
-            let result = ledger
-                .submit(me, |l, caller, now| {
-                    l.update_non_closing_balance_proof(
-                        caller,
-                        id,
-                        &tx.closer_proof,
-                        &tx.non_closing_signature,
-                        now,
-                    )
-                })
-                .await;
-            watcher_action(WatcherAction::Contest, &result);
-            match result {
-                Ok(_) => {
-                    tracing::info!(channel = %id, nonce, "contested close with the device's latest proof")
-                }
-                Err(e) => {
-                    tracing::warn!(channel = %id, nonce, error = %e, "update of a device's close refused")
-                }
-            }
+    let (what, op) = match ledger_op(book, record, action).await {
+        Ok(planned) => planned,
+        Err((what, e)) => {
+            tracing::warn!(channel = %id, error = %e, "{} not submitted", what.label());
+            return;
         }
+    };
+    let result = ledger.execute(book.operator_address(), &op).await;
+    if let Some(counted) = what.metric() {
+        watcher_action(counted, &result);
+    }
+    match result {
+        Ok(_) => tracing::info!(channel = %id, op = op.name(), "{}", what.done()),
+        Err(e) if what.refusal_expected() => {
+            tracing::debug!(channel = %id, op = op.name(), error = %e, "{} not done", what.label())
+        }
+        Err(e) => {
+            tracing::warn!(channel = %id, op = op.name(), error = %e, "{} refused", what.label())
+        }
+    }
+}
+
+/// What a monitor action is, for metrics and logs.
+#[derive(Clone, Copy, Debug)]
+enum Planned {
+    Contest,
+    RegisterSecret,
+    Unlock,
+    CloseToClaim,
+    Settle,
+}
+
+impl Planned {
+    fn label(self) -> &'static str {
+        match self {
+            Planned::Contest => "update of a device's close",
+            Planned::RegisterSecret => "secret registration",
+            Planned::Unlock => "unlock",
+            Planned::CloseToClaim => "close to claim a lock",
+            Planned::Settle => "settle",
+        }
+    }
+
+    fn done(self) -> &'static str {
+        match self {
+            Planned::Contest => "contested close with the device's latest proof",
+            Planned::RegisterSecret => "registered a secret on the ledger",
+            Planned::Unlock => "unlocked",
+            Planned::CloseToClaim => "closed to claim a lock the device never unlocked",
+            Planned::Settle => "settled",
+        }
+    }
+
+    fn metric(self) -> Option<WatcherAction> {
+        match self {
+            Planned::Contest => Some(WatcherAction::Contest),
+            Planned::RegisterSecret => Some(WatcherAction::RegisterSecret),
+            Planned::Unlock => Some(WatcherAction::Unlock),
+            Planned::Settle => Some(WatcherAction::Settle),
+            Planned::CloseToClaim => None,
+        }
+    }
+
+    /// Settles and unlocks race the device's own; their refusals are routine.
+    fn refusal_expected(self) -> bool {
+        matches!(self, Planned::Settle | Planned::Unlock)
+    }
+}
+
+/// The ledger operation for `action`: the monitor's transaction as it is, or (for a close or a
+/// settle) built by the book from the channel.
+async fn ledger_op(
+    book: &ChannelBook,
+    record: &ChannelRecord,
+    action: LedgerAction,
+) -> Result<(Planned, LedgerOp), (Planned, HubError)> {
+    Ok(match action {
+        LedgerAction::Update(tx) => (Planned::Contest, LedgerOp::Update(*tx)),
         LedgerAction::RegisterSecret { secret } => {
-            let secrethash = secret.hash();
-            let result = ledger
-                .submit(me, |l, caller, now| l.register_secret(caller, secret, now))
-                .await;
-            watcher_action(WatcherAction::RegisterSecret, &result);
-            match result {
-                Ok(_) => {
-                    tracing::info!(channel = %id, %secrethash, "registered a secret on the ledger")
-                }
-                Err(e) => {
-                    tracing::warn!(channel = %id, %secrethash, error = %e, "secret registration refused")
-                }
-            }
+            (Planned::RegisterSecret, LedgerOp::RegisterSecret(secret))
         }
         LedgerAction::Unlock {
             channel_id,
             receiver,
             sender,
             packed_locks,
-        } => {
-            let result = ledger
-                .submit(me, |l, caller, now| {
-                    l.unlock(caller, channel_id, receiver, sender, &packed_locks, now)
-                })
-                .await;
-            watcher_action(WatcherAction::Unlock, &result);
-            match result {
-                Ok(_) => tracing::info!(channel = %channel_id, %sender, %receiver, "unlocked"),
-                Err(e) => tracing::debug!(channel = %channel_id, error = %e, "unlock not done"),
-            }
-        }
+        } => (
+            Planned::Unlock,
+            LedgerOp::Unlock {
+                channel_id,
+                receiver,
+                sender,
+                packed_locks,
+            },
+        ),
         LedgerAction::Close { channel_id } => {
-            let result = match book.close_transaction(&channel_id).await {
-                Ok(tx) => ledger
-                    .submit(me, |l, caller, now| {
-                        l.close_channel(
-                            caller,
-                            channel_id,
-                            &tx.partner_proof,
-                            &tx.closing_signature,
-                            now,
-                        )
-                    })
-                    .await
-                    .map(|_| ()),
-                Err(e) => Err(e),
-            };
-            match result {
-                Ok(()) => {
-                    tracing::info!(channel = %channel_id, "closed to claim a lock the device never unlocked")
-                }
-                Err(e) => {
-                    tracing::warn!(channel = %channel_id, error = %e, "close to claim a lock not done")
-                }
-            }
+            let planned = Planned::CloseToClaim;
+            let tx = book
+                .close_transaction(&channel_id)
+                .await
+                .map_err(|e| (planned, e))?;
+            (planned, LedgerOp::Close(tx))
         }
-        LedgerAction::Settle { channel_id } => {
-            let result = match book.settle_transaction(record).await {
-                Ok(settle) => {
-                    ledger
-                        .submit(me, |l, caller, now| l.settle_channel(caller, &settle, now))
-                        .await
-                }
-                Err(e) => Err(e),
-            };
-            watcher_action(WatcherAction::Settle, &result);
-            match result {
-                Ok(_) => tracing::info!(channel = %channel_id, "settled"),
-                Err(e) => tracing::debug!(channel = %channel_id, error = %e, "settle not done"),
-            }
+        LedgerAction::Settle { .. } => {
+            let planned = Planned::Settle;
+            let settle = book
+                .settle_transaction(record)
+                .await
+                .map_err(|e| (planned, e))?;
+            (planned, LedgerOp::Settle(settle))
         }
-    }
+    })
 }

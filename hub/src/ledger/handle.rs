@@ -12,7 +12,7 @@
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use channel_core::ledger::{Ledger, LedgerConfig, LedgerError, LedgerEvent};
+use channel_core::ledger::{Ledger, LedgerConfig, LedgerError, LedgerEvent, LedgerOp};
 use channel_core::primitives::Address;
 use tokio::sync::{broadcast, watch};
 
@@ -285,6 +285,19 @@ impl LedgerHandle {
                 PublishedEvent { event, parties }
             })
             .collect())
+    }
+
+    /// Executes the ledger operation `op` sent by `caller` (see [`LedgerOp`]): its events,
+    /// durable when this returns.
+    pub async fn execute(
+        &self,
+        caller: Address,
+        op: &LedgerOp,
+    ) -> Result<Vec<LedgerEvent>, HubError> {
+        let (events, _) = self
+            .apply(|ledger, now| ledger.execute(caller, op, now))
+            .await?;
+        Ok(events)
     }
 
     /// Convenience for callers acting as `caller` (the authenticated transaction sender).

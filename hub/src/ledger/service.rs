@@ -8,7 +8,8 @@
 
 use std::sync::Arc;
 
-use channel_core::ledger::{Ledger, LedgerError, LedgerEvent, SettleTransaction};
+use channel_core::channel::{CloseTransaction, UpdateTransaction};
+use channel_core::ledger::{Ledger, LedgerError, LedgerEvent, LedgerEventKind, LedgerOp};
 use channel_core::primitives::{Address, U256};
 use channel_core::{Domain, SignedBalanceProof};
 use tokio::sync::{broadcast, mpsc, watch};
@@ -64,6 +65,18 @@ impl LedgerService {
 
     fn domain(&self) -> Result<Domain, HubError> {
         self.ledger.read(|l| l.config().domain)
+    }
+
+    /// Decodes `request` (its fields checked, named on error), turns it into its ledger
+    /// operation and executes that as the authenticated caller: every transaction RPC is this.
+    async fn execute<M, D>(&self, request: Request<M>, op: impl FnOnce(D) -> LedgerOp) -> OpResult
+    where
+        D: TryFrom<M, Error = FieldError>,
+    {
+        let caller = caller(&request)?;
+        let op = op(decode(request.into_inner())?);
+        let events = self.ledger.execute(caller, &op).await?;
+        Ok(op_response(&events))
     }
 }
 
@@ -246,13 +259,18 @@ impl v1::ledger_server::Ledger for LedgerService {
             partner,
             total_deposit,
         } = decode(request.into_inner())?;
-        let (id, events) = self
-            .ledger
-            .submit(caller, |l, c, now| match total_deposit {
-                None => l.open_channel(c, partner, now),
-                Some(deposit) => l.open_channel_with_deposit(c, partner, deposit, now),
+        let op = LedgerOp::OpenChannel {
+            partner,
+            total_deposit: total_deposit.unwrap_or(U256::ZERO),
+        };
+        let events = self.ledger.execute(caller, &op).await?;
+        let id = events
+            .iter()
+            .find_map(|e| match e.kind {
+                LedgerEventKind::ChannelOpened { channel_id, .. } => Some(channel_id),
+                _ => None,
             })
-            .await?;
+            .ok_or_else(|| HubError::Internal("an open emitted no ChannelOpened".into()))?;
         Ok(Response::new(v1::OpenChannelResponse {
             channel_id: u256_bytes(&id),
             events: events.iter().map(Into::into).collect(),
@@ -260,123 +278,74 @@ impl v1::ledger_server::Ledger for LedgerService {
     }
 
     async fn set_total_deposit(&self, request: Request<v1::SetTotalDepositRequest>) -> OpResult {
-        let caller = caller(&request)?;
-        let r: SetTotalDeposit = decode(request.into_inner())?;
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| {
-                l.set_total_deposit(c, r.channel_id, r.participant, r.total_deposit, now)
-            })
-            .await?;
-        Ok(op_response(&events))
+        self.execute(request, |r: SetTotalDeposit| LedgerOp::SetTotalDeposit {
+            channel_id: r.channel_id,
+            participant: r.participant,
+            total_deposit: r.total_deposit,
+        })
+        .await
     }
 
     async fn set_total_withdraw(&self, request: Request<v1::SetTotalWithdrawRequest>) -> OpResult {
-        let caller = caller(&request)?;
-        let SetTotalWithdraw { withdraw: w } = decode(request.into_inner())?;
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| {
-                l.set_total_withdraw(
-                    c,
-                    &w.proof,
-                    &w.participant_signature,
-                    &w.partner_signature,
-                    now,
-                )
-            })
-            .await?;
-        Ok(op_response(&events))
+        self.execute(request, |r: SetTotalWithdraw| {
+            LedgerOp::SetTotalWithdraw(r.withdraw)
+        })
+        .await
     }
 
     async fn close_channel(&self, request: Request<v1::CloseChannelRequest>) -> OpResult {
-        let caller = caller(&request)?;
-        let r: CloseChannel = decode(request.into_inner())?;
         let domain = self.domain()?;
-        let proof = r
-            .partner_proof
-            .unwrap_or_else(|| SignedBalanceProof::none(domain, r.channel_id));
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| {
-                l.close_channel(c, r.channel_id, &proof, &r.closing_signature, now)
+        self.execute(request, |r: CloseChannel| {
+            LedgerOp::Close(CloseTransaction {
+                channel_id: r.channel_id,
+                partner_proof: r
+                    .partner_proof
+                    .unwrap_or_else(|| SignedBalanceProof::none(domain, r.channel_id)),
+                closing_signature: r.closing_signature,
             })
-            .await?;
-        Ok(op_response(&events))
+        })
+        .await
     }
 
     async fn update_non_closing_balance_proof(
         &self,
         request: Request<v1::UpdateNonClosingBalanceProofRequest>,
     ) -> OpResult {
-        let caller = caller(&request)?;
-        let r: UpdateNonClosing = decode(request.into_inner())?;
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| {
-                l.update_non_closing_balance_proof(
-                    c,
-                    r.channel_id,
-                    &r.closer_proof,
-                    &r.non_closing_signature,
-                    now,
-                )
+        self.execute(request, |r: UpdateNonClosing| {
+            LedgerOp::Update(UpdateTransaction {
+                channel_id: r.channel_id,
+                closer_proof: r.closer_proof,
+                non_closing_signature: r.non_closing_signature,
             })
-            .await?;
-        Ok(op_response(&events))
+        })
+        .await
     }
 
     async fn settle_channel(&self, request: Request<v1::SettleChannelRequest>) -> OpResult {
-        let caller = caller(&request)?;
-        let settle: SettleTransaction = decode(request.into_inner())?;
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| l.settle_channel(c, &settle, now))
-            .await?;
-        Ok(op_response(&events))
+        self.execute(request, LedgerOp::Settle).await
     }
 
     async fn register_secret(&self, request: Request<v1::RegisterSecretRequest>) -> OpResult {
-        let caller = caller(&request)?;
-        let RegisterSecret { secret } = decode(request.into_inner())?;
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| l.register_secret(c, secret, now))
-            .await?;
-        Ok(op_response(&events))
+        self.execute(request, |r: RegisterSecret| LedgerOp::RegisterSecret(r.secret))
+            .await
     }
 
     async fn unlock(&self, request: Request<v1::UnlockRequest>) -> OpResult {
-        let caller = caller(&request)?;
-        let r: Unlock = decode(request.into_inner())?;
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| {
-                l.unlock(c, r.channel_id, r.receiver, r.sender, &r.packed_locks, now)
-            })
-            .await?;
-        Ok(op_response(&events))
+        self.execute(request, |r: Unlock| LedgerOp::Unlock {
+            channel_id: r.channel_id,
+            receiver: r.receiver,
+            sender: r.sender,
+            packed_locks: r.packed_locks,
+        })
+        .await
     }
 
     async fn cooperative_settle(&self, request: Request<v1::CooperativeSettleRequest>) -> OpResult {
-        let caller = caller(&request)?;
-        let r: CooperativeSettle = decode(request.into_inner())?;
-        let (w1, w2) = (r.withdraw1, r.withdraw2);
-        let (events, _) = self
-            .ledger
-            .submit(caller, |l, c, now| {
-                l.cooperative_settle(
-                    c,
-                    r.channel_id,
-                    &w1.proof,
-                    (&w1.participant_signature, &w1.partner_signature),
-                    &w2.proof,
-                    (&w2.participant_signature, &w2.partner_signature),
-                    now,
-                )
-            })
-            .await?;
-        Ok(op_response(&events))
+        self.execute(request, |r: CooperativeSettle| LedgerOp::CooperativeSettle {
+            channel_id: r.channel_id,
+            withdraws: [r.withdraw1, r.withdraw2],
+        })
+        .await
     }
 }
 

@@ -48,7 +48,7 @@ pub mod wire;
 
 pub use deploy::{deploy, DeployParams, Deployment, DevKey};
 pub use error::EthError;
-pub use events::{ChainEvent, EventCursor};
+pub use events::{number_events, ChainEvent, EventCursor};
 pub use ledger::{EthConfig, EthereumLedger, ParticipantInfo, TxOutcome};
 pub use node::Node;
 pub use rpc::RetryPolicy;

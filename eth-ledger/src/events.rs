@@ -6,10 +6,17 @@
 //! take back an event the caller already acted on. The cursor is the next block to read: the
 //! caller persists it with whatever it did about the events, and each event is returned by
 //! exactly one poll.
+//!
+//! A driver that feeds these to `channel-core`'s [`channel_core::ledger::LedgerMirror`] numbers
+//! them as the embedded ledger numbers its own events: consecutive seqs 1, 2, 3… in chain order
+//! ([`number_events`], [`ChainEvent::into_ledger_event`]). It persists the last seq together
+//! with the cursor (in one store batch, with the mirror): a poll from the same cursor returns
+//! the same events in the same order, so a replay after a crash gives them the same seqs and
+//! the mirror skips those it already applied.
 
 use std::collections::BTreeMap;
 
-use channel_core::ledger::LedgerEventKind;
+use channel_core::ledger::{LedgerEvent, LedgerEventKind};
 use channel_core::{Secret, H256};
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +47,37 @@ pub struct ChainEvent {
     /// Ledger time: the block's timestamp.
     pub time: u64,
     pub kind: LedgerEventKind,
+}
+
+impl ChainEvent {
+    /// This event as the ledger event numbered `seq`, at ledger time = its block's timestamp.
+    /// The block, log index and transaction hash are dropped: the seq takes their place as
+    /// the event's position.
+    pub fn into_ledger_event(self, seq: u64) -> LedgerEvent {
+        LedgerEvent {
+            seq,
+            time: self.time,
+            kind: self.kind,
+        }
+    }
+}
+
+/// Numbers the events of one poll (in the order [`EthereumLedger::poll_events`] returned them)
+/// with the seqs right after `last_seq`, the seq of the last event the driver numbered before
+/// (0 before the first). The new last seq is the last event's, or `last_seq` if there are
+/// none. Refused only if the seqs would run past `u64::MAX`.
+pub fn number_events(events: Vec<ChainEvent>, last_seq: u64) -> Result<Vec<LedgerEvent>, EthError> {
+    let mut seq = last_seq;
+    events
+        .into_iter()
+        .map(|e| {
+            seq = seq.checked_add(1).ok_or_else(|| EthError::InvalidInput {
+                step: "number_events",
+                reason: format!("event seqs after {last_seq} run past u64::MAX"),
+            })?;
+            Ok(e.into_ledger_event(seq))
+        })
+        .collect()
 }
 
 const STEP: &str = "eth_getLogs";
@@ -105,6 +143,7 @@ impl EthereumLedger {
         let filter = LogFilter {
             addresses: vec![self.token_network, self.secret_registry, self.token],
             topic0: topics(),
+            topic1: Vec::new(),
             from_block: cursor.next_block,
             to_block: last,
         };
@@ -244,5 +283,98 @@ impl EthereumLedger {
                 })
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use channel_core::{Address, U256};
+
+    use super::*;
+
+    fn event(block_number: u64, time: u64, n: u8) -> ChainEvent {
+        ChainEvent {
+            block_number,
+            log_index: u64::from(n),
+            tx_hash: H256([n; 32]),
+            time,
+            kind: LedgerEventKind::Minted {
+                to: Address([n; 20]),
+                amount: U256::from(n),
+            },
+        }
+    }
+
+    #[test]
+    fn a_chain_event_keeps_its_kind_and_block_time_under_the_given_seq() {
+        let e = event(7, 1_700, 3);
+        let kind = e.kind.clone();
+        let le = e.into_ledger_event(42);
+        assert_eq!(
+            le,
+            LedgerEvent {
+                seq: 42,
+                time: 1_700,
+                kind
+            }
+        );
+    }
+
+    #[test]
+    fn polls_are_numbered_consecutively_after_the_last_seq() {
+        let first = number_events(vec![event(5, 100, 1), event(5, 100, 2)], 0).unwrap();
+        assert_eq!(first.iter().map(|e| e.seq).collect::<Vec<_>>(), vec![1, 2]);
+        let second = number_events(vec![event(9, 130, 3)], 2).unwrap();
+        assert_eq!(second.len(), 1);
+        assert_eq!((second[0].seq, second[0].time), (3, 130));
+        assert_eq!(second[0].kind, event(9, 130, 3).kind);
+        assert!(number_events(Vec::new(), 2).unwrap().is_empty());
+    }
+
+    #[test]
+    fn numbering_past_the_last_seq_is_refused() {
+        let ok = number_events(vec![event(1, 1, 1)], u64::MAX - 1).unwrap();
+        assert_eq!(ok[0].seq, u64::MAX);
+        let err = number_events(vec![event(1, 1, 1)], u64::MAX).unwrap_err();
+        assert!(err.is_input_error(), "{err}");
+        assert!(err.to_string().contains("u64::MAX"), "{err}");
+    }
+
+    #[test]
+    fn numbered_events_feed_a_mirror_and_a_replay_changes_nothing() {
+        use channel_core::ledger::LedgerMirror;
+        let (p1, p2) = (Address([1; 20]), Address([2; 20]));
+        let opened = ChainEvent {
+            kind: LedgerEventKind::ChannelOpened {
+                channel_id: U256::from(1u8),
+                participant1: p1,
+                participant2: p2,
+                settlement_timeout: 100,
+            },
+            ..event(3, 50, 1)
+        };
+        let deposit = ChainEvent {
+            kind: LedgerEventKind::Deposit {
+                channel_id: U256::from(1u8),
+                participant: p2,
+                total_deposit: U256::from(9u8),
+            },
+            ..event(4, 60, 2)
+        };
+        let poll = vec![opened, deposit];
+        let mut mirror = LedgerMirror::new();
+        for e in number_events(poll.clone(), mirror.last_seq()).unwrap() {
+            assert!(mirror.apply(&e).unwrap());
+        }
+        let once = mirror.clone();
+        // A crash before the cursor moved: the same poll, numbered from the persisted seq 0.
+        for e in number_events(poll, 0).unwrap() {
+            assert!(!mirror.apply(&e).unwrap());
+        }
+        assert_eq!(mirror, once);
+        let record = mirror.channel(U256::from(1u8)).unwrap();
+        assert_eq!(record.opened_at, 50);
+        assert_eq!(record.participants[1].total_deposit, U256::from(9u8));
+        assert_eq!(mirror.last_seq(), 2);
     }
 }

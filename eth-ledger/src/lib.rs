@@ -3,9 +3,11 @@
 //!
 //! [`EthereumLedger`] offers the same operations as the embedded
 //! [`channel_core::ledger::Ledger`] (open, deposit, withdraw, close, update, settle, register
-//! secret, unlock, cooperative settle, token balance, ledger time) and reads the contracts'
-//! events into [`channel_core::ledger::LedgerEventKind`] from a block cursor
-//! ([`EthereumLedger::poll_events`]). Every proof it submits is built and signed by
+//! secret, unlock, cooperative settle, token balance, ledger time), executes `channel-core`'s
+//! [`channel_core::ledger::LedgerOp`] values ([`EthereumLedger::execute`]) and reads the
+//! contracts' events into [`channel_core::ledger::LedgerEventKind`] from a block cursor
+//! ([`EthereumLedger::poll_events`]), numbered as ledger events for a
+//! [`channel_core::ledger::LedgerMirror`] by [`number_events`]. Every proof it submits is built and signed by
 //! `channel-core`; this crate only checks that a proof belongs to this ledger and to the right
 //! signers before paying gas for it, then sends it as an EIP-1559 transaction signed with the
 //! party's own key.
@@ -48,7 +50,7 @@ pub mod wire;
 
 pub use deploy::{deploy, DeployParams, Deployment, DevKey};
 pub use error::EthError;
-pub use events::{ChainEvent, EventCursor};
+pub use events::{number_events, ChainEvent, EventCursor};
 pub use ledger::{EthConfig, EthereumLedger, ParticipantInfo, TxOutcome};
 pub use node::Node;
 pub use rpc::RetryPolicy;

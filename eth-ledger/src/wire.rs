@@ -152,21 +152,28 @@ impl Receipt {
     }
 }
 
-/// An `eth_getLogs` filter: logs of any of `addresses` whose first topic is any of `topic0`,
-/// in blocks `from_block..=to_block`.
+/// An `eth_getLogs` filter: logs of any of `addresses` whose first topic is any of `topic0`
+/// and, when `topic1` is not empty, whose second topic is any of `topic1` (the first indexed
+/// parameter, e.g. a channel identifier), in blocks `from_block..=to_block`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LogFilter {
     pub addresses: Vec<Address>,
     pub topic0: Vec<H256>,
+    pub topic1: Vec<H256>,
     pub from_block: u64,
     pub to_block: u64,
 }
 
 impl LogFilter {
     pub fn to_json(&self) -> Value {
+        let any_of = |ts: &[H256]| ts.iter().map(|t| data_hex(&t.0)).collect::<Vec<_>>();
+        let mut topics = vec![json!(any_of(&self.topic0))];
+        if !self.topic1.is_empty() {
+            topics.push(json!(any_of(&self.topic1)));
+        }
         json!({
             "address": self.addresses.iter().map(|a| data_hex(&a.0)).collect::<Vec<_>>(),
-            "topics": [self.topic0.iter().map(|t| data_hex(&t.0)).collect::<Vec<_>>()],
+            "topics": topics,
             "fromBlock": quantity_u64(self.from_block),
             "toBlock": quantity_u64(self.to_block),
         })
@@ -256,11 +263,23 @@ mod tests {
         let f = LogFilter {
             addresses: vec![Address([1; 20])],
             topic0: vec![H256([2; 32]), H256([3; 32])],
+            topic1: Vec::new(),
             from_block: 5,
             to_block: 7,
         };
         let j = f.to_json();
         assert_eq!(j["topics"][0][1], json!(format!("0x{}", "03".repeat(32))));
+        assert_eq!(
+            j["topics"].as_array().map(Vec::len),
+            Some(1),
+            "no second topic: any"
+        );
+        let narrowed = LogFilter {
+            topic1: vec![H256([4; 32])],
+            ..f.clone()
+        };
+        let j2 = narrowed.to_json();
+        assert_eq!(j2["topics"][1][0], json!(format!("0x{}", "04".repeat(32))));
         assert_eq!(j["fromBlock"], json!("0x5"));
         assert_eq!(j["toBlock"], json!("0x7"));
     }

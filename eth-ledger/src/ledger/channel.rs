@@ -2,7 +2,7 @@
 //! both signatures, and cooperative settle (both participants' withdraws of everything).
 
 use channel_core::ledger::deposit_increase;
-use channel_core::{Address, Signature, WithdrawProof, U256};
+use channel_core::{Address, U256};
 
 use super::checks::check_signer;
 use super::{decoded, event_in, sig_value, EthereumLedger, TxOutcome};
@@ -11,15 +11,9 @@ use crate::bindings::token_network as tn;
 use crate::error::EthError;
 
 /// A withdraw proof with both participants' signatures (what `setTotalWithdraw` and each side
-/// of `cooperativeSettle` take).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SignedWithdraw {
-    pub proof: WithdrawProof,
-    /// By `proof.participant`.
-    pub participant_signature: Signature,
-    /// By the channel partner of `proof.participant`.
-    pub partner_signature: Signature,
-}
+/// of `cooperativeSettle` take): `channel-core`'s own type, under the name this crate used
+/// before it moved there.
+pub use channel_core::ledger::CoSignedWithdraw as SignedWithdraw;
 
 impl EthereumLedger {
     /// Opens a channel with `partner`, depositing `deposit` of our tokens in the same
@@ -62,8 +56,30 @@ impl EthereumLedger {
         partner: Address,
         total_deposit: U256,
     ) -> Result<TxOutcome, EthError> {
+        self.set_total_deposit_for(channel_id, self.me, partner, total_deposit)
+            .await
+    }
+
+    /// Raises `participant`'s cumulative deposit in `channel_id` (with `partner`) to
+    /// `total_deposit`. We pay the increase from our tokens (approving it first), whoever
+    /// `participant` is: the contract lets anyone top up a participant's deposit.
+    pub async fn set_total_deposit_for(
+        &self,
+        channel_id: U256,
+        participant: Address,
+        partner: Address,
+        total_deposit: U256,
+    ) -> Result<TxOutcome, EthError> {
         const STEP: &str = "setTotalDeposit";
-        let current = self.participant_info(channel_id, self.me, partner).await?;
+        if participant == partner {
+            return Err(EthError::InvalidInput {
+                step: STEP,
+                reason: format!("participant and partner are both {participant}"),
+            });
+        }
+        let current = self
+            .participant_info(channel_id, participant, partner)
+            .await?;
         let added = deposit_increase(current.deposit, total_deposit).map_err(|e| {
             EthError::InvalidInput {
                 step: STEP,
@@ -77,7 +93,7 @@ impl EthereumLedger {
                 &tn::SET_TOTAL_DEPOSIT,
                 &[
                     channel_id.into(),
-                    self.me.into(),
+                    participant.into(),
                     total_deposit.into(),
                     partner.into(),
                 ],

@@ -3,7 +3,7 @@
 //! pending locks kept at settlement.
 
 use channel_core::channel::{CloseTransaction, UpdateTransaction};
-use channel_core::locks::pack_locks;
+use channel_core::locks::{pack_locks, unpack_locks};
 use channel_core::{Address, BalanceData, HashTimeLock, Secret, H256, U256};
 
 use super::checks::check_signer;
@@ -230,7 +230,24 @@ impl EthereumLedger {
         sender: Address,
         locks: &[HashTimeLock],
     ) -> Result<Unlocked, EthError> {
+        self.unlock_packed(channel_id, receiver, sender, &pack_locks(locks))
+            .await
+    }
+
+    /// [`Self::unlock`] with the locks already packed (`channel_core::locks::pack_locks`):
+    /// refused unless they are whole locks, at least one.
+    pub async fn unlock_packed(
+        &self,
+        channel_id: U256,
+        receiver: Address,
+        sender: Address,
+        packed_locks: &[u8],
+    ) -> Result<Unlocked, EthError> {
         const STEP: &str = "unlock";
+        let locks = unpack_locks(packed_locks).map_err(|e| EthError::InvalidInput {
+            step: STEP,
+            reason: format!("packed locks: {e}"),
+        })?;
         if locks.is_empty() {
             return Err(EthError::InvalidInput {
                 step: STEP,
@@ -245,7 +262,7 @@ impl EthereumLedger {
                     channel_id.into(),
                     receiver.into(),
                     sender.into(),
-                    Value::Bytes(pack_locks(locks)),
+                    Value::Bytes(packed_locks.to_vec()),
                 ],
             )
             .await?;

@@ -5,7 +5,7 @@
 //!
 //! Layout: this file (config, connect, getters, token and time), `checks` (refusals before
 //! sending), `channel` (open, deposit, withdraw, cooperative settle), `closing` (close,
-//! update, settle, secrets, unlock).
+//! update, settle, secrets, unlock), `ops` (`channel-core`'s `LedgerOp`s mapped onto those).
 
 use std::time::Duration;
 
@@ -25,6 +25,7 @@ pub use channel::SignedWithdraw;
 mod checks;
 mod closing;
 pub use closing::Unlocked;
+mod ops;
 
 /// Where the ledger lives and how careful to be with it.
 #[derive(Clone, Debug)]

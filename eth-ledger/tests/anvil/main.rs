@@ -15,4 +15,5 @@ mod events;
 mod locks;
 mod rpc_failure;
 mod transactions;
+mod twin;
 mod withdraw;

@@ -380,3 +380,33 @@ fn locks_kept_back_at_settlement_are_mirrored_until_unlocked() {
     assert!(mirror.pending_unlocks(id).is_empty());
     assert_mirrors(&world, &mirror);
 }
+
+/// The contract's cooperative settle names both locksroots as 32 zero bytes (the embedded
+/// ledger names the empty locksroot): neither keeps anything back.
+#[test]
+fn a_settle_naming_zero_or_empty_locksroots_keeps_nothing_back() {
+    let mut world = World::new();
+    world.apply(&Op::Open(0, 1));
+    let mut mirror = LedgerMirror::new();
+    for e in world.ledger.events_since(0).to_vec() {
+        mirror.apply(&e).unwrap();
+    }
+    let id = world.channels[0];
+    let [a, b] = [world.keys[0].address(), world.keys[1].address()];
+    let settled = channel_core::ledger::LedgerEvent {
+        seq: mirror.last_seq() + 1,
+        time: 50,
+        kind: LedgerEventKind::ChannelSettled {
+            channel_id: id,
+            participant1: a,
+            participant1_amount: U256::ZERO,
+            participant1_locksroot: H256::ZERO,
+            participant2: b,
+            participant2_amount: U256::ZERO,
+            participant2_locksroot: EMPTY_LOCKSROOT,
+        },
+    };
+    assert!(mirror.apply(&settled).unwrap());
+    assert_eq!(mirror.channel(id).unwrap().phase, ChannelPhase::Settled);
+    assert!(mirror.pending_unlocks(id).is_empty());
+}

@@ -215,6 +215,8 @@ impl LedgerMirror {
                         balance_hash: *balance_hash,
                     });
             }
+            // On chain a cooperative settle also emits both `Withdraw`s (cumulative totals);
+            // the embedded ledger's does not, and its settled records keep the totals anyway.
             LedgerEventKind::ChannelSettled {
                 channel_id,
                 participant1,
@@ -228,14 +230,16 @@ impl LedgerMirror {
                     participant_mut(seq, &mut ch.record, who)?;
                 }
                 ch.record.phase = ChannelPhase::Settled;
-                // A non-empty locksroot at settlement means locked tokens were kept back for
-                // an unlock (the event does not carry the amount; an unlock of a direction
-                // that kept nothing is refused by the ledger and changes nothing).
+                // A locksroot of pending locks at settlement means locked tokens were kept
+                // back for an unlock (the event does not carry the amount; an unlock of a
+                // direction that kept nothing is refused by the ledger and changes nothing).
+                // The empty locksroot and 32 zero bytes (what the contract's cooperative
+                // settle names) keep nothing.
                 for (sender, receiver, locksroot) in [
                     (*participant1, *participant2, *participant1_locksroot),
                     (*participant2, *participant1, *participant2_locksroot),
                 ] {
-                    if locksroot != EMPTY_LOCKSROOT {
+                    if locksroot != EMPTY_LOCKSROOT && !locksroot.is_zero() {
                         self.kept_back.push(KeptBack {
                             channel_id: *channel_id,
                             sender,

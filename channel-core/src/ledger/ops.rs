@@ -25,6 +25,9 @@ pub struct CoSignedWithdraw {
 }
 
 /// One ledger transaction (see the module docs). The sender is the backend's own account.
+// Built once per transaction and consumed at once: boxing the proof-carrying variants would
+// only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum LedgerOp {
     /// Opens a channel with `partner`, depositing `total_deposit` in the same transaction if

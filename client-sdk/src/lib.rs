@@ -34,8 +34,8 @@
 mod backoff;
 mod client;
 mod error;
-mod ledger;
 pub mod export;
+mod ledger;
 pub mod mediation;
 mod ops;
 mod payments;

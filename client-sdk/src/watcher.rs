@@ -237,8 +237,12 @@ async fn submit(
         },
         LedgerAction::RegisterSecret { secret } => {
             let op = LedgerOp::RegisterSecret(secret);
-            apply_or_log(shared, "secret registration", ledger::execute(shared, &op).await)
-                .await?;
+            apply_or_log(
+                shared,
+                "secret registration",
+                ledger::execute(shared, &op).await,
+            )
+            .await?;
         }
         LedgerAction::Unlock {
             channel_id,

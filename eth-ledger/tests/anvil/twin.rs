@@ -23,7 +23,6 @@ use voltlane_eth::{number_events, EthereumLedger, EventCursor};
 
 use super::common::{u, Devchain, Pair, Side, SETTLE_TIMEOUT};
 
-
 /// The chain, each party's handle on it, the embedded twin and the mirror of the chain.
 struct Twin {
     chain: Devchain,
@@ -360,7 +359,10 @@ async fn one_scenario_as_ledger_ops_pays_and_mirrors_alike_on_both_ledgers() {
     t.assert_mirror_matches(&[ch1, ch2], &secrets, "at the end")
         .await;
     // The contract's cooperative settle names both locksroots as 32 zero bytes: nothing kept.
-    assert!(t.mirror.pending_unlocks(ch2).is_empty(), "cooperative settle");
+    assert!(
+        t.mirror.pending_unlocks(ch2).is_empty(),
+        "cooperative settle"
+    );
     for id in [ch1, ch2] {
         assert_eq!(t.mirror.channel(id).unwrap().phase, ChannelPhase::Settled);
     }

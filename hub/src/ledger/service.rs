@@ -326,8 +326,10 @@ impl v1::ledger_server::Ledger for LedgerService {
     }
 
     async fn register_secret(&self, request: Request<v1::RegisterSecretRequest>) -> OpResult {
-        self.execute(request, |r: RegisterSecret| LedgerOp::RegisterSecret(r.secret))
-            .await
+        self.execute(request, |r: RegisterSecret| {
+            LedgerOp::RegisterSecret(r.secret)
+        })
+        .await
     }
 
     async fn unlock(&self, request: Request<v1::UnlockRequest>) -> OpResult {
@@ -341,9 +343,11 @@ impl v1::ledger_server::Ledger for LedgerService {
     }
 
     async fn cooperative_settle(&self, request: Request<v1::CooperativeSettleRequest>) -> OpResult {
-        self.execute(request, |r: CooperativeSettle| LedgerOp::CooperativeSettle {
-            channel_id: r.channel_id,
-            withdraws: [r.withdraw1, r.withdraw2],
+        self.execute(request, |r: CooperativeSettle| {
+            LedgerOp::CooperativeSettle {
+                channel_id: r.channel_id,
+                withdraws: [r.withdraw1, r.withdraw2],
+            }
         })
         .await
     }

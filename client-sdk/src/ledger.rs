@@ -26,9 +26,11 @@ pub(crate) async fn execute(
         } => {
             let req = v1::OpenChannelRequest {
                 partner: address_bytes(partner),
-                total_deposit: (!total_deposit.is_zero())
-                    .then(|| u256_bytes(total_deposit))
-                    .unwrap_or_default(),
+                total_deposit: if total_deposit.is_zero() {
+                    Vec::new()
+                } else {
+                    u256_bytes(total_deposit)
+                },
             };
             let resp = rpc
                 .call("Ledger.OpenChannel", move |mut c| {

@@ -70,10 +70,22 @@ async fn session(
             Ok(msg) => payee::receive(shared, msg).await,
         };
         if let Err(e) = result {
+            if needs_replay(&e) {
+                // Proofs only count in nonce order: a gap means the stream skipped one. A
+                // new stream from the nonce we hold replays it from the hub's store.
+                tracing::warn!(error = %e, "the hub's stream skipped a proof; reconnecting to replay it");
+                return Err(e);
+            }
             tracing::warn!(error = %e, "refused a proof from the hub");
         }
     }
     Ok(())
+}
+
+/// Whether a refused proof means the stream lost one before it (and every later proof would
+/// be refused too), so the stream must be reopened from the nonce the device holds.
+fn needs_replay(e: &ClientError) -> bool {
+    matches!(e, ClientError::Channel(ChannelError::NonceGap { .. }))
 }
 
 /// Checks and stores one hub payment; `None` for a replay of one we already hold.
@@ -97,4 +109,21 @@ async fn receive(
         amount,
         proof,
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_a_nonce_gap_reopens_the_stream() {
+        let gap = ClientError::Channel(ChannelError::NonceGap {
+            expected: 5,
+            got: 6,
+        });
+        assert!(needs_replay(&gap));
+        let forged = ClientError::Channel(ChannelError::StaleNonce { latest: 5, got: 5 });
+        assert!(!needs_replay(&forged));
+        assert!(!needs_replay(&ClientError::InvalidState("x".into())));
+    }
 }

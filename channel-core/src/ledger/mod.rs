@@ -37,6 +37,7 @@ mod ops;
 mod persist;
 pub mod records;
 mod secrets;
+mod state;
 mod tokens;
 mod withdraw;
 
@@ -50,6 +51,7 @@ pub use persist::LEDGER_FORMAT_VERSION;
 pub use records::{
     ChannelPhase, ChannelRecord, LedgerConfig, ParticipantRecord, SubmittedBalance, UnlockEntry,
 };
+pub use state::LedgerState;
 
 use changes::Touched;
 use events::EventLog;

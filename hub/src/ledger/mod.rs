@@ -4,8 +4,12 @@
 //!   wall-clock `now`, persisted (touched records + event records, one atomic batch) and
 //!   durable before any caller hears of a change; durable events are broadcast in order.
 //! - [`records`]: the ledger's records in the store, loading them, converting old snapshots.
+//! - [`chain::ChainLedger`]: the ledger when the hub settles on an EVM chain: a mirror fed by
+//!   confirmed contract events (persisted with the event cursor, then published), writes sent
+//!   as transactions with the operator key.
 //! - [`service::LedgerService`]: the `voltlane.v1.Ledger` gRPC service (thin handlers).
 
+pub mod chain;
 pub mod handle;
 pub mod records;
 #[cfg(test)]

@@ -66,6 +66,11 @@ impl v1::hub_server::Hub for InfoService {
                 .reveal_timeout
                 .unwrap_or_else(|| default_reveal_timeout(config.settlement_timeout)),
             auto_deposit: self.auto_deposit.as_ref().map_or_else(Vec::new, u256_bytes),
+            ledger_kind: v1::LedgerKind::Embedded.into(),
+            token_address: Vec::new(),
+            secret_registry_address: Vec::new(),
+            start_block: 0,
+            confirmations: 0,
         }))
     }
 }

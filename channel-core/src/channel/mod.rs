@@ -33,6 +33,8 @@ pub use cooperative::{
 };
 mod end_state;
 mod error;
+mod in_flight;
+pub use in_flight::InFlight;
 mod ledger_input;
 mod monitor;
 pub use monitor::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};

@@ -8,6 +8,10 @@
 #                                 member; extra arguments go to `cargo test`)
 #   scripts/devchain.sh start     run anvil on 127.0.0.1:${DEVCHAIN_PORT:-8545}, deploy the
 #                                 contracts, write .devchain/deployment.json (stays in foreground)
+#   scripts/devchain.sh hub       as start, then run the hub on that chain (--ledger ethereum,
+#                                 operator = funded dev key 1, data in .devchain/hub-data, reset
+#                                 each time since anvil forgets its chain); extra arguments go to
+#                                 voltlane-hub
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -82,18 +86,46 @@ os.replace(out + ".tmp", out)
 PY
 }
 
-start() {
+# Starts anvil in the background and deploys; sets ANVIL_PID and URL.
+launch_chain() {
     install_anvil
     install_contracts
     local port="${DEVCHAIN_PORT:-8545}"
-    local url="http://127.0.0.1:$port"
+    URL="http://127.0.0.1:$port"
     "$DIR/bin/anvil" --host 127.0.0.1 --port "$port" --silent &
-    local anvil_pid=$!
-    trap 'kill "$anvil_pid" 2>/dev/null || true' EXIT INT TERM
+    ANVIL_PID=$!
+    trap 'kill "$ANVIL_PID" 2>/dev/null || true' EXIT INT TERM
     cargo run --quiet -p voltlane-eth --bin voltlane-devchain -- deploy \
-        --rpc-url "$url" --contracts "$DIR/contracts.json" --out "$DIR/deployment.json"
-    echo "devchain: anvil on $url, deployment in $DIR/deployment.json (Ctrl-C stops)" >&2
-    wait "$anvil_pid"
+        --rpc-url "$URL" --contracts "$DIR/contracts.json" --out "$DIR/deployment.json"
+}
+
+start() {
+    launch_chain
+    echo "devchain: anvil on $URL, deployment in $DIR/deployment.json (Ctrl-C stops)" >&2
+    wait "$ANVIL_PID"
+}
+
+hub() {
+    launch_chain
+    local fields
+    fields="$(python3 - "$DIR/deployment.json" "$DIR/operator.key" <<'PY'
+import json, os, sys
+d = json.load(open(sys.argv[1]))
+key = d["dev_keys"][1]["private_key"]
+key = key[2:] if key.startswith("0x") else key
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+os.write(fd, key.encode())
+os.close(fd)
+print(d["token_network"], d["deploy_block"])
+PY
+)"
+    local token_network="${fields% *}" start_block="${fields#* }"
+    rm -rf "$DIR/hub-data"
+    echo "devchain: starting the hub on $URL (token network $token_network)" >&2
+    cargo run --release --quiet -p voltlane-hub -- \
+        --ledger ethereum --eth-rpc-url "$URL" --token-network "$token_network" \
+        --eth-start-block "$start_block" --operator-key-file "$DIR/operator.key" \
+        --data-dir "$DIR/hub-data" "$@"
 }
 
 case "${1:-}" in
@@ -105,5 +137,6 @@ case "${1:-}" in
         cargo test -p voltlane-eth --locked "$@"
         ;;
     start) start ;;
-    *) echo "usage: $0 install|test|start" >&2; exit 2 ;;
+    hub) shift; hub "$@" ;;
+    *) echo "usage: $0 install|test|start|hub" >&2; exit 2 ;;
 esac

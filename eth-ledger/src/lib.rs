@@ -18,7 +18,7 @@
 //!
 //! What this crate does not do: it keeps no state beyond the local transaction nonce (the
 //! caller persists its event cursor), it does not decide when to close, update or settle (the
-//! channel rules in `channel-core` do), and it is not wired into the hub or the SDK yet. It
+//! channel rules in `channel-core` do; the hub's `ChainLedger` and the SDK drive it). It
 //! speaks plain `http://` only: **`https://` RPC URLs are not supported yet**
 //! ([`EthError::HttpsNotSupported`]); to reach a TLS endpoint, put a local TLS-terminating
 //! proxy in front of it and give this crate the proxy's `http://127.0.0.1:…` URL.
@@ -29,12 +29,13 @@
 //! (retries and timeouts), [`wire`] (JSON shapes: logs, receipts, filters), [`node`] (typed
 //! methods); the backend: `tx` (nonce, gas cap, broadcast, receipts), [`ledger`] (the
 //! operations), [`events`] (log cursor); [`artifacts`] (the contracts' JSON) and [`deploy`](mod@deploy)
-//! (dev-chain deployment).
+//! (dev-chain deployment), [`devnet`] (a throwaway anvil with the contracts, for tests).
 
 pub mod abi;
 pub mod artifacts;
 pub mod bindings;
 pub mod deploy;
+pub mod devnet;
 pub mod error;
 pub mod events;
 pub mod fees;

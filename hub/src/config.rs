@@ -11,6 +11,9 @@ use channel_core::mediation::FeePolicy;
 use channel_core::primitives::{u256_from_dec, Address, U256};
 use channel_core::Domain;
 use clap::{ArgAction, Parser, ValueEnum};
+use voltlane_eth::EthConfig;
+
+pub use crate::ledger::LedgerKind;
 
 /// Token network address of the embedded ledger unless configured: ASCII "voltlane-token-netwk".
 pub const DEFAULT_TOKEN_NETWORK: &str = "0x766f6c746c616e652d746f6b656e2d6e6574776b";
@@ -153,6 +156,61 @@ fn parse_auto_deposit(s: &str) -> Result<U256, String> {
     Ok(amount)
 }
 
+/// Which ledger the hub settles on and, for Ethereum, how it reaches the chain. On
+/// `ethereum`, `--token-network` is the TokenNetwork contract's address and the chain id and
+/// settlement window are read from the node and the contract (`--chain-id` and
+/// `--settlement-window-secs` apply to the embedded ledger only).
+#[derive(Clone, Debug, PartialEq, Eq, clap::Args)]
+pub struct LedgerSettings {
+    /// `embedded` (the hub's own ledger in its data directory) or `ethereum` (Raiden's
+    /// TokenNetwork 0.50 on an EVM chain; needs `--eth-rpc-url` and `--token-network`).
+    #[arg(long = "ledger", env = "VOLTLANE_LEDGER", value_enum, default_value_t = LedgerKind::Embedded)]
+    pub kind: LedgerKind,
+    /// JSON-RPC URL of the chain's node, e.g. `http://127.0.0.1:8545`.
+    #[arg(long, env = "VOLTLANE_ETH_RPC_URL")]
+    pub eth_rpc_url: Option<String>,
+    /// First block a new data directory reads events from: the TokenNetwork's deployment
+    /// block (no event is older; a later block would miss channels opened before it).
+    #[arg(long, env = "VOLTLANE_ETH_START_BLOCK", default_value_t = 0)]
+    pub eth_start_block: u64,
+    /// Confirmations before an event counts (1 = the head block counts).
+    #[arg(long, env = "VOLTLANE_ETH_CONFIRMATIONS", default_value_t = 1)]
+    pub eth_confirmations: u64,
+    /// Refuse any transaction whose gas estimate is above this.
+    #[arg(long, env = "VOLTLANE_ETH_GAS_CAP", default_value_t = 3_000_000)]
+    pub eth_gas_cap: u64,
+    /// Most wei per gas a transaction may pay (decimal); default: the client's cap.
+    #[arg(long, env = "VOLTLANE_ETH_MAX_FEE_PER_GAS_WEI", value_parser = parse_token_units)]
+    pub eth_max_fee_per_gas_wei: Option<U256>,
+    /// How often the follower polls the node for new confirmed events, milliseconds.
+    #[arg(long, env = "VOLTLANE_ETH_POLL_INTERVAL_MS", default_value_t = 1_000)]
+    pub eth_poll_interval_ms: u64,
+    /// At most this many blocks per `eth_getLogs` request.
+    #[arg(long, env = "VOLTLANE_ETH_MAX_LOG_RANGE", default_value_t = 2_000)]
+    pub eth_max_log_range: u64,
+}
+
+impl Default for LedgerSettings {
+    fn default() -> Self {
+        Self {
+            kind: LedgerKind::Embedded,
+            eth_rpc_url: None,
+            eth_start_block: 0,
+            eth_confirmations: 1,
+            eth_gas_cap: 3_000_000,
+            eth_max_fee_per_gas_wei: None,
+            eth_poll_interval_ms: 1_000,
+            eth_max_log_range: 2_000,
+        }
+    }
+}
+
+impl LedgerSettings {
+    pub fn poll_interval(&self) -> Duration {
+        Duration::from_millis(self.eth_poll_interval_ms)
+    }
+}
+
 /// Operations: the Prometheus endpoint and TLS on the gRPC listener (both off by default).
 #[derive(Clone, Debug, Default, PartialEq, Eq, clap::Args)]
 pub struct OpsSettings {
@@ -224,7 +282,7 @@ pub struct HubConfig {
     #[arg(long, env = "VOLTLANE_CHAIN_ID", default_value_t = 337)]
     pub chain_id: u64,
     /// Token network contract address bound into every signed message.
-    #[arg(long, env = "VOLTLANE_TOKEN_NETWORK", default_value = DEFAULT_TOKEN_NETWORK)]
+    #[arg(long, visible_alias = "token-network", env = "VOLTLANE_TOKEN_NETWORK", default_value = DEFAULT_TOKEN_NETWORK)]
     pub token_network_address: Address,
     /// Settlement window of the embedded ledger, seconds.
     #[arg(long, env = "VOLTLANE_SETTLEMENT_WINDOW_SECS", default_value_t = 120)]
@@ -237,6 +295,8 @@ pub struct HubConfig {
     pub dev_faucet: bool,
     #[command(flatten)]
     pub limits: Limits,
+    #[command(flatten)]
+    pub ledger: LedgerSettings,
     #[command(flatten)]
     pub ops: OpsSettings,
     #[command(flatten)]
@@ -256,6 +316,7 @@ impl HubConfig {
             log_format: LogFormat::Text,
             dev_faucet: true,
             limits: Limits::default(),
+            ledger: LedgerSettings::default(),
             ops: OpsSettings::default(),
             mediation: MediationSettings::default(),
         }
@@ -311,6 +372,46 @@ impl HubConfig {
         liquidity::check_fee_policy(&self.mediation_fee()).map_err(invalid)?;
         liquidity::check_reveal_timeout(self.reveal_timeout(), self.settlement_window_secs)
             .map_err(invalid)
+    }
+
+    /// The chain ledger's settings (`--ledger ethereum`), or why they are incomplete.
+    pub fn chain_ledger_config(
+        &self,
+    ) -> Result<crate::ledger::chain::ChainLedgerConfig, crate::HubError> {
+        let l = &self.ledger;
+        let rpc_url = l.eth_rpc_url.clone().ok_or_else(|| {
+            crate::HubError::Config(
+                "--ledger ethereum needs --eth-rpc-url (VOLTLANE_ETH_RPC_URL)".into(),
+            )
+        })?;
+        if self.token_network_address == DEFAULT_TOKEN_NETWORK.parse().unwrap_or(Address::ZERO) {
+            return Err(crate::HubError::Config(
+                "--ledger ethereum needs --token-network (VOLTLANE_TOKEN_NETWORK): the \
+                 TokenNetwork contract's address"
+                    .into(),
+            ));
+        }
+        if l.eth_confirmations == 0 {
+            return Err(crate::HubError::Config(
+                "--eth-confirmations must be at least 1 (1 = the head block counts)".into(),
+            ));
+        }
+        if l.eth_poll_interval_ms == 0 || l.eth_max_log_range == 0 {
+            return Err(crate::HubError::Config(
+                "--eth-poll-interval-ms and --eth-max-log-range must be at least 1".into(),
+            ));
+        }
+        let mut eth = EthConfig::new(rpc_url, self.token_network_address);
+        eth.confirmations = l.eth_confirmations;
+        eth.gas_cap = l.eth_gas_cap;
+        eth.max_log_range = l.eth_max_log_range;
+        if let Some(fee) = l.eth_max_fee_per_gas_wei {
+            eth.max_fee_per_gas = fee;
+        }
+        Ok(crate::ledger::chain::ChainLedgerConfig {
+            eth,
+            start_block: l.eth_start_block,
+        })
     }
 
     pub fn ledger_config(&self) -> LedgerConfig {

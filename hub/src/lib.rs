@@ -47,7 +47,8 @@ pub use error::HubError;
 use auth::Authenticator;
 use channels::ChannelEngine;
 use info::InfoService;
-use ledger::{LedgerHandle, LedgerService};
+use ledger::chain::ChainLedger;
+use ledger::{HubLedger, LedgerHandle, LedgerKind, LedgerService};
 use metrics::Metrics;
 use store::{KvStore, SledStore};
 
@@ -90,7 +91,11 @@ pub async fn run_with(
     listeners: Listeners,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), HubError> {
-    config.validate()?;
+    // Refuse bad settings before touching the data directory. On a chain the settlement
+    // window (which bounds the reveal timeout) is the contract's: checked again once known.
+    if config.ledger.kind == LedgerKind::Embedded {
+        config.validate()?;
+    }
     let tls = config.ops.tls_pem()?;
     std::fs::create_dir_all(&config.data_dir)?;
     let operator = Arc::new(keys::load_or_create(&config.operator_key_path())?);
@@ -102,31 +107,28 @@ pub async fn run_with(
         metrics.clone(),
     )?);
     let store: Arc<dyn KvStore> = sled.clone();
-    let ledger = Arc::new(LedgerHandle::load(
-        store.clone(),
-        config.ledger_config(),
-        clock::unix_now,
-    )?);
     let (trigger, stop) = shutdown::channel();
+    let mut config = config;
+    let (ledger, follower) = open_ledger(&mut config, store.clone(), &operator, &stop).await?;
+    config.validate()?;
+    let domain = config.ledger_config().domain;
 
     let channels = ChannelEngine::new(
         store.clone(),
         ledger.clone(),
         operator.clone(),
-        config.ledger_config().domain,
+        domain,
         stop.clone(),
     )?;
     let services = server::Services {
         auth: Arc::new(Authenticator::new(hub_address, &config.limits)),
         info: InfoService::new(hub_address, ledger.clone(), config.dev_faucet)
             .with_mediation(&config),
-        ledger: LedgerService::new(ledger.clone(), config.dev_faucet, stop.clone()),
+        ledger: ledger
+            .embedded()
+            .map(|handle| LedgerService::new(handle.clone(), config.dev_faucet, stop.clone())),
         mediation: mediation::MediationEngine::new(channels.clone(), config.mediation_config())?,
-        sessions: sessions::SessionRelay::new(
-            config.ledger_config().domain,
-            ledger.clone(),
-            config.limits.max_sessions,
-        ),
+        sessions: sessions::SessionRelay::new(domain, ledger.clone(), config.limits.max_sessions),
         shutdown: stop.clone(),
         channels,
     };
@@ -169,10 +171,11 @@ pub async fn run_with(
     ));
     tracing::info!(
         hub = %hub_address,
+        ledger = ?ledger.kind(),
         chain_id = config.chain_id,
         token_network = %config.token_network_address,
         settlement_window_secs = config.settlement_window_secs,
-        dev_faucet = config.dev_faucet,
+        dev_faucet = config.dev_faucet && ledger.embedded().is_some(),
         data_dir = %config.data_dir.display(),
         "voltlane hub starting"
     );
@@ -196,6 +199,11 @@ pub async fn run_with(
     if let Err(e) = auto_deposit.await {
         tracing::error!(error = %e, "auto-deposit task ended abnormally");
     }
+    if let Some(follower) = follower {
+        if let Err(e) = follower.await {
+            tracing::error!(error = %e, "chain follower ended abnormally");
+        }
+    }
     if let Some(exporter) = exporter {
         match exporter.await {
             Ok(Ok(())) => {}
@@ -210,4 +218,74 @@ pub async fn run_with(
     served?;
     closed?;
     Ok(())
+}
+
+/// Opens the ledger `config` names: the embedded one from `store`, or the chain (connected as
+/// the operator, its follower state loaded from `store`, its follower spawned until `stop`).
+/// On a chain, the chain id and the settlement window in `config` are replaced by the
+/// contract's, so that everything derived from them (the domain proofs are bound to, the
+/// reveal timeout) is the chain's.
+async fn open_ledger(
+    config: &mut HubConfig,
+    store: Arc<dyn KvStore>,
+    operator: &channel_core::LocalSigner,
+    stop: &shutdown::Shutdown,
+) -> Result<(HubLedger, Option<tokio::task::JoinHandle<()>>), HubError> {
+    refuse_other_ledger(store.as_ref(), config.ledger.kind)?;
+    match config.ledger.kind {
+        LedgerKind::Embedded => {
+            let handle = LedgerHandle::load(store, config.ledger_config(), clock::unix_now)?;
+            Ok((HubLedger::Embedded(Arc::new(handle)), None))
+        }
+        LedgerKind::Ethereum => {
+            let chain_config = config.chain_ledger_config()?;
+            let chain = Arc::new(ChainLedger::connect(&chain_config, operator, store).await?);
+            let domain = chain.domain();
+            config.chain_id = u64::try_from(domain.chain_id).map_err(|_| {
+                HubError::Config(format!("chain id {} does not fit 64 bits", domain.chain_id))
+            })?;
+            config.settlement_window_secs = chain.settle_timeout();
+            // Read what is already confirmed before serving, so the book starts from the
+            // chain's present rather than from the cursor's past.
+            chain.follow_once().await?;
+            let follower = {
+                let chain = chain.clone();
+                let stop = stop.clone();
+                let interval = config.ledger.poll_interval();
+                tokio::spawn(async move { chain.follow(stop, interval).await })
+            };
+            Ok((HubLedger::Chain(chain), Some(follower)))
+        }
+    }
+}
+
+/// A data directory belongs to the ledger it was created with: the channel book counts the
+/// ledger's events by seq, and the two ledgers number different events. Starting it on the
+/// other one is refused, naming both.
+fn refuse_other_ledger(store: &dyn KvStore, kind: LedgerKind) -> Result<(), HubError> {
+    let embedded = store
+        .read(ledger::records::NS_LEDGER_META, ledger::records::KEY_META)?
+        .is_some()
+        || store
+            .read(ledger::records::NS_LEDGER, ledger::records::KEY_STATE)?
+            .is_some();
+    let chain = store
+        .read(
+            ledger::chain::state::NS_CHAIN_LEDGER,
+            ledger::chain::state::KEY_CURSOR,
+        )?
+        .is_some();
+    let holds = match (embedded, chain) {
+        (true, _) if kind == LedgerKind::Ethereum => "the embedded ledger",
+        (_, true) if kind == LedgerKind::Embedded => "a chain ledger (--ledger ethereum)",
+        _ => return Ok(()),
+    };
+    Err(HubError::Config(format!(
+        "the data directory holds {holds}, but the hub is configured with --ledger {}; use \
+         another --data-dir or the ledger it was created with",
+        match kind {
+            LedgerKind::Embedded => "embedded",
+            LedgerKind::Ethereum => "ethereum",
+        }
+    )))
 }

@@ -40,7 +40,7 @@ use tokio::net::TcpListener;
 use voltlane_proto::v1;
 
 use crate::channels::ChannelBook;
-use crate::ledger::LedgerHandle;
+use crate::ledger::HubLedger;
 
 /// Content type of the exposition.
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
@@ -362,7 +362,7 @@ pub fn watcher_action<T, E>(action: WatcherAction, result: &Result<T, E>) {
 /// position in the ledger's event log.
 #[derive(Clone, Debug)]
 pub struct StateSource {
-    pub ledger: Arc<LedgerHandle>,
+    pub ledger: HubLedger,
     pub book: Arc<ChannelBook>,
     /// The mediator's records, for the in-flight gauge.
     pub mediated: Option<Arc<crate::mediation::RecordBook>>,
@@ -396,7 +396,7 @@ impl StateSource {
         let read = self.ledger.read(|l| {
             let mut by_phase = [0i64; 3];
             let mut deposits = U256::ZERO;
-            for c in l.channels_of(me) {
+            for c in l.channel_records_of(me) {
                 let (i, locked) = match c.phase {
                     ChannelPhase::Opened => (0, true),
                     ChannelPhase::Closed => (1, true),

@@ -61,7 +61,9 @@ use crate::shutdown::Shutdown;
 pub struct Services {
     pub auth: Arc<Authenticator>,
     pub info: InfoService,
-    pub ledger: LedgerService,
+    /// The `voltlane.v1.Ledger` service: served on the embedded ledger only (on a chain,
+    /// devices talk to the chain).
+    pub ledger: Option<LedgerService>,
     pub channels: ChannelEngine,
     pub mediation: MediationEngine,
     pub sessions: SessionRelay,
@@ -107,9 +109,11 @@ pub async fn serve_with(
     health_reporter
         .set_serving::<HubServer<InfoService>>()
         .await;
-    health_reporter
-        .set_serving::<LedgerServer<LedgerService>>()
-        .await;
+    if services.ledger.is_some() {
+        health_reporter
+            .set_serving::<LedgerServer<LedgerService>>()
+            .await;
+    }
     health_reporter
         .set_serving::<ChannelsServer<ChannelsService>>()
         .await;
@@ -122,7 +126,7 @@ pub async fn serve_with(
     health_reporter
         .set_serving::<SessionsServer<SessionsService>>()
         .await;
-    let ledger_failed = services.ledger.failed();
+    let ledger_failed = services.channels.ledger.failed();
 
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(voltlane_proto::FILE_DESCRIPTOR_SET)
@@ -133,11 +137,13 @@ pub async fn serve_with(
     let auth =
         AuthServer::new(AuthService::new(services.auth.clone())).max_decoding_message_size(max);
     let info = HubServer::new(services.info).max_decoding_message_size(max);
-    let ledger = InterceptedService::new(
-        LedgerServer::new(services.ledger.with_faucet_max_mint(limits.faucet_max_mint))
-            .max_decoding_message_size(max),
-        interceptor.clone(),
-    );
+    let ledger = services.ledger.map(|ledger| {
+        InterceptedService::new(
+            LedgerServer::new(ledger.with_faucet_max_mint(limits.faucet_max_mint))
+                .max_decoding_message_size(max),
+            interceptor.clone(),
+        )
+    });
     let channels = InterceptedService::new(
         ChannelsServer::new(ChannelsService::new(services.channels.clone()))
             .max_decoding_message_size(max),
@@ -191,7 +197,7 @@ pub async fn serve_with(
         .add_service(reflection)
         .add_service(auth)
         .add_service(info)
-        .add_service(ledger)
+        .add_optional_service(ledger)
         .add_service(channels)
         .add_service(payments)
         .add_service(mediation)

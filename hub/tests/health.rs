@@ -98,9 +98,10 @@ async fn a_failed_ledger_store_turns_health_to_not_serving() {
     let hub_address = operator.address();
     let (trigger, stop) = voltlane_hub::shutdown::channel();
     let limits = Limits::default();
+    let hub_ledger = voltlane_hub::ledger::HubLedger::Embedded(ledger.clone());
     let channels = ChannelEngine::new(
         store.clone(),
-        ledger.clone(),
+        hub_ledger.clone(),
         operator,
         domain,
         stop.clone(),
@@ -108,9 +109,9 @@ async fn a_failed_ledger_store_turns_health_to_not_serving() {
     .unwrap();
     let services = Services {
         auth: Arc::new(Authenticator::new(hub_address, &limits)),
-        info: InfoService::new(hub_address, ledger.clone(), true),
-        ledger: LedgerService::new(ledger.clone(), true, stop.clone()),
-        sessions: voltlane_hub::sessions::SessionRelay::new(domain, ledger, 16),
+        info: InfoService::new(hub_address, hub_ledger.clone(), true),
+        ledger: Some(LedgerService::new(ledger.clone(), true, stop.clone())),
+        sessions: voltlane_hub::sessions::SessionRelay::new(domain, hub_ledger, 16),
         shutdown: stop,
         mediation: voltlane_hub::mediation::MediationEngine::new(
             channels.clone(),

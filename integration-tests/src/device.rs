@@ -238,12 +238,19 @@ impl TestDevice {
             .into_inner();
         let id = U256::try_from_be_slice(&opened.channel_id)
             .ok_or_else(|| HarnessError::protocol("channel_id is not a uint256"))?;
+        self.track_channel(id, deposit)?;
+        Ok(id)
+    }
+
+    /// Starts keeping the device's state of channel `id` with the hub, opened (elsewhere,
+    /// e.g. on a chain) with the device's deposit `deposit`.
+    pub fn track_channel(&mut self, id: U256, deposit: U256) -> Result<(), HarnessError> {
         let mut channel = ChannelState::new(self.domain, id, self.address(), self.hub);
         channel
             .handle_ledger_deposit(self.address(), deposit)
             .map_err(|e| HarnessError::Channel(e.to_string()))?;
         self.channel = Some(channel);
-        Ok(id)
+        Ok(())
     }
 
     // ----- payments -----

@@ -26,6 +26,9 @@ pub enum HarnessError {
     /// The hub answered something that does not fit the protocol.
     #[error("protocol: {0}")]
     Protocol(String),
+    /// The dev chain (anvil, the contracts, a transaction) failed.
+    #[error("chain: {0}")]
+    Chain(#[from] voltlane_eth::EthError),
     /// channel-core refused a local operation (signing, balance).
     #[error("channel: {0}")]
     Channel(String),

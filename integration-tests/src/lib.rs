@@ -10,6 +10,9 @@
 //!   `channel_core::channel::Channel` for its own state: login, mint, open, deposit, sign
 //!   payments, pipelined `Payments.Pay`; the mediated messages of payer and payee
 //!   (`device::mediated`) and the device's own ledger monitor (`device::ledger_monitor`).
+//! - [`chain`]: [`chain::ChainHub`], a hub process settling on a dev chain (anvil with
+//!   Raiden's TokenNetwork 0.50, from `voltlane_eth::devnet`), and a device's own connection
+//!   to that chain.
 //! - [`mediation`]: what the mediated-payment tests share: a hub with mediation settings,
 //!   devices matched by auto-deposit, the hub's view of a channel as a comparable snapshot.
 //! - [`operator`]: [`Operator`], the hub operator's own session (`OperatorPay`), logged in
@@ -22,6 +25,7 @@
 //! separate), talk to anything but loopback, or run without a Unix `SIGKILL` (`Child::kill`).
 
 pub mod binary;
+pub mod chain;
 pub mod device;
 pub mod error;
 pub mod mediated_load;

@@ -137,6 +137,13 @@ impl InFlight {
         });
     }
 
+    /// Forgets the actions of every channel `watched` says the monitor no longer looks at
+    /// (settled and done with): their effect arrived, or nothing is left to do.
+    pub fn retain_channels(&mut self, watched: impl Fn(U256) -> bool) {
+        self.sent_at
+            .retain(|key, _| key.channel().is_none_or(&watched));
+    }
+
     /// How many actions are in flight.
     pub fn len(&self) -> usize {
         self.sent_at.len()
@@ -190,6 +197,12 @@ mod tests {
         assert_eq!(f.to_send(two, vec![settle(2)], 105), vec![]);
         // If channel 1 ever needs a settle again, it goes out at once.
         assert_eq!(f.to_send(one, vec![settle(1)], 106), vec![settle(1)]);
+        // A channel the monitor stops watching is forgotten; a secret is not a channel's.
+        f.to_send(one, vec![settle(1), register(9)], 107);
+        f.retain_channels(|id| id == one);
+        assert_eq!(f.len(), 2, "channel 1's settle and the secret stay");
+        f.retain_channels(|_| false);
+        assert_eq!(f.len(), 1, "only the secret registration stays");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::primitives::{Address, U256};
 use crate::proofs::WithdrawProof;
 
 use super::Ledger;
-use super::{LedgerError, LedgerEvent, SettleTransaction};
+use super::{LedgerError, LedgerEvent, LedgerEventKind, SettleTransaction};
 
 /// A withdraw proof with the withdrawing participant's and the partner's signatures (what
 /// `set_total_withdraw` and `cooperative_settle` take).
@@ -74,6 +74,53 @@ impl LedgerOp {
             LedgerOp::Unlock { .. } => "unlock",
             LedgerOp::CooperativeSettle { .. } => "cooperativeSettle",
         }
+    }
+
+    /// The channel the operation is about (none for an open, whose id the ledger assigns,
+    /// and for a secret registration).
+    pub fn channel_id(&self) -> Option<U256> {
+        match self {
+            LedgerOp::OpenChannel { .. } | LedgerOp::RegisterSecret(_) => None,
+            LedgerOp::SetTotalDeposit { channel_id, .. }
+            | LedgerOp::Unlock { channel_id, .. }
+            | LedgerOp::CooperativeSettle { channel_id, .. } => Some(*channel_id),
+            LedgerOp::SetTotalWithdraw(w) => Some(w.proof.channel_identifier),
+            LedgerOp::Close(tx) => Some(tx.channel_id),
+            LedgerOp::Update(tx) => Some(tx.channel_id),
+            LedgerOp::Settle(tx) => Some(tx.channel_id),
+        }
+    }
+
+    /// Of `events` (read from a ledger after this operation took effect, in order), the ones
+    /// that may be its effect: the events of its channel, the registration of its secret, or,
+    /// for an open, the events of the newest channel opened with its partner. A backend whose
+    /// effects arrive as events (a chain) uses it to pick an operation's events out of those
+    /// read with it.
+    pub fn own_events(&self, events: Vec<LedgerEvent>) -> Vec<LedgerEvent> {
+        let channel = match self {
+            LedgerOp::OpenChannel { partner, .. } => {
+                events.iter().rev().find_map(|e| match e.kind {
+                    LedgerEventKind::ChannelOpened {
+                        channel_id,
+                        participant1,
+                        participant2,
+                        ..
+                    } if participant1 == *partner || participant2 == *partner => Some(channel_id),
+                    _ => None,
+                })
+            }
+            _ => self.channel_id(),
+        };
+        events
+            .into_iter()
+            .filter(|e| match (self, &e.kind) {
+                (
+                    LedgerOp::RegisterSecret(secret),
+                    LedgerEventKind::SecretRegistered { secrethash, .. },
+                ) => secret.hash() == *secrethash,
+                (_, kind) => channel.is_some() && kind.channel_id() == channel,
+            })
+            .collect()
     }
 }
 
@@ -220,5 +267,54 @@ mod tests {
         assert_eq!(ledger.channel(u(1)).unwrap().phase, ChannelPhase::Settled);
         assert_eq!(ledger.token_balance(a), u(1_000 - 50 + 20));
         assert_eq!(ledger.token_balance(b), u(1_000 + 50 - 20));
+    }
+
+    /// `own_events` picks an operation's own events: those of its channel, its secret, or
+    /// (for an open) the new channel with its partner, and no other channel's.
+    #[test]
+    fn an_operation_picks_its_own_events_only() {
+        let pair = Pair::new(u(300), u(200));
+        let (a, b) = (pair.key_a.address(), pair.key_b.address());
+        let c = Address([0xcc; 20]);
+        let mut ledger = Ledger::new(LedgerConfig {
+            domain: test_domain(),
+            settlement_timeout: 10,
+        });
+        for who in [a, b, c] {
+            ledger.mint(who, u(1_000), 1).unwrap();
+        }
+        let open_ab = LedgerOp::OpenChannel {
+            partner: b,
+            total_deposit: u(10),
+        };
+        let mut all = ledger.execute(a, &open_ab, 2).unwrap();
+        let ab = all.clone();
+        let open_ac = LedgerOp::OpenChannel {
+            partner: c,
+            total_deposit: u(10),
+        };
+        let ac = ledger.execute(a, &open_ac, 2).unwrap();
+        all.extend(ac.clone());
+        let deposit = LedgerOp::SetTotalDeposit {
+            channel_id: u(2),
+            participant: c,
+            total_deposit: u(5),
+        };
+        let deposited = ledger.execute(c, &deposit, 3).unwrap();
+        all.extend(deposited.clone());
+        let secret = Secret(crate::primitives::H256([7; 32]));
+        let register = LedgerOp::RegisterSecret(secret);
+        let registered = ledger.execute(a, &register, 4).unwrap();
+        all.extend(registered.clone());
+        assert_eq!(ab.len(), 2, "opened and deposited");
+        assert_eq!(open_ab.own_events(all.clone()), ab);
+        let mut ac_all = ac;
+        ac_all.extend(deposited.clone());
+        assert_eq!(open_ac.own_events(all.clone()), ac_all);
+        assert_eq!(deposit.channel_id(), Some(u(2)));
+        assert_eq!(deposit.own_events(ab.clone()), vec![]);
+        assert_eq!(register.own_events(all.clone()), registered);
+        let other = LedgerOp::RegisterSecret(Secret(crate::primitives::H256([8; 32])));
+        assert_eq!(other.own_events(all), vec![]);
     }
 }

@@ -23,7 +23,7 @@ use channel_core::primitives::{Address, U256};
 
 use super::book::{ChannelBook, CHANNEL_RECORD_VERSION, KEY_APPLIED_SEQ, NS_BOOK};
 use crate::error::HubError;
-use crate::ledger::LedgerHandle;
+use crate::ledger::HubLedger;
 use crate::store::{record, WriteBatch};
 
 impl ChannelBook {
@@ -39,7 +39,7 @@ impl ChannelBook {
     /// still being flushed (the book applies durable events only). Cheap when there is none;
     /// otherwise the events are read under the progress lock, so concurrent callers (every
     /// `GetChannel` catches up) read and decode a backlog once, not once each.
-    pub async fn catch_up_with(&self, ledger: &LedgerHandle) -> Result<usize, HubError> {
+    pub async fn catch_up_with(&self, ledger: &HubLedger) -> Result<usize, HubError> {
         let durable = ledger.settled_seq().await?;
         if *self.ledger_progress.lock().await >= durable {
             return Ok(0);

@@ -3,8 +3,8 @@
 //! as its channel opens.
 //!
 //! Level-triggered, like the watcher's monitor: it looks at the ledger's *current* record of
-//! a channel and asks the core (`channel_core::liquidity::auto_deposit`) what to do,
-//! deciding again under the ledger's lock before submitting. At start-up (and after falling
+//! a channel and asks the core (`channel_core::liquidity::auto_deposit`) what to do, then
+//! sends the new total deposit as a ledger operation (on either ledger). At start-up (and after falling
 //! behind the event stream) it passes over every channel of the hub; after that, each burst
 //! of ledger events is looked at for the hub channels it names only, so a hub with many
 //! channels does not pass over all of them for every open (which made setting up N channels
@@ -15,19 +15,18 @@
 
 use std::collections::BTreeSet;
 use std::future::Future;
-use std::sync::Arc;
 
-use channel_core::ledger::{ChannelPhase, LedgerError, LedgerEventKind};
+use channel_core::ledger::{ChannelPhase, LedgerEventKind, LedgerOp};
 use channel_core::liquidity::{auto_deposit, AutoDeposit};
 use channel_core::primitives::{Address, U256};
 use tokio::sync::broadcast::error::{RecvError, TryRecvError};
 
-use crate::ledger::LedgerHandle;
+use crate::ledger::HubLedger;
 
 /// Runs the policy `policy` (the hub's wanted deposit per device channel) for the operator
 /// `hub` until `shutdown` completes; does nothing when `policy` is `None`.
 pub async fn run(
-    ledger: Arc<LedgerHandle>,
+    ledger: HubLedger,
     hub: Address,
     policy: Option<U256>,
     shutdown: impl Future<Output = ()>,
@@ -98,9 +97,9 @@ pub async fn run(
 
 /// One pass over every open channel of the hub on the ledger. `warned` holds the channels
 /// reported unaffordable and not topped up since.
-pub async fn pass(ledger: &LedgerHandle, hub: Address, policy: U256, warned: &mut BTreeSet<U256>) {
+pub async fn pass(ledger: &HubLedger, hub: Address, policy: U256, warned: &mut BTreeSet<U256>) {
     let open: Vec<U256> = match ledger.read(|l| {
-        l.channels_of(hub)
+        l.channel_records_of(hub)
             .into_iter()
             .filter(|c| c.phase == ChannelPhase::Opened)
             .map(|c| c.id)
@@ -118,22 +117,27 @@ pub async fn pass(ledger: &LedgerHandle, hub: Address, policy: U256, warned: &mu
     }
 }
 
-/// Decides for channel `id` and, when the policy asks for it, deposits. The decision is
-/// taken again inside the ledger operation, so a concurrent deposit is never doubled.
+/// Decides for channel `id` from the ledger's current record and the operator's tokens
+/// and, when the policy asks for it, raises the hub's total deposit. The operation names the
+/// new *total*, so a top-up sent twice (a pass racing a crash, or a chain transaction whose
+/// effect was not mirrored yet) is refused by the ledger rather than doubled.
 async fn top_up(
-    ledger: &LedgerHandle,
+    ledger: &HubLedger,
     hub: Address,
     policy: U256,
     id: U256,
     warned: &mut BTreeSet<U256>,
 ) {
-    let decide = |l: &channel_core::ledger::Ledger| {
-        l.channel(id).map_or(AutoDeposit::Nothing, |record| {
-            auto_deposit(policy, record, hub, l.token_balance(hub))
-        })
+    let decided = match ledger.read(|l| l.channel_record(id).cloned()) {
+        Ok(None) => Ok(AutoDeposit::Nothing),
+        Ok(Some(record)) => ledger
+            .token_balance(hub)
+            .await
+            .map(|available| auto_deposit(policy, &record, hub, available)),
+        Err(e) => Err(e),
     };
-    match ledger.read(decide) {
-        Ok(AutoDeposit::TopUp(_)) => {}
+    let planned = match decided {
+        Ok(AutoDeposit::TopUp(p)) => p,
         Ok(AutoDeposit::Nothing) => {
             warned.remove(&id);
             return;
@@ -148,28 +152,17 @@ async fn top_up(
             tracing::error!(channel = %id, error = %e, "auto-deposit cannot read the ledger");
             return;
         }
-    }
-    let submitted = ledger
-        .submit(hub, |l, caller, now| match decide(l) {
-            AutoDeposit::TopUp(p) => l
-                .set_total_deposit(caller, id, caller, p.total_deposit, now)
-                .map(|_| Some(p)),
-            AutoDeposit::Nothing => Ok(None),
-            AutoDeposit::Unaffordable { needed, available } => {
-                Err(LedgerError::InsufficientTokens {
-                    who: caller,
-                    needed,
-                    available,
-                })
-            }
-        })
-        .await;
-    match submitted {
-        Ok((Some(p), _)) => {
+    };
+    let op = LedgerOp::SetTotalDeposit {
+        channel_id: id,
+        participant: hub,
+        total_deposit: planned.total_deposit,
+    };
+    match ledger.execute(hub, &op).await {
+        Ok(_) => {
             warned.remove(&id);
-            tracing::info!(channel = %id, total_deposit = %p.total_deposit, added = %p.added, "auto-deposit: hub deposit raised");
+            tracing::info!(channel = %id, total_deposit = %planned.total_deposit, added = %planned.added, "auto-deposit: hub deposit raised");
         }
-        Ok((None, _)) => {}
         Err(e) => tracing::warn!(channel = %id, error = %e, "auto-deposit refused"),
     }
 }

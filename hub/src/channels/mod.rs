@@ -42,7 +42,7 @@ use voltlane_proto::convert::requests::{
 use voltlane_proto::v1;
 
 use crate::error::HubError;
-use crate::ledger::LedgerHandle;
+use crate::ledger::HubLedger;
 use crate::shutdown::Shutdown;
 use crate::store::KvStore;
 
@@ -53,7 +53,7 @@ pub use presence::Presence;
 #[derive(Clone, Debug)]
 pub struct ChannelEngine {
     pub book: Arc<ChannelBook>,
-    pub ledger: Arc<LedgerHandle>,
+    pub ledger: HubLedger,
     pub operator: Arc<LocalSigner>,
     pub shutdown: Shutdown,
     /// Devices with a receive stream open (online payees).
@@ -63,7 +63,7 @@ pub struct ChannelEngine {
 impl ChannelEngine {
     pub fn new(
         store: Arc<dyn KvStore>,
-        ledger: Arc<LedgerHandle>,
+        ledger: HubLedger,
         operator: Arc<LocalSigner>,
         domain: Domain,
         shutdown: Shutdown,
@@ -206,7 +206,7 @@ impl ChannelEngine {
             };
             let submitted = self.ledger.execute(self.operator.address(), &op).await;
             let evs = match submitted {
-                Ok(evs) => evs,
+                Ok(executed) => executed.events,
                 Err(e) => {
                     self.book.resume_payments(&req.channel_id).await?;
                     return Err(e);
@@ -317,8 +317,9 @@ impl ChannelEngine {
 
     /// `Channels.OperatorDeposit`: only the operator may call it. The hub deposits its own
     /// tokens into channel `req.channel_id`; the amount is decided by the core against the
-    /// ledger's record of the channel and the operator's tokens, under the ledger's lock, so a
-    /// refusal (not open, not growing, too few tokens) changes nothing. Answers with the
+    /// ledger's record of the channel and the operator's tokens and sent as the new total
+    /// deposit, so a refusal (not open, not growing, too few tokens) changes nothing and a
+    /// repeated request is refused rather than doubled. Answers with the
     /// channel as the book sees it once the deposit is applied.
     pub async fn operator_deposit(
         &self,
@@ -337,21 +338,19 @@ impl ChannelEngine {
             .get(&req.channel_id)?
             .ok_or(HubError::UnknownChannel(req.channel_id))?;
         let id = req.channel_id;
-        let (_, events) = self
+        let record = self
             .ledger
-            .submit(me, |l, caller, now| {
-                let record = l
-                    .channel(id)
-                    .ok_or(channel_core::ledger::LedgerError::UnknownChannel(id))?;
-                let planned = channel_core::liquidity::deposit_target(
-                    record,
-                    caller,
-                    req.amount,
-                    l.token_balance(caller),
-                )?;
-                l.set_total_deposit(caller, id, caller, planned.total_deposit, now)
-            })
-            .await?;
+            .read(|l| l.channel_record(id).cloned())?
+            .ok_or(channel_core::ledger::LedgerError::UnknownChannel(id))?;
+        let available = self.ledger.token_balance(me).await?;
+        let planned = channel_core::liquidity::deposit_target(&record, me, req.amount, available)?;
+        // The operation names the new total: a deposit planned twice is refused, not doubled.
+        let op = LedgerOp::SetTotalDeposit {
+            channel_id: id,
+            participant: me,
+            total_deposit: planned.total_deposit,
+        };
+        let events = self.ledger.execute(me, &op).await?.events;
         self.catch_up().await?;
         let channel = shared.lock().await.clone();
         Ok(v1::OperatorDepositResponse {

@@ -8,26 +8,47 @@
 //! touched the hub's channels, and submits what the monitor asks for. It never depends on
 //! having *seen* a close event, so a close applied by a request's catch-up, or just before a
 //! crash, is contested all the same while the settlement window is open.
+//!
+//! On a chain a transaction's effect shows only once the follower has read its block, so a
+//! monitor pass may ask again for what an earlier pass sent; [`InFlight`] holds such an
+//! action back for [`CHAIN_RESEND_AFTER`] seconds of ledger time (resent after that if its
+//! effect never arrived). On the embedded ledger the effect is visible when `execute`
+//! returns, and nothing is held back.
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use channel_core::channel::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
-use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent, LedgerOp};
+use channel_core::channel::{InFlight, LedgerAction, LedgerView, PendingUnlock};
+use channel_core::ledger::{
+    ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent, LedgerEventKind, LedgerOp,
+};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::book::ChannelBook;
 use crate::error::HubError;
-use crate::ledger::LedgerHandle;
+use crate::ledger::{HubLedger, LedgerKind};
 use crate::metrics::{watcher_action, WatcherAction};
 
 /// How often the watcher runs the monitor, at the latest.
 const MONITOR_TICK: Duration = Duration::from_millis(500);
 
+/// On a chain: seconds of ledger (block) time before the monitor sends again an action
+/// whose effect has not been mirrored (a dropped or reverted transaction). Well inside any
+/// reveal timeout or settlement window a chain deployment uses.
+pub const CHAIN_RESEND_AFTER: u64 = 60;
+
+/// The in-flight tracker for `ledger`'s kind (see the module docs).
+pub fn in_flight_for(ledger: &HubLedger) -> InFlight {
+    match ledger.kind() {
+        LedgerKind::Embedded => InFlight::new(0),
+        LedgerKind::Ethereum => InFlight::new(CHAIN_RESEND_AFTER),
+    }
+}
+
 /// Applies every durable ledger event the book has not seen yet. Used by the watcher and by
 /// request handlers that must see a just-made deposit before taking a payment.
-pub async fn catch_up(book: &ChannelBook, ledger: &LedgerHandle) -> Result<(), HubError> {
+pub async fn catch_up(book: &ChannelBook, ledger: &HubLedger) -> Result<(), HubError> {
     book.catch_up_with(ledger).await.map(|_| ())
 }
 
@@ -36,11 +57,12 @@ pub async fn catch_up(book: &ChannelBook, ledger: &LedgerHandle) -> Result<(), H
 /// secret on the ledger itself (`--reveal-timeout-secs`).
 pub async fn run(
     book: Arc<ChannelBook>,
-    ledger: Arc<LedgerHandle>,
+    ledger: HubLedger,
     reveal_timeout: u64,
     shutdown: impl Future<Output = ()>,
 ) {
     tokio::pin!(shutdown);
+    let mut in_flight = in_flight_for(&ledger);
     let mut tick = tokio::time::interval(MONITOR_TICK);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -52,15 +74,19 @@ pub async fn run(
                 return;
             }
         };
-        apply(&book, &replay).await;
-        monitor(&book, &ledger, reveal_timeout).await;
+        apply(&book, &replay, &mut in_flight).await;
+        monitor(&book, &ledger, reveal_timeout, &mut in_flight).await;
         loop {
             tokio::select! {
                 _ = &mut shutdown => return,
-                _ = tick.tick() => monitor(&book, &ledger, reveal_timeout).await,
-                _ = book.ledger_moved.notified() => monitor(&book, &ledger, reveal_timeout).await,
+                _ = tick.tick() => monitor(&book, &ledger, reveal_timeout, &mut in_flight).await,
+                _ = book.ledger_moved.notified() => {
+                    monitor(&book, &ledger, reveal_timeout, &mut in_flight).await
+                }
                 event = rx.recv() => match event {
-                    Ok(published) => apply(&book, std::slice::from_ref(&published.event)).await,
+                    Ok(published) => {
+                        apply(&book, std::slice::from_ref(&published.event), &mut in_flight).await
+                    }
                     // Fell behind: resubscribe from the last applied seq.
                     Err(RecvError::Lagged(_)) => break,
                     Err(RecvError::Closed) => return,
@@ -70,7 +96,12 @@ pub async fn run(
     }
 }
 
-async fn apply(book: &ChannelBook, events: &[LedgerEvent]) {
+async fn apply(book: &ChannelBook, events: &[LedgerEvent], in_flight: &mut InFlight) {
+    for event in events {
+        if let LedgerEventKind::SecretRegistered { secrethash, .. } = &event.kind {
+            in_flight.forget_secret(secrethash);
+        }
+    }
     if let Err(e) = book.apply_ledger_events(events).await {
         tracing::error!(error = %e, "applying ledger events failed");
     }
@@ -78,19 +109,24 @@ async fn apply(book: &ChannelBook, events: &[LedgerEvent]) {
 
 /// One monitor pass over every hub channel that may need protecting: closed ones, settled
 /// ones with tokens still kept back for unlock, and open ones with pending locks; for each,
-/// submit what the channel monitor asks for.
-pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle, reveal_timeout: u64) {
+/// submit what the channel monitor asks for (less what `in_flight` holds back).
+pub async fn monitor(
+    book: &ChannelBook,
+    ledger: &HubLedger,
+    reveal_timeout: u64,
+    in_flight: &mut InFlight,
+) {
     let me = book.operator_address();
     let Ok(now) = ledger.now() else { return };
     let with_locks = book.channels_with_locks();
     let watched: Vec<(ChannelRecord, Vec<PendingUnlock>)> = match ledger.read(|l| {
-        l.channels_of(me)
+        l.channel_records_of(me)
             .into_iter()
             .filter(|c| match c.phase {
                 LedgerPhase::Closed => true,
                 LedgerPhase::Settled | LedgerPhase::Opened => with_locks.contains(&c.id),
             })
-            .map(|c| (c.clone(), pending_unlocks(l, c)))
+            .map(|c| (c.clone(), l.kept_back(c)))
             .collect()
     }) {
         Ok(c) => c,
@@ -99,6 +135,7 @@ pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle, reveal_timeout: 
             return;
         }
     };
+    in_flight.retain_channels(|id| watched.iter().any(|(record, _)| record.id == id));
     for (record, pending) in watched {
         let view = LedgerView {
             record: &record,
@@ -113,7 +150,7 @@ pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle, reveal_timeout: 
                 continue;
             }
         };
-        for action in actions {
+        for action in in_flight.to_send(record.id, actions, now) {
             submit(book, ledger, &record, action).await;
         }
     }
@@ -124,7 +161,7 @@ pub async fn monitor(book: &ChannelBook, ledger: &LedgerHandle, reveal_timeout: 
 /// again from the ledger's state.
 async fn submit(
     book: &ChannelBook,
-    ledger: &LedgerHandle,
+    ledger: &HubLedger,
     record: &ChannelRecord,
     action: LedgerAction,
 ) {
@@ -141,7 +178,13 @@ async fn submit(
         watcher_action(counted, &result);
     }
     match result {
-        Ok(_) => tracing::info!(channel = %id, op = op.name(), "{}", what.done()),
+        Ok(executed) => tracing::info!(
+            channel = %id,
+            op = op.name(),
+            tx = executed.tx_hash.as_deref().unwrap_or("-"),
+            "{}",
+            what.done()
+        ),
         Err(e) if what.refusal_expected() => {
             tracing::debug!(channel = %id, op = op.name(), error = %e, "{} not done", what.label())
         }

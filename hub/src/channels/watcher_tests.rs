@@ -10,7 +10,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-use channel_core::channel::{Channel, ChannelEvent, ChannelMessage};
+use channel_core::channel::{Channel, ChannelEvent, ChannelMessage, InFlight};
 use channel_core::crypto::Signer;
 use channel_core::ledger::LedgerConfig;
 use channel_core::testing::{test_domain, test_signer};
@@ -18,7 +18,7 @@ use channel_core::{HashTimeLock, Secret, SignedBalanceProof, H256, U256};
 
 use super::book::{signed_balances_namespace, ChannelBook};
 use super::watcher::{catch_up, monitor};
-use crate::ledger::LedgerHandle;
+use crate::ledger::{HubLedger, LedgerHandle};
 use crate::store::{KvStore, MemoryStore};
 
 const WINDOW: u64 = 30;
@@ -63,7 +63,9 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
         })
         .await
         .unwrap();
-    catch_up(&book, &ledger).await.unwrap();
+    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+        .await
+        .unwrap();
 
     // The device locks 30 toward the hub; the hub learns the secret (from the payee it
     // forwarded to, in a mediated payment).
@@ -98,13 +100,27 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
 
     // Before the reveal timeout the hub waits for the device's off-chain unlock.
     clock.store(expiration - REVEAL - 1, Ordering::SeqCst);
-    monitor(&book, &ledger, REVEAL).await;
+    monitor(
+        &book,
+        &HubLedger::Embedded(ledger.clone()),
+        REVEAL,
+        &mut InFlight::new(0),
+    )
+    .await;
     let registered = |l: &LedgerHandle| l.read(|l| l.secret_registered_at(&secret.hash())).unwrap();
     assert_eq!(registered(&ledger), None);
     clock.store(expiration - REVEAL, Ordering::SeqCst);
-    monitor(&book, &ledger, REVEAL).await;
+    monitor(
+        &book,
+        &HubLedger::Embedded(ledger.clone()),
+        REVEAL,
+        &mut InFlight::new(0),
+    )
+    .await;
     assert_eq!(registered(&ledger), Some(expiration - REVEAL));
-    catch_up(&book, &ledger).await.unwrap();
+    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+        .await
+        .unwrap();
 
     // The device closes without any proof of the hub's; the hub contests with the device's
     // latest proof (the lock), settles after the window and unlocks.
@@ -121,16 +137,38 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
         })
         .await
         .unwrap();
-    catch_up(&book, &ledger).await.unwrap();
-    monitor(&book, &ledger, REVEAL).await;
+    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+        .await
+        .unwrap();
+    monitor(
+        &book,
+        &HubLedger::Embedded(ledger.clone()),
+        REVEAL,
+        &mut InFlight::new(0),
+    )
+    .await;
     let nonce_on_ledger = ledger
         .read(|l| l.channel(id).unwrap().participant(dev).unwrap().nonce())
         .unwrap();
     assert_eq!(nonce_on_ledger, 1, "contested with the locked transfer");
     clock.store(expiration - REVEAL + WINDOW + 1, Ordering::SeqCst);
-    monitor(&book, &ledger, REVEAL).await; // settles
-    catch_up(&book, &ledger).await.unwrap();
-    monitor(&book, &ledger, REVEAL).await; // unlocks
+    monitor(
+        &book,
+        &HubLedger::Embedded(ledger.clone()),
+        REVEAL,
+        &mut InFlight::new(0),
+    )
+    .await; // settles
+    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+        .await
+        .unwrap();
+    monitor(
+        &book,
+        &HubLedger::Embedded(ledger.clone()),
+        REVEAL,
+        &mut InFlight::new(0),
+    )
+    .await; // unlocks
     assert_eq!(ledger.read(|l| l.token_balance(hub)).unwrap(), u(30));
     assert_eq!(
         ledger.read(|l| l.token_balance(dev)).unwrap(),
@@ -177,7 +215,9 @@ async fn a_device_closing_with_an_old_hub_proof_cannot_keep_the_hub_from_settlin
             .await
             .unwrap();
     }
-    catch_up(&book, &ledger).await.unwrap();
+    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+        .await
+        .unwrap();
 
     // The hub pays the device three times: proofs with nonces 1, 2, 3 (10, 20, 30 in all).
     for _ in 0..3 {
@@ -203,10 +243,24 @@ async fn a_device_closing_with_an_old_hub_proof_cannot_keep_the_hub_from_settlin
         })
         .await
         .unwrap();
-    catch_up(&book, &ledger).await.unwrap();
-    monitor(&book, &ledger, REVEAL).await; // nothing to contest: the device never paid
+    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+        .await
+        .unwrap();
+    monitor(
+        &book,
+        &HubLedger::Embedded(ledger.clone()),
+        REVEAL,
+        &mut InFlight::new(0),
+    )
+    .await; // nothing to contest: the device never paid
     clock.store(1_000 + WINDOW + 1, Ordering::SeqCst);
-    monitor(&book, &ledger, REVEAL).await; // settles with nonce 1's data from the archive
+    monitor(
+        &book,
+        &HubLedger::Embedded(ledger.clone()),
+        REVEAL,
+        &mut InFlight::new(0),
+    )
+    .await; // settles with nonce 1's data from the archive
     let phase = ledger.read(|l| l.channel(id).unwrap().phase).unwrap();
     assert_eq!(phase, channel_core::ledger::ChannelPhase::Settled);
     assert_eq!(
@@ -218,6 +272,8 @@ async fn a_device_closing_with_an_old_hub_proof_cannot_keep_the_hub_from_settlin
         u(1_000 + 10)
     );
     // Once the book saw the settle, the archive is gone.
-    catch_up(&book, &ledger).await.unwrap();
+    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+        .await
+        .unwrap();
     assert_eq!(store.list(&archive).unwrap(), Vec::<String>::new());
 }

@@ -19,7 +19,7 @@ use voltlane_proto::convert::sessions::ReceiptPart;
 use voltlane_proto::v1;
 
 use crate::error::HubError;
-use crate::ledger::LedgerHandle;
+use crate::ledger::HubLedger;
 
 /// A relayed session nobody watched for this long may be dropped to make room.
 pub const IDLE_TIMEOUT: Duration = Duration::from_secs(600);
@@ -139,12 +139,12 @@ fn session_error(e: SessionError) -> HubError {
 pub struct SessionRelay {
     sessions: Arc<Mutex<HashMap<H256, Relayed>>>,
     domain: Domain,
-    ledger: Arc<LedgerHandle>,
+    ledger: HubLedger,
     max_sessions: usize,
 }
 
 impl SessionRelay {
-    pub fn new(domain: Domain, ledger: Arc<LedgerHandle>, max_sessions: usize) -> Self {
+    pub fn new(domain: Domain, ledger: HubLedger, max_sessions: usize) -> Self {
         Self {
             sessions: Arc::new(Mutex::new(HashMap::new())),
             domain,

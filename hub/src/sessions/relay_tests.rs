@@ -26,7 +26,11 @@ fn relay(max: usize) -> SessionRelay {
         || 1_000,
     )
     .unwrap();
-    SessionRelay::new(test_domain(), Arc::new(ledger), max)
+    SessionRelay::new(
+        test_domain(),
+        crate::ledger::HubLedger::Embedded(Arc::new(ledger)),
+        max,
+    )
 }
 
 fn offer(id: u8, payee: u8) -> SignedSessionOffer {

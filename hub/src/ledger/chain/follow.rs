@@ -60,6 +60,36 @@ impl ChainLedger {
         Ok(self.step().await?.events)
     }
 
+    /// Polls (every `pause`, at most for `wait`) until the follower has read `block`; whether
+    /// it got there. A storage failure is an error; a node failure is retried until `wait`
+    /// runs out. Used after sending a transaction, so that the records show its effect.
+    pub async fn follow_past(
+        &self,
+        block: u64,
+        wait: Duration,
+        pause: Duration,
+    ) -> Result<bool, HubError> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if self.next_block()? > block {
+                return Ok(true);
+            }
+            match self.step().await {
+                Ok(step) if step.advanced => continue,
+                Ok(_) => {}
+                Err(e @ (ChainError::Failed | ChainError::Store(_))) => return Err(e.into()),
+                Err(e) => tracing::debug!(error = %e, block, "waiting for the follower"),
+            }
+            if self.next_block()? > block {
+                return Ok(true);
+            }
+            if tokio::time::Instant::now() + pause > deadline {
+                return Ok(false);
+            }
+            tokio::time::sleep(pause).await;
+        }
+    }
+
     /// Polls until `shutdown` (run it in its own task; `interval` should not be zero): at once
     /// again while the cursor moves (catching up), every `interval` once caught up, and with a
     /// doubling backoff (from [`MIN_BACKOFF`] up to [`MAX_BACKOFF`]) after failures, each
@@ -174,7 +204,9 @@ impl ChainLedger {
         for event in events {
             let parties = parties_of(&inner.state.mirror, &event);
             // No receivers is fine: nobody subscribed.
-            let _ = self.events.send(Arc::new(PublishedEvent { event, parties }));
+            let _ = self
+                .events
+                .send(Arc::new(PublishedEvent { event, parties }));
         }
         Ok(())
     }

@@ -75,6 +75,7 @@ struct Inner {
 /// The hub's handle on a chain ledger (see the module docs).
 pub struct ChainLedger {
     eth: EthereumLedger,
+    config: ChainLedgerConfig,
     store: Arc<dyn KvStore>,
     inner: Mutex<Inner>,
     /// One poll at a time: two concurrent polls would read from the same cursor.
@@ -125,6 +126,7 @@ impl ChainLedger {
         let (events, _) = broadcast::channel(EVENT_CHANNEL_CAPACITY);
         Ok(Self {
             eth,
+            config: config.clone(),
             store,
             inner: Mutex::new(Inner {
                 state,
@@ -158,6 +160,27 @@ impl ChainLedger {
     /// Seconds between close and the first moment settle is allowed (the contract's).
     pub fn settle_timeout(&self) -> u64 {
         self.eth.settle_timeout()
+    }
+
+    /// The ERC-20 token the TokenNetwork holds.
+    pub fn token(&self) -> Address {
+        self.eth.token()
+    }
+
+    /// The SecretRegistry the TokenNetwork consults.
+    pub fn secret_registry(&self) -> Address {
+        self.eth.secret_registry()
+    }
+
+    /// The block this data directory began following at (the deployment block, normally).
+    pub fn start_block(&self) -> u64 {
+        self.lock()
+            .map_or(self.config.start_block, |inner| inner.state.start_block)
+    }
+
+    /// Confirmations an event needs before the follower reads it.
+    pub fn confirmations(&self) -> u64 {
+        self.config.eth.confirmations
     }
 
     /// A receiver that turns `true` (once, for good) when a store failure stopped the

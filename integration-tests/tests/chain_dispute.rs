@@ -4,7 +4,8 @@
 //! payments would go unrecorded). The hub's follower sees the close, its watcher contests with
 //! the device's latest proof (a real `updateNonClosingBalanceProof` transaction), and once the
 //! chain's clock passes the settlement window it settles: the token balances on the chain are
-//! exactly the off-chain balances.
+//! exactly the off-chain balances. The same scenario runs on the embedded ledger too, and both
+//! pay out the same.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,20 +13,28 @@ use std::time::Duration;
 
 use channel_core::channel::CloseTransaction;
 use channel_core::ledger::LedgerOp;
-use channel_core::primitives::U256;
+use channel_core::primitives::{Address, U256};
 use channel_core::{SignedBalanceProof, Signer};
 use integration_tests::chain::{eventually, ChainHub};
-use integration_tests::device::device_nonce;
-use integration_tests::{within, PayAck, TestDevice};
+use integration_tests::device::{device_key, device_nonce};
+use integration_tests::settlement::ledger_outcome;
+use integration_tests::{within, HubOptions, HubProcess, PayAck, TestDevice};
+use voltlane_eth::EthereumLedger;
 use voltlane_proto::v1;
 
-const SETTLE_TIMEOUT: u64 = 100;
+/// Settlement window on the chain (seconds of chain time, skipped by moving its clock).
+const CHAIN_WINDOW: u64 = 100;
+/// Settlement window on the embedded ledger (seconds of wall-clock time).
+const EMBEDDED_WINDOW: u64 = 3;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_a_chain_the_hub_contests_a_device_close_and_settles_exactly() {
-    within(Duration::from_secs(240), "chain dispute", run(false))
-        .await
-        .unwrap();
+    within(Duration::from_secs(240), "chain dispute", async {
+        let mut net = Net::chain(false).await;
+        assert_eq!(scenario(&mut net, false).await, exact());
+    })
+    .await
+    .unwrap();
 }
 
 /// The same, but right after the device's close the hub loses its node, is killed with
@@ -37,52 +46,208 @@ async fn a_node_outage_and_a_hub_kill_do_not_lose_or_double_the_contest() {
     within(
         Duration::from_secs(240),
         "chain dispute with an outage",
-        run(true),
+        async {
+            let mut net = Net::chain(true).await;
+            assert_eq!(scenario(&mut net, true).await, exact());
+            let Net::Chain { net, device } = &net else {
+                unreachable!()
+            };
+            let hub = net.hub_address();
+            assert_eq!(device.node().transaction_count(hub).await.unwrap(), 2);
+        },
     )
     .await
     .unwrap();
 }
 
-async fn run(outage: bool) {
-    let mut net = ChainHub::start_with(SETTLE_TIMEOUT, 3, &[], outage)
-        .await
-        .unwrap();
-    let conn = net.hub.connect().await.unwrap();
+/// One scenario, two ledgers: the payouts are identical.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_embedded_ledger_and_the_chain_pay_out_the_same() {
+    within(Duration::from_secs(240), "embedded vs chain", async {
+        let mut embedded = Net::embedded().await;
+        let on_embedded = scenario(&mut embedded, false).await;
+        let mut chain = Net::chain(false).await;
+        let on_chain = scenario(&mut chain, false).await;
+        assert_eq!(on_embedded, on_chain);
+        assert_eq!(on_chain, exact());
+    })
+    .await
+    .unwrap();
+}
 
-    // The hub tells devices where it settles.
-    let info = integration_tests::device::hub_info(conn.clone())
-        .await
-        .unwrap();
-    assert_eq!(info.ledger_kind(), v1::LedgerKind::Ethereum);
-    assert_eq!(
-        info.token_network_address,
-        net.chain.deployment.token_network.as_bytes().to_vec()
-    );
-    assert_eq!(
-        info.token_address,
-        net.chain.deployment.token.as_bytes().to_vec()
-    );
-    assert_eq!(info.settlement_timeout, SETTLE_TIMEOUT);
-    assert!(!info.dev_faucet, "a chain has no faucet");
+/// What the ledger paid each side, and the device nonce the hub's contest put on it.
+#[derive(Debug, PartialEq, Eq)]
+struct Payout {
+    device: U256,
+    hub: U256,
+    contested_nonce: u64,
+}
 
-    let key = net.key(2).unwrap();
-    let me = key.address();
-    let hub = net.hub_address();
-    let chain = net.ledger(&key).await.unwrap();
-    let mut device = TestDevice::login(conn, key).await.unwrap();
+/// The off-chain balances after the scenario's payments: the device paid 30 of its 100, and
+/// the hub's contest put the device's tenth (latest) proof on the ledger.
+fn exact() -> Payout {
+    Payout {
+        device: U256::from(70u64),
+        hub: U256::from(30u64),
+        contested_nonce: 10,
+    }
+}
 
-    // The device opens and funds its channel on the chain itself.
-    let deposit = U256::from(100u64);
-    chain
-        .execute(&LedgerOp::OpenChannel {
-            partner: hub,
-            total_deposit: deposit,
+/// The hub and the device's own way to its ledger.
+enum Net {
+    Embedded {
+        hub: HubProcess,
+    },
+    Chain {
+        net: ChainHub,
+        device: EthereumLedger,
+    },
+}
+
+impl Net {
+    async fn embedded() -> Self {
+        let hub = HubProcess::start(HubOptions {
+            settlement_window_secs: EMBEDDED_WINDOW,
+            ..HubOptions::default()
         })
         .await
         .unwrap();
-    let id = chain.channel_identifier(me, hub).await.unwrap();
-    device.track_channel(id, deposit).unwrap();
-    // The hub sees it once its follower read the block.
+        Net::Embedded { hub }
+    }
+
+    async fn chain(outage: bool) -> Self {
+        let net = ChainHub::start_with(CHAIN_WINDOW, 3, &[], outage)
+            .await
+            .unwrap();
+        let device = net.ledger(&net.key(2).unwrap()).await.unwrap();
+        Net::Chain { net, device }
+    }
+
+    fn hub(&mut self) -> &mut HubProcess {
+        match self {
+            Net::Embedded { hub } => hub,
+            Net::Chain { net, .. } => &mut net.hub,
+        }
+    }
+
+    async fn login(&mut self) -> TestDevice {
+        let key = match self {
+            Net::Embedded { .. } => device_key(31, 0).unwrap(),
+            Net::Chain { net, .. } => net.key(2).unwrap(),
+        };
+        TestDevice::login(self.hub().connect().await.unwrap(), key)
+            .await
+            .unwrap()
+    }
+
+    /// Opens the device's channel with `deposit`, as the device, on its ledger.
+    async fn open(&self, device: &mut TestDevice, deposit: U256) {
+        match self {
+            Net::Embedded { .. } => {
+                device.open_channel(deposit).await.unwrap();
+            }
+            Net::Chain { device: eth, .. } => {
+                let (me, hub) = (device.address(), device.hub_address());
+                eth.execute(&LedgerOp::OpenChannel {
+                    partner: hub,
+                    total_deposit: deposit,
+                })
+                .await
+                .unwrap();
+                let id = eth.channel_identifier(me, hub).await.unwrap();
+                device.track_channel(id, deposit).unwrap();
+            }
+        }
+    }
+
+    /// Closes as the device with "no proof" of the hub.
+    async fn close_without_proof(&self, device: &TestDevice) {
+        match self {
+            Net::Embedded { .. } => device.close_on_ledger(None).await.unwrap(),
+            Net::Chain { device: eth, .. } => {
+                let id = device.channel_id().unwrap();
+                let none = SignedBalanceProof::none(*device.channel().unwrap().domain(), id);
+                let closing_signature = none.counter_sign_close(device.key()).unwrap();
+                eth.execute(&LedgerOp::Close(CloseTransaction {
+                    channel_id: id,
+                    partner_proof: none,
+                    closing_signature,
+                }))
+                .await
+                .unwrap();
+            }
+        }
+    }
+
+    async fn token_balance(&self, device: &TestDevice, who: Address) -> U256 {
+        match self {
+            Net::Embedded { .. } => device.token_balance(who).await.unwrap(),
+            Net::Chain { device: eth, .. } => eth.token_balance(who).await.unwrap(),
+        }
+    }
+
+    /// The device nonce the ledger stores for the channel (0 before any contest).
+    async fn device_nonce_on_ledger(&self, device: &TestDevice) -> u64 {
+        let (id, me, hub) = (
+            device.channel_id().unwrap(),
+            device.address(),
+            device.hub_address(),
+        );
+        match self {
+            Net::Embedded { .. } => ledger_outcome(&mut device.ledger(), id, me)
+                .await
+                .unwrap()
+                .device_nonce
+                .unwrap_or(0),
+            Net::Chain { device: eth, .. } => {
+                eth.participant_info(id, me, hub).await.unwrap().nonce
+            }
+        }
+    }
+
+    /// Lets the settlement window pass: the chain's clock is moved; the embedded ledger's is
+    /// the wall clock, already running.
+    async fn pass_window(&self) {
+        if let Net::Chain { net, .. } = self {
+            net.advance(CHAIN_WINDOW + 1).await.unwrap();
+        }
+    }
+}
+
+async fn scenario(net: &mut Net, outage: bool) -> Payout {
+    let mut device = net.login().await;
+    let info = integration_tests::device::hub_info(net.hub().connect().await.unwrap())
+        .await
+        .unwrap();
+    match net {
+        Net::Embedded { .. } => {
+            assert_eq!(info.ledger_kind(), v1::LedgerKind::Embedded);
+            assert!(info.token_address.is_empty());
+        }
+        Net::Chain { net, .. } => {
+            // The hub tells devices where it settles.
+            assert_eq!(info.ledger_kind(), v1::LedgerKind::Ethereum);
+            let d = &net.chain.deployment;
+            assert_eq!(
+                info.token_network_address,
+                d.token_network.as_bytes().to_vec()
+            );
+            assert_eq!(info.token_address, d.token.as_bytes().to_vec());
+            assert_eq!(
+                info.secret_registry_address,
+                d.secret_registry.as_bytes().to_vec()
+            );
+            assert_eq!(info.start_block, d.deploy_block);
+            assert_eq!(info.settlement_timeout, CHAIN_WINDOW);
+            assert!(!info.dev_faucet, "a chain has no faucet");
+        }
+    }
+    let (me, hub) = (device.address(), device.hub_address());
+
+    // The device opens and funds its channel on its ledger, itself.
+    let deposit = U256::from(100u64);
+    net.open(&mut device, deposit).await;
+    // The hub sees it once it read the ledger (on a chain: its follower, the block).
     eventually(
         Duration::from_secs(20),
         "the hub to see the deposit",
@@ -112,22 +277,14 @@ async fn run(outage: bool) {
         assert!(matches!(ack, PayAck::Accepted { .. }), "{ack:?}");
     }
     assert_eq!(device_nonce(&device.hub_view().await.unwrap()), 10);
-    let device_before = chain.token_balance(me).await.unwrap();
-    let hub_before = chain.token_balance(hub).await.unwrap();
+    let device_before = net.token_balance(&device, me).await;
+    let hub_before = net.token_balance(&device, hub).await;
 
-    // The device closes on the chain with "no proof" of the hub, counter-signed.
-    let none = SignedBalanceProof::none(*device.channel().unwrap().domain(), id);
-    let closing_signature = none.counter_sign_close(device.key()).unwrap();
-    chain
-        .execute(&LedgerOp::Close(CloseTransaction {
-            channel_id: id,
-            partner_proof: none,
-            closing_signature,
-        }))
-        .await
-        .unwrap();
-
+    net.close_without_proof(&device).await;
     if outage {
+        let Net::Chain { net, .. } = net else {
+            unreachable!("outages are a chain scenario")
+        };
         let proxy = net.proxy.as_ref().expect("started with a proxy");
         proxy.set_down(true);
         tokio::time::sleep(Duration::from_secs(2)).await;
@@ -137,30 +294,25 @@ async fn run(outage: bool) {
     }
 
     // The hub contests with the device's latest proof (nonce 10) inside the window.
-    eventually(
-        Duration::from_secs(30),
-        "the hub's update on the chain",
-        || async {
-            let info = chain.participant_info(id, me, hub).await?;
-            Ok((info.nonce == 10).then_some(()))
-        },
-    )
+    let contested_nonce = eventually(Duration::from_secs(30), "the hub's update", || async {
+        let nonce = net.device_nonce_on_ledger(&device).await;
+        Ok((nonce > 0).then_some(nonce))
+    })
     .await
     .unwrap();
 
-    // Past the window on the chain's clock, the hub settles: exact balances.
-    net.advance(SETTLE_TIMEOUT + 1).await.unwrap();
+    // Past the window, the hub settles.
+    net.pass_window().await;
     let hub_after = eventually(Duration::from_secs(30), "the hub's settle", || async {
-        let now = chain.token_balance(hub).await?;
+        let now = net.token_balance(&device, hub).await;
         Ok((now != hub_before).then_some(now))
     })
     .await
     .unwrap();
-    assert_eq!(hub_after, hub_before + U256::from(30u64));
-    assert_eq!(
-        chain.token_balance(me).await.unwrap(),
-        device_before + U256::from(70u64)
-    );
-    // The hub's transactions: the update and the settle, each once.
-    assert_eq!(chain.node().transaction_count(hub).await.unwrap(), 2);
+    let device_after = net.token_balance(&device, me).await;
+    Payout {
+        device: device_after - device_before,
+        hub: hub_after - hub_before,
+        contested_nonce,
+    }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use channel_core::channel::CloseTransaction;
 use channel_core::ledger::LedgerOp;
 use channel_core::primitives::{Address, U256};
-use channel_core::{SignedBalanceProof, Signer};
+use channel_core::SignedBalanceProof;
 use integration_tests::chain::{eventually, ChainHub};
 use integration_tests::device::{device_key, device_nonce};
 use integration_tests::settlement::ledger_outcome;
@@ -93,13 +93,15 @@ fn exact() -> Payout {
     }
 }
 
-/// The hub and the device's own way to its ledger.
+/// The hub and the device's own way to its ledger. (Two values per test: their sizes do
+/// not matter.)
+#[allow(clippy::large_enum_variant)]
 enum Net {
     Embedded {
         hub: HubProcess,
     },
     Chain {
-        net: ChainHub,
+        net: Box<ChainHub>,
         device: EthereumLedger,
     },
 }
@@ -120,7 +122,10 @@ impl Net {
             .await
             .unwrap();
         let device = net.ledger(&net.key(2).unwrap()).await.unwrap();
-        Net::Chain { net, device }
+        Net::Chain {
+            net: Box::new(net),
+            device,
+        }
     }
 
     fn hub(&mut self) -> &mut HubProcess {

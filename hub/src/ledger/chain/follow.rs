@@ -174,7 +174,9 @@ impl ChainLedger {
         for event in events {
             let parties = parties_of(&inner.state.mirror, &event);
             // No receivers is fine: nobody subscribed.
-            let _ = self.events.send(Arc::new(PublishedEvent { event, parties }));
+            let _ = self
+                .events
+                .send(Arc::new(PublishedEvent { event, parties }));
         }
         Ok(())
     }

@@ -117,7 +117,9 @@ impl FollowerState {
             });
         }
         let mirror: LedgerMirror = match store.read(NS_CHAIN_LEDGER, KEY_MIRROR)? {
-            Some(bytes) => record::decode(NS_CHAIN_LEDGER, KEY_MIRROR, CHAIN_RECORD_VERSION, &bytes)?,
+            Some(bytes) => {
+                record::decode(NS_CHAIN_LEDGER, KEY_MIRROR, CHAIN_RECORD_VERSION, &bytes)?
+            }
             None => LedgerMirror::new(),
         };
         if mirror.last_seq() != cursor.last_seq {
@@ -279,8 +281,8 @@ pub fn read_events(
 ) -> Result<Vec<LedgerEvent>, StoreError> {
     let mut out = Vec::new();
     for seq in from.max(1)..=to {
-        let event =
-            read_event(store, seq)?.ok_or_else(|| corrupt(&event_key(seq), "event is missing".into()))?;
+        let event = read_event(store, seq)?
+            .ok_or_else(|| corrupt(&event_key(seq), "event is missing".into()))?;
         out.push(event);
     }
     Ok(out)

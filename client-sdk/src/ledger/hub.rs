@@ -2,6 +2,8 @@
 //! service (today's default). Every transaction is one call whose answer carries the events
 //! it emitted, and every read is one call; events of the device come from `Ledger.Subscribe`.
 
+use std::sync::Arc;
+
 use channel_core::channel::PendingUnlock;
 use channel_core::ledger::{ChannelRecord, LedgerEvent, LedgerOp};
 use channel_core::primitives::{Address, U256};
@@ -14,7 +16,8 @@ use crate::rpc::Rpc;
 /// The hub's Ledger service as the device's ledger.
 #[derive(Clone, Debug)]
 pub struct HubLedger {
-    rpc: Rpc,
+    /// Shared with the client (one connection to the hub).
+    rpc: Arc<Rpc>,
 }
 
 fn core_events(events: Vec<v1::LedgerEvent>) -> Result<Vec<LedgerEvent>, ClientError> {
@@ -26,7 +29,7 @@ fn core_events(events: Vec<v1::LedgerEvent>) -> Result<Vec<LedgerEvent>, ClientE
 
 impl HubLedger {
     pub(crate) fn new(rpc: Rpc) -> Self {
-        Self { rpc }
+        Self { rpc: Arc::new(rpc) }
     }
 
     /// Sends `op` as this device and returns the events the ledger emitted.

@@ -310,3 +310,17 @@ async fn contest(shared: &Shared, tx: &UpdateTransaction) -> Result<(), ClientEr
     ops::apply_events(shared, events).await?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sent_action_is_held_back_well_inside_both_windows() {
+        assert_eq!(resend_after(40, 500), 10);
+        assert_eq!(resend_after(500, 100), 25);
+        // Never zero: a zero would resend on every pass.
+        assert_eq!(resend_after(2, 100), 1);
+        assert_eq!(resend_after(0, 0), 1);
+    }
+}

@@ -175,19 +175,21 @@ impl Client {
         // A hub whose ledger does not fit the options is refused before the store changes.
         check_ledger_options(&hub, &announced, options)?;
         let fresh = store.hub()?.is_none() && store.channel()?.is_none();
-        match store.hub()? {
-            Some(h) if h.hub_address != hub.hub_address || h.domain != hub.domain => {
+        if let Some(h) = store.hub()? {
+            if h.hub_address != hub.hub_address || h.domain != hub.domain {
                 return Err(ClientError::InvalidState(format!(
                     "the store belongs to hub {} on chain {}, but {endpoint} is hub {} on chain {}",
                     h.hub_address, h.domain.chain_id, hub.hub_address, hub.domain.chain_id
-                )))
+                )));
             }
-            _ => store.put_hub(&hub)?,
         }
+        // On a chain: connects to the device's node and refuses a chain whose contracts are
+        // not the ones the hub announces, before the store records the hub.
+        let ledger = device_ledger(&rpc, &hub, &announced, options, &store).await?;
+        store.put_hub(&hub)?;
         store.flush().await?;
         rpc.set_hub_address(hub.hub_address);
         rpc.authenticate().await?;
-        let ledger = device_ledger(&rpc, &hub, &announced, options, &store).await?;
         if let DeviceLedger::Hub(hub_ledger) = &ledger {
             if fresh && store.ledger_seq()? == 0 {
                 // A new device has no history on the ledger: follow it from now on rather

@@ -10,16 +10,17 @@
 use std::sync::Arc;
 
 use channel_core::channel::{Channel, ChannelPhase};
-use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord};
+use channel_core::ledger::{ChannelPhase as LedgerPhase, LedgerOp};
 use channel_core::mediation::{FeePolicy, SignedPaymentRequest};
 use channel_core::primitives::{Address, H256, U256};
 use channel_core::{Domain, LocalSigner, Signer};
 use tokio::sync::broadcast;
-use voltlane_proto::convert::{address, address_bytes, u256, u256_bytes};
+use voltlane_proto::convert::{address, u256};
 use voltlane_proto::v1;
 
 use crate::error::ClientError;
 use crate::export::ExportedProofs;
+use crate::ledger::{ChainDeployment, ChainLedger, DeployedContracts, DeviceLedger, HubLedger};
 use crate::mediation::{self, MediatedReceipt, MediationInfo, MediationOptions, Quote};
 use crate::rpc::{ConnectOptions, Rpc};
 use crate::shared::Shared;
@@ -39,7 +40,16 @@ impl Drop for Client {
     }
 }
 
-async fn hub_info(rpc: &Rpc) -> Result<(HubRecord, MediationInfo), ClientError> {
+/// Where the hub settles, as `Hub.GetInfo` announces it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum AnnouncedLedger {
+    /// The hub's own ledger, behind its `Ledger` service (also what an old hub means).
+    Embedded,
+    /// An EVM chain the device must reach itself.
+    Ethereum(ChainDeployment),
+}
+
+async fn hub_info(rpc: &Rpc) -> Result<(HubRecord, MediationInfo, AnnouncedLedger), ClientError> {
     let info = rpc
         .clients()
         .hub
@@ -68,7 +78,65 @@ async fn hub_info(rpc: &Rpc) -> Result<(HubRecord, MediationInfo), ClientError> 
         },
         reveal_timeout: info.reveal_timeout,
     };
-    Ok((hub, mediation))
+    let ledger = match v1::LedgerKind::try_from(info.ledger_kind) {
+        Ok(v1::LedgerKind::Unspecified | v1::LedgerKind::Embedded) => AnnouncedLedger::Embedded,
+        Ok(v1::LedgerKind::Ethereum) => AnnouncedLedger::Ethereum(ChainDeployment {
+            contracts: DeployedContracts {
+                domain: hub.domain,
+                token: address("token_address", &info.token_address)?,
+                secret_registry: address("secret_registry_address", &info.secret_registry_address)?,
+                settlement_timeout: info.settlement_timeout,
+            },
+            start_block: info.start_block,
+            confirmations: info.confirmations,
+        }),
+        Err(_) => {
+            return Err(ClientError::HubMisbehaved(format!(
+                "Hub.GetInfo names ledger kind {}, which this SDK does not know",
+                info.ledger_kind
+            )))
+        }
+    };
+    Ok((hub, mediation, ledger))
+}
+
+/// Refuses options that do not fit the hub's ledger: an Ethereum hub needs the device's own
+/// chain access, a hub with an embedded ledger must not be given one.
+fn check_ledger_options(
+    hub: &HubRecord,
+    announced: &AnnouncedLedger,
+    options: &ConnectOptions,
+) -> Result<(), ClientError> {
+    match (announced, options.chain()) {
+        (AnnouncedLedger::Embedded, Some(_)) => Err(ClientError::ChainAccessUnexpected {
+            hub: hub.hub_address,
+        }),
+        (AnnouncedLedger::Ethereum(_), None) => Err(ClientError::ChainAccessRequired {
+            hub: hub.hub_address,
+            chain_id: hub.domain.chain_id,
+            token_network: hub.domain.token_network_address,
+        }),
+        _ => Ok(()),
+    }
+}
+
+/// Builds the device's ledger for what the hub announces (after [`check_ledger_options`]).
+async fn device_ledger(
+    rpc: &Rpc,
+    hub: &HubRecord,
+    announced: &AnnouncedLedger,
+    options: &ConnectOptions,
+    store: &DeviceStore,
+) -> Result<DeviceLedger, ClientError> {
+    check_ledger_options(hub, announced, options)?;
+    match (announced, options.chain()) {
+        (AnnouncedLedger::Ethereum(deployment), Some(access)) => {
+            let chain =
+                ChainLedger::connect(access, deployment, rpc.signer(), store.clone()).await?;
+            Ok(DeviceLedger::Ethereum(Box::new(chain)))
+        }
+        _ => Ok(DeviceLedger::Hub(HubLedger::new(rpc.clone()))),
+    }
 }
 
 impl Client {
@@ -103,33 +171,36 @@ impl Client {
             None => store.put_signer(&signer).await?,
         }
         let rpc = Rpc::connect(endpoint, signer, options).await?;
-        let (hub, mediation) = hub_info(&rpc).await?;
+        let (hub, mediation, announced) = hub_info(&rpc).await?;
+        // A hub whose ledger does not fit the options is refused before the store changes.
+        check_ledger_options(&hub, &announced, options)?;
         let fresh = store.hub()?.is_none() && store.channel()?.is_none();
-        match store.hub()? {
-            Some(h) if h.hub_address != hub.hub_address || h.domain != hub.domain => {
+        if let Some(h) = store.hub()? {
+            if h.hub_address != hub.hub_address || h.domain != hub.domain {
                 return Err(ClientError::InvalidState(format!(
                     "the store belongs to hub {} on chain {}, but {endpoint} is hub {} on chain {}",
                     h.hub_address, h.domain.chain_id, hub.hub_address, hub.domain.chain_id
-                )))
+                )));
             }
-            _ => store.put_hub(&hub)?,
         }
+        // On a chain: connects to the device's node and refuses a chain whose contracts are
+        // not the ones the hub announces, before the store records the hub.
+        let ledger = device_ledger(&rpc, &hub, &announced, options, &store).await?;
+        store.put_hub(&hub)?;
         store.flush().await?;
         rpc.set_hub_address(hub.hub_address);
         rpc.authenticate().await?;
-        if fresh && store.ledger_seq()? == 0 {
-            // A new device has no history on the ledger: follow it from now on rather than
-            // replaying every event since genesis (what makes a hub with many devices slow).
-            let time = rpc
-                .call("Ledger.GetTime", |mut c| async move {
-                    c.ledger.get_time(v1::GetTimeRequest {}).await
-                })
-                .await?;
-            store.put_ledger_seq(time.last_event_seq)?;
-            store.flush().await?;
+        if let DeviceLedger::Hub(hub_ledger) = &ledger {
+            if fresh && store.ledger_seq()? == 0 {
+                // A new device has no history on the ledger: follow it from now on rather
+                // than replaying every event since genesis (what makes a hub with many
+                // devices slow). On a chain the follower starts at the announced start block.
+                store.put_ledger_seq(hub_ledger.last_event_seq().await?)?;
+                store.flush().await?;
+            }
         }
         let channel = store.channel()?;
-        let (shared, queue) = Shared::new(rpc, store, hub, mediation, channel);
+        let (shared, queue) = Shared::new(rpc, ledger, store, hub, mediation, channel);
         shared.spawn(move |s| payments::run(s, queue));
         shared.spawn(receiver::run);
         shared.spawn(watcher::run);
@@ -222,20 +293,16 @@ impl Client {
     }
 
     /// Dev faucet: credits `amount` test tokens to `to`'s ledger account (e.g. the hub's, so
-    /// that its auto-deposit can give devices receiving capacity on a test ledger).
+    /// that its auto-deposit can give devices receiving capacity on a test ledger). Only a
+    /// hub with an embedded ledger has one ([`ClientError::FaucetEmbeddedOnly`] on a chain).
     pub async fn mint_to(&self, to: Address, amount: U256) -> Result<(), ClientError> {
-        let req = v1::MintRequest {
-            to: address_bytes(&to),
-            amount: u256_bytes(&amount),
-        };
-        self.shared
-            .rpc
-            .call("Ledger.Mint", move |mut c| {
-                let req = req.clone();
-                async move { c.ledger.mint(req).await }
-            })
-            .await?;
-        Ok(())
+        self.shared.ledger.mint(to, amount).await
+    }
+
+    /// Which ledger the device uses: `"embedded"` (the hub's) or `"ethereum"` (the chain,
+    /// directly).
+    pub fn ledger_kind(&self) -> &'static str {
+        self.shared.ledger.kind()
     }
 
     /// `who`'s token balance on the ledger.
@@ -285,19 +352,13 @@ impl Client {
         shared.update_channel(|ch| sync::apply_record(ch, &rec))?;
         shared.store.flush().await?;
         if shared.require_channel()?.our().total_deposit < total_deposit {
-            let req = v1::SetTotalDepositRequest {
-                channel_id: u256_bytes(&channel_id),
-                participant: address_bytes(&me),
-                total_deposit: u256_bytes(&total_deposit),
+            let op = LedgerOp::SetTotalDeposit {
+                channel_id,
+                participant: me,
+                total_deposit,
             };
-            let resp = shared
-                .rpc
-                .call("Ledger.SetTotalDeposit", move |mut c| {
-                    let req = req.clone();
-                    async move { c.ledger.set_total_deposit(req).await }
-                })
-                .await?;
-            ops::apply_events(shared, resp.events).await?;
+            let events = crate::ledger::execute(shared, &op).await?;
+            ops::apply_events(shared, events).await?;
         }
         Ok(channel_id)
     }
@@ -314,41 +375,15 @@ impl Client {
     async fn find_ledger_channel(&self) -> Result<Option<U256>, ClientError> {
         let me = self.address();
         let hub = self.hub_address();
-        let list = self
-            .shared
-            .rpc
-            .call("Ledger.ListChannels", move |mut c| async move {
-                c.ledger
-                    .list_channels(v1::ListLedgerChannelsRequest {
-                        participant: address_bytes(&me),
-                    })
-                    .await
-            })
-            .await?;
-        for m in list.channels {
-            let rec = ChannelRecord::try_from(m)?;
-            if rec.phase == LedgerPhase::Opened && rec.partner_of(me) == Some(hub) {
-                return Ok(Some(rec.id));
-            }
-        }
-        Ok(None)
+        let channels = self.shared.ledger.channels_of(me).await?;
+        Ok(channels
+            .into_iter()
+            .find(|rec| rec.phase == LedgerPhase::Opened && rec.partner_of(me) == Some(hub))
+            .map(|rec| rec.id))
     }
 
     async fn open_on_ledger(&self) -> Result<U256, ClientError> {
-        let hub = self.hub_address();
-        let resp = self
-            .shared
-            .rpc
-            .call("Ledger.OpenChannel", move |mut c| async move {
-                c.ledger
-                    .open_channel(v1::OpenChannelRequest {
-                        partner: address_bytes(&hub),
-                        total_deposit: Vec::new(),
-                    })
-                    .await
-            })
-            .await?;
-        Ok(u256("channel_id", &resp.channel_id)?)
+        self.shared.ledger.open_channel(self.hub_address()).await
     }
 
     // ----- payments -----
@@ -468,5 +503,65 @@ impl Client {
     /// settled by someone else (e.g. the hub).
     pub async fn settle(&self) -> Result<Option<Settlement>, ClientError> {
         ops::settle(&self.shared).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use channel_core::primitives::Address;
+
+    use super::*;
+    use crate::ledger::ChainAccess;
+
+    fn hub() -> HubRecord {
+        HubRecord {
+            hub_address: Address([7; 20]),
+            domain: Domain {
+                chain_id: U256::from(31_337u64),
+                token_network_address: Address([8; 20]),
+            },
+            settlement_timeout: 100,
+        }
+    }
+
+    fn ethereum() -> AnnouncedLedger {
+        AnnouncedLedger::Ethereum(ChainDeployment {
+            contracts: DeployedContracts {
+                domain: hub().domain,
+                token: Address([9; 20]),
+                secret_registry: Address([10; 20]),
+                settlement_timeout: 100,
+            },
+            start_block: 3,
+            confirmations: 1,
+        })
+    }
+
+    #[test]
+    fn an_ethereum_hub_needs_the_devices_own_chain_access() {
+        let err = check_ledger_options(&hub(), &ethereum(), &ConnectOptions::new()).unwrap_err();
+        assert!(
+            matches!(err, ClientError::ChainAccessRequired { hub: h, .. } if h == hub().hub_address),
+            "{err}"
+        );
+        let text = err.to_string();
+        assert!(text.contains("own RPC URL"), "{text}");
+        assert!(text.contains("31337"), "{text}");
+        let with = ConnectOptions::new().chain_access(ChainAccess::new("http://127.0.0.1:8545"));
+        check_ledger_options(&hub(), &ethereum(), &with).unwrap();
+    }
+
+    #[test]
+    fn chain_access_for_an_embedded_hub_is_refused() {
+        let with = ConnectOptions::new().chain_access(ChainAccess::new("http://127.0.0.1:8545"));
+        let err = check_ledger_options(&hub(), &AnnouncedLedger::Embedded, &with).unwrap_err();
+        assert!(
+            matches!(err, ClientError::ChainAccessUnexpected { .. }),
+            "{err}"
+        );
+        assert!(err.to_string().contains("embedded ledger"), "{err}");
+        check_ledger_options(&hub(), &AnnouncedLedger::Embedded, &ConnectOptions::new()).unwrap();
     }
 }

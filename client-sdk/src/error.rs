@@ -14,14 +14,19 @@
 //! - the hub sent something malformed or dishonest ([`ClientError::Malformed`],
 //!   [`ClientError::HubMisbehaved`], [`ClientError::LedgerTimeOverflow`]): stop trusting it,
 //!   close on the ledger;
+//! - the device's own chain access is missing, unexpected or does not match the hub
+//!   ([`ClientError::ChainAccessRequired`], [`ClientError::ChainAccessUnexpected`],
+//!   [`ClientError::Chain`]), or the call exists only on an embedded ledger
+//!   ([`ClientError::FaucetEmbeddedOnly`]): fix the connect options or refuse the hub;
 //! - local storage failed ([`ClientError::Store`]): the device cannot safely continue.
 
 use channel_core::channel::ChannelError;
 use channel_core::mediation::PaymentRequestError;
-use channel_core::primitives::H256;
+use channel_core::primitives::{Address, H256, U256};
 use channel_core::CryptoError;
 use voltlane_proto::FieldError;
 
+use crate::ledger::ChainError;
 use crate::store::StoreError;
 
 /// Everything that can go wrong in the SDK.
@@ -93,6 +98,33 @@ pub enum ClientError {
     #[error("hub misbehaved: ledger time {now} leaves no room for a withdraw deadline")]
     LedgerTimeOverflow { now: u64 },
 
+    // --- the ledger the device uses ---
+    /// The hub settles on Ethereum, so the device must reach the chain itself.
+    #[error(
+        "hub {hub} settles on Ethereum (chain {chain_id}, token network {token_network}): \
+         the device needs its own RPC URL to that chain (ConnectOptions::chain_access)"
+    )]
+    ChainAccessRequired {
+        hub: Address,
+        chain_id: U256,
+        token_network: Address,
+    },
+    /// Chain access was configured, but the hub uses its embedded ledger.
+    #[error(
+        "chain access was configured, but hub {hub} uses its embedded ledger (no chain to \
+         reach): remove ConnectOptions::chain_access or connect to the Ethereum hub"
+    )]
+    ChainAccessUnexpected { hub: Address },
+    /// The device's chain ledger failed, or the chain is not the one the hub announces.
+    #[error("chain ledger: {0}")]
+    Chain(#[from] ChainError),
+    /// `mint` on a chain: the dev faucet is `Ledger.Mint` of an embedded-ledger hub.
+    #[error(
+        "the dev faucet (Ledger.Mint) exists only on a hub with an embedded ledger; this hub \
+         settles on chain {chain_id}: get tokens of {token} there"
+    )]
+    FaucetEmbeddedOnly { chain_id: U256, token: Address },
+
     // --- local failures ---
     #[error("device store: {0}")]
     Store(#[from] StoreError),
@@ -117,6 +149,15 @@ impl ClientError {
             op,
             code: status.code(),
             message: status.message().to_string(),
+        }
+    }
+
+    /// Whether the ledger refused the transaction (the hub's ledger answered with a code, or
+    /// the chain reverted): someone else may have done it first.
+    pub fn is_ledger_refusal(&self) -> bool {
+        match self {
+            ClientError::Chain(e) => e.is_refusal(),
+            _ => self.code().is_some(),
         }
     }
 

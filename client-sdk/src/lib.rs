@@ -19,6 +19,10 @@
 //!   ([`Client::accept_session`]), and both sign a receipt that verifies offline.
 //! - The ways out without trusting the hub: [`Client::withdraw`], [`Client::cooperative_close`],
 //!   [`Client::close`], [`Client::settle`]; a ledger watcher contests a stale close by the hub.
+//! - The ledger is either the hub's embedded one (through its `Ledger` service) or, when the
+//!   hub announces Ethereum, the chain itself over the device's own RPC URL
+//!   ([`ConnectOptions::chain_access`], [`ledger`]): the device follows the contract's
+//!   confirmed events and sends its transactions from its own key.
 //! - [`DeviceStore`] (sled at a path the app chooses, or in memory) keeps the key, the channel,
 //!   the unacknowledged proofs, the hub's proofs, the last ledger event and the records of
 //!   mediated payments (requests with their secrets, transfers paid and received), in
@@ -35,7 +39,7 @@ mod backoff;
 mod client;
 mod error;
 pub mod export;
-mod ledger;
+pub mod ledger;
 pub mod mediation;
 mod ops;
 mod payments;
@@ -52,6 +56,7 @@ mod watcher;
 pub use client::Client;
 pub use error::ClientError;
 pub use export::{ExportedProof, ExportedProofs};
+pub use ledger::{ChainAccess, DeviceLedger};
 pub use mediation::{MediatedReceipt, MediationInfo, MediationOptions, Quote, ReceiptError};
 pub use ops::WITHDRAW_VALIDITY;
 pub use restore::restore_proofs;

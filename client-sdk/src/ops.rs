@@ -1,7 +1,7 @@
 //! Money in and out of the channel: top-up deposit, withdraw, cooperative close, unilateral
 //! close and settle. Each signs with the channel state machine, persists and flushes before
-//! anything leaves the device, then talks to the ledger service directly (the hub's channel
-//! logic is needed only to co-sign a withdraw or a cooperative close).
+//! anything leaves the device, then talks to the ledger directly through [`crate::ledger`]
+//! (the hub's channel logic is needed only to co-sign a withdraw or a cooperative close).
 
 use std::time::Duration;
 
@@ -32,11 +32,10 @@ fn withdraw_deadline(now: u64) -> Result<u64, ClientError> {
 /// settlement if one of them settled our channel.
 pub(crate) async fn apply_events(
     shared: &Shared,
-    events: Vec<v1::LedgerEvent>,
+    events: Vec<LedgerEvent>,
 ) -> Result<Option<Settlement>, ClientError> {
     let mut settled = None;
-    for m in events {
-        let ev = LedgerEvent::try_from(m)?;
+    for ev in events {
         let effect = shared.apply_ledger_event(&ev)?;
         settled = settled.or(effect.settled);
     }
@@ -198,7 +197,12 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
             async move { c.channels.cooperative_close(req).await }
         })
         .await?;
-    if let Some(s) = apply_events(shared, resp.events).await? {
+    let events = resp
+        .events
+        .into_iter()
+        .map(LedgerEvent::try_from)
+        .collect::<Result<Vec<_>, _>>()?;
+    if let Some(s) = apply_events(shared, events).await? {
         return Ok(s);
     }
     // The hub co-signed but did not submit: submit cooperative settle ourselves.
@@ -291,7 +295,7 @@ pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, Client
         match submit_settle(shared, &rec).await {
             Ok(settled) => return Ok(settled),
             // Someone (the hub, our watcher) may have settled in between: look again.
-            Err(e) if e.code().is_some() => {
+            Err(e) if e.is_ledger_refusal() => {
                 let rec = ledger::channel(shared, channel_id).await?;
                 if rec.phase != LedgerPhase::Settled {
                     return Err(e);

@@ -23,6 +23,7 @@ use voltlane_proto::convert::{address_bytes, h256};
 use voltlane_proto::v1;
 
 use crate::error::ClientError;
+use crate::ledger::ChainAccess;
 
 /// Puts `authorization: Bearer <token>` on every request once a session exists.
 #[derive(Clone, Debug, Default)]
@@ -53,11 +54,13 @@ impl Interceptor for TokenInterceptor {
 type Svc = InterceptedService<Transport, TokenInterceptor>;
 
 /// How to reach the hub: for `https://` endpoints, the CA certificate to trust and, if the
-/// hub's certificate names another host than the endpoint's, that name.
+/// hub's certificate names another host than the endpoint's, that name; for a hub that
+/// settles on Ethereum, how the device reaches that chain itself ([`ChainAccess`]).
 #[derive(Clone, Debug, Default)]
 pub struct ConnectOptions {
     ca_certificate_pem: Option<Vec<u8>>,
     tls_domain_name: Option<String>,
+    chain_access: Option<ChainAccess>,
 }
 
 impl ConnectOptions {
@@ -75,6 +78,18 @@ impl ConnectOptions {
     pub fn tls_domain_name(mut self, name: impl Into<String>) -> Self {
         self.tls_domain_name = Some(name.into());
         self
+    }
+
+    /// The device's own access to the chain an Ethereum hub settles on (required for such a
+    /// hub, refused for a hub with an embedded ledger).
+    pub fn chain_access(mut self, access: ChainAccess) -> Self {
+        self.chain_access = Some(access);
+        self
+    }
+
+    /// The configured chain access, if any.
+    pub fn chain(&self) -> Option<&ChainAccess> {
+        self.chain_access.as_ref()
     }
 
     /// The TLS settings for `endpoint`, or why they do not fit it.

@@ -23,6 +23,7 @@ use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semapho
 use tokio::task::JoinHandle;
 
 use crate::error::ClientError;
+use crate::ledger::DeviceLedger;
 use crate::mediation::{MediationInfo, MediationOptions};
 use crate::rpc::Rpc;
 use crate::store::{
@@ -69,6 +70,8 @@ struct State {
 
 pub(crate) struct Shared {
     pub rpc: Rpc,
+    /// The ledger: the hub's embedded one or the chain (see [`crate::ledger`]).
+    pub ledger: DeviceLedger,
     pub store: DeviceStore,
     pub hub: HubRecord,
     state: Mutex<State>,
@@ -105,6 +108,7 @@ fn poisoned() -> ClientError {
 impl Shared {
     pub fn new(
         rpc: Rpc,
+        ledger: DeviceLedger,
         store: DeviceStore,
         hub: HubRecord,
         mediation: MediationInfo,
@@ -113,6 +117,7 @@ impl Shared {
         let (pay_queue, queue_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Self {
             rpc,
+            ledger,
             store,
             hub,
             state: Mutex::new(State {

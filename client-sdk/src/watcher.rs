@@ -1,8 +1,11 @@
 //! The ledger watcher tasks, with no help from the hub's channel logic:
 //!
-//! - [`run`] follows `Ledger.Subscribe` (the events that concern this device) from the last
-//!   event the device applied, feeds every event to the channel (the core's idempotent `handle_ledger_event`) and persists the seq
-//!   with the channel.
+//! - [`run`] follows the ledger's events that concern this device from the last one the
+//!   device applied, feeds every event to the channel (the core's idempotent
+//!   `handle_ledger_event`) and persists the seq with the channel. On the hub's embedded
+//!   ledger the events come from `Ledger.Subscribe`; on a chain from the device's own
+//!   follower ([`crate::ledger::ChainLedger::follow_once`]), which persists them with its
+//!   mirror and cursor before they are fed here, so a crash in between feeds them again.
 //! - [`monitor`] is the level-triggered channel monitor: while it has something to guard
 //!   ([`needs_watch`]) it reads the ledger's current record of the channel (at start-up, every
 //!   [`MONITOR_TICK`], and whenever the channel changes phase) and submits what the core's
@@ -10,24 +13,24 @@
 //!   (`UpdateNonClosingBalanceProof`) when the hub closed with an older one, a settle once the
 //!   window is over, the secret of a lock the hub owes us when the hub has not unlocked it
 //!   close to its expiry, a close when such a lock is claimed on the ledger but the hub never
-//!   unlocked it, and the unlocks of the tokens the ledger kept back at settlement (listed by
-//!   `Ledger.GetPendingUnlocks`). It never depends on having seen an event, so a close the
-//!   device applied just before a crash is still contested after the restart.
+//!   unlocked it, and the unlocks of the tokens the ledger kept back at settlement. It never
+//!   depends on having seen an event, so a close the device applied just before a crash is
+//!   still contested after the restart. On a chain its actions pass through the core's
+//!   `InFlight` first, so a transaction whose effect is not mirrored yet is not sent again
+//!   before [`resend_after`] seconds of ledger time.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use channel_core::channel::{
-    Channel, ChannelPhase, LedgerAction, LedgerView, PendingUnlock, UpdateTransaction,
+    Channel, ChannelPhase, InFlight, LedgerAction, LedgerView, UpdateTransaction,
 };
 use channel_core::ledger::{ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent, LedgerOp};
 use channel_core::primitives::U256;
-use voltlane_proto::convert::{address, address_bytes, h256, u256_bytes};
-use voltlane_proto::v1;
 
 use crate::backoff::Backoff;
 use crate::error::ClientError;
-use crate::ledger;
+use crate::ledger::{self, ChainLedger, DeviceLedger, HubLedger};
 use crate::ops;
 use crate::shared::Shared;
 
@@ -35,46 +38,73 @@ use crate::shared::Shared;
 pub(crate) async fn run(shared: Arc<Shared>) {
     let mut backoff = Backoff::new();
     loop {
-        if let Err(e) = session(&shared, &mut backoff).await {
-            tracing::warn!(error = %e, "ledger subscription interrupted");
+        let outcome = match &shared.ledger {
+            DeviceLedger::Hub(hub) => session(&shared, hub, &mut backoff).await,
+            DeviceLedger::Ethereum(chain) => follow(&shared, chain, &mut backoff).await,
+        };
+        if let Err(e) = outcome {
+            tracing::warn!(error = %e, kind = shared.ledger.kind(), "ledger follower interrupted");
         }
         backoff.sleep().await;
     }
 }
 
-async fn session(shared: &Arc<Shared>, backoff: &mut Backoff) -> Result<(), ClientError> {
+/// One `Ledger.Subscribe` stream of the hub's embedded ledger.
+async fn session(
+    shared: &Arc<Shared>,
+    hub: &HubLedger,
+    backoff: &mut Backoff,
+) -> Result<(), ClientError> {
     let from_seq = shared.store.ledger_seq()?.saturating_add(1);
     // Only the events of this device (its channels, mints to it, secret registrations).
-    let participant = address_bytes(&channel_core::Signer::address(shared.rpc.signer()));
-    let mut stream = shared
-        .rpc
-        .call("Ledger.Subscribe", move |mut c| {
-            let participant = participant.clone();
-            async move {
-                c.ledger
-                    .subscribe(v1::SubscribeRequest {
-                        from_seq,
-                        participant,
-                    })
-                    .await
-            }
-        })
-        .await?;
+    let me = channel_core::Signer::address(shared.rpc.signer());
+    let mut stream = hub.subscribe(from_seq, me).await?;
     backoff.reset();
     while let Some(m) = stream
         .message()
         .await
         .map_err(|s| ClientError::rpc("Ledger.Subscribe", s))?
     {
-        let ev = LedgerEvent::try_from(m)?;
+        deliver(shared, &[LedgerEvent::try_from(m)?]).await?;
+    }
+    Ok(())
+}
+
+/// Follows the chain until a poll fails: feeds what an earlier run left undelivered, then
+/// polls (at once again while the cursor moves, every poll interval once caught up) and
+/// feeds each poll's events to the channel.
+async fn follow(
+    shared: &Arc<Shared>,
+    chain: &ChainLedger,
+    backoff: &mut Backoff,
+) -> Result<(), ClientError> {
+    loop {
+        let undelivered = chain.undelivered_after(shared.store.ledger_seq()?)?;
+        deliver(shared, &undelivered).await?;
+        let step = chain.follow_once().await?;
+        backoff.reset();
+        if step.advanced {
+            tokio::task::yield_now().await;
+        } else {
+            tokio::time::sleep(chain.poll_interval()).await;
+        }
+    }
+}
+
+/// Applies `events` (oldest first) that are newer than the last applied one to the channel,
+/// recording each seq; flushes when the channel changed.
+async fn deliver(shared: &Shared, events: &[LedgerEvent]) -> Result<(), ClientError> {
+    let mut changed = false;
+    for ev in events {
         if ev.seq <= shared.store.ledger_seq()? {
             continue;
         }
-        let effect = shared.apply_ledger_event(&ev)?;
+        let effect = shared.apply_ledger_event(ev)?;
         shared.store.put_ledger_seq(ev.seq)?;
-        if effect.changed {
-            shared.store.flush().await?;
-        }
+        changed |= effect.changed;
+    }
+    if changed {
+        shared.store.flush().await?;
     }
     Ok(())
 }
@@ -104,18 +134,32 @@ pub fn needs_watch(channel: &Channel, unlocks_done: bool) -> bool {
     }
 }
 
+/// How long (ledger seconds) the monitor on a chain holds back an action it already sent
+/// whose effect is not mirrored yet: a quarter of the shorter of the reveal timeout and the
+/// settlement window, at least one second, so a lost transaction is sent again well in time.
+pub fn resend_after(reveal_timeout: u64, settlement_timeout: u64) -> u64 {
+    (reveal_timeout.min(settlement_timeout) / 4).max(1)
+}
+
 /// Runs the channel monitor until the client is dropped.
 pub(crate) async fn monitor(shared: Arc<Shared>) {
     let mut changed = shared.subscribe_changes();
     // The settled channel whose kept-back tokens are all unlocked (nothing left to guard).
     let mut unlocks_done: Option<U256> = None;
+    // On a chain: what was sent and is not mirrored yet.
+    let mut in_flight = shared.ledger.chain().map(|_| {
+        InFlight::new(resend_after(
+            shared.mediation.reveal_timeout,
+            shared.hub.settlement_timeout,
+        ))
+    });
     loop {
         let channel = shared.channel().ok().flatten();
         let watching = channel
             .as_ref()
             .is_some_and(|ch| needs_watch(ch, unlocks_done == Some(ch.id())));
         if watching {
-            match monitor_once(&shared).await {
+            match monitor_once(&shared, in_flight.as_mut()).await {
                 Ok(MonitorPass::Idle) => {}
                 Ok(MonitorPass::NothingKeptBack(id)) => unlocks_done = Some(id),
                 Err(e) => tracing::warn!(error = %e, "channel monitor pass failed; retrying"),
@@ -139,47 +183,17 @@ enum MonitorPass {
     NothingKeptBack(U256),
 }
 
-/// The tokens the ledger keeps back in `channel_id` after settlement (`Ledger.GetPendingUnlocks`).
-async fn pending_unlocks(
-    shared: &Shared,
-    channel_id: U256,
-) -> Result<Vec<PendingUnlock>, ClientError> {
-    let answer = shared
-        .rpc
-        .call("Ledger.GetPendingUnlocks", move |mut c| async move {
-            c.ledger
-                .get_pending_unlocks(v1::GetPendingUnlocksRequest {
-                    channel_id: u256_bytes(&channel_id),
-                })
-                .await
-        })
-        .await;
-    let list = match answer {
-        Ok(list) => list,
-        // A hub from before locks travelled the wire cannot say; it kept nothing back for us.
-        Err(e) if e.code() == Some(tonic::Code::Unimplemented) => return Ok(Vec::new()),
-        Err(e) => return Err(e),
-    };
-    list.unlocks
-        .into_iter()
-        .map(|u| {
-            Ok(PendingUnlock {
-                sender: address("unlocks.sender", &u.sender)?,
-                receiver: address("unlocks.receiver", &u.receiver)?,
-                locksroot: h256("unlocks.locksroot", &u.locksroot)?,
-            })
-        })
-        .collect()
-}
-
 /// One monitor pass: read the ledger's record of our channel (and, once settled, what it
-/// keeps back) and submit what the core asks.
-async fn monitor_once(shared: &Shared) -> Result<MonitorPass, ClientError> {
+/// keeps back) and submit what the core asks (on a chain, what `in_flight` lets through).
+async fn monitor_once(
+    shared: &Shared,
+    in_flight: Option<&mut InFlight>,
+) -> Result<MonitorPass, ClientError> {
     let channel = shared.require_channel()?;
     let record = ledger::channel(shared, channel.id()).await?;
     let now = ledger::now(shared).await?;
     let kept_back = if record.phase == LedgerPhase::Settled {
-        pending_unlocks(shared, channel.id()).await?
+        shared.ledger.pending_unlocks(channel.id()).await?
     } else {
         Vec::new()
     };
@@ -200,6 +214,18 @@ async fn monitor_once(shared: &Shared) -> Result<MonitorPass, ClientError> {
         shared.store.flush().await?;
     }
     let done = record.phase == LedgerPhase::Settled && kept_back.is_empty() && actions.is_empty();
+    let actions = match (in_flight, shared.ledger.chain()) {
+        (Some(in_flight), Some(chain)) => {
+            // Registrations the chain shows are no longer in flight.
+            for lock in channel.partner().locks.as_slice() {
+                if chain.secret_registration(&lock.secrethash)?.is_some() {
+                    in_flight.forget_secret(&lock.secrethash);
+                }
+            }
+            in_flight.to_send(channel.id(), actions, now)
+        }
+        _ => actions,
+    };
     for action in actions {
         submit(shared, &record, action).await?;
     }
@@ -267,7 +293,7 @@ async fn submit(
 async fn apply_or_log(
     shared: &Shared,
     what: &'static str,
-    resp: Result<Vec<v1::LedgerEvent>, ClientError>,
+    resp: Result<Vec<LedgerEvent>, ClientError>,
 ) -> Result<(), ClientError> {
     match resp {
         Ok(events) => {
@@ -283,4 +309,18 @@ async fn contest(shared: &Shared, tx: &UpdateTransaction) -> Result<(), ClientEr
     let events = ledger::execute(shared, &LedgerOp::Update(tx.clone())).await?;
     ops::apply_events(shared, events).await?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_sent_action_is_held_back_well_inside_both_windows() {
+        assert_eq!(resend_after(40, 500), 10);
+        assert_eq!(resend_after(500, 100), 25);
+        // Never zero: a zero would resend on every pass.
+        assert_eq!(resend_after(2, 100), 1);
+        assert_eq!(resend_after(0, 0), 1);
+    }
 }

@@ -20,6 +20,7 @@ use voltlane_proto::v1::payment_ack::Outcome;
 
 use super::{janitor, payee, payer, MediationInfo};
 use crate::error::ClientError;
+use crate::ledger::{DeviceLedger, HubLedger};
 use crate::payments::{acked_through, handle_ack};
 use crate::rpc::Rpc;
 use crate::shared::Shared;
@@ -93,8 +94,10 @@ fn client(us: &LocalSigner, hub: &LocalSigner) -> (Arc<Shared>, mpsc::UnboundedR
         },
         reveal_timeout: 10,
     };
+    let rpc = Rpc::unconnected(us.clone());
     Shared::new(
-        Rpc::unconnected(us.clone()),
+        rpc.clone(),
+        DeviceLedger::Hub(HubLedger::new(rpc)),
         DeviceStore::in_memory(),
         record,
         mediation,

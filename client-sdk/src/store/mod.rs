@@ -1,6 +1,7 @@
 //! The device's own durable state: its key, the hub it talks to, the channel state machine,
 //! the log of sent-but-unacknowledged payment proofs, the hub's proofs received, the last
-//! ledger event seen, and the records of mediated payments ([`transfers`]: the requests we
+//! ledger event seen, the chain follower's state on a hub that settles on Ethereum
+//! ([`ChainFollowerRecord`]), and the records of mediated payments ([`transfers`]: the requests we
 //! issued with their secrets, the transfers we pay, the locks we receive). With this alone a
 //! rebooted device continues with the right nonce, finishes or takes back its mediated
 //! payments, and can close or dispute on the ledger without the hub.
@@ -23,7 +24,8 @@ use channel_core::{BalanceData, LocalSigner};
 
 pub use backend::{Entries, KvBackend, MemoryBackend, SledBackend};
 pub use record::{
-    HubPaymentRecord, HubRecord, KeyRecord, QueuedKind, UnackedPayment, RECORD_VERSION,
+    ChainFollowerRecord, DeploymentId, HubPaymentRecord, HubRecord, KeyRecord, QueuedKind,
+    UnackedPayment, RECORD_VERSION,
 };
 pub use transfers::{
     ForwardRecord, IncomingState, IncomingTransfer, OutgoingTransfer, PaymentRequestRecord, Refusal,
@@ -46,6 +48,7 @@ const KEY: &str = "key";
 const HUB: &str = "hub";
 const CHANNEL: &str = "channel";
 const LEDGER_SEQ: &str = "ledger_seq";
+const CHAIN_FOLLOWER: &str = "chain_follower";
 const UNACKED: &str = "unacked/";
 const HUB_PAYMENT: &str = "hub_payment/";
 const SIGNED_BALANCE: &str = "signed_balance/";
@@ -253,5 +256,17 @@ impl DeviceStore {
 
     pub fn put_ledger_seq(&self, seq: u64) -> Result<(), StoreError> {
         self.put(LEDGER_SEQ, &seq)
+    }
+
+    // ----- chain follower (Ethereum hubs only) -----
+
+    /// The chain follower's state, if this store follows a chain.
+    pub fn chain_follower(&self) -> Result<Option<ChainFollowerRecord>, StoreError> {
+        self.get(CHAIN_FOLLOWER)
+    }
+
+    /// Replaces the chain follower's state in one write (not yet flushed).
+    pub fn put_chain_follower(&self, record: &ChainFollowerRecord) -> Result<(), StoreError> {
+        self.put(CHAIN_FOLLOWER, record)
     }
 }

@@ -2,6 +2,7 @@
 //! record as JSON. A record written by a newer SDK (unknown version byte) is refused rather
 //! than misread.
 
+use channel_core::ledger::{LedgerEvent, LedgerMirror};
 use channel_core::mediation::SignedPaymentRequest;
 use channel_core::primitives::{u256_dec, Address, H256, U256};
 use channel_core::{Domain, HashTimeLock, Secret, SignedBalanceProof};
@@ -125,4 +126,32 @@ pub struct HubPaymentRecord {
     pub proof: SignedBalanceProof,
     #[serde(with = "u256_dec")]
     pub amount: U256,
+}
+
+/// The chain deployment a device follows (on a hub that settles on Ethereum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeploymentId {
+    pub chain_id: u64,
+    pub token_network: Address,
+}
+
+/// The chain follower's state (only on an Ethereum hub), written as ONE record so that the
+/// mirror, the event cursor, the ledger time and the events not yet applied to the channel
+/// always agree after a crash: the next poll reads again from `next_block` and numbers the
+/// same events with the same seqs.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChainFollowerRecord {
+    pub deployment: DeploymentId,
+    /// The block a new store started reading at (the hub's announced `start_block`).
+    pub start_block: u64,
+    /// The next block to read.
+    pub next_block: u64,
+    /// Ledger time: the timestamp of the last confirmed block read.
+    pub time: u64,
+    /// The device's channels, secret registrations and kept-back locks as the events built
+    /// them (its `last_seq` is the seq of the last numbered event).
+    pub mirror: LedgerMirror,
+    /// Numbered events after the channel's last applied seq (`ledger_seq`) at the time of the
+    /// write: delivered to the channel again after a crash.
+    pub undelivered: Vec<LedgerEvent>,
 }

@@ -51,6 +51,25 @@ impl ChainHub {
         extra_args: &[&str],
         through_proxy: bool,
     ) -> Result<Self, HarnessError> {
+        Self::start_full(
+            settle_timeout,
+            dev_keys,
+            extra_args,
+            through_proxy,
+            Vec::new(),
+        )
+        .await
+    }
+
+    /// As [`ChainHub::start_with`], with environment variables for the hub process (e.g.
+    /// `VOLTLANE_FAILPOINTS`).
+    pub async fn start_full(
+        settle_timeout: u64,
+        dev_keys: u8,
+        extra_args: &[&str],
+        through_proxy: bool,
+        env: Vec<(String, String)>,
+    ) -> Result<Self, HarnessError> {
         let params = DeployParams {
             settle_timeout,
             dev_keys: dev_keys.max(2),
@@ -97,6 +116,7 @@ impl ChainHub {
         args.extend(extra_args.iter().map(|s| s.to_string()));
         let hub = HubProcess::start(HubOptions {
             extra_args: args,
+            env,
             ..HubOptions::default()
         })
         .await?;
@@ -127,6 +147,31 @@ impl ChainHub {
     /// Moves the chain's clock forward by `seconds` and mines a block there.
     pub async fn advance(&self, seconds: u64) -> Result<(), HarnessError> {
         Ok(self.chain.advance(seconds).await?)
+    }
+
+    /// Makes the chain's clock run: every `every` of wall-clock time, one block `step`
+    /// seconds later (anvil otherwise mines only on transactions, and chain time stands
+    /// still). Stops when the returned handle is dropped.
+    pub fn run_clock(&self, every: Duration, step: u64) -> ClockTask {
+        let node = self.chain.node.clone();
+        ClockTask(tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(every).await;
+                if node.increase_time(step).await.is_ok() {
+                    let _ = node.mine(1).await;
+                }
+            }
+        }))
+    }
+}
+
+/// The task of [`ChainHub::run_clock`]; aborted on drop.
+#[derive(Debug)]
+pub struct ClockTask(tokio::task::JoinHandle<()>);
+
+impl Drop for ClockTask {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

@@ -174,3 +174,73 @@ async fn the_device_contests_a_hub_close_on_the_chain_by_itself() {
     .await
     .unwrap();
 }
+
+/// A hub that learns the payee's secret and never pays it (fail point
+/// `hub_withholds_unlock`), on a chain: the payee's SDK registers the secret in the chain's
+/// SecretRegistry before its lock expires, closes, settles after the window and unlocks; the
+/// chain pays it its deposit plus the amount. The chain's clock runs at five times wall-clock
+/// speed (a block per 200 ms, one second apart), and the reveal timeout (40 s) leaves the
+/// payee's monitor (one look per wall-clock second) several looks inside its registration
+/// lead: on a chain, time moves in blocks, and the lead must span a few of them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_chain_the_payee_claims_a_withheld_mediated_payment_by_itself() {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .try_init();
+    within(
+        Duration::from_secs(240),
+        "mediated claim on a chain",
+        async {
+            let net = ChainHub::start_full(
+                WINDOW,
+                4,
+                &["--auto-deposit", "10000", "--reveal-timeout-secs", "40"],
+                false,
+                vec![("VOLTLANE_FAILPOINTS".into(), "hub_withholds_unlock".into())],
+            )
+            .await
+            .unwrap();
+            let _clock = net.run_clock(Duration::from_millis(200), 1);
+            let car = std::sync::Arc::new(device(&net, net.key(2).unwrap()).await);
+            let charger = device(&net, net.key(3).unwrap()).await;
+            for client in [&*car, &charger] {
+                client.open_channel(u(5_000)).await.unwrap();
+                eventually(
+                    Duration::from_secs(30),
+                    "the hub's matching deposit",
+                    || async {
+                        Ok((client.balances().unwrap().hub_deposit == u(5_000)).then_some(()))
+                    },
+                )
+                .await
+                .unwrap();
+            }
+            let request = charger
+                .create_payment_request(u(1_000), 1, 600)
+                .await
+                .unwrap();
+            eventually(Duration::from_secs(30), "the charger online", || async {
+                Ok(car.quote(&request).await.ok())
+            })
+            .await
+            .unwrap();
+            let eth = net.ledger(&net.key(3).unwrap()).await.unwrap();
+            let before = eth.token_balance(charger.address()).await.unwrap();
+            let paying = {
+                let car = car.clone();
+                tokio::spawn(async move { car.pay_request(&request).await })
+            };
+            let claimed = eventually(Duration::from_secs(120), "the charger's claim", || async {
+                let now = eth.token_balance(charger.address()).await?;
+                Ok((now == before + u(5_000 + 1_000)).then_some(now))
+            })
+            .await;
+            paying.abort();
+            claimed.unwrap();
+            // The charger's own view agrees: settled.
+            assert_eq!(charger.balances().unwrap().phase, "settled");
+        },
+    )
+    .await
+    .unwrap();
+}

@@ -252,3 +252,41 @@ impl Drop for NodeProxy {
         self.task.abort();
     }
 }
+
+/// A raw-protobuf device (dev key `key_index`) logged in at the hub, with its channel opened
+/// and funded with `deposit` on the chain by itself, once the hub shows `hub_deposit` of its
+/// own in it (0: do not wait for one). Returns the device's own connection to the chain too.
+pub async fn chain_device(
+    net: &ChainHub,
+    key_index: usize,
+    deposit: U256,
+    hub_deposit: U256,
+) -> Result<(crate::TestDevice, EthereumLedger), HarnessError> {
+    let key = net.key(key_index)?;
+    let eth = net.ledger(&key).await?;
+    let mut device = crate::TestDevice::login(net.hub.connect().await?, key).await?;
+    let (me, hub) = (device.address(), device.hub_address());
+    eth.execute(&channel_core::ledger::LedgerOp::OpenChannel {
+        partner: hub,
+        total_deposit: deposit,
+    })
+    .await?;
+    let id = eth.channel_identifier(me, hub).await?;
+    device.track_channel(id, deposit)?;
+    let view = eventually(
+        Duration::from_secs(30),
+        "the hub to see the channel",
+        || async {
+            Ok(device.hub_view().await.ok().filter(|v| {
+                U256::try_from_be_slice(&v.device_deposit) == Some(deposit)
+                    && U256::try_from_be_slice(&v.hub_deposit).unwrap_or(U256::ZERO) >= hub_deposit
+            }))
+        },
+    )
+    .await?;
+    let hub_total = U256::try_from_be_slice(&view.hub_deposit).unwrap_or(U256::ZERO);
+    if !hub_total.is_zero() {
+        device.learn_hub_deposit(hub_total)?;
+    }
+    Ok((device, eth))
+}

@@ -7,10 +7,12 @@
 //! - `faults`, `replays`: refusals and replays with their precise statuses, nothing changed;
 //! - `expiry`: a payee that never reveals, everything back exactly;
 //! - `crash`: `kill -9` of the hub at every step of the protocol;
-//! - `disputes`: a payer or a hub withholding its unlock loses on the ledger.
+//! - `disputes`: a payer or a hub withholding its unlock loses on the ledger;
+//! - `chain`: the payer withholding its unlock, on a real chain (anvil).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod chain;
 mod checks;
 mod crash;
 mod disputes;

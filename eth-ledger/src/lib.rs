@@ -28,7 +28,7 @@
 //! the node: `http` (one HTTP/1.1 connection), `jsonrpc` (requests and answers), [`rpc`]
 //! (retries and timeouts), [`wire`] (JSON shapes: logs, receipts, filters), [`node`] (typed
 //! methods); the backend: `tx` (nonce, gas cap, broadcast, receipts), [`ledger`] (the
-//! operations), [`events`] (log cursor); [`artifacts`] (the contracts' JSON) and [`deploy`](mod@deploy)
+//! operations), [`events`] (log cursor), [`follow`] (one poll applied to a follower's mirror); [`artifacts`] (the contracts' JSON) and [`deploy`](mod@deploy)
 //! (dev-chain deployment), [`devnet`] (a throwaway anvil with the contracts, for tests).
 
 pub mod abi;
@@ -39,6 +39,7 @@ pub mod devnet;
 pub mod error;
 pub mod events;
 pub mod fees;
+pub mod follow;
 mod http;
 mod jsonrpc;
 pub mod ledger;
@@ -52,6 +53,7 @@ pub mod wire;
 pub use deploy::{deploy, DeployParams, Deployment, DevKey};
 pub use error::EthError;
 pub use events::{number_events, ChainEvent, EventCursor};
+pub use follow::{FollowError, MirrorPosition};
 pub use ledger::{EthConfig, EthereumLedger, ParticipantInfo, TxOutcome};
 pub use node::Node;
 pub use rpc::RetryPolicy;

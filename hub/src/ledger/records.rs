@@ -135,19 +135,7 @@ pub fn put_event(batch: &mut WriteBatch, e: &LedgerEvent) -> Result<(), StoreErr
 
 /// The stored event with `seq`, if any; a record holding another seq is corrupt.
 pub fn read_event(store: &dyn KvStore, seq: u64) -> Result<Option<LedgerEvent>, StoreError> {
-    let key = event_key(seq);
-    let Some(bytes) = store.read(NS_LEDGER_EVENTS, &key)? else {
-        return Ok(None);
-    };
-    let event: LedgerEvent = record::decode(NS_LEDGER_EVENTS, &key, EVENT_RECORD_VERSION, &bytes)?;
-    if event.seq != seq {
-        return Err(corrupt(
-            NS_LEDGER_EVENTS,
-            &key,
-            format!("holds event {}", event.seq),
-        ));
-    }
-    Ok(Some(event))
+    read_event_in(store, NS_LEDGER_EVENTS, seq)
 }
 
 /// Stored events `from..=to`, oldest first; a missing one is an error (the log has no gaps).
@@ -156,10 +144,42 @@ pub fn read_events(
     from: u64,
     to: u64,
 ) -> Result<Vec<LedgerEvent>, StoreError> {
+    read_events_in(store, NS_LEDGER_EVENTS, from, to)
+}
+
+/// [`read_event`] from the event log in `namespace` (the embedded ledger's, or the chain
+/// follower's, which uses the same key and record format).
+pub fn read_event_in(
+    store: &dyn KvStore,
+    namespace: &str,
+    seq: u64,
+) -> Result<Option<LedgerEvent>, StoreError> {
+    let key = event_key(seq);
+    let Some(bytes) = store.read(namespace, &key)? else {
+        return Ok(None);
+    };
+    let event: LedgerEvent = record::decode(namespace, &key, EVENT_RECORD_VERSION, &bytes)?;
+    if event.seq != seq {
+        return Err(corrupt(
+            namespace,
+            &key,
+            format!("holds event {}", event.seq),
+        ));
+    }
+    Ok(Some(event))
+}
+
+/// [`read_events`] from the event log in `namespace`.
+pub fn read_events_in(
+    store: &dyn KvStore,
+    namespace: &str,
+    from: u64,
+    to: u64,
+) -> Result<Vec<LedgerEvent>, StoreError> {
     let mut out = Vec::new();
     for seq in from.max(1)..=to {
-        let event = read_event(store, seq)?
-            .ok_or_else(|| corrupt(NS_LEDGER_EVENTS, &event_key(seq), "event is missing".into()))?;
+        let event = read_event_in(store, namespace, seq)?
+            .ok_or_else(|| corrupt(namespace, &event_key(seq), "event is missing".into()))?;
         out.push(event);
     }
     Ok(out)

@@ -101,3 +101,12 @@ impl ChainError {
         )
     }
 }
+
+impl From<voltlane_eth::FollowError> for ChainError {
+    fn from(e: voltlane_eth::FollowError) -> Self {
+        match e {
+            voltlane_eth::FollowError::Mirror(m) => ChainError::Mirror(m),
+            other => ChainError::Internal(other.to_string()),
+        }
+    }
+}

@@ -17,7 +17,7 @@ use std::sync::Arc;
 
 use channel_core::ledger::{LedgerEvent, LedgerMirror};
 use channel_core::primitives::{Address, U256};
-use voltlane_eth::{number_events, ChainEvent, EventCursor};
+use voltlane_eth::{ChainEvent, EventCursor, MirrorPosition};
 
 use super::error::ChainError;
 use crate::store::{ChainFollowerRecord, DeploymentId, DeviceStore};
@@ -152,33 +152,17 @@ impl FollowerState {
         block_time: u64,
         delivered: u64,
     ) -> Result<Option<Advance>, ChainError> {
-        if next < self.cursor {
-            return Err(ChainError::Internal(format!(
-                "the event cursor would go back from block {} to {}",
-                self.cursor.next_block, next.next_block
-            )));
-        }
-        let events = concerning(me, &self.mirror, events);
-        if events.is_empty() && next == self.cursor {
-            return Ok(None);
-        }
-        let numbered = number_events(events, self.last_seq())
-            .map_err(|e| ChainError::Internal(e.to_string()))?;
-        let mirror = if numbered.is_empty() {
-            Arc::clone(&self.mirror)
-        } else {
-            let mut mirror = LedgerMirror::clone(&self.mirror);
-            for event in &numbered {
-                if !mirror.apply(event)? {
-                    return Err(ChainError::Internal(format!(
-                        "event {} was numbered at or below the mirror's last seq",
-                        event.seq
-                    )));
-                }
-            }
-            Arc::new(mirror)
+        let position = MirrorPosition {
+            mirror: Arc::clone(&self.mirror),
+            cursor: self.cursor,
+            time: self.time,
         };
-        let time = mirror.last_time().max(self.time).max(block_time);
+        let events = concerning(me, &self.mirror, events);
+        let Some(step) = position.step(events, next, block_time)? else {
+            return Ok(None);
+        };
+        let numbered = step.events;
+        let (mirror, time) = (step.position.mirror, step.position.time);
         let mut undelivered = self.undelivered_after(delivered);
         undelivered.extend(numbered.iter().cloned());
         let state = FollowerState {

@@ -11,7 +11,7 @@
 
 use channel_core::ledger::MirrorError;
 use channel_core::Address;
-use voltlane_eth::EthError;
+use voltlane_eth::{EthError, FollowError};
 
 use crate::error::HubError;
 use crate::store::StoreError;
@@ -46,6 +46,10 @@ pub enum ChainError {
          start block after the TokenNetwork's deployment block?"
     )]
     Mirror(#[from] MirrorError),
+    /// A poll's events could not be applied for another reason (the cursor went back, or
+    /// the seqs ran out): a bug or a node answering nonsense.
+    #[error("following the chain: {0}")]
+    Follow(String),
 
     // --- restart the hub ----------------------------------------------------------------------
     #[error("storage: {0}")]
@@ -55,6 +59,15 @@ pub enum ChainError {
     Failed,
     #[error("internal: {0}")]
     Internal(String),
+}
+
+impl From<FollowError> for ChainError {
+    fn from(e: FollowError) -> Self {
+        match e {
+            FollowError::Mirror(m) => ChainError::Mirror(m),
+            other => ChainError::Follow(other.to_string()),
+        }
+    }
 }
 
 impl ChainError {
@@ -79,6 +92,7 @@ impl From<ChainError> for HubError {
             ChainError::Node(_)
             | ChainError::Inconsistent(_)
             | ChainError::Mirror(_)
+            | ChainError::Follow(_)
             | ChainError::Internal(_) => HubError::Internal(e.to_string()),
         }
     }

@@ -21,10 +21,10 @@ use std::sync::Arc;
 use channel_core::ledger::{LedgerEvent, LedgerMirror};
 use channel_core::Address;
 use serde::{Deserialize, Serialize};
-use voltlane_eth::{number_events, ChainEvent, EventCursor};
+use voltlane_eth::{ChainEvent, EventCursor, MirrorPosition};
 
 use super::error::ChainError;
-use crate::ledger::records::{event_key, EVENT_RECORD_VERSION};
+use crate::ledger::records::{event_key, read_event_in, read_events_in, EVENT_RECORD_VERSION};
 use crate::store::{record, KvStore, StoreError, WriteBatch};
 
 /// Namespace of the cursor and mirror records.
@@ -187,42 +187,21 @@ impl FollowerState {
         next: EventCursor,
         block_time: u64,
     ) -> Result<Option<Advance>, ChainError> {
-        if next < self.cursor {
-            return Err(ChainError::Internal(format!(
-                "the event cursor would go back from block {} to {}",
-                self.cursor.next_block, next.next_block
-            )));
-        }
-        if events.is_empty() && next == self.cursor {
-            return Ok(None);
-        }
-        let numbered = number_events(events, self.last_seq())
-            .map_err(|e| ChainError::Internal(e.to_string()))?;
-        let mut mirror = if numbered.is_empty() {
-            None
-        } else {
-            Some(LedgerMirror::clone(&self.mirror))
+        let position = MirrorPosition {
+            mirror: Arc::clone(&self.mirror),
+            cursor: self.cursor,
+            time: self.time,
         };
-        if let Some(mirror) = mirror.as_mut() {
-            for event in &numbered {
-                if !mirror.apply(event)? {
-                    return Err(ChainError::Internal(format!(
-                        "event {} was numbered at or below the mirror's last seq",
-                        event.seq
-                    )));
-                }
-            }
-        }
-        let time = mirror
-            .as_ref()
-            .map_or(self.mirror.last_time(), LedgerMirror::last_time)
-            .max(self.time)
-            .max(block_time);
+        let Some(step) = position.step(events, next, block_time)? else {
+            return Ok(None);
+        };
+        let numbered = step.events;
+        let time = step.position.time;
         let state = FollowerState {
             deployment: self.deployment,
             start_block: self.start_block,
-            mirror: mirror.map_or_else(|| Arc::clone(&self.mirror), Arc::new),
-            cursor: next,
+            mirror: step.position.mirror,
+            cursor: step.position.cursor,
             time,
         };
         let mut batch = WriteBatch::new();
@@ -262,15 +241,7 @@ impl FollowerState {
 
 /// The stored event with `seq`, if any; a record holding another seq is corrupt.
 pub fn read_event(store: &dyn KvStore, seq: u64) -> Result<Option<LedgerEvent>, StoreError> {
-    let key = event_key(seq);
-    let Some(bytes) = store.read(NS_CHAIN_EVENTS, &key)? else {
-        return Ok(None);
-    };
-    let event: LedgerEvent = record::decode(NS_CHAIN_EVENTS, &key, EVENT_RECORD_VERSION, &bytes)?;
-    if event.seq != seq {
-        return Err(corrupt(&key, format!("holds event {}", event.seq)));
-    }
-    Ok(Some(event))
+    read_event_in(store, NS_CHAIN_EVENTS, seq)
 }
 
 /// Stored events `from..=to`, oldest first; a missing one is an error (the log has no gaps).
@@ -279,19 +250,5 @@ pub fn read_events(
     from: u64,
     to: u64,
 ) -> Result<Vec<LedgerEvent>, StoreError> {
-    let mut out = Vec::new();
-    for seq in from.max(1)..=to {
-        let event = read_event(store, seq)?
-            .ok_or_else(|| corrupt(&event_key(seq), "event is missing".into()))?;
-        out.push(event);
-    }
-    Ok(out)
-}
-
-fn corrupt(key: &str, reason: String) -> StoreError {
-    StoreError::Corrupt {
-        namespace: NS_CHAIN_EVENTS.to_string(),
-        key: key.to_string(),
-        reason,
-    }
+    read_events_in(store, NS_CHAIN_EVENTS, from, to)
 }

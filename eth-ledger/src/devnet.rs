@@ -27,10 +27,25 @@ pub const INSTALL_LIMIT: Duration = Duration::from_secs(600);
 /// The files a dev chain needs under `.devchain/`.
 const NEEDED: [&str; 2] = ["bin/anvil", "contracts.json"];
 
+/// One install at a time in this process (tests start dev chains in parallel).
+static INSTALLING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 /// `.devchain/` with anvil and `contracts.json`, installing them first when missing (bounded
-/// by [`INSTALL_LIMIT`]). The error says what to run by hand.
+/// by [`INSTALL_LIMIT`]). Concurrent callers, in this process or others, wait for one
+/// install (a lock file in `.devchain/`). The error says what to run by hand.
 pub async fn ensure_installed() -> Result<PathBuf, EthError> {
     let dir = default_devchain_dir();
+    if missing(&dir).is_empty() {
+        return Ok(dir);
+    }
+    let _one_here = INSTALLING.lock().await;
+    std::fs::create_dir_all(&dir).map_err(|e| io_error(&dir, e))?;
+    let lock_path = dir.join(".install.lock");
+    let lock_file = std::fs::File::create(&lock_path).map_err(|e| io_error(&lock_path, e))?;
+    let _one_anywhere = tokio::task::spawn_blocking(move || lock_file.lock().map(|()| lock_file))
+        .await
+        .map_err(|e| EthError::Config(format!("waiting for the install lock: {e}")))?
+        .map_err(|e| io_error(&lock_path, e))?;
     if missing(&dir).is_empty() {
         return Ok(dir);
     }

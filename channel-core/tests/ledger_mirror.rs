@@ -313,6 +313,9 @@ proptest! {
         }
         prop_assert_eq!(&mirror, &before);
         prop_assert_eq!(mirror.last_seq(), world.ledger.last_event_seq());
+        // Taken apart (as a driver stores it, one record per channel and per secret) and put
+        // together again, it is the same mirror.
+        prop_assert_eq!(LedgerMirror::from_parts(mirror.to_parts()), mirror);
     }
 }
 

@@ -45,19 +45,33 @@ pub enum MirrorError {
 
 /// One channel as mirrored: its record plus its settlement timeout (from its opening).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct MirroredChannel {
-    record: ChannelRecord,
-    settlement_timeout: u64,
+pub struct MirroredChannel {
+    pub record: ChannelRecord,
+    pub settlement_timeout: u64,
 }
 
 /// Locked tokens kept back at settlement for `sender → receiver`, until an unlock.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-struct KeptBack {
+pub struct KeptBack {
     #[serde(with = "u256_dec")]
-    channel_id: U256,
-    sender: Address,
-    receiver: Address,
-    locksroot: H256,
+    pub channel_id: U256,
+    pub sender: Address,
+    pub receiver: Address,
+    pub locksroot: H256,
+}
+
+/// A mirror taken apart, for a driver that persists its pieces as separate records (one per
+/// channel and per secret), so that applying an event rewrites what it touched only
+/// ([`LedgerMirror::from_parts`], [`LedgerMirror::mirrored_channel`],
+/// [`LedgerMirror::kept_back_all`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MirrorParts {
+    pub channels: Vec<MirroredChannel>,
+    /// Secret hash and registration time.
+    pub secrets: Vec<(H256, u64)>,
+    pub kept_back: Vec<KeptBack>,
+    pub last_seq: u64,
+    pub last_time: u64,
 }
 
 /// The ledger as its events describe it (see the module docs).
@@ -77,6 +91,42 @@ fn channel_key(id: &U256) -> String {
 impl LedgerMirror {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A mirror put together from its stored pieces (see [`MirrorParts`]).
+    pub fn from_parts(parts: MirrorParts) -> Self {
+        Self {
+            channels: parts
+                .channels
+                .into_iter()
+                .map(|c| (channel_key(&c.record.id), c))
+                .collect(),
+            secrets: parts.secrets.into_iter().collect(),
+            kept_back: parts.kept_back,
+            last_seq: parts.last_seq,
+            last_time: parts.last_time,
+        }
+    }
+
+    /// This mirror taken apart (the inverse of [`LedgerMirror::from_parts`]).
+    pub fn to_parts(&self) -> MirrorParts {
+        MirrorParts {
+            channels: self.channels.values().cloned().collect(),
+            secrets: self.secrets.iter().map(|(h, t)| (*h, *t)).collect(),
+            kept_back: self.kept_back.clone(),
+            last_seq: self.last_seq,
+            last_time: self.last_time,
+        }
+    }
+
+    /// Channel `id` with its settlement timeout, as a driver stores it.
+    pub fn mirrored_channel(&self, id: U256) -> Option<&MirroredChannel> {
+        self.channels.get(&channel_key(&id))
+    }
+
+    /// Every kept-back entry, as a driver stores it.
+    pub fn kept_back_all(&self) -> &[KeptBack] {
+        &self.kept_back
     }
 
     /// The seq of the last event applied (0 = none).

@@ -45,7 +45,7 @@ pub use changes::{LedgerChanges, LedgerCounters, LedgerParts};
 pub use error::LedgerError;
 pub use events::{LedgerEvent, LedgerEventKind};
 pub use lifecycle::{deposit_increase, SettleTransaction};
-pub use mirror::{LedgerMirror, MirrorError};
+pub use mirror::{KeptBack, LedgerMirror, MirrorError, MirrorParts, MirroredChannel};
 pub use ops::{CoSignedWithdraw, LedgerOp};
 pub use persist::LEDGER_FORMAT_VERSION;
 pub use records::{

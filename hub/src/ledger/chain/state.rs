@@ -6,9 +6,11 @@
 //! - `chain_ledger/cursor` ([`CursorRecord`]): which deployment is followed, the next block to
 //!   read, the seq of the last event numbered, the ledger time; small, written whenever the
 //!   cursor moves.
-//! - `chain_ledger/mirror`: the [`LedgerMirror`] as a whole, written with every poll that
-//!   brought events (its size grows with the number of channels; see the module docs of
-//!   `super` for why it is one record).
+//! - the [`LedgerMirror`] in pieces, so that a poll rewrites only what its events touched
+//!   (the cost of a poll does not grow with the number of channels):
+//!   `chain_ledger_channels/<channel id, 78 digits>` (a [`MirroredChannel`]),
+//!   `chain_ledger_secrets/<secrethash>` (its registration time) and `chain_ledger/kept_back`
+//!   (the locks kept back at settlement, until unlocked; small).
 //! - `chain_ledger_events/<seq, 20 digits>`: each numbered event, in the embedded ledger's
 //!   event record format (same key, same version), for replay to subscribers.
 //!
@@ -18,8 +20,12 @@
 
 use std::sync::Arc;
 
-use channel_core::ledger::{LedgerEvent, LedgerMirror};
-use channel_core::Address;
+use std::collections::BTreeSet;
+
+use channel_core::ledger::{
+    KeptBack, LedgerEvent, LedgerEventKind, LedgerMirror, MirrorParts, MirroredChannel,
+};
+use channel_core::{Address, H256, U256};
 use serde::{Deserialize, Serialize};
 use voltlane_eth::{ChainEvent, EventCursor, MirrorPosition};
 
@@ -27,14 +33,18 @@ use super::error::ChainError;
 use crate::ledger::records::{event_key, read_event_in, read_events_in, EVENT_RECORD_VERSION};
 use crate::store::{record, KvStore, StoreError, WriteBatch};
 
-/// Namespace of the cursor and mirror records.
+/// Namespace of the cursor and kept-back records.
 pub const NS_CHAIN_LEDGER: &str = "chain_ledger";
 pub const KEY_CURSOR: &str = "cursor";
-pub const KEY_MIRROR: &str = "mirror";
+pub const KEY_KEPT_BACK: &str = "kept_back";
+/// One record per mirrored channel.
+pub const NS_CHAIN_CHANNELS: &str = "chain_ledger_channels";
+/// One record per registered secret.
+pub const NS_CHAIN_SECRETS: &str = "chain_ledger_secrets";
 /// Namespace of the numbered event records, keyed like the embedded ledger's.
 pub const NS_CHAIN_EVENTS: &str = "chain_ledger_events";
-/// Format version of the cursor and mirror records.
-pub const CHAIN_RECORD_VERSION: u8 = 1;
+/// Format version of the cursor and mirror records (2: the mirror in pieces).
+pub const CHAIN_RECORD_VERSION: u8 = 2;
 
 /// The deployment a store follows: what every stored record belongs to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -55,6 +65,8 @@ pub struct CursorRecord {
     pub last_seq: u64,
     /// Ledger time: timestamp of the last confirmed block read.
     pub time: u64,
+    /// Ledger time of the last event numbered (the mirror's).
+    pub mirror_time: u64,
 }
 
 /// What the follower knows, all of it durable (see the module docs).
@@ -116,19 +128,7 @@ impl FollowerState {
                 configured_network: deployment.token_network,
             });
         }
-        let mirror: LedgerMirror = match store.read(NS_CHAIN_LEDGER, KEY_MIRROR)? {
-            Some(bytes) => {
-                record::decode(NS_CHAIN_LEDGER, KEY_MIRROR, CHAIN_RECORD_VERSION, &bytes)?
-            }
-            None => LedgerMirror::new(),
-        };
-        if mirror.last_seq() != cursor.last_seq {
-            return Err(ChainError::Inconsistent(format!(
-                "the cursor record names event {} as the last, the mirror event {}",
-                cursor.last_seq,
-                mirror.last_seq()
-            )));
-        }
+        let mirror = load_mirror(store, &cursor)?;
         if cursor.last_seq > 0 && read_event(store, cursor.last_seq)?.is_none() {
             return Err(ChainError::Inconsistent(format!(
                 "event {} named by the cursor record is missing",
@@ -167,11 +167,13 @@ impl FollowerState {
         deployment: DeploymentId,
         start_block: u64,
     ) -> Result<Self, ChainError> {
-        if store.read(NS_CHAIN_LEDGER, KEY_MIRROR)?.is_some()
+        if !store.list(NS_CHAIN_CHANNELS)?.is_empty()
+            || !store.list(NS_CHAIN_SECRETS)?.is_empty()
+            || store.read(NS_CHAIN_LEDGER, KEY_KEPT_BACK)?.is_some()
             || !store.list(NS_CHAIN_EVENTS)?.is_empty()
         {
             return Err(ChainError::Inconsistent(
-                "a mirror or event records are stored without a cursor record".into(),
+                "mirror or event records are stored without a cursor record".into(),
             ));
         }
         Ok(Self::new(deployment, start_block))
@@ -211,6 +213,7 @@ impl FollowerState {
             next_block: next.next_block,
             last_seq: state.last_seq(),
             time,
+            mirror_time: state.mirror.last_time(),
         };
         batch.put(
             NS_CHAIN_LEDGER,
@@ -218,11 +221,7 @@ impl FollowerState {
             record::encode(CHAIN_RECORD_VERSION, &cursor)?,
         );
         if !numbered.is_empty() {
-            batch.put(
-                NS_CHAIN_LEDGER,
-                KEY_MIRROR,
-                record::encode(CHAIN_RECORD_VERSION, state.mirror.as_ref())?,
-            );
+            put_touched(&mut batch, &state.mirror, &numbered)?;
             for event in &numbered {
                 batch.put(
                     NS_CHAIN_EVENTS,
@@ -239,6 +238,103 @@ impl FollowerState {
     }
 }
 
+/// Writes the mirror's records that `events` touched: their channels, the secrets they
+/// registered, the kept-back list if a settle or an unlock changed it.
+fn put_touched(
+    batch: &mut WriteBatch,
+    mirror: &LedgerMirror,
+    events: &[LedgerEvent],
+) -> Result<(), ChainError> {
+    let mut channels = BTreeSet::new();
+    let mut kept_back_changed = false;
+    for event in events {
+        if let Some(id) = event.kind.channel_id() {
+            channels.insert(id);
+        }
+        match &event.kind {
+            LedgerEventKind::SecretRegistered { secrethash, .. } => {
+                if let Some(at) = mirror.secret_registered_at(secrethash) {
+                    batch.put(
+                        NS_CHAIN_SECRETS,
+                        &secret_key(secrethash),
+                        record::encode(CHAIN_RECORD_VERSION, &at)?,
+                    );
+                }
+            }
+            LedgerEventKind::ChannelSettled { .. } | LedgerEventKind::ChannelUnlocked { .. } => {
+                kept_back_changed = true;
+            }
+            _ => {}
+        }
+    }
+    for id in channels {
+        if let Some(channel) = mirror.mirrored_channel(id) {
+            batch.put(
+                NS_CHAIN_CHANNELS,
+                &channel_key(&id),
+                record::encode(CHAIN_RECORD_VERSION, channel)?,
+            );
+        }
+    }
+    if kept_back_changed {
+        batch.put(
+            NS_CHAIN_LEDGER,
+            KEY_KEPT_BACK,
+            record::encode(CHAIN_RECORD_VERSION, &mirror.kept_back_all().to_vec())?,
+        );
+    }
+    Ok(())
+}
+
+/// The mirror put together from its records, with the cursor's last seq and time.
+fn load_mirror(store: &dyn KvStore, cursor: &CursorRecord) -> Result<LedgerMirror, ChainError> {
+    let mut channels = Vec::new();
+    for key in store.list(NS_CHAIN_CHANNELS)? {
+        if let Some(bytes) = store.read(NS_CHAIN_CHANNELS, &key)? {
+            let channel: MirroredChannel =
+                record::decode(NS_CHAIN_CHANNELS, &key, CHAIN_RECORD_VERSION, &bytes)?;
+            if channel_key(&channel.record.id) != key {
+                return Err(ChainError::Inconsistent(format!(
+                    "the record under {NS_CHAIN_CHANNELS}/{key} holds channel {}",
+                    channel.record.id
+                )));
+            }
+            channels.push(channel);
+        }
+    }
+    let mut secrets = Vec::new();
+    for key in store.list(NS_CHAIN_SECRETS)? {
+        if let Some(bytes) = store.read(NS_CHAIN_SECRETS, &key)? {
+            let at: u64 = record::decode(NS_CHAIN_SECRETS, &key, CHAIN_RECORD_VERSION, &bytes)?;
+            let hash: H256 = key.parse().map_err(|_| {
+                ChainError::Inconsistent(format!("{NS_CHAIN_SECRETS}/{key} is not a secret hash"))
+            })?;
+            secrets.push((hash, at));
+        }
+    }
+    let kept_back: Vec<KeptBack> = match store.read(NS_CHAIN_LEDGER, KEY_KEPT_BACK)? {
+        Some(bytes) => {
+            record::decode(NS_CHAIN_LEDGER, KEY_KEPT_BACK, CHAIN_RECORD_VERSION, &bytes)?
+        }
+        None => Vec::new(),
+    };
+    Ok(LedgerMirror::from_parts(MirrorParts {
+        channels,
+        secrets,
+        kept_back,
+        last_seq: cursor.last_seq,
+        last_time: cursor.mirror_time,
+    }))
+}
+
+fn channel_key(id: &U256) -> String {
+    format!("{id:0>78}")
+}
+
+fn secret_key(secrethash: &H256) -> String {
+    secrethash.to_string()
+}
+
 /// The stored event with `seq`, if any; a record holding another seq is corrupt.
 pub fn read_event(store: &dyn KvStore, seq: u64) -> Result<Option<LedgerEvent>, StoreError> {
     read_event_in(store, NS_CHAIN_EVENTS, seq)
@@ -251,4 +347,144 @@ pub fn read_events(
     to: u64,
 ) -> Result<Vec<LedgerEvent>, StoreError> {
     read_events_in(store, NS_CHAIN_EVENTS, from, to)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use channel_core::Secret;
+
+    use super::*;
+    use crate::store::MemoryStore;
+
+    const DEPLOYMENT: DeploymentId = DeploymentId {
+        chain_id: 31_337,
+        token_network: Address([0x71; 20]),
+    };
+
+    fn at(block: u64, kind: LedgerEventKind) -> ChainEvent {
+        ChainEvent {
+            block_number: block,
+            log_index: 0,
+            tx_hash: H256::ZERO,
+            time: 1_000 + block,
+            kind,
+        }
+    }
+
+    fn opened(block: u64, id: u64) -> ChainEvent {
+        at(
+            block,
+            LedgerEventKind::ChannelOpened {
+                channel_id: U256::from(id),
+                participant1: Address([1; 20]),
+                participant2: Address([id as u8 + 1; 20]),
+                settlement_timeout: 100,
+            },
+        )
+    }
+
+    async fn commit(store: &MemoryStore, advance: Advance) -> FollowerState {
+        store.write(advance.batch).unwrap().durable().await.unwrap();
+        advance.state
+    }
+
+    fn channel_puts(batch: &WriteBatch) -> Vec<String> {
+        batch
+            .ops
+            .iter()
+            .filter(|op| op.namespace == NS_CHAIN_CHANNELS)
+            .map(|op| op.key.clone())
+            .collect()
+    }
+
+    /// A poll writes the records of the channels its events touched, not the whole mirror,
+    /// and the store puts the same mirror together again.
+    #[tokio::test]
+    async fn a_poll_writes_what_it_touched_and_a_reload_puts_the_mirror_together() {
+        let store = MemoryStore::new();
+        let state = FollowerState::load(&store, DEPLOYMENT, 10).unwrap();
+        let first = state
+            .advance(
+                vec![opened(11, 1), opened(12, 2), opened(12, 3)],
+                EventCursor::from_block(13),
+                1_012,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(channel_puts(&first.batch).len(), 3);
+        let state = commit(&store, first).await;
+
+        let secret = Secret(H256([9; 32]));
+        let second = state
+            .advance(
+                vec![
+                    at(
+                        14,
+                        LedgerEventKind::Deposit {
+                            channel_id: U256::from(2u8),
+                            participant: Address([1; 20]),
+                            total_deposit: U256::from(50u8),
+                        },
+                    ),
+                    at(
+                        14,
+                        LedgerEventKind::SecretRegistered {
+                            secrethash: secret.hash(),
+                            secret,
+                        },
+                    ),
+                ],
+                EventCursor::from_block(15),
+                1_014,
+            )
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            channel_puts(&second.batch),
+            vec![channel_key(&U256::from(2u8))],
+            "only the channel the deposit touched"
+        );
+        let state = commit(&store, second).await;
+
+        let reloaded = FollowerState::load(&store, DEPLOYMENT, 10).unwrap();
+        assert_eq!(reloaded, state);
+        assert_eq!(
+            reloaded.mirror.secret_registered_at(&secret.hash()),
+            Some(1_014)
+        );
+        assert_eq!(reloaded.cursor.next_block, 15);
+        // A store of another deployment is refused.
+        let other = DeploymentId {
+            chain_id: 1,
+            ..DEPLOYMENT
+        };
+        assert!(matches!(
+            FollowerState::load(&store, other, 10),
+            Err(ChainError::OtherDeployment { .. })
+        ));
+    }
+
+    /// A channel record stored under another channel's key is corruption, named as such.
+    #[tokio::test]
+    async fn a_channel_record_under_the_wrong_key_is_refused() {
+        let store = MemoryStore::new();
+        let state = FollowerState::load(&store, DEPLOYMENT, 10).unwrap();
+        let advance = state
+            .advance(vec![opened(11, 1)], EventCursor::from_block(12), 1_011)
+            .unwrap()
+            .unwrap();
+        let mut batch = advance.batch.clone();
+        for op in &mut batch.ops {
+            if op.namespace == NS_CHAIN_CHANNELS {
+                op.key = channel_key(&U256::from(7u8));
+            }
+        }
+        store.write(batch).unwrap().durable().await.unwrap();
+        assert!(matches!(
+            FollowerState::load(&store, DEPLOYMENT, 10),
+            Err(ChainError::Inconsistent(_))
+        ));
+    }
 }

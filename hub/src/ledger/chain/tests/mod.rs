@@ -167,6 +167,7 @@ async fn a_data_directory_of_another_deployment_is_refused() {
         next_block: 5,
         last_seq: 0,
         time: 0,
+        mirror_time: 0,
     };
     batch.put(
         NS_CHAIN_LEDGER,

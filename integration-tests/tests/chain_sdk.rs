@@ -237,8 +237,14 @@ async fn on_a_chain_the_payee_claims_a_withheld_mediated_payment_by_itself() {
             .await;
             paying.abort();
             claimed.unwrap();
-            // The charger's own view agrees: settled.
-            assert_eq!(charger.balances().unwrap().phase, "settled");
+            // The charger's own view follows: settled once its follower read the settle.
+            eventually(
+                Duration::from_secs(30),
+                "the charger's view settled",
+                || async { Ok((charger.balances().unwrap().phase == "settled").then_some(())) },
+            )
+            .await
+            .unwrap();
         },
     )
     .await

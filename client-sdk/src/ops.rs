@@ -188,7 +188,10 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
             .partner_withdraw_proposer_signature
             .as_bytes()
             .to_vec(),
-        submit: true,
+        // On the embedded ledger the hub submits at once. On a chain the device sends the
+        // transaction itself: a receipt and its confirmations can take longer than a gRPC
+        // request may, and the device should not depend on the hub's node.
+        submit: shared.ledger.chain().is_none(),
     };
     let resp = shared
         .rpc

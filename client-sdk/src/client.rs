@@ -332,7 +332,18 @@ impl Client {
                     ch.phase().name()
                 )))
             }
-            _ => {
+            settled => {
+                if let Some(old) = settled {
+                    // Clearing the settled channel forgets the locks behind our old proofs;
+                    // the monitor must have unlocked whatever the ledger keeps back first.
+                    if !shared.ledger.pending_unlocks(old.id()).await?.is_empty() {
+                        return Err(ClientError::InvalidState(format!(
+                            "channel {} settled but the ledger still keeps locked tokens back \
+                             for an unlock: the monitor submits it; open a new channel after",
+                            old.id()
+                        )));
+                    }
+                }
                 let existing = self.find_ledger_channel().await?;
                 let id = match existing {
                     Some(id) => id,

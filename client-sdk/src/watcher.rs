@@ -115,16 +115,13 @@ pub const MONITOR_TICK: Duration = Duration::from_secs(1);
 /// Whether the monitor must watch the ledger for `channel`: while it is closing or closed
 /// (contest, settle, register secrets), while open with a lock the hub owes us whose secret
 /// we know (register it in time if the hub withholds the unlock, then close to claim it),
-/// and once settled while locks were pending at settlement, until the ledger holds nothing
-/// back for it (`unlocks_done`).
+/// and once settled until a pass found the ledger holding nothing back for it
+/// (`unlocks_done`). Settled with no lock in the channel is no exception: the hub may have
+/// closed with an old proof of ours that carried locks, which only our archive still knows.
 pub fn needs_watch(channel: &Channel, unlocks_done: bool) -> bool {
     match channel.phase() {
         ChannelPhase::Closing | ChannelPhase::Closed { .. } => true,
-        ChannelPhase::Settled => {
-            let locks_pending =
-                !channel.our().locks.is_empty() || !channel.partner().locks.is_empty();
-            !unlocks_done && locks_pending
-        }
+        ChannelPhase::Settled => !unlocks_done,
         ChannelPhase::Open | ChannelPhase::CooperativeSettling { .. } => channel
             .partner()
             .locks
@@ -204,6 +201,9 @@ async fn monitor_once(
             .options()
             .register_lead_for(shared.mediation.reveal_timeout),
         pending_unlocks: &kept_back,
+        archived_locks: &shared
+            .store
+            .archived_locks(&channel.archived_locks_wanted(&kept_back))?,
     };
     let actions = channel.poll_ledger_actions(&view, shared.rpc.signer())?;
     if actions.is_empty()

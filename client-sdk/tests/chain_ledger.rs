@@ -165,6 +165,7 @@ async fn open_deposit_close_update_settle_through_the_seam_with_exact_balances()
                 now,
                 reveal_timeout: 10,
                 pending_unlocks: &[],
+                archived_locks: &[],
             },
             &hub_key,
         )
@@ -208,6 +209,7 @@ async fn open_deposit_close_update_settle_through_the_seam_with_exact_balances()
                 now,
                 reveal_timeout: 10,
                 pending_unlocks: &[],
+                archived_locks: &[],
             },
             &dev_key,
         )

@@ -12,7 +12,6 @@ use std::time::{Duration, Instant};
 
 use channel_core::crypto::Signer;
 use channel_core::ledger::{LedgerEvent, LedgerEventKind};
-use channel_core::primitives::decode_hex;
 use channel_core::LocalSigner;
 use futures::future::join_all;
 use integration_tests::{HubOptions, HubProcess, TestDevice};
@@ -31,8 +30,7 @@ fn device_key(n: u8) -> LocalSigner {
 }
 
 fn operator_key(hub: &HubProcess) -> LocalSigner {
-    let text = std::fs::read_to_string(hub.data_dir().join("operator.key")).unwrap();
-    LocalSigner::from_bytes(&decode_hex(text.trim()).unwrap()).unwrap()
+    hub.operator_key().unwrap()
 }
 
 /// Polls `check` every 50 ms until it holds or `limit` passes (then fails with `what`).

@@ -29,6 +29,7 @@ fn actions_for(
         now,
         reveal_timeout: REVEAL,
         pending_unlocks: &pending,
+        archived_locks: &[],
     };
     ch.poll_ledger_actions(&view, key).unwrap()
 }
@@ -340,6 +341,7 @@ fn monitor_refuses_a_record_of_another_channel() {
         now: pair.now,
         reveal_timeout: REVEAL,
         pending_unlocks: &[],
+        archived_locks: &[],
     };
     assert_eq!(
         pair.a.poll_ledger_actions(&view, &pair.key_a),
@@ -565,4 +567,130 @@ fn secrets_are_forgotten_once_their_lock_is_gone() {
         assert!(pair.b.known_secret(&secret.hash()).is_none());
     }
     assert_eq!(pair.b.partner_balance().unwrap(), u(100 - 40 + 10 - 15));
+}
+
+/// B closes with an old proof of A's that carried a lock A has since unlocked off-chain: the
+/// ledger keeps the lock's 30 back at settlement under a root A's channel no longer holds.
+/// A gets it back only by unlocking with the locks behind that root, from its archive.
+#[test]
+fn locks_of_an_old_proof_the_partner_closed_with_are_unlocked_from_the_archive() {
+    let (mut pair, mut ledger, _) = funded();
+    let secret = crate::locks::Secret(H256([7; 32]));
+    let lock = crate::locks::HashTimeLock {
+        expiration: pair.now + 50,
+        amount: u(30),
+        secrethash: secret.hash(),
+    };
+    pair.drive(Side::A, |ch, key, now| {
+        ch.send_locked_transfer(lock, now, H256::ZERO, key)
+    })
+    .unwrap();
+    // What A's driver archives as it signs: the balance data and the locks of each proof.
+    let locked = *pair.b.partner_latest_proof().unwrap();
+    let (root, packed) = pair.a.our_signed_locks().unwrap();
+    assert_eq!(root, locked.proof.balance.locksroot);
+    let signed_balance = pair.a.our_signed_balance().unwrap();
+    pair.b.learn_secret(secret).unwrap();
+    pair.drive(Side::A, |ch, key, _| {
+        ch.send_unlock(secret, H256::ZERO, key)
+    })
+    .unwrap();
+    assert_eq!(pair.a.our_signed_locks(), None, "A holds no lock any more");
+
+    // B closes with the locked proof instead of the unlock (it forgoes the 30, and hopes
+    // to keep them from A too). A contests with B's latest; the window passes; A settles.
+    let closing_signature = locked.counter_sign_close(&pair.key_b).unwrap();
+    let now = pair.now + 1;
+    ledger
+        .close_channel(pair.key_b.address(), u(1), &locked, &closing_signature, now)
+        .unwrap();
+    let contest = actions(&pair.a, &ledger, now, &pair.key_a);
+    let [LedgerAction::Update(tx)] = contest.as_slice() else {
+        panic!("A contests with B's latest proof");
+    };
+    ledger
+        .update_non_closing_balance_proof(
+            pair.key_a.address(),
+            u(1),
+            &tx.closer_proof,
+            &tx.non_closing_signature,
+            now,
+        )
+        .unwrap();
+    let settle_at = now + WINDOW + 1;
+    let record = ledger.channel(u(1)).unwrap().clone();
+    let settle = pair
+        .a
+        .settle_transaction(&record, |nonce| {
+            (nonce == signed_balance.0).then_some(signed_balance.1)
+        })
+        .unwrap();
+    let settled = ledger
+        .settle_channel(pair.key_a.address(), &settle, settle_at)
+        .unwrap();
+    let settled = settled.last().unwrap();
+    assert_eq!(
+        pair.a.lock_archive_after(settled),
+        LockArchiveChange::KeepOnly(root),
+        "every archived list but the kept-back one can go"
+    );
+
+    // Without the archive A's monitor sees the 30 kept back but cannot unlock them.
+    let record = ledger.channel(u(1)).unwrap().clone();
+    let pending = pending_unlocks(&ledger, &record);
+    assert_eq!(pair.a.archived_locks_wanted(&pending), vec![root]);
+    assert_eq!(actions(&pair.a, &ledger, settle_at, &pair.key_a), vec![]);
+    // A list that hashes to another root is ignored.
+    let wrong = crate::locks::pack_locks(&[crate::locks::HashTimeLock {
+        amount: u(29),
+        ..lock
+    }]);
+    let view = |archived: &[Vec<u8>]| {
+        pair.a
+            .poll_ledger_actions(
+                &LedgerView {
+                    record: &record,
+                    now: settle_at,
+                    reveal_timeout: REVEAL,
+                    pending_unlocks: &pending,
+                    archived_locks: archived,
+                },
+                &pair.key_a,
+            )
+            .unwrap()
+    };
+    assert_eq!(view(&[wrong]), vec![]);
+    let got = view(std::slice::from_ref(&packed));
+    assert_eq!(
+        got,
+        vec![LedgerAction::Unlock {
+            channel_id: u(1),
+            receiver: pair.key_b.address(),
+            sender: pair.key_a.address(),
+            packed_locks: packed.clone(),
+        }]
+    );
+    let unlocked = ledger
+        .unlock(
+            pair.key_a.address(),
+            u(1),
+            pair.key_b.address(),
+            pair.key_a.address(),
+            &packed,
+            settle_at,
+        )
+        .unwrap();
+    assert_eq!(
+        pair.a.lock_archive_after(unlocked.last().unwrap()),
+        LockArchiveChange::Release
+    );
+    // The secret was never registered, so the 30 went back to A: A 100 - 40 + 10, B 50 - 10
+    // + 40 (the locked proof's transfer of 40; the unlock's 30 never reached the ledger).
+    assert_eq!(ledger.token_balance(pair.key_a.address()), u(900 + 70));
+    assert_eq!(ledger.token_balance(pair.key_b.address()), u(950 + 80));
+    assert_eq!(
+        pending_unlocks(&ledger, &record),
+        vec![],
+        "nothing left to unlock"
+    );
 }

@@ -36,6 +36,8 @@ mod error;
 mod in_flight;
 pub use in_flight::InFlight;
 mod ledger_input;
+mod lock_archive;
+pub use lock_archive::{keeps_tokens_back, LockArchiveChange};
 mod monitor;
 pub use monitor::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
 mod restore;

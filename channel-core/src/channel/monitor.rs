@@ -18,9 +18,13 @@
 //!   off-chain unlock: the partner will not pay it off-chain, so close to claim it on the
 //!   ledger (then settle and unlock);
 //! - **unlock**: the channel settled and the ledger keeps locked tokens back for a direction
-//!   whose locks we hold (the receiver gets the claimed ones, the sender the rest).
+//!   whose locks we hold (the receiver gets the claimed ones, the sender the rest): the
+//!   partner's current locks, our current locks, or, when the partner put an old proof of
+//!   ours on the ledger, the locks behind it from the driver's archive
+//!   (see [`super::lock_archive`]).
 
 use super::{Channel, ChannelError, UpdateTransaction};
+use crate::crypto::keccak256;
 use crate::crypto::Signer;
 use crate::ledger::{ChannelPhase as LedgerPhase, ChannelRecord};
 use crate::locks::{pack_locks, Secret};
@@ -69,6 +73,10 @@ pub struct LedgerView<'a> {
     pub reveal_timeout: u64,
     /// The tokens of this channel still kept back for unlock after settlement.
     pub pending_unlocks: &'a [PendingUnlock],
+    /// Packed lock lists from the driver's archive for the roots
+    /// [`Channel::archived_locks_wanted`] names (empty when it names none). A list is used
+    /// only if it hashes to a root kept back for us, so a wrong one does no harm.
+    pub archived_locks: &'a [Vec<u8>],
 }
 
 impl Channel {
@@ -166,23 +174,42 @@ impl Channel {
 
     fn unlocks(&self, view: &LedgerView<'_>) -> Vec<LedgerAction> {
         let (us, partner) = (self.our.address, self.partner.address);
-        [(&self.partner, partner, us), (&self.our, us, partner)]
+        let current = [(&self.partner, partner, us), (&self.our, us, partner)]
             .into_iter()
             .filter(|(end, _, _)| !end.locks.is_empty())
-            .filter(|(end, sender, receiver)| {
-                view.pending_unlocks.contains(&PendingUnlock {
-                    sender: *sender,
-                    receiver: *receiver,
-                    locksroot: end.locks.locksroot(),
-                })
-            })
-            .map(|(end, sender, receiver)| LedgerAction::Unlock {
+            .map(|(end, sender, receiver)| {
+                (
+                    PendingUnlock {
+                        sender,
+                        receiver,
+                        locksroot: end.locks.locksroot(),
+                    },
+                    pack_locks(end.locks.as_slice()),
+                )
+            });
+        let archived = view.archived_locks.iter().map(|packed| {
+            (
+                PendingUnlock {
+                    sender: us,
+                    receiver: partner,
+                    locksroot: keccak256(packed),
+                },
+                packed.clone(),
+            )
+        });
+        let mut actions: Vec<LedgerAction> = Vec::new();
+        for (pending, packed_locks) in current.chain(archived) {
+            let unlock = LedgerAction::Unlock {
                 channel_id: self.id,
-                receiver,
-                sender,
-                packed_locks: pack_locks(end.locks.as_slice()),
-            })
-            .collect()
+                receiver: pending.receiver,
+                sender: pending.sender,
+                packed_locks,
+            };
+            if view.pending_unlocks.contains(&pending) && !actions.contains(&unlock) {
+                actions.push(unlock);
+            }
+        }
+        actions
     }
 
     /// The earliest ledger time at which [`Channel::poll_ledger_actions`] will have something

@@ -20,7 +20,6 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::channel::PendingUnlock;
-use crate::locks::EMPTY_LOCKSROOT;
 use crate::primitives::{u256_dec, Address, H256, U256};
 
 use super::events::{LedgerEvent, LedgerEventKind};
@@ -289,7 +288,7 @@ impl LedgerMirror {
                     (*participant1, *participant2, *participant1_locksroot),
                     (*participant2, *participant1, *participant2_locksroot),
                 ] {
-                    if locksroot != EMPTY_LOCKSROOT && !locksroot.is_zero() {
+                    if crate::channel::keeps_tokens_back(&locksroot) {
                         self.kept_back.push(KeptBack {
                             channel_id: *channel_id,
                             sender,

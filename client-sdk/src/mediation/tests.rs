@@ -518,7 +518,7 @@ fn the_monitor_watches_an_open_channel_only_for_owed_locks_whose_secret_we_know(
         .unwrap();
     assert!(!needs_watch(&payer_side, false));
 
-    // Closing or closed: always; settled: while locks were pending and not all unlocked.
+    // Closing or closed: always; settled: until a pass found nothing kept back.
     payer_side
         .handle_ledger_event(&LedgerEvent {
             seq: 1,
@@ -535,9 +535,11 @@ fn the_monitor_watches_an_open_channel_only_for_owed_locks_whose_secret_we_know(
     payer_side.handle_ledger_settled();
     assert!(needs_watch(&payer_side, false));
     assert!(!needs_watch(&payer_side, true));
+    // Even without locks in the channel: an old proof of ours may have carried some.
     let mut empty = channel(&payer(), &hub());
     empty.handle_ledger_settled();
-    assert!(!needs_watch(&empty, false));
+    assert!(needs_watch(&empty, false));
+    assert!(!needs_watch(&empty, true));
 }
 
 // ----- receipt -----

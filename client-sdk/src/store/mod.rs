@@ -20,7 +20,7 @@ use std::path::Path;
 use std::sync::Arc;
 
 use channel_core::channel::Channel;
-use channel_core::{BalanceData, LocalSigner};
+use channel_core::{BalanceData, LocalSigner, H256};
 
 pub use backend::{Entries, KvBackend, MemoryBackend, SledBackend};
 pub use record::{
@@ -52,6 +52,13 @@ const CHAIN_FOLLOWER: &str = "chain_follower";
 const UNACKED: &str = "unacked/";
 const HUB_PAYMENT: &str = "hub_payment/";
 const SIGNED_BALANCE: &str = "signed_balance/";
+const SIGNED_LOCKS: &str = "signed_locks/";
+
+fn locks_key(root: &H256) -> Vec<u8> {
+    let mut k = SIGNED_LOCKS.as_bytes().to_vec();
+    k.extend_from_slice(root.as_bytes());
+    k
+}
 
 fn nonce_key(prefix: &str, nonce: u64) -> Vec<u8> {
     let mut k = prefix.as_bytes().to_vec();
@@ -160,9 +167,11 @@ impl DeviceStore {
     }
 
     /// Stores the channel, and with it the balance data of its latest proof of ours under
-    /// that proof's nonce: every proof we sign is kept (until the channel settles), since the
-    /// hub may close with any of them and settling then needs its data
-    /// ([`DeviceStore::signed_balance`]).
+    /// that proof's nonce and the proof's locks (packed, as the contract's unlock takes them)
+    /// under their root: every proof we sign is kept until the channel is cleared, since the
+    /// hub may close with any of them, and settling then needs its data
+    /// ([`DeviceStore::signed_balance`]) and unlocking what the ledger keeps back its locks
+    /// ([`DeviceStore::archived_locks`]).
     pub fn put_channel(&self, channel: &Channel) -> Result<(), StoreError> {
         if let Some((nonce, balance)) = channel.our_signed_balance() {
             self.kv.insert(
@@ -170,7 +179,21 @@ impl DeviceStore {
                 record::encode(SIGNED_BALANCE, &balance)?,
             )?;
         }
+        if let Some((root, packed)) = channel.our_signed_locks() {
+            self.kv.insert(&locks_key(&root), packed)?;
+        }
         self.put(CHANNEL, channel)
+    }
+
+    /// The packed locks of our proofs in the current channel under `roots`, those kept.
+    pub fn archived_locks(&self, roots: &[H256]) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut found = Vec::new();
+        for root in roots {
+            if let Some(packed) = self.kv.get(&locks_key(root))? {
+                found.push(packed);
+            }
+        }
+        Ok(found)
     }
 
     /// The balance data of the proof with `nonce` we signed in the current channel, if kept.
@@ -185,7 +208,7 @@ impl DeviceStore {
     /// payments stay: they are the payment history (and keep a request from being paid twice).
     pub fn clear_channel(&self) -> Result<(), StoreError> {
         self.kv.remove(CHANNEL.as_bytes())?;
-        for prefix in [UNACKED, HUB_PAYMENT, SIGNED_BALANCE] {
+        for prefix in [UNACKED, HUB_PAYMENT, SIGNED_BALANCE, SIGNED_LOCKS] {
             for (k, _) in self.kv.scan_prefix(prefix.as_bytes())? {
                 self.kv.remove(&k)?;
             }

@@ -340,3 +340,31 @@ fn every_signed_balance_is_kept_until_the_channel_is_cleared() {
     store.clear_channel().unwrap();
     assert_eq!(store.signed_balance(1).unwrap(), None);
 }
+
+/// The locks behind every proof the device signs stay findable by their root until the
+/// channel is cleared: the hub may close with a proof whose locks the channel no longer holds.
+#[test]
+fn the_locks_of_every_signed_proof_are_kept_until_the_channel_is_cleared() {
+    let store = DeviceStore::in_memory();
+    let dev = signer(1);
+    let (mut ch, _) = channel_with_payments(0);
+    let secret = channel_core::Secret(H256([3; 32]));
+    let lock = channel_core::HashTimeLock {
+        expiration: 500,
+        amount: U256::from(7u64),
+        secrethash: secret.hash(),
+    };
+    ch.send_locked_transfer(lock, 1, H256::ZERO, &dev).unwrap();
+    store.put_channel(&ch).unwrap();
+    let (root, packed) = ch.our_signed_locks().unwrap();
+    ch.send_unlock(secret, H256::ZERO, &dev).unwrap();
+    store.put_channel(&ch).unwrap();
+    assert_eq!(ch.our_signed_locks(), None);
+    let other = H256([9; 32]);
+    assert_eq!(store.archived_locks(&[other, root]).unwrap(), vec![packed]);
+    store.clear_channel().unwrap();
+    assert_eq!(
+        store.archived_locks(&[root]).unwrap(),
+        Vec::<Vec<u8>>::new()
+    );
+}

@@ -12,7 +12,7 @@ use std::sync::{Arc, RwLock};
 
 use channel_core::channel::{
     Channel, ChannelEvent, ChannelMessage, ChannelPhase, CooperativeCloseAcceptance,
-    CooperativeCloseProposal, LedgerAction, LedgerView,
+    CooperativeCloseProposal, LedgerAction, LedgerView, LockArchiveChange,
 };
 use channel_core::crypto::{LocalSigner, Signature, Signer};
 use channel_core::ledger::{ChannelRecord, LedgerEvent, SettleTransaction};
@@ -43,6 +43,19 @@ pub const NS_SIGNED_BALANCES: &str = "signed_balances";
 /// The namespace of the balance data of the hub's signed proofs in channel `id`.
 pub fn signed_balances_namespace(id: &U256) -> String {
     format!("{NS_SIGNED_BALANCES}_{}", channel_key(id))
+}
+
+/// Prefix of the store namespaces of the lock lists behind the hub's signed proofs, one
+/// namespace per channel ([`signed_locks_namespace`]) keyed by locksroot, the value the
+/// packed locks exactly as the contract's unlock takes them. A device may close with an old
+/// proof of the hub's that carried locks; the ledger then keeps their total back under that
+/// root, and only these locks unlock it (see `channel_core::channel::LockArchiveChange` for
+/// when they go).
+pub const NS_SIGNED_LOCKS: &str = "signed_locks";
+
+/// The namespace of the lock lists behind the hub's signed proofs in channel `id`.
+pub fn signed_locks_namespace(id: &U256) -> String {
+    format!("{NS_SIGNED_LOCKS}_{}", channel_key(id))
 }
 
 fn nonce_key(nonce: u64) -> String {
@@ -395,7 +408,50 @@ impl ChannelBook {
                 );
             }
         }
+        if let Some((root, packed)) = after.our_signed_locks() {
+            if before.our_signed_locks().map(|(r, _)| r) != Some(root) {
+                batch.put(
+                    &signed_locks_namespace(&after.id()),
+                    &root.to_string(),
+                    packed,
+                );
+            }
+        }
         Ok(())
+    }
+
+    /// Forgets the archived lock lists of channel `id` that `change` says are no longer
+    /// needed (in `batch`, durable with the event that made them so).
+    pub(super) fn prune_lock_archive(
+        &self,
+        batch: &mut WriteBatch,
+        id: &U256,
+        change: LockArchiveChange,
+    ) -> Result<(), HubError> {
+        let keep = match change {
+            LockArchiveChange::Unchanged => return Ok(()),
+            LockArchiveChange::KeepOnly(root) => Some(root.to_string()),
+            LockArchiveChange::Release => None,
+        };
+        let namespace = signed_locks_namespace(id);
+        for key in self.store.list(&namespace)? {
+            if keep.as_deref() != Some(key.as_str()) {
+                batch.remove(&namespace, &key);
+            }
+        }
+        Ok(())
+    }
+
+    /// The archived lock lists of channel `id` under `roots`, those the hub kept.
+    fn archived_locks(&self, id: &U256, roots: &[H256]) -> Result<Vec<Vec<u8>>, HubError> {
+        let namespace = signed_locks_namespace(id);
+        let mut found = Vec::new();
+        for root in roots {
+            if let Some(packed) = self.store.read(&namespace, &root.to_string())? {
+                found.push(packed);
+            }
+        }
+        Ok(found)
     }
 
     /// The balance data of the proof with `nonce` the hub signed in channel `id`, if kept.
@@ -701,7 +757,13 @@ impl ChannelBook {
         match self.get(&record.id)? {
             Some(shared) => {
                 let ch = shared.lock().await;
-                Ok(ch.poll_ledger_actions(view, self.operator.as_ref())?)
+                let wanted = ch.archived_locks_wanted(view.pending_unlocks);
+                let archived = self.archived_locks(&record.id, &wanted)?;
+                let view = LedgerView {
+                    archived_locks: &archived,
+                    ..*view
+                };
+                Ok(ch.poll_ledger_actions(&view, self.operator.as_ref())?)
             }
             // Without the channel the hub knows neither side's balance data: nothing it can
             // submit (the device, which holds the channel, can still settle).

@@ -149,7 +149,8 @@ impl ChannelBook {
             return Ok(false);
         };
         let applied = self
-            .transition(&shared, |ch: &mut Channel, _| {
+            .transition(&shared, |ch: &mut Channel, batch| {
+                self.prune_lock_archive(batch, &id, ch.lock_archive_after(event))?;
                 Ok(ch.handle_ledger_event(event))
             })
             .await?;

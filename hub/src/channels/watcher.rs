@@ -108,7 +108,8 @@ async fn apply(book: &ChannelBook, events: &[LedgerEvent], in_flight: &mut InFli
 }
 
 /// One monitor pass over every hub channel that may need protecting: closed ones, settled
-/// ones with tokens still kept back for unlock, and open ones with pending locks; for each,
+/// ones with tokens still kept back for unlock (the hub's locks, current or archived, or the
+/// device's), and open ones with pending locks; for each,
 /// submit what the channel monitor asks for (less what `in_flight` holds back).
 pub async fn monitor(
     book: &ChannelBook,
@@ -122,11 +123,20 @@ pub async fn monitor(
     let watched: Vec<(ChannelRecord, Vec<PendingUnlock>)> = match ledger.read(|l| {
         l.channel_records_of(me)
             .into_iter()
-            .filter(|c| match c.phase {
-                LedgerPhase::Closed => true,
-                LedgerPhase::Settled | LedgerPhase::Opened => with_locks.contains(&c.id),
+            .filter_map(|c| {
+                let watched = match c.phase {
+                    LedgerPhase::Closed => true,
+                    LedgerPhase::Opened => with_locks.contains(&c.id),
+                    // Kept-back tokens may be the hub's even when its channel holds no lock
+                    // any more: the device closed with an old proof that carried some.
+                    LedgerPhase::Settled => {
+                        return Some(l.kept_back(c))
+                            .filter(|kept| !kept.is_empty())
+                            .map(|kept| (c.clone(), kept));
+                    }
+                };
+                watched.then(|| (c.clone(), l.kept_back(c)))
             })
-            .map(|c| (c.clone(), l.kept_back(c)))
             .collect()
     }) {
         Ok(c) => c,
@@ -142,6 +152,8 @@ pub async fn monitor(
             now,
             reveal_timeout,
             pending_unlocks: &pending,
+            // The book adds what its archive holds for these.
+            archived_locks: &[],
         };
         let actions = match book.ledger_actions(&view).await {
             Ok(a) => a,

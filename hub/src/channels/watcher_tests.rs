@@ -3,7 +3,8 @@
 //! it inside the reveal timeout, contests the device's close with the device's latest proof
 //! (which carries the lock), settles, and unlocks: it gets the locked amount on the ledger.
 //! And a device that closes with an old proof of the hub's cannot keep the hub from settling:
-//! the hub finds that proof's balance data among every proof it signed.
+//! the hub finds that proof's balance data among every proof it signed; nor, if that proof
+//! carried locks, keep the locked tokens from the hub: it finds the locks in its archive.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -16,7 +17,7 @@ use channel_core::ledger::LedgerConfig;
 use channel_core::testing::{test_domain, test_signer};
 use channel_core::{HashTimeLock, Secret, SignedBalanceProof, H256, U256};
 
-use super::book::{signed_balances_namespace, ChannelBook};
+use super::book::{signed_balances_namespace, signed_locks_namespace, ChannelBook};
 use super::watcher::{catch_up, monitor};
 use crate::ledger::{HubLedger, LedgerHandle};
 use crate::store::{KvStore, MemoryStore};
@@ -178,52 +179,14 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
 
 #[tokio::test]
 async fn a_device_closing_with_an_old_hub_proof_cannot_keep_the_hub_from_settling() {
-    let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(AtomicU64::new(1_000));
-    let time = clock.clone();
-    let ledger = Arc::new(
-        LedgerHandle::load(
-            store.clone(),
-            LedgerConfig {
-                domain: test_domain(),
-                settlement_timeout: WINDOW,
-            },
-            move || time.load(Ordering::SeqCst),
-        )
-        .unwrap(),
-    );
-    let operator = Arc::new(test_signer(200));
-    let hub = operator.address();
-    let book = ChannelBook::load(store.clone(), operator.clone(), test_domain()).unwrap();
-    let device = test_signer(1);
-    let dev = device.address();
-    for who in [dev, hub] {
-        ledger
-            .apply(|l, now| l.mint_with_events(who, u(1_000), now))
-            .await
-            .unwrap();
-    }
-    let (id, _) = ledger
-        .submit(dev, |l, caller, now| l.open_channel(caller, hub, now))
-        .await
-        .unwrap();
-    for who in [dev, hub] {
-        ledger
-            .submit(who, |l, caller, now| {
-                l.set_total_deposit(caller, id, caller, u(500), now)
-            })
-            .await
-            .unwrap();
-    }
-    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
-        .await
-        .unwrap();
+    let f = Funded::new().await;
+    let (hub, dev, id) = (f.operator.address(), f.device.address(), f.id);
 
     // The hub pays the device three times: proofs with nonces 1, 2, 3 (10, 20, 30 in all).
     for _ in 0..3 {
-        book.pay_device(&id, u(10)).await.unwrap();
+        f.book.pay_device(&id, u(10)).await.unwrap();
     }
-    let (sent, _) = book.hub_payments_since(dev, &id, 0).await.unwrap();
+    let (sent, _) = f.book.hub_payments_since(dev, &id, 0).await.unwrap();
     let oldest = sent[0].proof;
     assert_eq!(
         (oldest.proof.nonce, oldest.proof.balance.transferred_amount),
@@ -232,48 +195,191 @@ async fn a_device_closing_with_an_old_hub_proof_cannot_keep_the_hub_from_settlin
     // The device fetched them all, so the hub no longer keeps the proofs themselves; it keeps
     // the balance data of each.
     let archive = signed_balances_namespace(&id);
-    assert_eq!(store.list(&archive).unwrap().len(), 3);
+    assert_eq!(f.store.list(&archive).unwrap().len(), 3);
 
     // The device closes with the oldest: 20 less for itself, but the ledger now stores only
     // the hash of a proof the hub signed long ago.
-    let closing_signature = oldest.counter_sign_close(&device).unwrap();
-    ledger
+    let closing_signature = oldest.counter_sign_close(&f.device).unwrap();
+    f.ledger
         .submit(dev, |l, caller, now| {
             l.close_channel(caller, id, &oldest, &closing_signature, now)
         })
         .await
         .unwrap();
-    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
-        .await
-        .unwrap();
-    monitor(
-        &book,
-        &HubLedger::Embedded(ledger.clone()),
-        REVEAL,
-        &mut InFlight::new(0),
-    )
-    .await; // nothing to contest: the device never paid
-    clock.store(1_000 + WINDOW + 1, Ordering::SeqCst);
-    monitor(
-        &book,
-        &HubLedger::Embedded(ledger.clone()),
-        REVEAL,
-        &mut InFlight::new(0),
-    )
-    .await; // settles with nonce 1's data from the archive
-    let phase = ledger.read(|l| l.channel(id).unwrap().phase).unwrap();
+    f.pass().await; // nothing to contest: the device never paid
+    f.clock.store(1_000 + WINDOW + 1, Ordering::SeqCst);
+    f.pass().await; // settles with nonce 1's data from the archive
+    let phase = f.ledger.read(|l| l.channel(id).unwrap().phase).unwrap();
     assert_eq!(phase, channel_core::ledger::ChannelPhase::Settled);
-    assert_eq!(
-        ledger.read(|l| l.token_balance(hub)).unwrap(),
-        u(1_000 - 10)
-    );
-    assert_eq!(
-        ledger.read(|l| l.token_balance(dev)).unwrap(),
-        u(1_000 + 10)
-    );
+    assert_eq!(f.balance(hub), u(1_000 - 10));
+    assert_eq!(f.balance(dev), u(1_000 + 10));
     // Once the book saw the settle, the archive is gone.
-    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+    f.catch_up().await;
+    assert_eq!(f.store.list(&archive).unwrap(), Vec::<String>::new());
+}
+
+/// A hub channel with a device on the embedded ledger, both sides funded with 500 of the
+/// 1,000 each was minted, and a clock the test moves.
+struct Funded {
+    store: Arc<dyn KvStore>,
+    clock: Arc<AtomicU64>,
+    ledger: Arc<LedgerHandle>,
+    operator: Arc<channel_core::LocalSigner>,
+    book: ChannelBook,
+    device: channel_core::LocalSigner,
+    id: U256,
+}
+
+impl Funded {
+    async fn new() -> Self {
+        let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        let clock = Arc::new(AtomicU64::new(1_000));
+        let time = clock.clone();
+        let ledger = Arc::new(
+            LedgerHandle::load(
+                store.clone(),
+                LedgerConfig {
+                    domain: test_domain(),
+                    settlement_timeout: WINDOW,
+                },
+                move || time.load(Ordering::SeqCst),
+            )
+            .unwrap(),
+        );
+        let operator = Arc::new(test_signer(200));
+        let hub = operator.address();
+        let book = ChannelBook::load(store.clone(), operator.clone(), test_domain()).unwrap();
+        let device = test_signer(1);
+        let dev = device.address();
+        for who in [dev, hub] {
+            ledger
+                .apply(|l, now| l.mint_with_events(who, u(1_000), now))
+                .await
+                .unwrap();
+        }
+        let (id, _) = ledger
+            .submit(dev, |l, caller, now| l.open_channel(caller, hub, now))
+            .await
+            .unwrap();
+        for who in [dev, hub] {
+            ledger
+                .submit(who, |l, caller, now| {
+                    l.set_total_deposit(caller, id, caller, u(500), now)
+                })
+                .await
+                .unwrap();
+        }
+        let funded = Self {
+            store,
+            clock,
+            ledger,
+            operator,
+            book,
+            device,
+            id,
+        };
+        funded.catch_up().await;
+        funded
+    }
+
+    fn hub_ledger(&self) -> HubLedger {
+        HubLedger::Embedded(self.ledger.clone())
+    }
+
+    async fn catch_up(&self) {
+        catch_up(&self.book, &self.hub_ledger()).await.unwrap();
+    }
+
+    /// One watcher pass: catch up with the ledger, then run the monitor.
+    async fn pass(&self) {
+        self.catch_up().await;
+        monitor(
+            &self.book,
+            &self.hub_ledger(),
+            REVEAL,
+            &mut InFlight::new(0),
+        )
+        .await;
+    }
+
+    fn balance(&self, who: channel_core::Address) -> U256 {
+        self.ledger.read(|l| l.token_balance(who)).unwrap()
+    }
+
+    /// The hub's latest proof toward the device.
+    async fn hub_proof(&self) -> SignedBalanceProof {
+        *self
+            .book
+            .snapshot_any(&self.id)
+            .await
+            .unwrap()
+            .our_latest_proof()
+            .unwrap()
+    }
+}
+
+/// The hub locks 30 toward the device in a mediated payment and, once the payee revealed the
+/// secret, unlocks it off-chain. The device then closes with the hub's *locked* proof: the
+/// ledger keeps the 30 back at settlement under a root the hub's channel no longer holds.
+/// The hub unlocks them with the lock list it archived when it signed that proof (after a
+/// restart in between), and gets the 30 back; then the archive is gone.
+#[tokio::test]
+async fn a_device_closing_with_an_old_locked_hub_proof_cannot_keep_the_locked_tokens() {
+    let f = Funded::new().await;
+    let (hub, dev) = (f.operator.address(), f.device.address());
+    let secret = Secret(H256([9; 32]));
+    let lock = HashTimeLock {
+        expiration: 1_000 + 100,
+        amount: u(30),
+        secrethash: secret.hash(),
+    };
+    let shared = f.book.get(&f.id).unwrap().unwrap();
+    f.book
+        .transition(&shared, |ch, _| {
+            Ok(ch.send_locked_transfer(lock, 1_000, H256::ZERO, f.operator.as_ref())?)
+        })
         .await
         .unwrap();
-    assert_eq!(store.list(&archive).unwrap(), Vec::<String>::new());
+    let locked = f.hub_proof().await;
+    assert_eq!(locked.proof.balance.locked_amount, u(30));
+    f.book
+        .transition(&shared, |ch, _| {
+            Ok(ch.send_unlock(secret, H256::ZERO, f.operator.as_ref())?)
+        })
+        .await
+        .unwrap();
+    assert_eq!(f.hub_proof().await.proof.balance.transferred_amount, u(30));
+    let archive = signed_locks_namespace(&f.id);
+    assert_eq!(
+        f.store.list(&archive).unwrap(),
+        vec![locked.proof.balance.locksroot.to_string()]
+    );
+
+    let closing_signature = locked.counter_sign_close(&f.device).unwrap();
+    f.ledger
+        .submit(dev, |l, caller, now| {
+            l.close_channel(caller, f.id, &locked, &closing_signature, now)
+        })
+        .await
+        .unwrap();
+    f.pass().await; // nothing to contest: the device never paid
+    f.clock.store(1_000 + WINDOW + 1, Ordering::SeqCst);
+    f.pass().await; // settles with the locked proof's balance data
+    let kept = f
+        .ledger
+        .read(|l| l.pending_unlock(f.id, hub, dev).map(|e| e.locked_amount))
+        .unwrap();
+    assert_eq!(kept, Some(u(30)), "the 30 are kept back for an unlock");
+    assert_eq!(f.balance(hub), u(1_000 - 30));
+
+    // The hub restarts: the book comes back from the store, the archive with it.
+    let f = Funded {
+        book: ChannelBook::load(f.store.clone(), f.operator.clone(), test_domain()).unwrap(),
+        ..f
+    };
+    f.pass().await; // unlocks from the archive
+    assert_eq!(f.balance(hub), u(1_000), "the 30 came back to the hub");
+    assert_eq!(f.balance(dev), u(1_000));
+    f.pass().await;
+    assert_eq!(f.store.list(&archive).unwrap(), Vec::<String>::new());
 }

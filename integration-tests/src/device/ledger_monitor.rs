@@ -143,6 +143,7 @@ impl TestDevice {
             now: time.now,
             reveal_timeout: watch.reveal_timeout,
             pending_unlocks: &pending,
+            archived_locks: &[],
         };
         let actions = self
             .channel()?

@@ -13,6 +13,8 @@ use futures::StreamExt;
 use integration_tests::mediation::MediationSetup;
 use integration_tests::HubProcess;
 use voltlane_client::{Client, ClientError, DeviceStore, U256};
+use voltlane_proto::convert::{signature_bytes, u256_bytes};
+use voltlane_proto::v1;
 
 const WAIT: Duration = Duration::from_secs(60);
 const FEE_FLAT: u64 = 1;
@@ -330,4 +332,82 @@ async fn a_hub_that_keeps_the_secret_without_paying_loses_to_the_payees_sdk_on_t
         receipt.verify(&car.domain()).unwrap();
         assert_eq!(receipt.lock_amount, u(1_000 + fee(1_000)));
     }
+}
+
+/// A hub that closes the payer's channel with the payer's proof that still carried the lock
+/// of a mediated payment (completed and unlocked off-chain since) cannot keep the locked
+/// amount: the ledger keeps it back at settlement under that proof's locksroot, and the
+/// payer's SDK, which archived the locks behind every proof it signed, settles and unlocks
+/// them. The secret never reached the ledger, so the amount comes back to the payer.
+#[tokio::test]
+async fn a_hub_closing_with_the_payers_old_locked_proof_cannot_keep_the_locked_tokens() {
+    let hub = hub(Vec::new()).await;
+    let car_store = DeviceStore::in_memory();
+    let car = device(&hub, 41, 10_000, car_store.clone()).await;
+    let charger = device(&hub, 42, 10_000, DeviceStore::in_memory()).await;
+    let request = charger
+        .create_payment_request(u(500), 1, 600)
+        .await
+        .unwrap();
+    eventually("the charger online", || async {
+        car.quote(&request).await.is_ok()
+    })
+    .await;
+    let receipt = pay(&car, &request).await;
+    assert_eq!(car.balances().unwrap().ours, u(10_000 - 500 - fee(500)));
+
+    // The proof that carried the lock, as the car signed it (rebuilt from the car's archive
+    // and signed with its key; the hub holds the car's own signature over the same balance).
+    let transfer = car_store
+        .outgoing(&request.request.secrethash)
+        .unwrap()
+        .unwrap();
+    let balance = car_store
+        .signed_balance(transfer.lock_nonce)
+        .unwrap()
+        .unwrap();
+    assert_eq!(balance.locked_amount, receipt.lock_amount);
+    let id = car.channel().unwrap().unwrap().id();
+    let locked = channel_core::BalanceProof {
+        domain: car.domain(),
+        channel_identifier: id,
+        nonce: transfer.lock_nonce,
+        balance,
+        additional_hash: channel_core::H256::ZERO,
+    }
+    .sign(&key(41))
+    .unwrap();
+
+    // The hub closes with it.
+    let op_key = hub.operator_key().unwrap();
+    let op = integration_tests::TestDevice::login(hub.connect().await.unwrap(), op_key.clone())
+        .await
+        .unwrap();
+    op.ledger()
+        .close_channel(v1::CloseChannelRequest {
+            channel_id: u256_bytes(&id),
+            partner_proof: Some((&locked).into()),
+            closing_signature: signature_bytes(&locked.counter_sign_close(&op_key).unwrap()),
+        })
+        .await
+        .unwrap();
+
+    // The car's SDK settles after the window (the hub cannot: it lacks the car's balance data
+    // for that proof) and unlocks the kept-back lock: its whole deposit is back.
+    eventually("the car's deposit back in full", || async {
+        car.token_balance(car.address()).await.unwrap() == u(10_000)
+    })
+    .await;
+    eventually("nothing kept back", || async {
+        let pending = op
+            .ledger()
+            .get_pending_unlocks(v1::GetPendingUnlocksRequest {
+                channel_id: u256_bytes(&id),
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        pending.unlocks.is_empty()
+    })
+    .await;
 }

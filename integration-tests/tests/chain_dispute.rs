@@ -5,7 +5,8 @@
 //! the device's latest proof (a real `updateNonClosingBalanceProof` transaction), and once the
 //! chain's clock passes the settlement window it settles: the token balances on the chain are
 //! exactly the off-chain balances. The same scenario runs on the embedded ledger too, and both
-//! pay out the same.
+//! pay out the same. And many devices closing in one block are contested together, not one
+//! block (plus confirmations) after another.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,7 +16,7 @@ use channel_core::channel::CloseTransaction;
 use channel_core::ledger::LedgerOp;
 use channel_core::primitives::{Address, U256};
 use channel_core::SignedBalanceProof;
-use integration_tests::chain::{eventually, ChainHub};
+use integration_tests::chain::{chain_device, eventually, ChainHub};
 use integration_tests::device::{device_key, device_nonce};
 use integration_tests::settlement::ledger_outcome;
 use integration_tests::{within, HubOptions, HubProcess, PayAck, TestDevice};
@@ -320,4 +321,94 @@ async fn scenario(net: &mut Net, outage: bool) -> Payout {
         hub: hub_after - hub_before,
         contested_nonce,
     }
+}
+
+/// Six devices close in the same block, each without any proof of the hub's, on a chain that
+/// mines a block a second. The hub contests all six within a few blocks of each other: its
+/// monitor submits for many channels at once and does not wait for one contest's
+/// confirmations before sending the next. One at a time, each contest would cost its own
+/// block plus the confirmations, so a hundred closes at once would outlast a settlement
+/// window of a few hundred blocks.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn many_closes_in_one_block_are_contested_together() {
+    const DEVICES: usize = 6;
+    within(Duration::from_secs(240), "many closes", async {
+        let net = ChainHub::start(
+            CHAIN_WINDOW,
+            2 + DEVICES as u8,
+            &["--eth-confirmations", "2"],
+        )
+        .await
+        .unwrap();
+        // Blocks keep coming while the devices set up (an event needs two confirmations).
+        let clock = net.run_clock(Duration::from_millis(300), 1);
+        let mut devices = Vec::new();
+        for i in 0..DEVICES {
+            let (mut device, eth) = chain_device(&net, 2 + i, U256::from(100u64), U256::ZERO)
+                .await
+                .unwrap();
+            let mut session = device.pay_session(1).await.unwrap();
+            session
+                .send(device.next_payment(U256::from(3u64)).unwrap())
+                .await
+                .unwrap();
+            session.finish();
+            let ack = session.next_ack().await.unwrap().unwrap();
+            assert!(matches!(ack, PayAck::Accepted { .. }), "{ack:?}");
+            devices.push((device, eth));
+        }
+
+        // From here on a block every second, so a transaction waits for its block.
+        drop(clock);
+        let node = &net.chain.node;
+        node.dev_request("evm_setIntervalMining", serde_json::json!([1]))
+            .await
+            .unwrap();
+        futures::future::join_all(devices.iter().map(|(device, eth)| async move {
+            let id = device.channel_id().unwrap();
+            let none = SignedBalanceProof::none(*device.channel().unwrap().domain(), id);
+            eth.execute(&LedgerOp::Close(CloseTransaction {
+                channel_id: id,
+                partner_proof: none,
+                closing_signature: none.counter_sign_close(device.key()).unwrap(),
+            }))
+            .await
+            .unwrap();
+        }))
+        .await;
+        let closed_at = node.block_number().await.unwrap();
+
+        // The block in which each device's contest shows.
+        let mut contested_at: Vec<Option<u64>> = vec![None; DEVICES];
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+        while contested_at.iter().any(Option::is_none) {
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "contested: {contested_at:?}"
+            );
+            let block = node.block_number().await.unwrap();
+            for ((device, eth), at) in devices.iter().zip(contested_at.iter_mut()) {
+                if at.is_none() {
+                    let (id, me) = (device.channel_id().unwrap(), device.address());
+                    let info = eth
+                        .participant_info(id, me, device.hub_address())
+                        .await
+                        .unwrap();
+                    if info.nonce > 0 {
+                        assert_eq!(info.nonce, 1, "the device's latest proof");
+                        *at = Some(block);
+                    }
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let blocks: Vec<u64> = contested_at.into_iter().flatten().collect();
+        let (first, last) = (blocks.iter().min().unwrap(), blocks.iter().max().unwrap());
+        assert!(
+            last - first <= 3,
+            "contests spread over blocks {first}..={last} (closes in block {closed_at})"
+        );
+    })
+    .await
+    .unwrap();
 }

@@ -12,8 +12,10 @@
 //! On a chain a transaction's effect shows only once the follower has read its block, so a
 //! monitor pass may ask again for what an earlier pass sent; [`InFlight`] holds such an
 //! action back for [`CHAIN_RESEND_AFTER`] seconds of ledger time (resent after that if its
-//! effect never arrived). On the embedded ledger the effect is visible when `execute`
-//! returns, and nothing is held back.
+//! effect never arrived). So a submission returns once its transaction is mined
+//! (`HubLedger::send`), without waiting for confirmations, and a pass submits for up to
+//! [`SUBMIT_CONCURRENCY`] channels at once. On the embedded ledger the effect is visible
+//! when the submission returns, and nothing is held back.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -23,6 +25,7 @@ use channel_core::channel::{InFlight, LedgerAction, LedgerView, PendingUnlock};
 use channel_core::ledger::{
     ChannelPhase as LedgerPhase, ChannelRecord, LedgerEvent, LedgerEventKind, LedgerOp,
 };
+use futures::StreamExt;
 use tokio::sync::broadcast::error::RecvError;
 
 use super::book::ChannelBook;
@@ -32,6 +35,11 @@ use crate::metrics::{watcher_action, WatcherAction};
 
 /// How often the watcher runs the monitor, at the latest.
 const MONITOR_TICK: Duration = Duration::from_millis(500);
+
+/// How many channels' transactions a monitor pass has under way at once. On a chain each
+/// waits for its block: one at a time, a hundred closes at once would take a hundred blocks
+/// to contest, and a settlement window is only so many blocks long.
+const SUBMIT_CONCURRENCY: usize = 64;
 
 /// On a chain: seconds of ledger (block) time before the monitor sends again an action
 /// whose effect has not been mirrored (a dropped or reverted transaction). Well inside any
@@ -146,6 +154,7 @@ pub async fn monitor(
         }
     };
     in_flight.retain_channels(|id| watched.iter().any(|(record, _)| record.id == id));
+    let mut to_submit: Vec<(ChannelRecord, Vec<LedgerAction>)> = Vec::new();
     for (record, pending) in watched {
         let view = LedgerView {
             record: &record,
@@ -162,10 +171,20 @@ pub async fn monitor(
                 continue;
             }
         };
-        for action in in_flight.to_send(record.id, actions, now) {
-            submit(book, ledger, &record, action).await;
+        let actions = in_flight.to_send(record.id, actions, now);
+        if !actions.is_empty() {
+            to_submit.push((record, actions));
         }
     }
+    // Channels concurrently (on a chain each transaction waits for its block), each
+    // channel's actions in order.
+    futures::stream::iter(to_submit)
+        .for_each_concurrent(SUBMIT_CONCURRENCY, |(record, actions)| async move {
+            for action in actions {
+                submit(book, ledger, &record, action).await;
+            }
+        })
+        .await;
 }
 
 /// Submits one monitor action. A refusal is expected when someone else got there first
@@ -185,15 +204,15 @@ async fn submit(
             return;
         }
     };
-    let result = ledger.execute(book.operator_address(), &op).await;
+    let result = ledger.send(book.operator_address(), &op).await;
     if let Some(counted) = what.metric() {
         watcher_action(counted, &result);
     }
     match result {
-        Ok(executed) => tracing::info!(
+        Ok(tx_hash) => tracing::info!(
             channel = %id,
             op = op.name(),
-            tx = executed.tx_hash.as_deref().unwrap_or("-"),
+            tx = tx_hash.as_deref().unwrap_or("-"),
             "{}",
             what.done()
         ),

@@ -192,6 +192,24 @@ impl HubLedger {
         }
     }
 
+    /// Sends `op` as `operator` and returns once it is on the ledger, without waiting for the
+    /// hub's view to show it: the transaction hash on a chain (mined and successful), `None`
+    /// on the embedded ledger (applied, its events durable). For the watcher, whose
+    /// `InFlight` holds the action back until its effect is mirrored: a contest must not
+    /// wait for confirmations that another channel's contest needs to start.
+    pub async fn send(&self, operator: Address, op: &LedgerOp) -> Result<Option<String>, HubError> {
+        match self {
+            HubLedger::Embedded(handle) => {
+                handle.execute(operator, op).await?;
+                Ok(None)
+            }
+            HubLedger::Chain(chain) => {
+                check_chain_operator(chain, operator)?;
+                Ok(Some(chain.execute(op).await?.tx_hash.to_string()))
+            }
+        }
+    }
+
     /// Sends `op` as `operator` (see [`Executed`]). On the embedded ledger the operation runs
     /// at once and its events are durable when this returns. On a chain the transaction is
     /// signed with the operator key (the chain ledger's; `operator` must be it), mined, and
@@ -204,12 +222,7 @@ impl HubLedger {
                 tx_hash: None,
             }),
             HubLedger::Chain(chain) => {
-                if chain.operator() != operator {
-                    return Err(HubError::Internal(format!(
-                        "a chain transaction as {operator} was asked of a ledger that signs as {}",
-                        chain.operator()
-                    )));
-                }
+                check_chain_operator(chain, operator)?;
                 let before = chain.durable_seq()?;
                 let outcome = chain.execute(op).await?;
                 let reached = chain
@@ -234,4 +247,15 @@ impl HubLedger {
             }
         }
     }
+}
+
+/// A chain ledger signs with its own key only: refuses a transaction asked as anyone else.
+fn check_chain_operator(chain: &ChainLedger, operator: Address) -> Result<(), HubError> {
+    if chain.operator() != operator {
+        return Err(HubError::Internal(format!(
+            "a chain transaction as {operator} was asked of a ledger that signs as {}",
+            chain.operator()
+        )));
+    }
+    Ok(())
 }

@@ -408,8 +408,8 @@ impl ChannelBook {
                 );
             }
         }
-        if let Some((root, packed)) = after.our_signed_locks() {
-            if before.our_signed_locks().map(|(r, _)| r) != Some(root) {
+        if after.our().locks != before.our().locks {
+            if let Some((root, packed)) = after.our_signed_locks() {
                 batch.put(
                     &signed_locks_namespace(&after.id()),
                     &root.to_string(),

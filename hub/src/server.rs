@@ -27,9 +27,9 @@ use std::sync::Arc;
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::server::TcpIncoming;
 use tonic::transport::{Identity, Server, ServerTlsConfig};
 use tonic_health::server::HealthReporter;
 use tonic_health::ServingStatus;
@@ -192,7 +192,6 @@ pub async fn serve_with(
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)
         .timeout(limits.request_timeout())
-        .tcp_nodelay(true)
         .add_service(health)
         .add_service(reflection)
         .add_service(auth)
@@ -202,7 +201,7 @@ pub async fn serve_with(
         .add_service(payments)
         .add_service(mediation)
         .add_service(sessions)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), signal)
+        .serve_with_incoming_shutdown(accepted_without_delay(listener), signal)
         .await;
     health_task.abort();
     served?;
@@ -229,5 +228,32 @@ pub async fn watch_ledger_failure(mut failed: watch::Receiver<bool>, health: Hea
         health
             .set_service_status(name, ServingStatus::NotServing)
             .await;
+    }
+}
+
+/// The connections `listener` accepts, each with `TCP_NODELAY` set. The builder's
+/// `tcp_nodelay` applies only to listeners tonic binds itself; on ours Nagle's algorithm stayed
+/// on, so a small write (an ack) made while an earlier segment of its connection was still
+/// unacknowledged could wait for the device's delayed ACK.
+fn accepted_without_delay(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use tokio_stream::StreamExt;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn accepted_connections_have_nagle_off() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut incoming = accepted_without_delay(listener);
+        let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let accepted = incoming.next().await.unwrap().unwrap();
+        assert!(accepted.nodelay().unwrap());
     }
 }

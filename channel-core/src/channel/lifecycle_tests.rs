@@ -34,6 +34,26 @@ fn actions_for(
     ch.poll_ledger_actions(&view, key).unwrap()
 }
 
+/// Submits every update A's monitor asks for at `now` (B closed); returns how many.
+fn contest_as_a(pair: &Pair, ledger: &mut Ledger, now: u64) -> usize {
+    let mut submitted = 0;
+    for got in actions(&pair.a, ledger, now, &pair.key_a) {
+        if let LedgerAction::Update(tx) = got {
+            ledger
+                .update_non_closing_balance_proof(
+                    pair.key_a.address(),
+                    u(1),
+                    &tx.closer_proof,
+                    &tx.non_closing_signature,
+                    now,
+                )
+                .unwrap();
+            submitted += 1;
+        }
+    }
+    submitted
+}
+
 fn u(n: u64) -> U256 {
     U256::from(n)
 }
@@ -277,19 +297,7 @@ fn a_withheld_unlock_is_claimed_on_the_ledger() {
             after,
         )
         .unwrap();
-    for got in actions(&pair.a, &ledger, after, &pair.key_a) {
-        if let LedgerAction::Update(tx) = got {
-            ledger
-                .update_non_closing_balance_proof(
-                    pair.key_a.address(),
-                    u(1),
-                    &tx.closer_proof,
-                    &tx.non_closing_signature,
-                    after,
-                )
-                .unwrap();
-        }
-    }
+    contest_as_a(&pair, &mut ledger, after);
     let settle_at = after + WINDOW + 1;
     let record = ledger.channel(u(1)).unwrap().clone();
     let settle = pair.b.settle_transaction(&record, |_| None).unwrap();
@@ -604,19 +612,11 @@ fn locks_of_an_old_proof_the_partner_closed_with_are_unlocked_from_the_archive()
     ledger
         .close_channel(pair.key_b.address(), u(1), &locked, &closing_signature, now)
         .unwrap();
-    let contest = actions(&pair.a, &ledger, now, &pair.key_a);
-    let [LedgerAction::Update(tx)] = contest.as_slice() else {
-        panic!("A contests with B's latest proof");
-    };
-    ledger
-        .update_non_closing_balance_proof(
-            pair.key_a.address(),
-            u(1),
-            &tx.closer_proof,
-            &tx.non_closing_signature,
-            now,
-        )
-        .unwrap();
+    assert_eq!(
+        contest_as_a(&pair, &mut ledger, now),
+        1,
+        "A contests with B's latest"
+    );
     let settle_at = now + WINDOW + 1;
     let record = ledger.channel(u(1)).unwrap().clone();
     let settle = pair

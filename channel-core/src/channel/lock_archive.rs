@@ -131,9 +131,10 @@ mod tests {
         }
     }
 
-    fn settled(ch: &Channel, ours: H256, theirs: H256) -> LedgerEvent {
+    /// The settlement of channel `id` (ours or another) as `ch`'s partner and we see it.
+    fn settled(ch: &Channel, id: U256, ours: H256, theirs: H256) -> LedgerEvent {
         event(LedgerEventKind::ChannelSettled {
-            channel_id: ch.id(),
+            channel_id: id,
             participant1: ch.partner_address(),
             participant1_amount: U256::ZERO,
             participant1_locksroot: theirs,
@@ -197,12 +198,12 @@ mod tests {
         let (ch, _) = channel();
         let root = H256([9; 32]);
         assert_eq!(
-            ch.lock_archive_after(&settled(&ch, root, EMPTY_LOCKSROOT)),
+            ch.lock_archive_after(&settled(&ch, ch.id(), root, EMPTY_LOCKSROOT)),
             LockArchiveChange::KeepOnly(root)
         );
         for nothing in [EMPTY_LOCKSROOT, H256::ZERO] {
             assert_eq!(
-                ch.lock_archive_after(&settled(&ch, nothing, root)),
+                ch.lock_archive_after(&settled(&ch, ch.id(), nothing, root)),
                 LockArchiveChange::Release
             );
         }
@@ -228,29 +229,7 @@ mod tests {
             ch.lock_archive_after(&unlocked(ch.our_address(), U256::from(8u8))),
             LockArchiveChange::Unchanged
         );
-        let other_settled = LedgerEvent {
-            kind: match settled(&ch, root, root).kind {
-                LedgerEventKind::ChannelSettled {
-                    participant1,
-                    participant1_amount,
-                    participant1_locksroot,
-                    participant2,
-                    participant2_amount,
-                    participant2_locksroot,
-                    ..
-                } => LedgerEventKind::ChannelSettled {
-                    channel_id: U256::from(8u8),
-                    participant1,
-                    participant1_amount,
-                    participant1_locksroot,
-                    participant2,
-                    participant2_amount,
-                    participant2_locksroot,
-                },
-                other => other,
-            },
-            ..settled(&ch, root, root)
-        };
+        let other_settled = settled(&ch, U256::from(8u8), root, root);
         assert_eq!(
             ch.lock_archive_after(&other_settled),
             LockArchiveChange::Unchanged

@@ -31,47 +31,14 @@ fn u(n: u64) -> U256 {
 
 #[tokio::test]
 async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
-    let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
-    let clock = Arc::new(AtomicU64::new(1_000));
-    let time = clock.clone();
-    let ledger = Arc::new(
-        LedgerHandle::load(
-            store.clone(),
-            LedgerConfig {
-                domain: test_domain(),
-                settlement_timeout: WINDOW,
-            },
-            move || time.load(Ordering::SeqCst),
-        )
-        .unwrap(),
-    );
-    let operator = Arc::new(test_signer(200));
-    let hub = operator.address();
-    let book = ChannelBook::load(store, operator.clone(), test_domain()).unwrap();
-    let device = test_signer(1);
-    let dev = device.address();
-    ledger
-        .apply(|l, now| l.mint_with_events(dev, u(1_000), now))
-        .await
-        .unwrap();
-    let (id, _) = ledger
-        .submit(dev, |l, caller, now| l.open_channel(caller, hub, now))
-        .await
-        .unwrap();
-    ledger
-        .submit(dev, |l, caller, now| {
-            l.set_total_deposit(caller, id, caller, u(500), now)
-        })
-        .await
-        .unwrap();
-    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
-        .await
-        .unwrap();
+    let f = Funded::new().await;
+    let (hub, dev, id) = (f.operator.address(), f.device.address(), f.id);
 
     // The device locks 30 toward the hub; the hub learns the secret (from the payee it
     // forwarded to, in a mediated payment).
     let mut mine = Channel::new(test_domain(), id, dev, hub);
     mine.handle_ledger_deposit(dev, u(500)).unwrap();
+    mine.handle_ledger_deposit(hub, u(500)).unwrap();
     let secret = Secret(H256([9; 32]));
     let expiration = 1_000 + 60;
     let lock = HashTimeLock {
@@ -80,7 +47,7 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
         secrethash: secret.hash(),
     };
     let events = mine
-        .send_locked_transfer(lock, 1_000, H256::ZERO, &device)
+        .send_locked_transfer(lock, 1_000, H256::ZERO, &f.device)
         .unwrap();
     let proof: SignedBalanceProof = events
         .iter()
@@ -89,44 +56,35 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
             _ => None,
         })
         .unwrap();
-    let shared = book.get(&id).unwrap().unwrap();
-    book.transition(&shared, |ch, _| {
-        ch.handle_locked_transfer(&proof, &lock, 1_000)?;
-        ch.learn_secret(secret)?;
-        Ok(())
-    })
-    .await
-    .unwrap();
-    assert_eq!(book.channels_with_locks(), vec![id]);
-
-    // Before the reveal timeout the hub waits for the device's off-chain unlock.
-    clock.store(expiration - REVEAL - 1, Ordering::SeqCst);
-    monitor(
-        &book,
-        &HubLedger::Embedded(ledger.clone()),
-        REVEAL,
-        &mut InFlight::new(0),
-    )
-    .await;
-    let registered = |l: &LedgerHandle| l.read(|l| l.secret_registered_at(&secret.hash())).unwrap();
-    assert_eq!(registered(&ledger), None);
-    clock.store(expiration - REVEAL, Ordering::SeqCst);
-    monitor(
-        &book,
-        &HubLedger::Embedded(ledger.clone()),
-        REVEAL,
-        &mut InFlight::new(0),
-    )
-    .await;
-    assert_eq!(registered(&ledger), Some(expiration - REVEAL));
-    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
+    let shared = f.book.get(&id).unwrap().unwrap();
+    f.book
+        .transition(&shared, |ch, _| {
+            ch.handle_locked_transfer(&proof, &lock, 1_000)?;
+            ch.learn_secret(secret)?;
+            Ok(())
+        })
         .await
         .unwrap();
+    assert_eq!(f.book.channels_with_locks(), vec![id]);
+
+    // Before the reveal timeout the hub waits for the device's off-chain unlock.
+    f.clock.store(expiration - REVEAL - 1, Ordering::SeqCst);
+    f.pass().await;
+    let registered = || {
+        f.ledger
+            .read(|l| l.secret_registered_at(&secret.hash()))
+            .unwrap()
+    };
+    assert_eq!(registered(), None);
+    f.clock.store(expiration - REVEAL, Ordering::SeqCst);
+    f.pass().await;
+    assert_eq!(registered(), Some(expiration - REVEAL));
 
     // The device closes without any proof of the hub's; the hub contests with the device's
     // latest proof (the lock), settles after the window and unlocks.
-    let close = mine.close(&device).unwrap();
-    ledger
+    f.catch_up().await;
+    let close = mine.close(&f.device).unwrap();
+    f.ledger
         .submit(dev, |l, caller, now| {
             l.close_channel(
                 caller,
@@ -138,43 +96,18 @@ async fn a_device_withholding_an_unlock_pays_the_hub_on_the_ledger() {
         })
         .await
         .unwrap();
-    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
-        .await
-        .unwrap();
-    monitor(
-        &book,
-        &HubLedger::Embedded(ledger.clone()),
-        REVEAL,
-        &mut InFlight::new(0),
-    )
-    .await;
-    let nonce_on_ledger = ledger
+    f.pass().await;
+    let nonce_on_ledger = f
+        .ledger
         .read(|l| l.channel(id).unwrap().participant(dev).unwrap().nonce())
         .unwrap();
     assert_eq!(nonce_on_ledger, 1, "contested with the locked transfer");
-    clock.store(expiration - REVEAL + WINDOW + 1, Ordering::SeqCst);
-    monitor(
-        &book,
-        &HubLedger::Embedded(ledger.clone()),
-        REVEAL,
-        &mut InFlight::new(0),
-    )
-    .await; // settles
-    catch_up(&book, &HubLedger::Embedded(ledger.clone()))
-        .await
-        .unwrap();
-    monitor(
-        &book,
-        &HubLedger::Embedded(ledger.clone()),
-        REVEAL,
-        &mut InFlight::new(0),
-    )
-    .await; // unlocks
-    assert_eq!(ledger.read(|l| l.token_balance(hub)).unwrap(), u(30));
-    assert_eq!(
-        ledger.read(|l| l.token_balance(dev)).unwrap(),
-        u(1_000 - 30)
-    );
+    f.clock
+        .store(expiration - REVEAL + WINDOW + 1, Ordering::SeqCst);
+    f.pass().await; // settles
+    f.pass().await; // unlocks
+    assert_eq!(f.balance(hub), u(1_000 + 30));
+    assert_eq!(f.balance(dev), u(1_000 - 30));
 }
 
 #[tokio::test]

@@ -225,14 +225,7 @@ async fn a_payee_offline_is_refused_before_anything_is_locked_and_is_paid_after_
         Client::connect_with_stored_key(&hub.url(), open_store(&dir.path().join("charger")))
             .await
             .unwrap();
-    let request = charger
-        .create_payment_request(u(700), 2, 600)
-        .await
-        .unwrap();
-    eventually("the charger online again", || async {
-        car.quote(&request).await.is_ok()
-    })
-    .await;
+    let request = online_request(&charger, &car, 700, 2, "the charger online again").await;
     let receipt = car.pay_request(&request).await.unwrap();
     receipt.verify(&car.domain()).unwrap();
     eventually("the charger paid", || async {
@@ -240,6 +233,23 @@ async fn a_payee_offline_is_refused_before_anything_is_locked_and_is_paid_after_
     })
     .await;
     assert_eq!(car.balances().unwrap().ours, u(10_000 - 700 - fee(700)));
+}
+
+/// A request of `amount` (invoice `n`) by `charger`, once `car` can get a quote for it (the
+/// charger is online at the hub).
+async fn online_request(
+    charger: &Client,
+    car: &Client,
+    amount: u64,
+    n: u64,
+    what: &str,
+) -> channel_core::mediation::SignedPaymentRequest {
+    let request = charger
+        .create_payment_request(u(amount), n, 600)
+        .await
+        .unwrap();
+    eventually(what, || async { car.quote(&request).await.is_ok() }).await;
+    request
 }
 
 fn open_store(path: &Path) -> DeviceStore {
@@ -253,14 +263,7 @@ async fn a_payer_that_restarts_mid_payment_ends_completed_or_expired_never_betwe
     let charger = device(&hub, 21, 10_000, DeviceStore::in_memory()).await;
     let car_path = dir.path().join("car");
     let car = std::sync::Arc::new(device(&hub, 22, 10_000, open_store(&car_path)).await);
-    let request = charger
-        .create_payment_request(u(900), 7, 600)
-        .await
-        .unwrap();
-    eventually("the charger online", || async {
-        car.quote(&request).await.is_ok()
-    })
-    .await;
+    let request = online_request(&charger, &car, 900, 7, "the charger online").await;
     // Start paying and drop the car's client while the payment is under way.
     let paying = {
         let car = car.clone();
@@ -302,14 +305,7 @@ async fn a_hub_that_keeps_the_secret_without_paying_loses_to_the_payees_sdk_on_t
     .await;
     let car = std::sync::Arc::new(device(&hub, 31, 10_000, DeviceStore::in_memory()).await);
     let charger = device(&hub, 32, 5_000, DeviceStore::in_memory()).await;
-    let request = charger
-        .create_payment_request(u(1_000), 1, 600)
-        .await
-        .unwrap();
-    eventually("the charger online", || async {
-        car.quote(&request).await.is_ok()
-    })
-    .await;
+    let request = online_request(&charger, &car, 1_000, 1, "the charger online").await;
     let minted = charger.token_balance(charger.address()).await.unwrap();
     // The car's payment never completes off-chain: the hub takes the secret and stops.
     let paying = {
@@ -345,14 +341,7 @@ async fn a_hub_closing_with_the_payers_old_locked_proof_cannot_keep_the_locked_t
     let car_store = DeviceStore::in_memory();
     let car = device(&hub, 41, 10_000, car_store.clone()).await;
     let charger = device(&hub, 42, 10_000, DeviceStore::in_memory()).await;
-    let request = charger
-        .create_payment_request(u(500), 1, 600)
-        .await
-        .unwrap();
-    eventually("the charger online", || async {
-        car.quote(&request).await.is_ok()
-    })
-    .await;
+    let request = online_request(&charger, &car, 500, 1, "the charger online").await;
     let receipt = pay(&car, &request).await;
     assert_eq!(car.balances().unwrap().ours, u(10_000 - 500 - fee(500)));
 

@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use channel_core::channel::pending_unlocks;
 use channel_core::ledger::{
-    ChannelPhase, Ledger, LedgerConfig, LedgerEventKind, LedgerMirror, SettleTransaction,
+    ChannelPhase, Ledger, LedgerConfig, LedgerEventKind, LedgerMirror, LedgerState,
+    SettleTransaction,
 };
 use channel_core::locks::{locksroot_of, pack_locks};
 use channel_core::testing::{test_domain, test_signer};
@@ -265,6 +266,24 @@ fn assert_mirrors(world: &World, mirror: &LedgerMirror) {
                     .is_none());
             }
         }
+    }
+    // The cheap index of channels keeping something back agrees with the records (a
+    // superset on the mirror, for the reason above).
+    let (on_ledger, mirrored) = (
+        world.ledger.channels_keeping_back(),
+        mirror.channels_keeping_back(),
+    );
+    assert!(
+        on_ledger.is_subset(&mirrored),
+        "{on_ledger:?} ⊄ {mirrored:?}"
+    );
+    for id in &world.channels {
+        let record = world.ledger.channel(*id).unwrap();
+        assert_eq!(
+            on_ledger.contains(id),
+            !world.ledger.kept_back(record).is_empty()
+        );
+        assert_eq!(mirrored.contains(id), !mirror.kept_back(record).is_empty());
     }
     for s in 0..4 {
         let hash = secret(s).hash();

@@ -198,6 +198,11 @@ impl Ledger {
         self.secrets.get(secrethash).copied()
     }
 
+    /// Every entry of locks kept at settlement and not unlocked yet.
+    pub fn unlock_entries(&self) -> impl Iterator<Item = &UnlockEntry> {
+        self.unlocks.values()
+    }
+
     /// Locks of `sender` toward `receiver` kept at settlement and not unlocked yet.
     pub fn pending_unlock(
         &self,

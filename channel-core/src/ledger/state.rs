@@ -4,6 +4,8 @@
 //! events of a ledger it cannot read directly (a chain). Drivers read through this trait, so
 //! the channel monitor gets the same [`LedgerView`](crate::channel::LedgerView) on either.
 
+use std::collections::BTreeSet;
+
 use crate::channel::PendingUnlock;
 use crate::primitives::{Address, H256, U256};
 
@@ -18,6 +20,9 @@ pub trait LedgerState {
     fn secret_registration(&self, secrethash: &H256) -> Option<u64>;
     /// The tokens of `record`'s channel kept back for an unlock, both directions.
     fn kept_back(&self, record: &ChannelRecord) -> Vec<PendingUnlock>;
+    /// Every channel with tokens still kept back for an unlock (costs the number of kept-back
+    /// entries, not of channels: a watcher's cheap test before [`LedgerState::kept_back`]).
+    fn channels_keeping_back(&self) -> BTreeSet<U256>;
 }
 
 impl LedgerState for Ledger {
@@ -36,6 +41,10 @@ impl LedgerState for Ledger {
     fn kept_back(&self, record: &ChannelRecord) -> Vec<PendingUnlock> {
         crate::channel::pending_unlocks(self, record)
     }
+
+    fn channels_keeping_back(&self) -> BTreeSet<U256> {
+        self.unlock_entries().map(|e| e.channel_id).collect()
+    }
 }
 
 impl LedgerState for LedgerMirror {
@@ -53,5 +62,9 @@ impl LedgerState for LedgerMirror {
 
     fn kept_back(&self, record: &ChannelRecord) -> Vec<PendingUnlock> {
         self.pending_unlocks(record.id)
+    }
+
+    fn channels_keeping_back(&self) -> BTreeSet<U256> {
+        self.kept_back_all().iter().map(|k| k.channel_id).collect()
     }
 }

@@ -129,22 +129,17 @@ pub async fn monitor(
     let Ok(now) = ledger.now() else { return };
     let with_locks = book.channels_with_locks();
     let watched: Vec<(ChannelRecord, Vec<PendingUnlock>)> = match ledger.read(|l| {
+        let keeping_back = l.channels_keeping_back();
         l.channel_records_of(me)
             .into_iter()
-            .filter_map(|c| {
-                let watched = match c.phase {
-                    LedgerPhase::Closed => true,
-                    LedgerPhase::Opened => with_locks.contains(&c.id),
-                    // Kept-back tokens may be the hub's even when its channel holds no lock
-                    // any more: the device closed with an old proof that carried some.
-                    LedgerPhase::Settled => {
-                        return Some(l.kept_back(c))
-                            .filter(|kept| !kept.is_empty())
-                            .map(|kept| (c.clone(), kept));
-                    }
-                };
-                watched.then(|| (c.clone(), l.kept_back(c)))
+            .filter(|c| match c.phase {
+                LedgerPhase::Closed => true,
+                LedgerPhase::Opened => with_locks.contains(&c.id),
+                // Kept-back tokens may be the hub's even when its channel holds no lock any
+                // more: the device closed with an old proof that carried some.
+                LedgerPhase::Settled => keeping_back.contains(&c.id),
             })
+            .map(|c| (c.clone(), l.kept_back(c)))
             .collect()
     }) {
         Ok(c) => c,

@@ -77,7 +77,7 @@ pub struct Quote {
 impl MediationEngine {
     /// Loads the stored records.
     pub fn new(channels: ChannelEngine, config: MediationConfig) -> Result<Self, HubError> {
-        let records = Arc::new(RecordBook::load(channels.book.store.as_ref())?);
+        let records = Arc::new(RecordBook::load(channels.book.store.clone())?);
         tracing::info!(records = records.len(), "mediated transfers loaded");
         let payer_events = Arc::new(Fanout::new(crate::channels::fanout::FANOUT_BUFFER));
         Ok(Self {

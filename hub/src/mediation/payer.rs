@@ -89,7 +89,7 @@ impl MediationEngine {
         // hub nothing.
         let judged_at = now.min(lock.expiration.saturating_sub(1));
         let secrethash = lock.secrethash;
-        let used = self.records.get(&secrethash)?.is_some() || self.records.is_retired(&secrethash);
+        let used = self.records.is_used(&secrethash)?;
         book.transition(&shared, |ch, _| {
             if ch.partner_latest_proof() != Some(proof) {
                 // A new lock on a secrethash mediated before is refused before it is taken:

@@ -6,10 +6,19 @@
 //! locks, the ledger keeps their total back at settlement under the proof's locksroot and
 //! releases it only to an unlock that presents the locks behind that root. The locks may be
 //! long gone from the channel (unlocked off-chain, expired), so without a copy the tokens
-//! are stuck for good. Hence the archive, which the driver keeps in its store:
-//! - each time our lock set changes, [`Channel::our_signed_locks`] gives the packed locks
-//!   of our new proof and their root; the driver keeps them under that root, durable with
-//!   the channel (so before the proof can leave);
+//! are stuck for good.
+//!
+//! Hence the archive, which the driver keeps in its store, in one of two forms:
+//! - **snapshots**: each time our lock set changes, [`Channel::our_signed_locks`] gives the
+//!   packed locks of our new proof and their root, kept under that root. Simple, and right
+//!   when few locks are pending at once (a device);
+//! - **a log**: [`Channel::our_lock_change`] gives only what changed ([`LockSetChange`]: the
+//!   locks added, the ones removed, the root after), kept under the nonce of the proof that
+//!   made it, and [`locks_behind`] replays the log to the set behind a root. A snapshot costs
+//!   the whole set per change, which for a hub paying a busy payee (dozens of locks pending
+//!   at once) is kilobytes per payment; a log entry costs one lock.
+//!
+//! Either way the archive is durable with the channel (so before the proof can leave), and:
 //! - when settled tokens are kept back for us, [`Channel::archived_locks_wanted`] names the
 //!   roots to look up, and the driver hands what it finds to the monitor in
 //!   [`LedgerView::archived_locks`](super::LedgerView::archived_locks), which checks each
@@ -18,10 +27,43 @@
 //!   archive is no longer needed: at settlement every root but the one kept back, and once
 //!   that direction is unlocked (or nothing was kept back) the rest.
 
+use serde::{Deserialize, Serialize};
+
 use super::{Channel, PendingUnlock};
 use crate::ledger::{LedgerEvent, LedgerEventKind};
-use crate::locks::{pack_locks, EMPTY_LOCKSROOT};
+use crate::locks::{pack_locks, HashTimeLock, PendingLocks, EMPTY_LOCKSROOT};
 use crate::primitives::H256;
+
+/// One change of our lock set, made by one proof of ours: an entry of the log form of the
+/// archive (see the module docs).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LockSetChange {
+    /// The secrethashes of the locks the proof dropped (unlocked or expired).
+    pub removed: Vec<H256>,
+    /// The locks the proof added, in order (they go at the end of the set).
+    pub added: Vec<HashTimeLock>,
+    /// The locksroot of the proof: the set's root after the change.
+    pub root: H256,
+}
+
+/// The packed locks behind `root`, replayed from a channel's log of [`LockSetChange`]s in
+/// nonce order: the set after the first change whose root is `root`, checked against it.
+/// `None` if no change has that root (or the log does not add up to it).
+pub fn locks_behind(root: &H256, log: impl IntoIterator<Item = LockSetChange>) -> Option<Vec<u8>> {
+    let mut set = PendingLocks::new();
+    for change in log {
+        for secrethash in &change.removed {
+            set = set.without(secrethash)?.0;
+        }
+        for lock in change.added {
+            set = set.with(lock);
+        }
+        if change.root == *root {
+            return (set.locksroot() == *root).then(|| pack_locks(set.as_slice()));
+        }
+    }
+    None
+}
 
 /// What a ledger event means for the driver's archive of our lock lists.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -51,6 +93,36 @@ impl Channel {
                 pack_locks(self.our.locks.as_slice()),
             )
         })
+    }
+
+    /// How our lock set changed from `before` to this channel, with the nonce of our proof
+    /// that changed it; `None` when it did not change (see [`LockSetChange`]).
+    pub fn our_lock_change(&self, before: &Channel) -> Option<(u64, LockSetChange)> {
+        let (old, new) = (&before.our.locks, &self.our.locks);
+        if old == new {
+            return None;
+        }
+        let proof = self.our.latest.as_ref()?;
+        let removed = old
+            .as_slice()
+            .iter()
+            .filter(|l| !new.contains(&l.secrethash))
+            .map(|l| l.secrethash)
+            .collect();
+        let added = new
+            .as_slice()
+            .iter()
+            .filter(|l| !old.contains(&l.secrethash))
+            .copied()
+            .collect();
+        Some((
+            proof.proof.nonce,
+            LockSetChange {
+                removed,
+                added,
+                root: proof.proof.balance.locksroot,
+            },
+        ))
     }
 
     /// The roots of our locked tokens the ledger keeps back (`pending`, as in
@@ -158,6 +230,54 @@ mod tests {
         let (second, packed) = ch.our_signed_locks().unwrap();
         assert_ne!(second, root);
         assert_eq!(packed.len(), 2 * crate::locks::LOCK_LEN);
+    }
+
+    #[test]
+    fn a_log_of_lock_changes_replays_to_the_set_behind_any_root() {
+        let (mut ch, a) = channel();
+        let mut log = Vec::new();
+        let mut snapshots = Vec::new();
+        let mut step = |ch: &mut Channel, f: &dyn Fn(&mut Channel)| {
+            let before = ch.clone();
+            f(ch);
+            let (nonce, change) = ch.our_lock_change(&before).unwrap();
+            assert_eq!(nonce, ch.our().nonce());
+            log.push(change);
+            snapshots.push(ch.our_signed_locks());
+        };
+        for n in 1..=3u8 {
+            step(&mut ch, &|ch| {
+                ch.send_locked_transfer(lock(n, 100), 1, H256::ZERO, &a)
+                    .map(|_| ())
+                    .unwrap()
+            });
+        }
+        step(&mut ch, &|ch| {
+            ch.send_unlock(Secret(H256([2; 32])), H256::ZERO, &a)
+                .map(|_| ())
+                .unwrap()
+        });
+        step(&mut ch, &|ch| {
+            ch.send_locked_transfer(lock(4, 100), 1, H256::ZERO, &a)
+                .map(|_| ())
+                .unwrap()
+        });
+        let before = ch.clone();
+        ch.send_payment(U256::from(1u8), H256::ZERO, &a).unwrap();
+        assert_eq!(
+            ch.our_lock_change(&before),
+            None,
+            "a payment changes no lock"
+        );
+        // Every set the log went through, the middle one (locks 1 and 3) included.
+        for (root, packed) in snapshots.into_iter().flatten() {
+            assert_eq!(locks_behind(&root, log.clone()), Some(packed));
+        }
+        assert_eq!(locks_behind(&H256([9; 32]), log.clone()), None);
+        // A log that does not add up to the root it names gives nothing.
+        let mut forged = log.clone();
+        forged[1].added[0].amount = U256::from(99u8);
+        assert_eq!(locks_behind(&log[1].root, forged), None);
     }
 
     #[test]

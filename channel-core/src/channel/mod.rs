@@ -37,7 +37,7 @@ mod in_flight;
 pub use in_flight::InFlight;
 mod ledger_input;
 mod lock_archive;
-pub use lock_archive::{keeps_tokens_back, LockArchiveChange};
+pub use lock_archive::{keeps_tokens_back, locks_behind, LockArchiveChange, LockSetChange};
 mod monitor;
 pub use monitor::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
 mod restore;

@@ -11,8 +11,8 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
 use channel_core::channel::{
-    Channel, ChannelEvent, ChannelMessage, ChannelPhase, CooperativeCloseAcceptance,
-    CooperativeCloseProposal, LedgerAction, LedgerView, LockArchiveChange,
+    locks_behind, Channel, ChannelEvent, ChannelMessage, ChannelPhase, CooperativeCloseAcceptance,
+    CooperativeCloseProposal, LedgerAction, LedgerView, LockArchiveChange, LockSetChange,
 };
 use channel_core::crypto::{LocalSigner, Signature, Signer};
 use channel_core::ledger::{ChannelRecord, LedgerEvent, SettleTransaction};
@@ -45,17 +45,28 @@ pub fn signed_balances_namespace(id: &U256) -> String {
     format!("{NS_SIGNED_BALANCES}_{}", channel_key(id))
 }
 
-/// Prefix of the store namespaces of the lock lists behind the hub's signed proofs, one
-/// namespace per channel ([`signed_locks_namespace`]) keyed by locksroot, the value the
-/// packed locks exactly as the contract's unlock takes them. A device may close with an old
-/// proof of the hub's that carried locks; the ledger then keeps their total back under that
-/// root, and only these locks unlock it (see `channel_core::channel::LockArchiveChange` for
-/// when they go).
+/// Prefix of the store namespaces of the log of the hub's lock-set changes, one namespace
+/// per channel ([`signed_locks_namespace`]) keyed by zero-padded nonce: each entry is what
+/// the hub's proof of that nonce added to and removed from its locks toward the device
+/// (`channel_core::channel::LockSetChange`). A device may close with an old proof of the
+/// hub's that carried locks; the ledger then keeps their total back under that root, and
+/// only the locks behind it, replayed from this log, unlock it. A log and not a snapshot per
+/// change: a busy payee has dozens of the hub's locks pending at once.
 pub const NS_SIGNED_LOCKS: &str = "signed_locks";
 
-/// The namespace of the lock lists behind the hub's signed proofs in channel `id`.
+/// The namespace of the lock-set log of the hub's proofs in channel `id`.
 pub fn signed_locks_namespace(id: &U256) -> String {
     format!("{NS_SIGNED_LOCKS}_{}", channel_key(id))
+}
+
+/// Prefix of the store namespaces of lock sets replayed from that log, packed, keyed by
+/// locksroot ([`locksets_namespace`]): at settlement the one set the ledger keeps back
+/// replaces the log.
+pub const NS_LOCKSETS: &str = "locksets";
+
+/// The namespace of the replayed lock sets of channel `id`.
+pub fn locksets_namespace(id: &U256) -> String {
+    format!("{NS_LOCKSETS}_{}", channel_key(id))
 }
 
 fn nonce_key(nonce: u64) -> String {
@@ -382,8 +393,9 @@ impl ChannelBook {
         Ok(out)
     }
 
-    /// Keeps the balance data of a proof the hub just signed (durable with the channel, so
-    /// before the proof can leave), and forgets them all once the channel settled.
+    /// Keeps the balance data of a proof the hub just signed, and what it changed in the
+    /// hub's locks (durable with the channel, so before the proof can leave); forgets the
+    /// balance data once the channel settled (the locks: [`Self::prune_lock_archive`]).
     fn archive_signed_balance(
         &self,
         batch: &mut WriteBatch,
@@ -408,20 +420,19 @@ impl ChannelBook {
                 );
             }
         }
-        if after.our().locks != before.our().locks {
-            if let Some((root, packed)) = after.our_signed_locks() {
-                batch.put(
-                    &signed_locks_namespace(&after.id()),
-                    &root.to_string(),
-                    packed,
-                );
-            }
+        if let Some((nonce, change)) = after.our_lock_change(before) {
+            batch.put(
+                &signed_locks_namespace(&after.id()),
+                &nonce_key(nonce),
+                record::encode(CHANNEL_RECORD_VERSION, &change)?,
+            );
         }
         Ok(())
     }
 
-    /// Forgets the archived lock lists of channel `id` that `change` says are no longer
-    /// needed (in `batch`, durable with the event that made them so).
+    /// Forgets the lock archive of channel `id` as far as `change` allows (in `batch`, durable
+    /// with the event that allowed it): at settlement the set kept back is replayed from the
+    /// log and kept alone; once nothing is kept back, everything goes.
     pub(super) fn prune_lock_archive(
         &self,
         batch: &mut WriteBatch,
@@ -430,25 +441,50 @@ impl ChannelBook {
     ) -> Result<(), HubError> {
         let keep = match change {
             LockArchiveChange::Unchanged => return Ok(()),
-            LockArchiveChange::KeepOnly(root) => Some(root.to_string()),
+            LockArchiveChange::KeepOnly(root) => Some(root),
             LockArchiveChange::Release => None,
         };
-        let namespace = signed_locks_namespace(id);
-        for key in self.store.list(&namespace)? {
+        let (log, sets) = (signed_locks_namespace(id), locksets_namespace(id));
+        if let Some(root) = keep {
+            if let Some(packed) = self.replay_locks(id, &root)? {
+                batch.put(&sets, &root.to_string(), packed);
+            }
+        }
+        for key in self.store.list(&log)? {
+            batch.remove(&log, &key);
+        }
+        let keep = keep.map(|root| root.to_string());
+        for key in self.store.list(&sets)? {
             if keep.as_deref() != Some(key.as_str()) {
-                batch.remove(&namespace, &key);
+                batch.remove(&sets, &key);
             }
         }
         Ok(())
     }
 
-    /// The archived lock lists of channel `id` under `roots`, those the hub kept.
-    fn archived_locks(&self, id: &U256, roots: &[H256]) -> Result<Vec<Vec<u8>>, HubError> {
+    /// The packed locks behind `root` in channel `id`, replayed from its lock-set log.
+    fn replay_locks(&self, id: &U256, root: &H256) -> Result<Option<Vec<u8>>, HubError> {
         let namespace = signed_locks_namespace(id);
+        let mut log = Vec::new();
+        for key in self.store.list(&namespace)? {
+            if let Some(bytes) = self.store.read(&namespace, &key)? {
+                let change: LockSetChange =
+                    record::decode(&namespace, &key, CHANNEL_RECORD_VERSION, &bytes)?;
+                log.push(change);
+            }
+        }
+        Ok(locks_behind(root, log))
+    }
+
+    /// The packed lock sets of channel `id` behind `roots`, those the hub can find: kept
+    /// alone since settlement, or (the book has not seen the settlement yet) replayed.
+    fn archived_locks(&self, id: &U256, roots: &[H256]) -> Result<Vec<Vec<u8>>, HubError> {
+        let sets = locksets_namespace(id);
         let mut found = Vec::new();
         for root in roots {
-            if let Some(packed) = self.store.read(&namespace, &root.to_string())? {
-                found.push(packed);
+            match self.store.read(&sets, &root.to_string())? {
+                Some(packed) => found.push(packed),
+                None => found.extend(self.replay_locks(id, root)?),
             }
         }
         Ok(found)

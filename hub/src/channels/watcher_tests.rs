@@ -17,7 +17,9 @@ use channel_core::ledger::LedgerConfig;
 use channel_core::testing::{test_domain, test_signer};
 use channel_core::{HashTimeLock, Secret, SignedBalanceProof, H256, U256};
 
-use super::book::{signed_balances_namespace, signed_locks_namespace, ChannelBook};
+use super::book::{
+    locksets_namespace, signed_balances_namespace, signed_locks_namespace, ChannelBook,
+};
 use super::watcher::{catch_up, monitor};
 use crate::ledger::{HubLedger, LedgerHandle};
 use crate::store::{KvStore, MemoryStore};
@@ -252,13 +254,10 @@ impl Funded {
 }
 
 /// The hub locks 30 toward the device in a mediated payment and, once the payee revealed the
-/// secret, unlocks it off-chain. The device then closes with the hub's *locked* proof: the
-/// ledger keeps the 30 back at settlement under a root the hub's channel no longer holds.
-/// The hub unlocks them with the lock list it archived when it signed that proof (after a
-/// restart in between), and gets the 30 back; then the archive is gone.
-#[tokio::test]
-async fn a_device_closing_with_an_old_locked_hub_proof_cannot_keep_the_locked_tokens() {
-    let f = Funded::new().await;
+/// secret, unlocks it off-chain. The device then closes with the hub's *locked* proof, and the
+/// window passes: the hub settles, and the ledger keeps the 30 back under a root the hub's
+/// channel no longer holds. Returns that proof.
+async fn closed_with_an_old_locked_hub_proof(f: &Funded) -> SignedBalanceProof {
     let (hub, dev) = (f.operator.address(), f.device.address());
     let secret = Secret(H256([9; 32]));
     let lock = HashTimeLock {
@@ -282,10 +281,10 @@ async fn a_device_closing_with_an_old_locked_hub_proof_cannot_keep_the_locked_to
         .await
         .unwrap();
     assert_eq!(f.hub_proof().await.proof.balance.transferred_amount, u(30));
-    let archive = signed_locks_namespace(&f.id);
+    // The hub logged both changes of its locks: the lock added (nonce 1), then dropped.
     assert_eq!(
-        f.store.list(&archive).unwrap(),
-        vec![locked.proof.balance.locksroot.to_string()]
+        f.store.list(&signed_locks_namespace(&f.id)).unwrap().len(),
+        2
     );
 
     let closing_signature = locked.counter_sign_close(&f.device).unwrap();
@@ -304,6 +303,23 @@ async fn a_device_closing_with_an_old_locked_hub_proof_cannot_keep_the_locked_to
         .unwrap();
     assert_eq!(kept, Some(u(30)), "the 30 are kept back for an unlock");
     assert_eq!(f.balance(hub), u(1_000 - 30));
+    locked
+}
+
+/// The hub unlocks the 30 with the locks replayed from its log (after a restart in between),
+/// and gets them back; then its lock archive is gone.
+#[tokio::test]
+async fn a_device_closing_with_an_old_locked_hub_proof_cannot_keep_the_locked_tokens() {
+    let f = Funded::new().await;
+    let locked = closed_with_an_old_locked_hub_proof(&f).await;
+    let (log, sets) = (signed_locks_namespace(&f.id), locksets_namespace(&f.id));
+    // Once the book saw the settlement, the set kept back replaces the log.
+    f.catch_up().await;
+    assert_eq!(f.store.list(&log).unwrap(), Vec::<String>::new());
+    assert_eq!(
+        f.store.list(&sets).unwrap(),
+        vec![locked.proof.balance.locksroot.to_string()]
+    );
 
     // The hub restarts: the book comes back from the store, the archive with it.
     let f = Funded {
@@ -311,8 +327,30 @@ async fn a_device_closing_with_an_old_locked_hub_proof_cannot_keep_the_locked_to
         ..f
     };
     f.pass().await; // unlocks from the archive
-    assert_eq!(f.balance(hub), u(1_000), "the 30 came back to the hub");
-    assert_eq!(f.balance(dev), u(1_000));
+    assert_eq!(
+        f.balance(f.operator.address()),
+        u(1_000),
+        "the 30 came back"
+    );
+    assert_eq!(f.balance(f.device.address()), u(1_000));
     f.pass().await;
-    assert_eq!(f.store.list(&archive).unwrap(), Vec::<String>::new());
+    assert_eq!(f.store.list(&sets).unwrap(), Vec::<String>::new());
+}
+
+/// The same, with the monitor deciding before the book applied the settlement (it reads the
+/// ledger's record, which may be ahead of the book): the locks come from the log itself.
+#[tokio::test]
+async fn the_old_locks_are_unlocked_even_before_the_book_saw_the_settlement() {
+    let f = Funded::new().await;
+    closed_with_an_old_locked_hub_proof(&f).await;
+    monitor(&f.book, &f.hub_ledger(), REVEAL, &mut InFlight::new(0)).await;
+    assert_eq!(
+        f.balance(f.operator.address()),
+        u(1_000),
+        "the 30 came back"
+    );
+    f.catch_up().await;
+    for namespace in [signed_locks_namespace(&f.id), locksets_namespace(&f.id)] {
+        assert_eq!(f.store.list(&namespace).unwrap(), Vec::<String>::new());
+    }
 }

@@ -198,8 +198,8 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
 
     use channel_core::channel::Channel;
-    use channel_core::mediation::{ForwardPlan, MediationConfig};
     use channel_core::crypto::Signer;
+    use channel_core::mediation::{ForwardPlan, MediationConfig};
     use channel_core::testing::{test_domain, test_signer};
     use channel_core::{HashTimeLock, Secret, U256};
 

@@ -127,7 +127,9 @@ pub async fn monitor(
 ) {
     let me = book.operator_address();
     let Ok(now) = ledger.now() else { return };
-    let with_locks = book.channels_with_locks();
+    // A set: the filter below asks it once per channel of the hub.
+    let with_locks: std::collections::BTreeSet<_> =
+        book.channels_with_locks().into_iter().collect();
     let watched: Vec<(ChannelRecord, Vec<PendingUnlock>)> = match ledger.read(|l| {
         let keeping_back = l.channels_keeping_back();
         l.channel_records_of(me)

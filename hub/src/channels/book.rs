@@ -402,6 +402,16 @@ impl ChannelBook {
         before: &Channel,
         after: &Channel,
     ) -> Result<(), HubError> {
+        // The archives keep one entry per transition, so a transition may sign one proof of
+        // the hub's at most: the data behind one signed in between would be lost.
+        let (from, to) = (before.our().nonce(), after.our().nonce());
+        if to > from.saturating_add(1) {
+            return Err(HubError::Internal(format!(
+                "one transition signed the hub's proofs {}..={to}; the archives need one per \
+                 transition",
+                from.saturating_add(1)
+            )));
+        }
         let namespace = signed_balances_namespace(&after.id());
         if after.phase() == ChannelPhase::Settled {
             if before.phase() != ChannelPhase::Settled {

@@ -326,3 +326,35 @@ async fn hub_proofs_the_device_fetched_are_pruned() {
     let ch = shared.lock().await.clone();
     assert_eq!(ch.our_latest_proof().map(|p| p.proof.nonce), Some(3));
 }
+
+/// The archives of the hub's signed proofs (balance data, lock changes) keep one entry per
+/// transition, so a transition that signs two proofs of the hub's is refused and changes
+/// nothing: the first proof's data would be missing if the device closed with it.
+#[tokio::test]
+async fn a_transition_signing_two_hub_proofs_is_refused() {
+    let f = Fixture::new(1).await;
+    let shared = f.book.get(&u(1)).unwrap().unwrap();
+    f.book
+        .transition(&shared, |ch, _| {
+            ch.handle_ledger_deposit(f.operator.address(), u(100))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+    let before = f.reloaded().await;
+    let twice = f
+        .book
+        .transition(&shared, |ch, _| {
+            for _ in 0..2 {
+                ch.send_payment(u(10), H256::ZERO, f.operator.as_ref())?;
+            }
+            Ok(())
+        })
+        .await;
+    assert!(
+        matches!(&twice, Err(HubError::Internal(m)) if m.contains("proofs 1..=2")),
+        "{twice:?}"
+    );
+    assert_eq!(f.reloaded().await, before);
+    assert_eq!(shared.lock().await.our_latest_proof(), None);
+}

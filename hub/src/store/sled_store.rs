@@ -252,6 +252,23 @@ impl KvStore for SledStore {
 mod tests {
     use super::*;
 
+    /// Opens the store at `path` again in this process. sled's own background threads let
+    /// go of the directory's lock a moment after the last handle is dropped (at once when a
+    /// process dies, as in a real restart), so a busy machine may need a few tries.
+    async fn reopen(path: &std::path::Path) -> SledStore {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        loop {
+            match SledStore::open(path) {
+                Ok(store) => return store,
+                Err(e) if std::time::Instant::now() < deadline => {
+                    tracing::debug!(error = %e, "store still locked; retrying");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                }
+                Err(e) => panic!("reopening {}: {e}", path.display()),
+            }
+        }
+    }
+
     #[tokio::test]
     async fn writes_are_visible_before_their_group_commit_and_batches_stay_whole() {
         let dir = tempfile::tempdir().unwrap();
@@ -272,7 +289,7 @@ mod tests {
         store.close().await.unwrap();
         drop(store);
 
-        let reopened = SledStore::open(dir.path()).unwrap();
+        let reopened = reopen(dir.path()).await;
         assert_eq!(reopened.read("ch", "1").unwrap(), None);
         assert_eq!(reopened.read("ch", "3").unwrap(), Some(vec![3]));
         assert_eq!(reopened.list("ch").unwrap(), vec!["2", "3"]);
@@ -310,7 +327,7 @@ mod tests {
         ));
         drop(store);
 
-        let reopened = SledStore::open(dir.path()).unwrap();
+        let reopened = reopen(dir.path()).await;
         assert_eq!(reopened.read("pay", "099").unwrap(), Some(vec![1, 99]));
         let mut b = WriteBatch::new();
         b.remove("pay", "099");

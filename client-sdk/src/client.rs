@@ -335,11 +335,13 @@ impl Client {
             settled => {
                 if let Some(old) = settled {
                     // Clearing the settled channel forgets the locks behind our old proofs;
-                    // the monitor must have unlocked whatever the ledger keeps back first.
-                    if !shared.ledger.pending_unlocks(old.id()).await?.is_empty() {
+                    // the monitor must have unlocked what the ledger keeps back of ours first.
+                    let kept = shared.ledger.pending_unlocks(old.id()).await?;
+                    if kept.iter().any(|k| k.sender == old.our_address()) {
                         return Err(ClientError::InvalidState(format!(
-                            "channel {} settled but the ledger still keeps locked tokens back \
-                             for an unlock: the monitor submits it; open a new channel after",
+                            "channel {} settled but the ledger still keeps our locked tokens \
+                             back for an unlock: the monitor submits it; open a new channel \
+                             after",
                             old.id()
                         )));
                     }

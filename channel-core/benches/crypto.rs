@@ -3,7 +3,8 @@
 //!
 //! `cargo bench -p channel-core --bench crypto`. Compare `verify_known_key` with `recover`:
 //! the channel keeps the partner's key so that every payment pays for a verify, not a
-//! recovery.
+//! recovery. `k256_verify_prehash` and `k256_recover_from_prehash` are k256's own
+//! (constant-time) versions of the two, the baseline for our variable-time ones.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -12,6 +13,7 @@ use channel_core::crypto::{PeerKey, Signer};
 use channel_core::testing::{sends, Pair};
 use channel_core::{BalanceData, BalanceProof, H256, U256};
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
 use std::hint::black_box;
 
 fn proof(nonce: u64) -> BalanceProof {
@@ -40,6 +42,24 @@ fn crypto(c: &mut Criterion) {
         b.iter(|| peer.verify(black_box(&hash), black_box(&sig)))
     });
     c.bench_function("recover", |b| b.iter(|| sig.recover(black_box(&hash))));
+    let k256_sig = k256::ecdsa::Signature::from_slice(&sig.as_bytes()[..64]).expect("r || s");
+    let recid = k256::ecdsa::RecoveryId::from_byte(sig.as_bytes()[64] - 27).expect("v");
+    c.bench_function("k256_verify_prehash", |b| {
+        b.iter(|| {
+            signer
+                .verifying_key()
+                .verify_prehash(black_box(hash.as_bytes()), black_box(&k256_sig))
+        })
+    });
+    c.bench_function("k256_recover_from_prehash", |b| {
+        b.iter(|| {
+            k256::ecdsa::VerifyingKey::recover_from_prehash(
+                black_box(hash.as_bytes()),
+                black_box(&k256_sig),
+                recid,
+            )
+        })
+    });
     c.bench_function("pack_and_hash_balance_proof", |b| {
         b.iter(|| black_box(&p).signing_hash())
     });

@@ -72,6 +72,17 @@ pub struct Limits {
         value_parser = clap::value_parser!(u64).range(8..=65536)
     )]
     pub store_cache_mb: u64,
+    /// Shortest time between two group commits of the store (one fsync each) while writes
+    /// come concurrently, microseconds. A write waits at most this long for the next one;
+    /// under a load of small writes arriving one by one, a longer interval means fewer,
+    /// larger flushes. A lone writer is never held back. 0 to 100000.
+    #[arg(
+        long,
+        env = "VOLTLANE_GROUP_COMMIT_INTERVAL_US",
+        default_value_t = 2000,
+        value_parser = clap::value_parser!(u64).range(0..=100_000)
+    )]
+    pub group_commit_interval_us: u64,
 }
 
 /// A positive token amount written as decimal digits only (no sign, exponent, fraction,
@@ -101,6 +112,7 @@ impl Default for Limits {
             faucet_max_mint: Ledger::DEFAULT_FAUCET_MAX_MINT,
             max_sessions: 100_000,
             store_cache_mb: 128,
+            group_commit_interval_us: 2000,
         }
     }
 }

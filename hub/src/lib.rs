@@ -37,6 +37,7 @@ pub mod store;
 
 use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 
 use channel_core::crypto::Signer;
 use tokio::net::TcpListener;
@@ -50,7 +51,7 @@ use info::InfoService;
 use ledger::chain::ChainLedger;
 use ledger::{HubLedger, LedgerHandle, LedgerKind, LedgerService};
 use metrics::Metrics;
-use store::{KvStore, SledStore};
+use store::{KvStore, SledOptions, SledStore};
 
 /// The sockets the hub serves on.
 #[derive(Debug)]
@@ -103,8 +104,11 @@ pub async fn run_with(
     let metrics = Metrics::new();
     let sled = Arc::new(SledStore::open_with(
         &config.db_path(),
-        config.limits.store_cache_mb.saturating_mul(1 << 20),
-        metrics.clone(),
+        SledOptions {
+            cache_bytes: config.limits.store_cache_mb.saturating_mul(1 << 20),
+            group_commit_interval: Duration::from_micros(config.limits.group_commit_interval_us),
+            metrics: metrics.clone(),
+        },
     )?);
     let store: Arc<dyn KvStore> = sled.clone();
     let (trigger, stop) = shutdown::channel();

@@ -4,6 +4,7 @@ use std::time::{Duration, Instant};
 
 use channel_core::crypto::{keccak256, PeerKey, Signer};
 use channel_core::H256;
+use k256::ecdsa::signature::hazmat::PrehashVerifier;
 
 use crate::device::device_key;
 use crate::error::HarnessError;
@@ -35,12 +36,17 @@ pub fn latency_ms(sorted: &[Duration]) -> [(&'static str, f64); 3] {
 #[derive(Clone, Copy, Debug)]
 pub struct CryptoCost {
     pub sign: Duration,
+    /// k256's own `verify_prehash` against a known key: the baseline of the bounds.
     pub verify: Duration,
+    /// `PeerKey::verify`, what the hub runs per payment (variable-time, and it also pins the
+    /// recovery byte), for comparison with the baseline.
+    pub peer_verify: Duration,
 }
 
 impl CryptoCost {
-    /// Times `n` `LocalSigner::sign_hash` and then `n` `PeerKey::verify` (key already
-    /// learned, as the hub holds it for a known device) over distinct digests.
+    /// Times `n` `LocalSigner::sign_hash`, then `n` k256 `verify_prehash` and `n`
+    /// `PeerKey::verify` (key already learned, as the hub holds it for a known device) over
+    /// distinct digests.
     pub fn measure(n: usize) -> Result<Self, HarnessError> {
         let n = n.max(1);
         let key = device_key(0xC0FFEE, 0)?;
@@ -55,6 +61,19 @@ impl CryptoCost {
         }
         let sign = started.elapsed() / n as u32;
 
+        let k256_sigs = sigs
+            .iter()
+            .map(|s| k256::ecdsa::Signature::from_slice(&s.as_bytes()[..64]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| HarnessError::Channel(e.to_string()))?;
+        let started = Instant::now();
+        for (h, s) in hashes.iter().zip(&k256_sigs) {
+            key.verifying_key()
+                .verify_prehash(h.as_bytes(), s)
+                .map_err(|e| HarnessError::Channel(e.to_string()))?;
+        }
+        let verify = started.elapsed() / n as u32;
+
         let mut peer = PeerKey::new(key.address());
         peer.verify(&hashes[0], &sigs[0])
             .map_err(|e| HarnessError::Channel(e.to_string()))?;
@@ -63,8 +82,12 @@ impl CryptoCost {
             peer.verify(h, s)
                 .map_err(|e| HarnessError::Channel(e.to_string()))?;
         }
-        let verify = started.elapsed() / n as u32;
-        Ok(Self { sign, verify })
+        let peer_verify = started.elapsed() / n as u32;
+        Ok(Self {
+            sign,
+            verify,
+            peer_verify,
+        })
     }
 
     pub fn signs_per_sec(&self) -> f64 {
@@ -80,6 +103,7 @@ impl CryptoCost {
         Self {
             sign: (self.sign + other.sign) / 2,
             verify: (self.verify + other.verify) / 2,
+            peer_verify: (self.peer_verify + other.peer_verify) / 2,
         }
     }
 
@@ -148,13 +172,18 @@ mod tests {
         let a = CryptoCost {
             sign: us(100),
             verify: us(200),
+            peer_verify: us(120),
         };
         let b = CryptoCost {
             sign: us(60),
             verify: us(140),
+            peer_verify: us(80),
         };
         let m = a.mean(&b);
-        assert_eq!((m.sign, m.verify), (us(80), us(170)));
+        assert_eq!(
+            (m.sign, m.verify, m.peer_verify),
+            (us(80), us(170), us(100))
+        );
         // 300 µs against 200 µs: 100 apart, mean 250.
         assert!((a.drift(&b) - 0.4).abs() < 1e-9);
         assert_eq!(a.drift(&b), b.drift(&a));

@@ -1,11 +1,20 @@
 //! [`KvStore`] on sled with group commit.
 //!
 //! `write` puts the batch into the in-memory [`Overlay`] (atomic, visible to reads at once)
-//! and enqueues a waiter. One flusher task takes every waiter queued so far and everything
-//! pending in the overlay, applies it to sled as one batch and calls `Db::flush` (fsync), on a
-//! blocking thread, then answers all the waiters with the result. Writers that arrive during a
-//! group commit form the next group. A waiter is only enqueued after its batch entered the
-//! overlay, so the group commit it waits for (or an earlier one) covers its write.
+//! and enqueues a waiter. One flusher thread takes every waiter queued so far and everything
+//! pending in the overlay, applies it to sled as one batch and calls `Db::flush` (fsync), then
+//! answers all the waiters with the result. Writers that arrive during a group commit form the
+//! next group. A waiter is only enqueued after its batch entered the overlay, so the group
+//! commit it waits for (or an earlier one) covers its write.
+//!
+//! Group commits start at most once per `group_commit_interval` while writers come
+//! concurrently: after a group commit that carried more than one waiter, a writer arriving
+//! sooner than the interval after it started waits out the rest, and so do the writers that
+//! join it meanwhile. Each flush costs the same system time however little it carries (sled's
+//! I/O threads, `sync_file_range`, `fsync`, the wake-ups), so under a load of many small
+//! writes that arrive one by one this trades a bounded wait for far fewer flushes. Under a
+//! heavy load a flush takes longer than the interval anyway and nobody waits for it; a lone
+//! writer (one waiter per flush) is never held back.
 //!
 //! A failed group commit poisons the store: the writes it carried are lost, so no later write
 //! may be acknowledged either.
@@ -14,8 +23,9 @@ use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
+use std::time::{Duration, Instant};
+
 use tokio::sync::{mpsc, oneshot};
-use tokio::task::JoinHandle;
 
 use crate::metrics::Metrics;
 
@@ -27,6 +37,30 @@ type Waiter = oneshot::Sender<Result<(), StoreError>>;
 /// sled's page cache unless configured: 128 MiB (sled's own default is 1 GiB).
 pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 
+/// Shortest time between the starts of two group commits unless configured.
+pub const DEFAULT_GROUP_COMMIT_INTERVAL: Duration = Duration::from_micros(2000);
+
+/// How the store is tuned; [`SledStore::open`] takes the defaults.
+#[derive(Clone, Debug)]
+pub struct SledOptions {
+    /// sled's page cache, bytes.
+    pub cache_bytes: u64,
+    /// Shortest time between the starts of two group commits (zero: flush back to back).
+    pub group_commit_interval: Duration,
+    /// Where every group commit's size and fsync time are recorded.
+    pub metrics: Metrics,
+}
+
+impl Default for SledOptions {
+    fn default() -> Self {
+        Self {
+            cache_bytes: DEFAULT_CACHE_BYTES,
+            group_commit_interval: DEFAULT_GROUP_COMMIT_INTERVAL,
+            metrics: Metrics::default(),
+        }
+    }
+}
+
 /// The state writers and the flusher share.
 #[derive(Debug, Default)]
 struct Shared {
@@ -35,13 +69,14 @@ struct Shared {
     poisoned: Option<StoreError>,
 }
 
-/// sled database plus its flusher task.
+/// sled database plus its flusher thread.
 #[derive(Debug)]
 pub struct SledStore {
     db: sled::Db,
     shared: Arc<Mutex<Shared>>,
     flush_tx: Mutex<Option<mpsc::UnboundedSender<Waiter>>>,
-    flusher: Mutex<Option<JoinHandle<()>>>,
+    /// Answered by the flusher thread once it has stopped and let go of the database.
+    flusher_done: Mutex<Option<oneshot::Receiver<()>>>,
     flushes: Arc<AtomicU64>,
 }
 
@@ -56,38 +91,43 @@ fn lock(shared: &Mutex<Shared>) -> Result<MutexGuard<'_, Shared>, StoreError> {
 }
 
 impl SledStore {
-    /// Opens (or creates) the database at `path` and starts the flusher on the current tokio
-    /// runtime.
+    /// Opens (or creates) the database at `path` with the default options and starts the
+    /// flusher thread.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
-        Self::open_with(path, DEFAULT_CACHE_BYTES, Metrics::default())
+        Self::open_with(path, SledOptions::default())
     }
 
-    /// As [`SledStore::open`], with sled's page cache limited to `cache_bytes` and every
-    /// group commit's size and fsync time recorded in `metrics`.
-    pub fn open_with(path: &Path, cache_bytes: u64, metrics: Metrics) -> Result<Self, StoreError> {
-        let runtime = tokio::runtime::Handle::try_current()
-            .map_err(|e| StoreError::Backend(format!("no tokio runtime for the flusher: {e}")))?;
+    /// As [`SledStore::open`], tuned by `options`.
+    pub fn open_with(path: &Path, options: SledOptions) -> Result<Self, StoreError> {
         let db = sled::Config::new()
             .path(path)
-            .cache_capacity(cache_bytes)
+            .cache_capacity(options.cache_bytes)
             .mode(sled::Mode::HighThroughput)
             .open()
             .map_err(backend)?;
         let shared = Arc::new(Mutex::new(Shared::default()));
         let (flush_tx, flush_rx) = mpsc::unbounded_channel();
+        let (done_tx, done_rx) = oneshot::channel();
         let flushes = Arc::new(AtomicU64::new(0));
-        let flusher = runtime.spawn(flusher(
-            db.clone(),
-            shared.clone(),
-            flush_rx,
-            flushes.clone(),
-            metrics,
-        ));
+        let flusher = Flusher {
+            db: db.clone(),
+            shared: shared.clone(),
+            flushes: flushes.clone(),
+            interval: options.group_commit_interval,
+            metrics: options.metrics,
+        };
+        std::thread::Builder::new()
+            .name("store-flusher".into())
+            .spawn(move || {
+                flusher.run(flush_rx);
+                let _ = done_tx.send(());
+            })
+            .map_err(|e| StoreError::Backend(format!("cannot start the flusher thread: {e}")))?;
         Ok(Self {
             db,
             shared,
             flush_tx: Mutex::new(Some(flush_tx)),
-            flusher: Mutex::new(Some(flusher)),
+            flusher_done: Mutex::new(Some(done_rx)),
             flushes,
         })
     }
@@ -102,15 +142,19 @@ impl SledStore {
         let pending = self.sync();
         let tx = self.flush_tx.lock().map_err(|_| StoreError::Closed)?.take();
         drop(tx);
-        let task = self.flusher.lock().map_err(|_| StoreError::Closed)?.take();
+        let done = self
+            .flusher_done
+            .lock()
+            .map_err(|_| StoreError::Closed)?
+            .take();
         let result = match pending {
             Ok(p) => p.durable().await,
             Err(StoreError::Closed) => Ok(()),
             Err(e) => Err(e),
         };
-        if let Some(task) = task {
-            task.await
-                .map_err(|e| StoreError::Flush(format!("flusher task: {e}")))?;
+        if let Some(done) = done {
+            done.await
+                .map_err(|_| StoreError::Flush("the flusher thread died".into()))?;
         }
         result
     }
@@ -141,49 +185,63 @@ fn commit(db: &sled::Db, writes: &Writes) -> Result<(), StoreError> {
         .map_err(|e| StoreError::Flush(e.to_string()))
 }
 
-async fn flusher(
+/// The flusher thread's side of the store.
+struct Flusher {
     db: sled::Db,
     shared: Arc<Mutex<Shared>>,
-    mut rx: mpsc::UnboundedReceiver<Waiter>,
     flushes: Arc<AtomicU64>,
+    interval: Duration,
     metrics: Metrics,
-) {
-    while let Some(first) = rx.recv().await {
-        let mut group = vec![first];
-        while let Ok(next) = rx.try_recv() {
-            group.push(next);
+}
+
+impl Flusher {
+    /// Group commits until every sender of `rx` is gone.
+    fn run(self, mut rx: mpsc::UnboundedReceiver<Waiter>) {
+        // When the last group commit started, if it had company: a lone writer (one waiter
+        // per flush, e.g. a single device paying one payment at a time) is not held back.
+        let mut paced_from: Option<Instant> = None;
+        while let Some(first) = rx.blocking_recv() {
+            if let Some(wait) = paced_from
+                .map(|last| last + self.interval)
+                .and_then(|next| next.checked_duration_since(Instant::now()))
+            {
+                std::thread::sleep(wait);
+            }
+            let mut group = vec![first];
+            while let Ok(next) = rx.try_recv() {
+                group.push(next);
+            }
+            let started = Instant::now();
+            paced_from = (group.len() > 1).then_some(started);
+            let result = self.commit_pending();
+            self.flushes.fetch_add(1, Ordering::Relaxed);
+            self.metrics.fsync(group.len(), started.elapsed());
+            for waiter in group {
+                // A writer that gave up waiting is not an error of the store.
+                let _ = waiter.send(result.clone());
+            }
         }
-        let started = std::time::Instant::now();
-        let taken = lock(&shared).and_then(|mut s| match &s.poisoned {
+    }
+
+    /// Takes everything pending in the overlay, commits it, and records the outcome: the
+    /// overlay lets go of what landed, or the store is poisoned.
+    fn commit_pending(&self) -> Result<(), StoreError> {
+        let taken = lock(&self.shared).and_then(|mut s| match &s.poisoned {
             Some(e) => Err(e.clone()),
             None => Ok(s.overlay.take_for_flight()),
         });
-        let result = match taken {
-            Err(e) => Err(e),
-            Ok(writes) => {
-                let handle = db.clone();
-                match tokio::task::spawn_blocking(move || commit(&handle, &writes)).await {
-                    Ok(r) => r,
-                    Err(e) => Err(StoreError::Flush(format!("flush thread: {e}"))),
-                }
-            }
-        };
-        flushes.fetch_add(1, Ordering::Relaxed);
-        metrics.fsync(group.len(), started.elapsed());
-        match lock(&shared) {
+        let result = taken.and_then(|writes| commit(&self.db, &writes));
+        match lock(&self.shared) {
             Ok(mut s) => match &result {
                 Ok(()) => s.overlay.landed(),
                 Err(e) => {
-                    tracing::error!(error = %e, waiters = group.len(), "group commit failed");
+                    tracing::error!(error = %e, "group commit failed");
                     s.poisoned.get_or_insert_with(|| e.clone());
                 }
             },
             Err(e) => tracing::error!(error = %e, "group commit: store state unavailable"),
         }
-        for waiter in group {
-            // A writer that gave up waiting is not an error of the store.
-            let _ = waiter.send(result.clone());
-        }
+        result
     }
 }
 
@@ -293,6 +351,63 @@ mod tests {
         assert_eq!(reopened.read("ch", "1").unwrap(), None);
         assert_eq!(reopened.read("ch", "3").unwrap(), Some(vec![3]));
         assert_eq!(reopened.list("ch").unwrap(), vec!["2", "3"]);
+    }
+
+    #[tokio::test]
+    async fn writes_arriving_one_by_one_within_the_interval_share_one_flush() {
+        let dir = tempfile::tempdir().unwrap();
+        let interval = Duration::from_millis(400);
+        let options = SledOptions {
+            group_commit_interval: interval,
+            ..SledOptions::default()
+        };
+        let store = SledStore::open_with(dir.path(), options).unwrap();
+        let put = |key: &str| {
+            let mut b = WriteBatch::new();
+            b.put("t", key, key.as_bytes().to_vec());
+            store.write(b).unwrap()
+        };
+        // A lone writer is not paced: each of its writes is flushed at once.
+        let lone = Instant::now();
+        put("lone 1").durable().await.unwrap();
+        put("lone 2").durable().await.unwrap();
+        assert!(
+            lone.elapsed() < interval,
+            "a lone writer waited for the interval"
+        );
+        assert_eq!(store.flush_count(), 2);
+        // Two writers at once, until one flush carries both: from then on flushes are paced.
+        let mut shared_flush = false;
+        for _ in 0..100 {
+            let before = store.flush_count();
+            let (t1, t2) = (put("first 1"), put("first 2"));
+            t1.durable().await.unwrap();
+            t2.durable().await.unwrap();
+            if store.flush_count() == before + 1 {
+                shared_flush = true;
+                break;
+            }
+        }
+        assert!(shared_flush, "two writes at once never shared a flush");
+        let first_flushed = Instant::now();
+        let after_first = store.flush_count();
+        let mut tickets = Vec::new();
+        for key in ["a", "b", "c"] {
+            tickets.push(put(key));
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        for t in tickets {
+            t.durable().await.unwrap();
+        }
+        assert_eq!(
+            store.flush_count(),
+            after_first + 1,
+            "three writes within the interval, one flush"
+        );
+        // The second flush started no sooner than one interval after the first one started
+        // (which was before `first_flushed`), minus the scheduler's slack.
+        assert!(first_flushed.elapsed() >= interval - Duration::from_millis(100));
+        store.close().await.unwrap();
     }
 
     #[tokio::test]

@@ -319,6 +319,10 @@ async fn run(args: Args) -> Result<(), BoxError> {
     report.add_latency_bound_and_hub(&latencies, rate, crypto_bound, accepted, (before, after));
     if measured {
         report.add("verify_us", round(crypto.verify.as_secs_f64() * 1e6, 1));
+        report.add(
+            "hub_verify_us",
+            round(crypto.peer_verify.as_secs_f64() * 1e6, 1),
+        );
     }
     if let (true, Some(hub)) = (args.restart, hub.as_mut()) {
         restart_and_check(&args, hub, &mut devices, &mut report).await?;

@@ -17,6 +17,7 @@
 //! only the speed does. The point arithmetic is k256's, whose addition formulas are complete
 //! (they hold for doubling, inverses and the identity too).
 
+use std::ops::{AddAssign, Neg};
 use std::sync::OnceLock;
 
 use k256::elliptic_curve::bigint::{NonZero, U512};
@@ -164,8 +165,11 @@ impl Wnaf {
             }
             // |digit| < 2^(w-1) <= 128 for w <= 8.
             let signed = if negate { -digit } else { digit };
-            digits[pos] = signed as i8;
-            len = pos + 1;
+            // A scalar below 2^256 has its last digit at position 256 at most.
+            if let Some(slot) = digits.get_mut(pos) {
+                *slot = signed as i8;
+                len = pos + 1;
+            }
             shift_right(&mut limbs, w);
             pos += w as usize;
         }
@@ -234,24 +238,19 @@ fn split_wnaf(k: &Scalar, w: u32, pre: &Precomputed) -> (Wnaf, Wnaf) {
     (half(k1), half(k2))
 }
 
-fn add_projective(acc: &mut ProjectivePoint, table: &[ProjectivePoint], digit: i8) {
+/// `acc += digit · P`, with `table` holding `[1, 3, 5, ...]·P` (projective or affine) and
+/// `digit` odd (negative digits add the negation).
+fn add_digit<T>(acc: &mut ProjectivePoint, table: &[T], digit: i8)
+where
+    T: Copy + Neg<Output = T>,
+    ProjectivePoint: AddAssign<T>,
+{
     let index = usize::from(digit.unsigned_abs() / 2);
-    if let Some(p) = table.get(index) {
+    if let Some(&p) = table.get(index) {
         if digit > 0 {
             *acc += p;
         } else {
             *acc += -p;
-        }
-    }
-}
-
-fn add_affine(acc: &mut ProjectivePoint, table: &[AffinePoint], digit: i8) {
-    let index = usize::from(digit.unsigned_abs() / 2);
-    if let Some(p) = table.get(index) {
-        if digit > 0 {
-            *acc += p;
-        } else {
-            *acc += -*p;
         }
     }
 }
@@ -277,19 +276,19 @@ pub(crate) fn generator_and_point(
         let digit = |w: &Wnaf| w.digits.get(i).copied().unwrap_or(0);
         let d = digit(&g1);
         if d != 0 {
-            add_affine(&mut acc, &pre.generator, d);
+            add_digit(&mut acc, &pre.generator, d);
         }
         let d = digit(&g2);
         if d != 0 {
-            add_affine(&mut acc, &pre.generator_lambda, d);
+            add_digit(&mut acc, &pre.generator_lambda, d);
         }
         let d = digit(&p1);
         if d != 0 {
-            add_projective(&mut acc, &p_table, d);
+            add_digit(&mut acc, &p_table, d);
         }
         let d = digit(&p2);
         if d != 0 {
-            add_projective(&mut acc, &p_lambda, d);
+            add_digit(&mut acc, &p_lambda, d);
         }
     }
     acc

@@ -445,6 +445,41 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
+        /// Our variable-time recovery and learned-key check agree with k256's own
+        /// `recover_from_prehash` (which also verifies the recovered key) on every signature,
+        /// genuine, with its v flipped, or with any byte tweaked.
+        #[test]
+        fn recovery_and_verification_agree_with_k256(
+            msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
+            signer_n in 1u8..8,
+            flip_v in proptest::prelude::any::<bool>(),
+            tweak in proptest::option::of((0usize..64, 1u8..=255)),
+        ) {
+            let signer = key(signer_n);
+            let hash = eip191_hash(&msg);
+            let mut bytes = *signer.sign_hash(&hash).unwrap().as_bytes();
+            if flip_v {
+                bytes[64] = if bytes[64] == 27 { 28 } else { 27 };
+            }
+            if let Some((at, xor)) = tweak {
+                bytes[at] ^= xor;
+            }
+            if let Ok(sig) = Signature::from_slice(&bytes) {
+                let (ecdsa, recid) = sig.parts().unwrap();
+                let theirs = VerifyingKey::recover_from_prehash(hash.as_bytes(), &ecdsa, recid).ok();
+                let ours = sig.recover_key(&hash).ok();
+                proptest::prop_assert_eq!(ours, theirs);
+                let mut peer = PeerKey::new(signer.address());
+                let warmup = eip191_hash(b"learn");
+                peer.verify(&warmup, &signer.sign_hash(&warmup).unwrap()).unwrap();
+                let k256_accepts = theirs.map(|k| address_of(&k)) == Some(signer.address());
+                proptest::prop_assert_eq!(peer.verify(&hash, &sig).is_ok(), k256_accepts);
+            }
+        }
+    }
+
     #[test]
     fn rejects_wrong_signer_before_learning() {
         let hash = eip191_hash(b"x");

@@ -13,6 +13,8 @@ use channel_core::Domain;
 use clap::{ArgAction, Parser, ValueEnum};
 use voltlane_eth::EthConfig;
 
+use crate::store::DEFAULT_GROUP_COMMIT_INTERVAL_US;
+
 pub use crate::ledger::LedgerKind;
 
 /// Token network address of the embedded ledger unless configured: ASCII "voltlane-token-netwk".
@@ -79,7 +81,7 @@ pub struct Limits {
     #[arg(
         long,
         env = "VOLTLANE_GROUP_COMMIT_INTERVAL_US",
-        default_value_t = 2000,
+        default_value_t = DEFAULT_GROUP_COMMIT_INTERVAL_US,
         value_parser = clap::value_parser!(u64).range(0..=100_000)
     )]
     pub group_commit_interval_us: u64,
@@ -112,7 +114,7 @@ impl Default for Limits {
             faucet_max_mint: Ledger::DEFAULT_FAUCET_MAX_MINT,
             max_sessions: 100_000,
             store_cache_mb: 128,
-            group_commit_interval_us: 2000,
+            group_commit_interval_us: DEFAULT_GROUP_COMMIT_INTERVAL_US,
         }
     }
 }
@@ -447,6 +449,24 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--store-cache-mb"), "{err}");
+    }
+
+    #[test]
+    fn group_commit_interval_defaults_to_two_ms_and_is_bounded() {
+        let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
+        assert_eq!(parsed.limits.group_commit_interval_us, 2000);
+        assert_eq!(
+            parsed.limits.group_commit_interval_us,
+            Limits::default().group_commit_interval_us
+        );
+        let parsed =
+            HubConfig::try_parse_from(["voltlane-hub", "--group-commit-interval-us", "0"]).unwrap();
+        assert_eq!(parsed.limits.group_commit_interval_us, 0);
+        let err =
+            HubConfig::try_parse_from(["voltlane-hub", "--group-commit-interval-us", "100001"])
+                .unwrap_err()
+                .to_string();
+        assert!(err.contains("--group-commit-interval-us"), "{err}");
     }
 
     #[test]

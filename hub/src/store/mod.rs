@@ -21,7 +21,7 @@ use std::fmt;
 use tokio::sync::oneshot;
 
 pub use memory::MemoryStore;
-pub use sled_store::{SledOptions, SledStore};
+pub use sled_store::{SledOptions, SledStore, DEFAULT_GROUP_COMMIT_INTERVAL_US};
 
 /// Why the store failed. Every variant means "not persisted": the caller must not acknowledge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

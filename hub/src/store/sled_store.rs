@@ -37,8 +37,8 @@ type Waiter = oneshot::Sender<Result<(), StoreError>>;
 /// sled's page cache unless configured: 128 MiB (sled's own default is 1 GiB).
 pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
 
-/// Shortest time between the starts of two group commits unless configured.
-pub const DEFAULT_GROUP_COMMIT_INTERVAL: Duration = Duration::from_micros(2000);
+/// Shortest time between the starts of two group commits unless configured, microseconds.
+pub const DEFAULT_GROUP_COMMIT_INTERVAL_US: u64 = 2000;
 
 /// How the store is tuned; [`SledStore::open`] takes the defaults.
 #[derive(Clone, Debug)]
@@ -55,7 +55,7 @@ impl Default for SledOptions {
     fn default() -> Self {
         Self {
             cache_bytes: DEFAULT_CACHE_BYTES,
-            group_commit_interval: DEFAULT_GROUP_COMMIT_INTERVAL,
+            group_commit_interval: Duration::from_micros(DEFAULT_GROUP_COMMIT_INTERVAL_US),
             metrics: Metrics::default(),
         }
     }

@@ -158,11 +158,12 @@ impl Wnaf {
             } else {
                 residue
             };
-            if digit > 0 {
-                sub_small(&mut limbs, digit.unsigned_abs());
+            let step = if digit > 0 {
+                u64::overflowing_sub
             } else {
-                add_small(&mut limbs, digit.unsigned_abs());
-            }
+                u64::overflowing_add
+            };
+            ripple(&mut limbs, digit.unsigned_abs(), step);
             // |digit| < 2^(w-1) <= 128 for w <= 8.
             let signed = if negate { -digit } else { digit };
             // A scalar below 2^256 has its last digit at position 256 at most.
@@ -202,24 +203,14 @@ fn shift_right(limbs: &mut [u64; 5], by: u32) {
     }
 }
 
-fn sub_small(limbs: &mut [u64; 5], v: u64) {
-    let mut borrow = v;
-    for l in limbs.iter_mut() {
-        let (r, o) = l.overflowing_sub(borrow);
-        *l = r;
-        if !o {
-            return;
-        }
-        borrow = 1;
-    }
-}
-
-fn add_small(limbs: &mut [u64; 5], v: u64) {
+/// Adds or subtracts (`step` is `u64::overflowing_add` or `u64::overflowing_sub`) a small
+/// value, rippling the carry or borrow up the limbs.
+fn ripple(limbs: &mut [u64; 5], v: u64, step: fn(u64, u64) -> (u64, bool)) {
     let mut carry = v;
     for l in limbs.iter_mut() {
-        let (r, o) = l.overflowing_add(carry);
+        let (r, overflowed) = step(*l, carry);
         *l = r;
-        if !o {
+        if !overflowed {
             return;
         }
         carry = 1;

@@ -6,7 +6,7 @@
 //! [`PeerKey`]: the public key is recovered once and then every later message costs a plain
 //! verify.
 //!
-//! Verifying and recovering both compute one `u1·G + u2·P` ([`lincomb`]), in variable time:
+//! Verifying and recovering both compute one `u1·G + u2·P` (module `lincomb`), in variable time:
 //! every input is public. `cargo bench -p channel-core --bench crypto` puts them next to
 //! k256's own constant-time `verify_prehash` and `recover_from_prehash` (on the 2-core
 //! machine, 70 µs against 117 µs, and 76 µs against 250 µs).

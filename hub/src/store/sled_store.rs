@@ -22,7 +22,6 @@
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
@@ -45,7 +44,8 @@ pub const DEFAULT_GROUP_COMMIT_INTERVAL_US: u64 = 2000;
 pub struct SledOptions {
     /// sled's page cache, bytes.
     pub cache_bytes: u64,
-    /// Shortest time between the starts of two group commits (zero: flush back to back).
+    /// Shortest time between the starts of two group commits while writers come
+    /// concurrently (zero: flush back to back).
     pub group_commit_interval: Duration,
     /// Where every group commit's size and fsync time are recorded.
     pub metrics: Metrics,

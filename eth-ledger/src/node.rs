@@ -167,10 +167,21 @@ impl Node {
     pub async fn logs(&self, filter: &LogFilter) -> Result<Vec<Log>, EthError> {
         const STEP: &str = "eth_getLogs";
         let v = self.request(STEP, STEP, json!([filter.to_json()])).await?;
-        v.as_array()
-            .ok_or_else(|| format!("expected an array, got {v}"))
-            .and_then(|logs| logs.iter().map(Log::from_json).collect())
-            .map_err(malformed(STEP, "logs"))
+        parse_logs(STEP, &v)
+    }
+
+    /// As [`Node::logs`], asked once: a refusal comes back at once, also one that would
+    /// count as "try again" (hosted providers answer a query over their block-range cap with
+    /// a "limit exceeded" error).
+    pub(crate) async fn logs_once(&self, filter: &LogFilter) -> Result<Vec<Log>, EthError> {
+        const STEP: &str = "eth_getLogs";
+        let once = RetryPolicy {
+            attempts: 1,
+            ..self.policy.clone()
+        };
+        let params = json!([filter.to_json()]);
+        let v = with_retry(&once, STEP, || self.rpc.call(STEP, &params)).await?;
+        parse_logs(STEP, &v)
     }
 
     /// Number of transactions `who` sent that are mined (its next nonce).
@@ -235,6 +246,13 @@ impl Node {
         }
         Ok(())
     }
+}
+
+fn parse_logs(step: &'static str, v: &Value) -> Result<Vec<Log>, EthError> {
+    v.as_array()
+        .ok_or_else(|| format!("expected an array, got {v}"))
+        .and_then(|logs| logs.iter().map(Log::from_json).collect())
+        .map_err(malformed(step, "logs"))
 }
 
 #[cfg(test)]

@@ -419,6 +419,7 @@ impl HubConfig {
         eth.confirmations = l.eth_confirmations;
         eth.gas_cap = l.eth_gas_cap;
         eth.max_log_range = l.eth_max_log_range;
+        eth.first_block = l.eth_start_block;
         if let Some(fee) = l.eth_max_fee_per_gas_wei {
             eth.max_fee_per_gas = fee;
         }

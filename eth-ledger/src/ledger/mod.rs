@@ -41,6 +41,9 @@ pub struct EthConfig {
     pub confirmations: u64,
     /// At most this many blocks per `eth_getLogs` request.
     pub max_log_range: u64,
+    /// No channel of this deployment was opened before this block (e.g. the deployment's
+    /// block): lookups of a channel's `ChannelOpened` log search no further back.
+    pub first_block: u64,
     pub retry: RetryPolicy,
     /// How long to wait for a sent transaction's receipt.
     pub receipt_timeout: Duration,
@@ -55,6 +58,7 @@ impl EthConfig {
             max_fee_per_gas: DEFAULT_MAX_FEE_PER_GAS,
             confirmations: 1,
             max_log_range: 2_000,
+            first_block: 0,
             retry: RetryPolicy::default(),
             receipt_timeout: Duration::from_secs(60),
         }
@@ -104,6 +108,9 @@ pub struct EthereumLedger {
     pub(crate) settle_timeout: u64,
     pub(crate) confirmations: u64,
     pub(crate) max_log_range: u64,
+    pub(crate) first_block: u64,
+    /// The two participants of each channel looked up so far (they never change).
+    pub(crate) participants: std::sync::Mutex<std::collections::HashMap<U256, [Address; 2]>>,
 }
 
 impl EthereumLedger {
@@ -168,6 +175,8 @@ impl EthereumLedger {
             settle_timeout,
             confirmations: config.confirmations,
             max_log_range: config.max_log_range.max(1),
+            first_block: config.first_block,
+            participants: Default::default(),
         })
     }
 

@@ -77,21 +77,78 @@ impl EthereumLedger {
 
     /// The two participants of `channel_id` (opener first), from its `ChannelOpened` log.
     ///
-    /// One `eth_getLogs` from block 0 to the head, narrowed to this contract, this event and
-    /// this channel identifier: nodes answer that from their log index, but a provider that
-    /// caps the block range of every query refuses it (the error says so). Refused if no such
-    /// channel was ever opened.
+    /// Looked up once per channel (participants never change) and kept. The lookup asks for
+    /// the log in one `eth_getLogs` from `first_block` to the head, narrowed to this
+    /// contract, this event and this channel identifier: a node answers that from its log
+    /// index, and it is asked once. A provider that caps the block range of every query
+    /// refuses it; then the range is searched in windows of `max_log_range` blocks, newest
+    /// first (a contest usually concerns a recent channel). Refused if no such channel was
+    /// ever opened.
     pub async fn channel_participants(&self, channel_id: U256) -> Result<[Address; 2], EthError> {
-        const STEP: &str = "ChannelOpened lookup";
+        if let Some(known) = self.known_participants(&channel_id) {
+            return Ok(known);
+        }
         let head = self.node.block_number().await?;
-        let filter = LogFilter {
+        let whole = self.opened_filter(channel_id, self.first_block, head);
+        let logs = match self.node.logs_once(&whole).await {
+            Ok(logs) => logs,
+            // Refused, or no answer this once: the windows' queries are retried as usual, and
+            // a node that is down fails the first of them.
+            Err(_) => self.opened_logs_in_windows(channel_id, head).await?,
+        };
+        let participants = self.participants_of(channel_id, &logs)?;
+        if let Ok(mut known) = self.participants.lock() {
+            known.insert(channel_id, participants);
+        }
+        Ok(participants)
+    }
+
+    fn known_participants(&self, channel_id: &U256) -> Option<[Address; 2]> {
+        self.participants
+            .lock()
+            .ok()
+            .and_then(|known| known.get(channel_id).copied())
+    }
+
+    fn opened_filter(&self, channel_id: U256, from_block: u64, to_block: u64) -> LogFilter {
+        LogFilter {
             addresses: vec![self.token_network],
             topic0: vec![tn::CHANNEL_OPENED.topic0()],
             topic1: vec![H256(channel_id.to_be_bytes::<32>())],
-            from_block: 0,
-            to_block: head,
-        };
-        let logs = self.node.logs(&filter).await?;
+            from_block,
+            to_block,
+        }
+    }
+
+    /// `channel_id`'s `ChannelOpened` logs, searched in windows of `max_log_range` blocks
+    /// from `head` back to `first_block`; stops at the first window that has one.
+    async fn opened_logs_in_windows(
+        &self,
+        channel_id: U256,
+        head: u64,
+    ) -> Result<Vec<crate::wire::Log>, EthError> {
+        let mut to = head;
+        loop {
+            let from = to
+                .saturating_sub(self.max_log_range.saturating_sub(1))
+                .max(self.first_block);
+            let logs = self
+                .node
+                .logs(&self.opened_filter(channel_id, from, to))
+                .await?;
+            if logs.iter().any(|l| !l.removed) || from <= self.first_block {
+                return Ok(logs);
+            }
+            to = from - 1;
+        }
+    }
+
+    fn participants_of(
+        &self,
+        channel_id: U256,
+        logs: &[crate::wire::Log],
+    ) -> Result<[Address; 2], EthError> {
+        const STEP: &str = "ChannelOpened lookup";
         let log = logs
             .iter()
             .find(|l| !l.removed && l.address == self.token_network)
@@ -230,13 +287,18 @@ mod tests {
             .and_then(|l| l.local_addr())
             .map(|a| a.port())
             .unwrap();
+        ledger_on(&format!("http://127.0.0.1:{port}"), key, domain)
+    }
+
+    /// A ledger for `key` on `domain` talking to the node at `url` (no deployment checks).
+    fn ledger_on(url: &str, key: &LocalSigner, domain: Domain) -> EthereumLedger {
         let policy = RetryPolicy {
             attempts: 1,
             request_timeout: Duration::from_millis(500),
             initial_backoff: Duration::from_millis(1),
             max_backoff: Duration::from_millis(1),
         };
-        let node = Node::connect(&format!("http://127.0.0.1:{port}"), policy).unwrap();
+        let node = Node::connect(url, policy).unwrap();
         let caps = Caps {
             gas: 3_000_000,
             fee_per_gas: DEFAULT_MAX_FEE_PER_GAS,
@@ -252,6 +314,8 @@ mod tests {
             settle_timeout: 100,
             confirmations: 1,
             max_log_range: 100,
+            first_block: 0,
+            participants: Default::default(),
         }
     }
 
@@ -415,5 +479,204 @@ mod tests {
         assert_eq!(other_of([a, b], a), Some(b));
         assert_eq!(other_of([a, b], b), Some(a));
         assert_eq!(other_of([a, b], c), None);
+    }
+
+    /// A JSON-RPC endpoint on loopback that knows the head and one channel's `ChannelOpened`
+    /// log, and refuses any `eth_getLogs` wider than `cap` blocks, as hosted providers do.
+    /// Counts the `eth_getLogs` queries it is asked.
+    struct Provider {
+        url: String,
+        log_queries: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    }
+
+    #[derive(Clone, Copy)]
+    struct Opened {
+        token_network: Address,
+        channel_id: U256,
+        block: u64,
+        participants: [Address; 2],
+    }
+
+    async fn provider(head: u64, cap: u64, opened: Opened) -> Provider {
+        use std::sync::atomic::{AtomicUsize, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let log_queries = std::sync::Arc::new(AtomicUsize::new(0));
+        let counter = log_queries.clone();
+        tokio::spawn(async move {
+            while let Ok((conn, _)) = listener.accept().await {
+                let counter = counter.clone();
+                tokio::spawn(async move {
+                    let answer = |req: &serde_json::Value| {
+                        let quantity = |v: &serde_json::Value| {
+                            u64::from_str_radix(v.as_str().unwrap().trim_start_matches("0x"), 16)
+                                .unwrap()
+                        };
+                        match req["method"].as_str() {
+                            Some("eth_blockNumber") => Ok(serde_json::json!(format!("0x{head:x}"))),
+                            Some("eth_getLogs") => {
+                                counter.fetch_add(1, Ordering::SeqCst);
+                                let f = &req["params"][0];
+                                let (from, to) =
+                                    (quantity(&f["fromBlock"]), quantity(&f["toBlock"]));
+                                if to.saturating_sub(from) >= cap {
+                                    return Err(serde_json::json!({
+                                        "code": -32005,
+                                        "message": format!("block range is limited to {cap}")
+                                    }));
+                                }
+                                let wanted =
+                                    crate::wire::data_hex(&opened.channel_id.to_be_bytes::<32>());
+                                let asks = f["topics"][1]
+                                    .as_array()
+                                    .unwrap()
+                                    .iter()
+                                    .any(|t| t == &serde_json::json!(wanted));
+                                if !asks || opened.block < from || opened.block > to {
+                                    return Ok(serde_json::json!([]));
+                                }
+                                let word = |a: Address| {
+                                    let mut w = [0u8; 32];
+                                    w[12..].copy_from_slice(&a.0);
+                                    crate::wire::data_hex(&w)
+                                };
+                                Ok(serde_json::json!([{
+                                    "address": crate::wire::data_hex(&opened.token_network.0),
+                                    "topics": [
+                                        crate::wire::data_hex(&tn::CHANNEL_OPENED.topic0().0),
+                                        wanted,
+                                        word(opened.participants[0]),
+                                        word(opened.participants[1]),
+                                    ],
+                                    "data": "0x",
+                                    "blockNumber": format!("0x{:x}", opened.block),
+                                    "logIndex": "0x0",
+                                    "transactionHash": crate::wire::data_hex(&[0x77; 32]),
+                                    "removed": false,
+                                }]))
+                            }
+                            _ => Err(
+                                serde_json::json!({"code": -32601, "message": "no such method"}),
+                            ),
+                        }
+                    };
+                    serve_json_rpc(conn, answer).await;
+                });
+            }
+        });
+        Provider { url, log_queries }
+    }
+
+    /// Answers HTTP/1.1 JSON-RPC requests on `conn` (kept alive) with `answer`.
+    async fn serve_json_rpc(
+        mut conn: tokio::net::TcpStream,
+        answer: impl Fn(&serde_json::Value) -> Result<serde_json::Value, serde_json::Value>,
+    ) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let mut buf = Vec::new();
+        loop {
+            let head_end = loop {
+                if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break at + 4;
+                }
+                let mut chunk = [0u8; 4096];
+                match conn.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            };
+            let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+            let length: usize = head
+                .lines()
+                .find_map(|l| l.strip_prefix("content-length:"))
+                .map(|v| v.trim().parse().unwrap())
+                .unwrap_or(0);
+            while buf.len() < head_end + length {
+                let mut chunk = [0u8; 4096];
+                match conn.read(&mut chunk).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                }
+            }
+            let request: serde_json::Value =
+                serde_json::from_slice(&buf[head_end..head_end + length]).unwrap();
+            buf.drain(..head_end + length);
+            let id = request["id"].clone();
+            let body = match answer(&request) {
+                Ok(result) => serde_json::json!({"jsonrpc": "2.0", "id": id, "result": result}),
+                Err(error) => serde_json::json!({"jsonrpc": "2.0", "id": id, "error": error}),
+            }
+            .to_string();
+            let response = format!(
+                "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\n\r\n{body}",
+                body.len()
+            );
+            if conn.write_all(response.as_bytes()).await.is_err() {
+                return;
+            }
+        }
+    }
+
+    /// A contest needs the channel's participants. Behind a provider that caps `eth_getLogs`
+    /// at 100 blocks, the one wide query is refused and the lookup searches back from the
+    /// head in windows; the answer is kept, so the next lookup asks nothing. A channel never
+    /// opened is refused after searching back to the deployment's first block, no further.
+    #[tokio::test]
+    async fn participants_are_found_behind_a_provider_that_caps_log_ranges() {
+        use std::sync::atomic::Ordering;
+        let key = test_signer(1);
+        let opened = Opened {
+            token_network: test_domain().token_network_address,
+            channel_id: U256::from(7u8),
+            block: 9_420,
+            participants: [key.address(), test_signer(2).address()],
+        };
+        let capped = provider(10_000, 100, opened).await;
+        let mut ledger = ledger_on(&capped.url, &key, test_domain());
+        ledger.first_block = 9_000;
+        assert_eq!(
+            ledger
+                .channel_participants(opened.channel_id)
+                .await
+                .unwrap(),
+            opened.participants
+        );
+        // The refused wide query, then windows 9,901..=10,000 down to 9,401..=9,500.
+        assert_eq!(capped.log_queries.load(Ordering::SeqCst), 1 + 6);
+        assert_eq!(
+            ledger
+                .channel_participants(opened.channel_id)
+                .await
+                .unwrap(),
+            opened.participants
+        );
+        assert_eq!(
+            capped.log_queries.load(Ordering::SeqCst),
+            7,
+            "kept, not asked again"
+        );
+
+        let err = ledger
+            .channel_participants(U256::from(8u8))
+            .await
+            .unwrap_err();
+        assert!(
+            err.to_string().contains("no channel 8 was ever opened"),
+            "{err}"
+        );
+        // The refused wide query, then ten windows down to 9,001 and the first block alone.
+        assert_eq!(capped.log_queries.load(Ordering::SeqCst), 7 + 1 + 11);
+
+        // A node without a cap answers the one wide query.
+        let uncapped = provider(10_000, u64::MAX, opened).await;
+        let ledger = ledger_on(&uncapped.url, &key, test_domain());
+        assert_eq!(
+            ledger
+                .channel_participants(opened.channel_id)
+                .await
+                .unwrap(),
+            opened.participants
+        );
+        assert_eq!(uncapped.log_queries.load(Ordering::SeqCst), 1);
     }
 }

@@ -242,6 +242,7 @@ impl ChainLedger {
         config.gas_cap = access.gas_cap;
         config.max_fee_per_gas = access.max_fee_per_gas;
         config.max_log_range = access.max_log_range;
+        config.first_block = deployment.start_block;
         config.retry = access.retry.clone();
         config.receipt_timeout = access.receipt_timeout;
         let eth = EthereumLedger::connect(&config, signer).await?;

@@ -567,22 +567,33 @@ mod tests {
         Provider { url, log_queries }
     }
 
+    /// Appends what `conn` has to `buf`; false once it is closed or failed.
+    async fn read_more(conn: &mut tokio::net::TcpStream, buf: &mut Vec<u8>) -> bool {
+        use tokio::io::AsyncReadExt;
+        let mut chunk = [0u8; 4096];
+        match conn.read(&mut chunk).await {
+            Ok(0) | Err(_) => false,
+            Ok(n) => {
+                buf.extend_from_slice(&chunk[..n]);
+                true
+            }
+        }
+    }
+
     /// Answers HTTP/1.1 JSON-RPC requests on `conn` (kept alive) with `answer`.
     async fn serve_json_rpc(
         mut conn: tokio::net::TcpStream,
         answer: impl Fn(&serde_json::Value) -> Result<serde_json::Value, serde_json::Value>,
     ) {
-        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        use tokio::io::AsyncWriteExt;
         let mut buf = Vec::new();
         loop {
             let head_end = loop {
                 if let Some(at) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
                     break at + 4;
                 }
-                let mut chunk = [0u8; 4096];
-                match conn.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                if !read_more(&mut conn, &mut buf).await {
+                    return;
                 }
             };
             let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
@@ -592,10 +603,8 @@ mod tests {
                 .map(|v| v.trim().parse().unwrap())
                 .unwrap_or(0);
             while buf.len() < head_end + length {
-                let mut chunk = [0u8; 4096];
-                match conn.read(&mut chunk).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                if !read_more(&mut conn, &mut buf).await {
+                    return;
                 }
             }
             let request: serde_json::Value =
@@ -617,6 +626,16 @@ mod tests {
         }
     }
 
+    async fn finds(ledger: &EthereumLedger, opened: &Opened) {
+        assert_eq!(
+            ledger
+                .channel_participants(opened.channel_id)
+                .await
+                .unwrap(),
+            opened.participants
+        );
+    }
+
     /// A contest needs the channel's participants. Behind a provider that caps `eth_getLogs`
     /// at 100 blocks, the one wide query is refused and the lookup searches back from the
     /// head in windows; the answer is kept, so the next lookup asks nothing. A channel never
@@ -634,22 +653,10 @@ mod tests {
         let capped = provider(10_000, 100, opened).await;
         let mut ledger = ledger_on(&capped.url, &key, test_domain());
         ledger.first_block = 9_000;
-        assert_eq!(
-            ledger
-                .channel_participants(opened.channel_id)
-                .await
-                .unwrap(),
-            opened.participants
-        );
+        finds(&ledger, &opened).await;
         // The refused wide query, then windows 9,901..=10,000 down to 9,401..=9,500.
         assert_eq!(capped.log_queries.load(Ordering::SeqCst), 1 + 6);
-        assert_eq!(
-            ledger
-                .channel_participants(opened.channel_id)
-                .await
-                .unwrap(),
-            opened.participants
-        );
+        finds(&ledger, &opened).await;
         assert_eq!(
             capped.log_queries.load(Ordering::SeqCst),
             7,
@@ -670,13 +677,7 @@ mod tests {
         // A node without a cap answers the one wide query.
         let uncapped = provider(10_000, u64::MAX, opened).await;
         let ledger = ledger_on(&uncapped.url, &key, test_domain());
-        assert_eq!(
-            ledger
-                .channel_participants(opened.channel_id)
-                .await
-                .unwrap(),
-            opened.participants
-        );
+        finds(&ledger, &opened).await;
         assert_eq!(uncapped.log_queries.load(Ordering::SeqCst), 1);
     }
 }

@@ -242,7 +242,8 @@ impl ChainLedger {
         config.gas_cap = access.gas_cap;
         config.max_fee_per_gas = access.max_fee_per_gas;
         config.max_log_range = access.max_log_range;
-        config.first_block = deployment.start_block;
+        // `first_block` stays 0: the start block is the hub's word, and a device must find
+        // its own channel on chain (to close or contest it) whatever the hub announces.
         config.retry = access.retry.clone();
         config.receipt_timeout = access.receipt_timeout;
         let eth = EthereumLedger::connect(&config, signer).await?;
@@ -268,7 +269,9 @@ impl ChainLedger {
             store.put_ledger_seq(0)?;
             store.flush().await?;
         }
-        let state = FollowerState::load(&store, id, deployment.start_block)?;
+        let head = eth.node().block_number().await?;
+        let start_block = state::first_block_to_read(deployment.start_block, head);
+        let state = FollowerState::load(&store, id, start_block)?;
         tracing::info!(
             chain_id,
             token_network = %id.token_network,

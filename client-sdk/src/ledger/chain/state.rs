@@ -45,6 +45,15 @@ pub struct Advance {
     pub record: ChainFollowerRecord,
 }
 
+/// Where a new follower starts reading: the start block the hub announced, but never later
+/// than the head at the device's first connect. The start block is only the hub's word; a
+/// hub announcing a future block could otherwise hide its own close of the device's channel
+/// (opened after this connect) from the device's follower until the contest window is over.
+/// An earlier announced block only costs more reading.
+pub fn first_block_to_read(announced: u64, head: u64) -> u64 {
+    announced.min(head)
+}
+
 impl FollowerState {
     /// A new follower that starts reading at `start_block`.
     pub fn new(deployment: DeploymentId, start_block: u64) -> Self {

@@ -8,7 +8,7 @@ use channel_core::primitives::{Address, H256, U256};
 use channel_core::{Domain, Secret};
 use voltlane_eth::{ChainEvent, EventCursor};
 
-use super::state::{concerning, FollowerState};
+use super::state::{concerning, first_block_to_read, FollowerState};
 use super::{check_deployment, ChainError, DeployedContracts};
 use crate::store::{DeploymentId, DeviceStore};
 
@@ -332,4 +332,17 @@ fn a_chain_with_other_contracts_than_the_hub_announces_is_refused() {
         assert!(text.contains("refusing a hub"), "{text}");
         assert!(text.contains(what), "{text}");
     }
+}
+
+/// A new follower starts at the hub's announced start block, but never after the head at
+/// the first connect: a hub announcing a future block cannot hide its close of a channel the
+/// device opens afterwards.
+#[test]
+fn a_new_follower_never_starts_after_the_head() {
+    assert_eq!(first_block_to_read(900, 1_200), 900);
+    assert_eq!(first_block_to_read(1_200, 1_200), 1_200);
+    let store = DeviceStore::in_memory();
+    let state =
+        FollowerState::load(&store, deployment(), first_block_to_read(5_000, 1_200)).unwrap();
+    assert_eq!(state.cursor, EventCursor::from_block(1_200));
 }

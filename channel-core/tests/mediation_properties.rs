@@ -26,7 +26,7 @@ use channel_core::channel::{Channel, ChannelMessage};
 use channel_core::crypto::Signer;
 use channel_core::locks::{HashTimeLock, Secret};
 use channel_core::mediation::{
-    forward, FeePolicy, Leg, MediatedTransfer, MediationAction, MediationConfig, MediationError,
+    FeePolicy, Leg, MediatedTransfer, MediationAction, MediationConfig, MediationError,
     PaymentRequest, Stage,
 };
 use channel_core::testing::test_domain;
@@ -95,6 +95,7 @@ impl Sim {
             fees,
             reveal_timeout: 20,
             min_outgoing_lifetime: 5,
+            settlement_window: world::WINDOW,
         };
         let dev_deposits = deposits
             .iter()
@@ -180,36 +181,23 @@ impl Sim {
             secrethash: secret.hash(),
         };
         let before = self.star.clone();
-        if self.star.lock_to_hub(payer, lock).is_err() {
-            assert_same(&before, &self.star, "a refused locked transfer");
-            return;
-        }
-        let incoming = self.star.hub[&payer].clone();
-        let outgoing_before = self.star.hub[&payee].clone();
-        let outgoing = self.star.hub.get_mut(&payee).unwrap();
-        let key = &self.star.hub_key;
-        match forward(
-            &incoming,
-            &lock,
-            u(amount),
-            outgoing,
-            &self.config,
-            now,
-            H256::ZERO,
-            key,
-        ) {
-            Ok((record, events)) => {
+        match self
+            .star
+            .pay_through_hub(payer, payee, lock, u(amount), &self.config)
+        {
+            Ok(record) => {
                 let expected_fee = self.config.fees.fee_for(u(amount)).unwrap();
                 assert_eq!(record.fee(), expected_fee);
                 assert!(cover >= 1, "an underpaid fee was forwarded");
-                self.records.push(record);
-                self.star.deliver_to_device(payee, &events).unwrap();
-            }
-            Err(MediationError::Refused(_)) => {
-                assert_eq!(
-                    self.star.hub[&payee], outgoing_before,
-                    "a refusal changed the channel"
+                assert!(
+                    lock.expiration <= now + self.config.settlement_window,
+                    "a lock beyond the settlement window was forwarded"
                 );
+                self.records.push(record);
+            }
+            Err(MediationError::Refused(_) | MediationError::Channel(_)) => {
+                // Neither the hub nor the payer holds anything of a refused lock.
+                assert_same(&before, &self.star, "a refused locked transfer");
             }
             Err(other) => panic!("forward failed beyond a refusal: {other}"),
         }
@@ -231,7 +219,11 @@ impl Sim {
         }
         let secret = self.secrets[&record.secrethash()];
         let before = record.clone();
-        if record.handle_secret_reveal(secret, self.star.now).is_err() {
+        let incoming = self.star.hub[&record.payer()].clone();
+        if record
+            .handle_secret_reveal(secret, &incoming, self.star.now)
+            .is_err()
+        {
             assert_eq!(*record, before, "a refused reveal changed the record");
         }
     }
@@ -312,9 +304,10 @@ impl Sim {
                 match action {
                     MediationAction::UnlockOutgoing { .. } => {
                         let payee = record.payee();
+                        let incoming = self.star.hub[&record.payer()].clone();
                         let out = self.star.hub.get_mut(&payee).unwrap();
                         let events = record
-                            .unlock_outgoing(out, H256::ZERO, &self.star.hub_key)
+                            .unlock_outgoing(out, &incoming, now, H256::ZERO, &self.star.hub_key)
                             .unwrap();
                         self.star.deliver_to_device(payee, &events).unwrap();
                     }

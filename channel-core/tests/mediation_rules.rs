@@ -35,6 +35,7 @@ pub fn config() -> MediationConfig {
         },
         reveal_timeout: 20,
         min_outgoing_lifetime: 5,
+        settlement_window: 100,
     }
 }
 

@@ -157,6 +157,9 @@ async fn session(
     let hub_nonce = hub_device_nonce(shared, channel_id).await?;
     let our_nonce = shared.require_channel()?.our().nonce();
     let plan = sync::plan_resync(shared.store.unacked_all()?, hub_nonce, our_nonce)?;
+    for p in &plan.retracted {
+        shared.store.remove_unacked(p.nonce())?;
+    }
     acked_through(shared, hub_nonce, &plan.acked, None)?;
 
     // 2. Open the stream with the re-sends already queued on it.
@@ -227,6 +230,13 @@ pub(crate) fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), Cli
         }
         Some(Outcome::Rejected(r)) => {
             let code = tonic::Code::from_i32(r.code);
+            let refusal = Refusal {
+                code: r.code,
+                reason: r.reason.clone(),
+            };
+            if payer::retract_refused(shared, nonce, &refusal)? {
+                return Ok(());
+            }
             if sync::rejection_is_transient(code) {
                 return Err(ClientError::PaymentRejected {
                     nonce,
@@ -241,10 +251,6 @@ pub(crate) fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), Cli
             );
             shared.set_send_blocked(Some(why))?;
             if let Some(sent) = shared.store.unacked(nonce)? {
-                let refusal = Refusal {
-                    code: r.code,
-                    reason: r.reason.clone(),
-                };
                 payer::on_rejected(shared, &sent, refusal)?;
             }
             shared.resolve(

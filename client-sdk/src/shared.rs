@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 use channel_core::channel::{Channel, ChannelPhase};
 use channel_core::ledger::LedgerEvent;
 use channel_core::primitives::{H256, U256};
-use tokio::sync::{broadcast, mpsc, oneshot, watch, OwnedSemaphorePermit, Semaphore};
+use tokio::sync::{broadcast, mpsc, oneshot, watch, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::JoinHandle;
 
 use crate::error::ClientError;
@@ -66,6 +66,10 @@ struct State {
     pending: BTreeMap<u64, Pending>,
     /// Why new payments are refused (a final rejection by the hub, a close in progress).
     send_blocked: Option<String>,
+    /// The nonce of our locked transfer the hub has not answered yet. Nothing is signed on
+    /// top of it until it is acknowledged or taken back after a refusal, so a refused lock
+    /// is always our latest proof and can be retracted (see [`Shared::retract_lock`]).
+    lock_in_flight: Option<u64>,
 }
 
 pub(crate) struct Shared {
@@ -90,6 +94,8 @@ pub(crate) struct Shared {
     /// Secrethashes whose reveal task is running.
     reveals: Mutex<BTreeSet<H256>>,
     inflight: Arc<Semaphore>,
+    /// Woken when `State::lock_in_flight` clears.
+    lock_answered: Notify,
     tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
@@ -115,6 +121,12 @@ impl Shared {
         channel: Option<Channel>,
     ) -> (Arc<Self>, mpsc::UnboundedReceiver<u64>) {
         let (pay_queue, queue_rx) = mpsc::unbounded_channel();
+        // A locked transfer still unanswered from before a restart keeps the barrier up.
+        let lock_in_flight = store.unacked_all().ok().and_then(|log| {
+            log.last()
+                .filter(|p| matches!(p.kind, QueuedKind::LockedTransfer { .. }))
+                .map(UnackedPayment::nonce)
+        });
         let shared = Arc::new(Self {
             rpc,
             ledger,
@@ -122,6 +134,7 @@ impl Shared {
             hub,
             state: Mutex::new(State {
                 channel,
+                lock_in_flight,
                 ..State::default()
             }),
             pay_queue,
@@ -134,6 +147,7 @@ impl Shared {
             transfers_changed: watch::Sender::new(0),
             reveals: Mutex::new(BTreeSet::new()),
             inflight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
+            lock_answered: Notify::new(),
             tasks: Mutex::new(Vec::new()),
         });
         (shared, queue_rx)
@@ -210,7 +224,9 @@ impl Shared {
         self.store.put_channel(&channel)?;
         st.channel = Some(channel);
         st.send_blocked = None;
+        st.lock_in_flight = None;
         drop(st);
+        self.lock_answered.notify_waiters();
         self.bump();
         Ok(())
     }
@@ -282,7 +298,18 @@ impl Shared {
             .acquire_owned()
             .await
             .map_err(|_| ClientError::Shutdown)?;
-        let mut st = self.lock()?;
+        let mut st = loop {
+            let answered = self.lock_answered.notified();
+            tokio::pin!(answered);
+            answered.as_mut().enable();
+            if let Some(st) = self
+                .lock()
+                .map(|st| st.lock_in_flight.is_none().then_some(st))?
+            {
+                break st;
+            }
+            answered.await;
+        };
         if let Some(why) = &st.send_blocked {
             return Err(ClientError::InvalidState(why.clone()));
         }
@@ -309,6 +336,9 @@ impl Shared {
         self.store.put_unacked(&entry)?;
         record(&entry)?;
         st.channel = Some(next);
+        if matches!(entry.kind, QueuedKind::LockedTransfer { .. }) {
+            st.lock_in_flight = Some(expected);
+        }
         let (reply, rx) = oneshot::channel();
         st.pending.insert(
             expected,
@@ -321,6 +351,52 @@ impl Shared {
             .send(expected)
             .map_err(|_| ClientError::Shutdown)?;
         Ok(Some(rx))
+    }
+
+    /// The hub answered our locked transfer `nonce`: later proofs may be signed.
+    fn lock_answered(&self, nonce: u64) {
+        if let Ok(mut st) = self.state.lock() {
+            if st.lock_in_flight == Some(nonce) {
+                st.lock_in_flight = None;
+                drop(st);
+                self.lock_answered.notify_waiters();
+            }
+        }
+    }
+
+    /// Takes back our locked transfer `entry` after the hub refused it (it holds nothing of
+    /// it): the channel returns to `previous` (checked by the core), then the entry leaves
+    /// the unacknowledged log (in that order: a crash in between leaves an entry above our
+    /// nonce, which the next resync drops), and new proofs may be signed again, the next
+    /// one with the same nonce. Not flushed here: the stream task flushes before anything
+    /// is sent. On error nothing changed.
+    pub fn retract_lock(
+        &self,
+        entry: &UnackedPayment,
+        previous: Option<&channel_core::SignedBalanceProof>,
+    ) -> Result<(), ClientError> {
+        let QueuedKind::LockedTransfer { lock, .. } = entry.kind else {
+            return Err(ClientError::InvalidState(format!(
+                "proof {} is not a locked transfer",
+                entry.nonce()
+            )));
+        };
+        let mut st = self.lock()?;
+        let current = st.channel.as_ref().ok_or(ClientError::NoChannel)?;
+        if current.our_latest_proof() != Some(&entry.proof) {
+            return Err(ClientError::InvalidState(format!(
+                "locked transfer {} is not our latest proof",
+                entry.nonce()
+            )));
+        }
+        let mut next = current.clone();
+        next.retract_refused_lock(&lock, previous)?;
+        self.store.put_channel(&next)?;
+        self.store.remove_unacked(entry.nonce())?;
+        st.channel = Some(next);
+        drop(st);
+        self.lock_answered(entry.nonce());
+        Ok(())
     }
 
     pub fn resolve(&self, nonce: u64, result: Result<Acked, ClientError>) {
@@ -338,6 +414,9 @@ impl Shared {
     /// answer for the proof with nonce `forward.0`.
     pub fn resolve_acked(&self, acked: &[UnackedPayment], forward: Option<(u64, &ForwardRecord)>) {
         for p in acked {
+            if matches!(p.kind, QueuedKind::LockedTransfer { .. }) {
+                self.lock_answered(p.nonce());
+            }
             let forward = match (&p.kind, forward) {
                 (QueuedKind::LockedTransfer { .. }, Some((n, f))) if n == p.nonce() => {
                     Some(f.clone())
@@ -350,11 +429,18 @@ impl Shared {
         }
     }
 
+    /// Fails every call waiting for an ack (the channel left the open phase): nothing more
+    /// will be answered, so the barrier behind an unanswered locked transfer drops too (any
+    /// proof signed now is refused by the channel itself).
     pub fn fail_pending(&self, why: &str) {
         let pending = match self.state.lock() {
-            Ok(mut st) => std::mem::take(&mut st.pending),
+            Ok(mut st) => {
+                st.lock_in_flight = None;
+                std::mem::take(&mut st.pending)
+            }
             Err(_) => return,
         };
+        self.lock_answered.notify_waiters();
         for (_, p) in pending {
             let _ = p
                 .reply

@@ -17,6 +17,9 @@ pub struct ResyncPlan {
     pub acked: Vec<UnackedPayment>,
     /// Proofs to send again, in nonce order, starting right after the hub's nonce.
     pub resend: Vec<UnackedPayment>,
+    /// Left-overs of locked transfers taken back after a refusal (above our own nonce): drop
+    /// them.
+    pub retracted: Vec<UnackedPayment>,
 }
 
 /// Splits the unacknowledged log (lowest nonce first) at `hub_nonce`. Fails if the hub claims
@@ -32,6 +35,10 @@ pub fn plan_resync(
             "hub claims device nonce {hub_nonce}, but the device signed only up to {our_nonce}"
         )));
     }
+    // Entries above our own nonce are locked transfers we took back after the hub refused
+    // them (the channel was written first, the entry's removal did not make it to disk).
+    let (unacked, retracted): (Vec<_>, Vec<_>) =
+        unacked.into_iter().partition(|p| p.nonce() <= our_nonce);
     let (acked, resend): (Vec<_>, Vec<_>) =
         unacked.into_iter().partition(|p| p.nonce() <= hub_nonce);
     let mut expected = hub_nonce;
@@ -51,7 +58,11 @@ pub fn plan_resync(
              proofs up to {expected} are in the unacknowledged log"
         )));
     }
-    Ok(ResyncPlan { acked, resend })
+    Ok(ResyncPlan {
+        acked,
+        resend,
+        retracted,
+    })
 }
 
 /// The receipt for a payment the hub holds.

@@ -62,9 +62,23 @@ pub struct Limits {
         value_parser = parse_token_amount
     )]
     pub faucet_max_mint: U256,
-    /// Metered sessions the hub relays at once (sessions idle for 10 minutes make room).
+    /// Metered sessions the hub relays at once (expired idle sessions make room).
     #[arg(long, env = "VOLTLANE_MAX_SESSIONS", default_value_t = 100_000)]
     pub max_sessions: usize,
+    /// Metered sessions one payee key may have relayed at once (and only with an open
+    /// channel holding a deposit of its own).
+    #[arg(long, env = "VOLTLANE_MAX_SESSIONS_PER_KEY", default_value_t = 16)]
+    pub max_sessions_per_key: usize,
+    /// A relayed session expires after this many seconds without use: its opening, its
+    /// payer's acceptance, a new reading or bill, a new receipt signature. Reopening,
+    /// re-accepting and watching it do not count. At least 1.
+    #[arg(
+        long,
+        env = "VOLTLANE_SESSION_IDLE_TIMEOUT_SECS",
+        default_value_t = 600,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub session_idle_timeout_secs: u64,
     /// Memory the store may use to cache database pages, MiB (the operating system's page
     /// cache still holds what the disk has). 8 to 65536.
     #[arg(
@@ -113,6 +127,8 @@ impl Default for Limits {
             session_ttl_secs: 24 * 3600,
             faucet_max_mint: Ledger::DEFAULT_FAUCET_MAX_MINT,
             max_sessions: 100_000,
+            max_sessions_per_key: 16,
+            session_idle_timeout_secs: 600,
             store_cache_mb: 128,
             group_commit_interval_us: DEFAULT_GROUP_COMMIT_INTERVAL_US,
         }
@@ -122,6 +138,10 @@ impl Default for Limits {
 impl Limits {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_secs(self.request_timeout_secs)
+    }
+
+    pub fn session_idle_timeout(&self) -> Duration {
+        Duration::from_secs(self.session_idle_timeout_secs)
     }
 }
 
@@ -361,14 +381,16 @@ impl HubConfig {
         }
     }
 
-    /// The mediator's rules: the fee, the reveal timeout, and the shortest life an outgoing
-    /// lock may have (one reveal timeout: the payee gets at least that long to reveal).
+    /// The mediator's rules: the fee, the reveal timeout, the shortest life an outgoing lock
+    /// may have (one reveal timeout: the payee gets at least that long to reveal), and the
+    /// longest a lock may live (the settlement window).
     pub fn mediation_config(&self) -> channel_core::mediation::MediationConfig {
         let reveal_timeout = self.reveal_timeout();
         channel_core::mediation::MediationConfig {
             fees: self.mediation_fee(),
             reveal_timeout,
             min_outgoing_lifetime: reveal_timeout,
+            settlement_window: self.settlement_window_secs,
         }
     }
 
@@ -450,6 +472,41 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("--store-cache-mb"), "{err}");
+    }
+
+    #[test]
+    fn session_limits_default_and_parse() {
+        let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
+        assert_eq!(parsed.limits.max_sessions, 100_000);
+        assert_eq!(parsed.limits.max_sessions_per_key, 16);
+        assert_eq!(
+            parsed.limits.session_idle_timeout(),
+            Duration::from_secs(600)
+        );
+        let parsed = HubConfig::try_parse_from([
+            "voltlane-hub",
+            "--max-sessions",
+            "50",
+            "--max-sessions-per-key",
+            "3",
+            "--session-idle-timeout-secs",
+            "2",
+        ])
+        .unwrap();
+        assert_eq!(parsed.limits.max_sessions, 50);
+        assert_eq!(parsed.limits.max_sessions_per_key, 3);
+        assert_eq!(parsed.limits.session_idle_timeout(), Duration::from_secs(2));
+        for (flag, bad) in [
+            ("--max-sessions-per-key", "-1"),
+            ("--max-sessions-per-key", "x"),
+            ("--session-idle-timeout-secs", "0"),
+        ] {
+            let arg = format!("{flag}={bad}");
+            let err = HubConfig::try_parse_from(["voltlane-hub", arg.as_str()])
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(flag), "{arg}: {err}");
+        }
     }
 
     #[test]
@@ -553,9 +610,16 @@ mod tests {
         let err = config.validate().unwrap_err().to_string();
         assert!(err.contains("at least 1 second"), "{err}");
         config.mediation.reveal_timeout_secs = None;
-        config.settlement_window_secs = 2;
+        config.settlement_window_secs = 3;
         assert_eq!(config.reveal_timeout(), 1);
         config.validate().unwrap();
+        // A 2 s window leaves no room for a lock: it must outlive two reveal timeouts.
+        config.settlement_window_secs = 2;
+        let err = config.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("less than half the settlement window"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub enum HubError {
     PayeeOffline(channel_core::Address),
     #[error("secrethash {0} was already used for a mediated payment through this hub")]
     SecretHashUsed(channel_core::H256),
+    #[error(
+        "the hub holds this locked transfer ({0}) from before it took locks only with their \
+         forward, and never forwarded it: take it back with PayerLockExpired once it expires"
+    )]
+    NotForwardedBefore(channel_core::H256),
     #[error("no mediated transfer with secrethash {0} toward this channel")]
     UnknownTransfer(channel_core::H256),
     #[error("the lock with secrethash {0} is already unlocked")]
@@ -67,6 +72,19 @@ pub enum HubError {
     },
     #[error("the hub relays at most {0} sessions; try again later")]
     TooManySessions(usize),
+    #[error(
+        "opening a session needs an open channel with a deposit of the caller's: {0} has none \
+         with this hub"
+    )]
+    SessionUnfunded(channel_core::Address),
+    #[error(
+        "per-key cap reached: {key} already has {max} sessions relayed, the most one key may \
+         have (--max-sessions-per-key); one makes room once unused for the idle timeout"
+    )]
+    TooManySessionsForKey {
+        key: channel_core::Address,
+        max: usize,
+    },
 
     // --- the hub failed -----------------------------------------------------------------
     #[error("storage: {0}")]
@@ -111,13 +129,16 @@ impl From<HubError> for Status {
                 _ => Code::InvalidArgument,
             },
             HubError::NoPayeeChannel(_) | HubError::UnknownTransfer(_) => Code::NotFound,
-            HubError::PayeeOffline(_) => Code::FailedPrecondition,
+            HubError::PayeeOffline(_) | HubError::NotForwardedBefore(_) => Code::FailedPrecondition,
             HubError::SecretHashUsed(_) | HubError::AlreadyUnlocked(_) => Code::AlreadyExists,
             HubError::Session(e) => session_code(e),
             HubError::UnknownSession(_) => Code::NotFound,
             HubError::SessionExists(_) => Code::AlreadyExists,
             HubError::SessionTaken { .. } => Code::FailedPrecondition,
-            HubError::TooManySessions(_) => Code::ResourceExhausted,
+            HubError::TooManySessions(_) | HubError::TooManySessionsForKey { .. } => {
+                Code::ResourceExhausted
+            }
+            HubError::SessionUnfunded(_) => Code::FailedPrecondition,
             HubError::Store(_) | HubError::ShuttingDown | HubError::LedgerFailed => {
                 Code::Unavailable
             }

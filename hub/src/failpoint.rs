@@ -16,13 +16,11 @@ pub const ENV: &str = "VOLTLANE_FAILPOINTS";
 /// durably as applied, before anything contests it.
 pub const AFTER_DEVICE_CLOSE_APPLIED: &str = "after_device_close_applied";
 
-/// A payer's locked transfer was taken into its channel (durable), before the forward.
-pub const AFTER_LOCK_TAKEN: &str = "after_lock_taken";
-/// The forward (outgoing lock and record) is durable, before it is sent to the payee.
+/// The payer's lock, its forward (outgoing lock) and the record are durable (one write),
+/// before the forward is sent to the payee.
 pub const AFTER_FORWARD_DURABLE: &str = "after_forward_durable";
-/// The payee's secret is in the payer's channel (durable), before the hub unlocks.
-pub const AFTER_SECRET_LEARNED: &str = "after_secret_learned";
-/// The hub's unlock toward the payee is durable, before it is sent and the payer told.
+/// The hub's unlock toward the payee and the secret in the payer's channel are durable (one
+/// write), before the unlock is sent and the payer told.
 pub const AFTER_OUTGOING_UNLOCKED: &str = "after_outgoing_unlocked";
 /// The payer's unlock is durable, before it is acknowledged.
 pub const AFTER_INCOMING_UNLOCKED: &str = "after_incoming_unlocked";
@@ -33,9 +31,7 @@ pub const HUB_WITHHOLDS_UNLOCK: &str = "hub_withholds_unlock";
 
 /// Every fail point, for tests that iterate over the protocol's steps.
 pub const MEDIATION_STEPS: &[&str] = &[
-    AFTER_LOCK_TAKEN,
     AFTER_FORWARD_DURABLE,
-    AFTER_SECRET_LEARNED,
     AFTER_OUTGOING_UNLOCKED,
     AFTER_INCOMING_UNLOCKED,
 ];

@@ -132,7 +132,13 @@ pub async fn run_with(
             .embedded()
             .map(|handle| LedgerService::new(handle.clone(), config.dev_faucet, stop.clone())),
         mediation: mediation::MediationEngine::new(channels.clone(), config.mediation_config())?,
-        sessions: sessions::SessionRelay::new(domain, ledger.clone(), config.limits.max_sessions),
+        sessions: sessions::SessionRelay::new(domain, ledger.clone(), config.limits.max_sessions)
+            .with_limits(sessions::relay::RelayLimits {
+                max_sessions: config.limits.max_sessions,
+                max_sessions_per_key: config.limits.max_sessions_per_key,
+                idle_timeout: config.limits.session_idle_timeout(),
+            })
+            .with_channels(channels.clone()),
         shutdown: stop.clone(),
         channels,
     };

@@ -33,7 +33,8 @@ pub struct MediationSetup {
     pub fee_ppm: u64,
     /// `--reveal-timeout-secs`.
     pub reveal_timeout: u64,
-    /// `--settlement-window-secs` (at least twice the reveal timeout).
+    /// `--settlement-window-secs` (more than twice the reveal timeout; every lock expires
+    /// within it).
     pub settlement_window: u64,
     /// `--auto-deposit`: the most the hub puts into one device channel.
     pub auto_deposit: u64,

@@ -80,6 +80,8 @@ pub enum ChannelError {
         nonce: u64,
         balance_hash: H256,
     },
+    #[error("cannot retract: {0}")]
+    CannotRetract(&'static str),
     #[error("nonce space exhausted")]
     NonceExhausted,
 }

@@ -645,12 +645,12 @@ fn locks_of_an_old_proof_the_partner_closed_with_are_unlocked_from_the_archive()
         amount: u(29),
         ..lock
     }]);
-    let view = |archived: &[Vec<u8>]| {
+    let view_at = |archived: &[Vec<u8>], now: u64| {
         pair.a
             .poll_ledger_actions(
                 &LedgerView {
                     record: &record,
-                    now: settle_at,
+                    now,
                     reveal_timeout: REVEAL,
                     pending_unlocks: &pending,
                     archived_locks: archived,
@@ -659,6 +659,16 @@ fn locks_of_an_old_proof_the_partner_closed_with_are_unlocked_from_the_archive()
             )
             .unwrap()
     };
+    // The lock outlives the settlement window: until it expires its secret may still be
+    // registered, so the monitor does not unlock it yet (an unlock would settle it for good).
+    assert!(lock.expiration > settle_at);
+    assert_eq!(view_at(std::slice::from_ref(&packed), settle_at), vec![]);
+    assert_eq!(
+        pair.a.poll_ledger_timeout(&record, REVEAL),
+        None,
+        "A holds no lock of its own any more; the archived one is found at the next tick"
+    );
+    let view = |archived: &[Vec<u8>]| view_at(archived, lock.expiration);
     assert_eq!(view(&[wrong]), vec![]);
     let got = view(std::slice::from_ref(&packed));
     assert_eq!(

@@ -138,6 +138,8 @@ pub enum ChannelEvent {
         transferred_total: U256,
     },
     LockSent(HashTimeLock),
+    /// Our refused locked transfer was taken back ([`Channel::retract_refused_lock`]).
+    LockRetracted(HashTimeLock),
     LockReceived(HashTimeLock),
     /// A lock turned into a transfer; `to_us` tells the direction.
     LockUnlocked {

@@ -21,7 +21,13 @@
 //!   whose locks we hold (the receiver gets the claimed ones, the sender the rest): the
 //!   partner's current locks, our current locks, or, when the partner put an old proof of
 //!   ours on the ledger, the locks behind it from the driver's archive
-//!   (see [`super::lock_archive`]).
+//!   (see [`super::lock_archive`]). Only once every lock of that set is decided: expired, or
+//!   claimed on the ledger. An unlock sends every lock whose secret is not registered yet
+//!   back to its sender, so unlocking a lock that can still be claimed would give away a
+//!   lock whose secret may still come (a mediator would then have paid its payee for
+//!   nothing). Locks within the settlement window (see
+//!   [`MediationConfig::settlement_window`](crate::mediation::MediationConfig)) are all
+//!   expired at settlement; the wait matters for longer ones.
 
 use super::{Channel, ChannelError, UpdateTransaction};
 use crate::crypto::keccak256;
@@ -199,6 +205,9 @@ impl Channel {
         });
         let mut actions: Vec<LedgerAction> = Vec::new();
         for (pending, packed_locks) in current.chain(archived) {
+            if !self.all_decided(&packed_locks, view.now) {
+                continue;
+            }
             let unlock = LedgerAction::Unlock {
                 channel_id: self.id,
                 receiver: pending.receiver,
@@ -210,6 +219,17 @@ impl Channel {
             }
         }
         actions
+    }
+
+    /// Every lock of `packed_locks` is decided at ledger time `now`: expired, or claimed on
+    /// the ledger (its secret registered before its expiration). A list that does not unpack
+    /// counts as decided: the ledger refuses its unlock anyway.
+    fn all_decided(&self, packed_locks: &[u8], now: u64) -> bool {
+        crate::locks::unpack_locks(packed_locks).map_or(true, |locks| {
+            locks
+                .iter()
+                .all(|l| l.is_expired(now) || self.claimed_on_ledger(l))
+        })
     }
 
     /// The earliest ledger time at which [`Channel::poll_ledger_actions`] will have something
@@ -245,7 +265,27 @@ impl Channel {
                     .min()
             })
             .flatten();
-        settle.into_iter().chain(reveal).chain(claim).min()
+        // A settled channel unlocks a set once its last undecided lock expires.
+        let decided = (record.phase == LedgerPhase::Settled)
+            .then(|| {
+                [&self.partner.locks, &self.our.locks]
+                    .into_iter()
+                    .filter_map(|set| {
+                        set.as_slice()
+                            .iter()
+                            .filter(|l| !self.claimed_on_ledger(l))
+                            .map(|l| l.expiration)
+                            .max()
+                    })
+                    .min()
+            })
+            .flatten();
+        settle
+            .into_iter()
+            .chain(reveal)
+            .chain(claim)
+            .chain(decided)
+            .min()
     }
 }
 

@@ -135,6 +135,67 @@ impl Channel {
         ])
     }
 
+    /// Takes back our latest proof, the locked transfer of `lock`, after the partner refused
+    /// it without taking it: our side returns to `previous`, the proof we signed before it
+    /// (`None` when the refused one was our first), so the next proof reuses the nonce.
+    ///
+    /// Only for a proof the partner answered with a refusal: a hub refuses a payer's locked
+    /// transfer before it enters its channel (taking it only together with its forward), so
+    /// it holds nothing of it. Checked, so that nothing but that one lock can be undone:
+    /// `lock` is pending in our latest proof, `previous` has the nonce just below it and is
+    /// exactly our latest balance without `lock` (same transferred amount, locked amount and
+    /// locksroot without it). On any error nothing changes.
+    pub fn retract_refused_lock(
+        &mut self,
+        lock: &HashTimeLock,
+        previous: Option<&SignedBalanceProof>,
+    ) -> Result<Vec<ChannelEvent>, ChannelError> {
+        let latest = self
+            .our
+            .latest
+            .ok_or(ChannelError::CannotRetract("we have signed no proof"))?;
+        if self.our.locks.get(&lock.secrethash) != Some(lock) {
+            return Err(ChannelError::UnknownLock(lock.secrethash));
+        }
+        let (locks, _) = self
+            .our
+            .locks
+            .without(&lock.secrethash)
+            .ok_or(ChannelError::UnknownLock(lock.secrethash))?;
+        let without = NextBalance::from_locks(locks.clone(), self.our.transferred())?.balance;
+        let expected_nonce = latest.proof.nonce.saturating_sub(1);
+        match previous {
+            None if expected_nonce == 0 => {
+                if !without.is_empty() {
+                    return Err(ChannelError::CannotRetract(
+                        "the refused proof was our first but carries more than the lock",
+                    ));
+                }
+            }
+            None => {
+                return Err(ChannelError::CannotRetract(
+                    "the proof before the refused one is needed",
+                ))
+            }
+            Some(p) => {
+                if p.proof.nonce != expected_nonce || p.proof.nonce == 0 {
+                    return Err(ChannelError::CannotRetract(
+                        "the earlier proof's nonce is not the one just below the refused proof",
+                    ));
+                }
+                if p.proof.balance != without {
+                    return Err(ChannelError::CannotRetract(
+                        "the earlier proof is not our balance without the refused lock",
+                    ));
+                }
+            }
+        }
+        self.our.latest = previous.copied();
+        self.our.locks = locks;
+        self.forget_secrets_of_gone_locks();
+        Ok(vec![ChannelEvent::LockRetracted(*lock)])
+    }
+
     pub fn handle_locked_transfer(
         &mut self,
         proof: &SignedBalanceProof,

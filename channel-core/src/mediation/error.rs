@@ -32,6 +32,17 @@ pub enum MediationError {
     OutgoingExpired,
     #[error("the incoming lock expired unclaimed: the hub cannot claim it any more")]
     IncomingExpired,
+    #[error(
+        "the payer's channel no longer holds the incoming lock {0} as forwarded: the hub \
+         cannot claim it"
+    )]
+    IncomingNotHeld(H256),
+    #[error(
+        "the payer's channel settled before the secret was registered on the ledger (the lock \
+         expires at {expiration}): anyone may unlock it back to the payer, so the hub will not \
+         pay the payee"
+    )]
+    IncomingSettled { expiration: u64 },
     #[error("the hub knows the secret: it must unlock to the payee, not expire the lock")]
     SecretKnown,
     #[error(

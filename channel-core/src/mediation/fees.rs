@@ -76,15 +76,40 @@ pub struct MediationConfig {
     /// The outgoing lock must still live at least this long when it is created, so the payee
     /// has time to see it and reveal the secret; otherwise the forward is refused.
     pub min_outgoing_lifetime: u64,
+    /// The ledger's settlement window: the longest a lock may live, counted from when the hub
+    /// takes it (Raiden bounds a lock's expiry by the settle timeout the same way). A lock
+    /// within it has expired by the time any close made after it was taken can settle, so
+    /// at settlement every lock's fate is already fixed by the secret registry and nobody can
+    /// unlock it early on the ledger while its secret may still come. A longer lock would
+    /// also hold the hub's capacity toward the payee for that long.
+    pub settlement_window: u64,
+}
+
+impl MediationConfig {
+    /// The latest expiration a lock taken at ledger time `now` may have: `now +
+    /// settlement_window` (saturating).
+    pub fn latest_lock_expiration(&self, now: u64) -> u64 {
+        now.saturating_add(self.settlement_window)
+    }
+
+    /// The earliest expiration the payer's lock may have at ledger time `now`: strictly
+    /// after this (the outgoing lock, `reveal_timeout` earlier, must outlive
+    /// `min_outgoing_lifetime`).
+    pub fn min_lock_expiration(&self, now: u64) -> u64 {
+        now.saturating_add(self.min_outgoing_lifetime)
+            .saturating_add(self.reveal_timeout)
+    }
 }
 
 impl Default for MediationConfig {
-    /// No fee, a reveal timeout of 60 s and at least 10 s for the payee.
+    /// No fee, a reveal timeout of 60 s, at least 10 s for the payee and a settlement window
+    /// of 600 s.
     fn default() -> Self {
         Self {
             fees: FeePolicy::FREE,
             reveal_timeout: 60,
             min_outgoing_lifetime: 10,
+            settlement_window: 600,
         }
     }
 }

@@ -50,6 +50,16 @@ pub enum MediationRefusal {
         outgoing_expiration: u64,
         earliest: u64,
     },
+    #[error(
+        "incoming lock expires at {expiration}: the latest expiration the hub takes is \
+         {latest} (ledger time {now} plus the settlement window {settlement_window} s)"
+    )]
+    ExpiryTooLate {
+        expiration: u64,
+        latest: u64,
+        now: u64,
+        settlement_window: u64,
+    },
     #[error("hub has no capacity toward the payee: {available} available, {requested} needed")]
     NoCapacity { available: U256, requested: U256 },
     #[error("channel arithmetic failed: {0}")]
@@ -73,7 +83,9 @@ pub struct ForwardPlan {
 ///    secrethash is already pending toward the payee;
 /// 3. `incoming_lock.amount >= amount + fee_for(amount)`, with `amount > 0`;
 /// 4. the outgoing expiration `incoming.expiration - reveal_timeout` is later than
-///    `now + min_outgoing_lifetime`;
+///    `now + min_outgoing_lifetime`, and the incoming expiration is at most
+///    `now + settlement_window` ([`MediationConfig::latest_lock_expiration`]; the outgoing
+///    one, `reveal_timeout` earlier, is then within it too);
 /// 5. the hub can lock `amount` toward the payee (its distributable balance there).
 ///
 /// Any excess of the incoming lock over amount + fee is kept by the hub: the payer chose it.
@@ -134,6 +146,15 @@ pub fn plan_forward(
             earliest,
         });
     }
+    let latest = config.latest_lock_expiration(now);
+    if incoming_lock.expiration > latest {
+        return Err(MediationRefusal::ExpiryTooLate {
+            expiration: incoming_lock.expiration,
+            latest,
+            now,
+            settlement_window: config.settlement_window,
+        });
+    }
     let available = outgoing
         .our_distributable()
         .map_err(|_| MediationRefusal::Arithmetic("hub distributable toward the payee"))?;
@@ -173,5 +194,42 @@ pub fn forward(
     let plan = plan_forward(incoming, incoming_lock, amount, outgoing, config, now)?;
     let events = outgoing.send_locked_transfer(plan.outgoing_lock, now, additional_hash, signer)?;
     let record = MediatedTransfer::new(incoming, *incoming_lock, outgoing, plan, config);
+    Ok((record, events))
+}
+
+/// Takes the payer's locked transfer (`proof` carrying `lock`, judged by the payer's channel
+/// `incoming` at `now`) **only together with** its forward to the payee over `outgoing`:
+/// both channels change and the record is returned, or neither changes. The rule that a
+/// mediator never holds (and so can never claim) a lock it did not forward; a refusal
+/// answers the payer's message, which the payer then takes back
+/// ([`Channel::retract_refused_lock`]).
+///
+/// **Persist both channels and the record in one write before acknowledging the proof or
+/// sending the forward.**
+#[allow(clippy::too_many_arguments)] // the forward's inputs plus the payer's proof
+pub fn take_and_forward(
+    incoming: &mut Channel,
+    proof: &crate::proofs::SignedBalanceProof,
+    lock: &HashTimeLock,
+    amount: U256,
+    outgoing: &mut Channel,
+    config: &MediationConfig,
+    now: u64,
+    additional_hash: H256,
+    signer: &dyn Signer,
+) -> Result<(MediatedTransfer, Vec<ChannelEvent>), MediationError> {
+    let mut taken = incoming.clone();
+    taken.handle_locked_transfer(proof, lock, now)?;
+    let (record, events) = forward(
+        &taken,
+        lock,
+        amount,
+        outgoing,
+        config,
+        now,
+        additional_hash,
+        signer,
+    )?;
+    *incoming = taken;
     Ok((record, events))
 }

@@ -60,6 +60,7 @@
 //! which secrethash), refund transfers back to the payer (a failed payment is released by
 //! lock expiry), and multi-hop routes (one hub between payer and payee).
 
+mod claim;
 mod error;
 mod fees;
 mod forward;
@@ -67,9 +68,10 @@ mod poll;
 mod record;
 mod request;
 
+pub use claim::check_incoming_claimable;
 pub use error::MediationError;
 pub use fees::{FeeError, FeePolicy, MediationConfig, PPM};
-pub use forward::{forward, plan_forward, ForwardPlan, MediationRefusal};
+pub use forward::{forward, plan_forward, take_and_forward, ForwardPlan, MediationRefusal};
 pub use poll::{MediationAction, RegisterDeadline};
 pub use record::{Leg, MediatedTransfer, Stage, MEDIATED_TRANSFER_VERSION};
 pub use request::{

@@ -46,7 +46,7 @@ impl MediatedTransfer {
         let secret = self.secret()?;
         if self.incoming_leg() != Leg::Locked
             || self.secret_registered_at().is_some()
-            || self.outgoing_leg() == Leg::Expired
+            || self.outgoing_leg().taken_back()
         {
             return None;
         }
@@ -63,13 +63,13 @@ impl MediatedTransfer {
         let mut actions = Vec::new();
         let secrethash = self.secrethash();
         if let Some(secret) = self.secret() {
-            if self.outgoing_leg() == Leg::Locked && self.incoming_leg() != Leg::Expired {
+            if self.outgoing_leg() == Leg::Locked && !self.incoming_leg().taken_back() {
                 actions.push(MediationAction::UnlockOutgoing {
                     channel: self.outgoing_channel(),
                     secret,
                 });
             }
-            if self.incoming_leg() == Leg::Locked && self.outgoing_leg() != Leg::Expired {
+            if self.incoming_leg() == Leg::Locked && !self.outgoing_leg().taken_back() {
                 actions.push(MediationAction::RevealSecretToPayer {
                     channel: self.incoming_channel(),
                     secret,
@@ -84,7 +84,7 @@ impl MediatedTransfer {
                 });
             }
         }
-        let outgoing_expirable = self.secret().is_none() || self.incoming_leg() == Leg::Expired;
+        let outgoing_expirable = self.secret().is_none() || self.incoming_leg().taken_back();
         if self.outgoing_leg() == Leg::Locked
             && outgoing_expirable
             && self.outgoing_lock().is_expired(now)

@@ -42,6 +42,25 @@ pub enum Leg {
     Unlocked,
     /// Dropped with a lock-expired message: its amount is the sender's again.
     Expired,
+    /// Still pending when its channel settled, and the ledger counts it for the receiver:
+    /// its secret was registered strictly before its expiration. Final.
+    SettledToReceiver,
+    /// Still pending when its channel settled, and the ledger will not pay the receiver: its
+    /// secret was not registered in time (or, for a lock still unexpired at settlement,
+    /// not yet, and anyone may unlock it back to the sender at any moment). Final.
+    SettledToSender,
+}
+
+impl Leg {
+    /// The receiver has (or will get from the ledger) the lock's amount.
+    pub fn paid(self) -> bool {
+        matches!(self, Leg::Unlocked | Leg::SettledToReceiver)
+    }
+
+    /// The sender has (or will get from the ledger) the lock's amount back.
+    pub fn taken_back(self) -> bool {
+        matches!(self, Leg::Expired | Leg::SettledToSender)
+    }
 }
 
 /// The transfer as a whole, derived from its two legs and what the hub knows.
@@ -185,7 +204,13 @@ impl MediatedTransfer {
     }
 
     pub fn stage(&self) -> Stage {
-        match (self.incoming, self.outgoing) {
+        // A leg decided at settlement counts as unlocked or expired off-chain would.
+        let plain = |leg: Leg| match leg {
+            Leg::SettledToReceiver => Leg::Unlocked,
+            Leg::SettledToSender => Leg::Expired,
+            other => other,
+        };
+        match (plain(self.incoming), plain(self.outgoing)) {
             (Leg::Locked, Leg::Locked) if self.secret.is_none() => Stage::Forwarded,
             (Leg::Locked, Leg::Locked) => Stage::SecretKnown,
             (Leg::Locked, Leg::Unlocked) if self.incoming_claimable_on_ledger() => {
@@ -198,6 +223,9 @@ impl MediatedTransfer {
             (Leg::Expired, Leg::Expired) => Stage::Refunded,
             (Leg::Expired, Leg::Unlocked) => Stage::HubLost,
             (Leg::Unlocked, Leg::Expired) => Stage::PayeeRefundedPayerPaid,
+            // `plain` leaves no settled leg.
+            (Leg::SettledToReceiver | Leg::SettledToSender, _)
+            | (_, Leg::SettledToReceiver | Leg::SettledToSender) => Stage::Refunding,
         }
     }
 
@@ -234,28 +262,39 @@ impl MediatedTransfer {
 
     // ----- inputs -----
 
-    /// The payee revealed the secret (off-chain) at ledger time `now`. Accepted only while the
-    /// outgoing lock is pending and unexpired (the payee could still claim it on the ledger)
-    /// and the hub can still claim the incoming lock; after that the payment has failed.
-    /// Returns whether the secret is new to the hub; then [`MediatedTransfer::poll`] asks to
-    /// unlock toward the payee.
+    /// The payee revealed the secret (off-chain) at ledger time `now`; `incoming` is the
+    /// payer's channel as the hub holds it now. Accepted only while the outgoing lock is
+    /// pending and unexpired (the payee could still claim it on the ledger) and the hub can
+    /// still claim the incoming lock ([`super::check_incoming_claimable`]); after that the
+    /// payment has failed and the outgoing lock is left to expire. Returns whether the secret
+    /// is new to the hub; then [`MediatedTransfer::poll`] asks to unlock toward the payee.
     pub fn handle_secret_reveal(
         &mut self,
         secret: Secret,
+        incoming: &Channel,
         now: u64,
     ) -> Result<bool, MediationError> {
         self.check_secret(&secret)?;
+        self.check_channel(self.incoming_channel, incoming)?;
         if self.secret.is_some() {
             return Ok(false);
         }
-        if self.outgoing == Leg::Expired || self.outgoing_lock.is_expired(now) {
+        if self.outgoing.taken_back() || self.outgoing_lock.is_expired(now) {
             return Err(MediationError::OutgoingExpired);
         }
-        if self.incoming == Leg::Expired {
-            return Err(MediationError::IncomingExpired);
-        }
+        self.check_incoming(incoming, now)?;
         self.secret = Some(secret);
         Ok(true)
+    }
+
+    /// The hub can still get the incoming lock: the payer paid it (off-chain or at
+    /// settlement), or it is pending and [`super::check_incoming_claimable`] holds.
+    fn check_incoming(&self, incoming: &Channel, now: u64) -> Result<(), MediationError> {
+        match self.incoming {
+            Leg::Unlocked | Leg::SettledToReceiver => Ok(()),
+            Leg::Expired | Leg::SettledToSender => Err(MediationError::IncomingExpired),
+            Leg::Locked => super::check_incoming_claimable(incoming, &self.incoming_lock, now),
+        }
     }
 
     /// The ledger reports `secret` registered at ledger time `at` (by the hub, or by the payee
@@ -279,22 +318,25 @@ impl MediatedTransfer {
         Ok(())
     }
 
-    /// Pays the payee: unlocks the outgoing lock in `outgoing` with the secret. Only against
-    /// the secret, and only while the incoming lock can still be claimed.
+    /// Pays the payee: unlocks the outgoing lock in `outgoing` with the secret, at ledger time
+    /// `now`, with the payer's channel `incoming` as the hub holds it. Only against the
+    /// secret, and only while the incoming lock can still be claimed: the rule that a
+    /// mediator never pays out what it cannot claim.
     pub fn unlock_outgoing(
         &mut self,
         outgoing: &mut Channel,
+        incoming: &Channel,
+        now: u64,
         additional_hash: H256,
         signer: &dyn Signer,
     ) -> Result<Vec<ChannelEvent>, MediationError> {
         self.check_channel(self.outgoing_channel, outgoing)?;
+        self.check_channel(self.incoming_channel, incoming)?;
         if self.outgoing != Leg::Locked {
             return Err(MediationError::OutgoingNotPending(self.stage()));
         }
         let secret = self.secret.ok_or(MediationError::SecretUnknown)?;
-        if self.incoming == Leg::Expired {
-            return Err(MediationError::IncomingExpired);
-        }
+        self.check_incoming(incoming, now)?;
         let events = outgoing.send_unlock(secret, additional_hash, signer)?;
         self.outgoing = Leg::Unlocked;
         Ok(events)
@@ -338,7 +380,7 @@ impl MediatedTransfer {
                 now,
             });
         }
-        if self.secret.is_some() && self.incoming != Leg::Expired {
+        if self.secret.is_some() && !self.incoming.taken_back() {
             return Err(MediationError::SecretKnown);
         }
         let events = outgoing.send_lock_expired(self.secrethash(), now, additional_hash, signer)?;
@@ -370,5 +412,45 @@ impl MediatedTransfer {
         let events = incoming.handle_lock_expired(proof, &self.secrethash(), now)?;
         self.incoming = Leg::Expired;
         Ok(events)
+    }
+
+    /// Brings the legs up to a settlement of their channels, at ledger time `now`: a lock
+    /// still pending in a settled channel is decided by the ledger. Either lock counts for
+    /// its receiver if it was claimed on the ledger (secret registered before its
+    /// expiration), for its sender once it expired unclaimed; until then it stays pending. Pass the channels as the hub holds them (either may be any state).
+    /// Returns whether the record changed; a decided record [`is_finished`](Self::is_finished)
+    /// once both legs are.
+    pub fn handle_settlement(&mut self, incoming: &Channel, outgoing: &Channel, now: u64) -> bool {
+        let mut changed = false;
+        if self.incoming == Leg::Locked
+            && incoming.id() == self.incoming_channel
+            && incoming.phase() == crate::channel::ChannelPhase::Settled
+        {
+            let claimed = incoming.claimed_on_ledger(&self.incoming_lock)
+                || self.incoming_claimable_on_ledger();
+            // Decided once the registry's answer is final: claimed, or expired unclaimed. A
+            // lock still alive at settlement (only one taken beyond the settlement window)
+            // stays pending here; `check_incoming_claimable` already refuses to pay for it.
+            if claimed {
+                self.incoming = Leg::SettledToReceiver;
+                changed = true;
+            } else if self.incoming_lock.is_expired(now) {
+                self.incoming = Leg::SettledToSender;
+                changed = true;
+            }
+        }
+        if self.outgoing == Leg::Locked
+            && outgoing.id() == self.outgoing_channel
+            && outgoing.phase() == crate::channel::ChannelPhase::Settled
+        {
+            if outgoing.claimed_on_ledger(&self.outgoing_lock) {
+                self.outgoing = Leg::SettledToReceiver;
+                changed = true;
+            } else if self.outgoing_lock.is_expired(now) {
+                self.outgoing = Leg::SettledToSender;
+                changed = true;
+            }
+        }
+        changed
     }
 }

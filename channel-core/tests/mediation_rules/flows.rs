@@ -45,7 +45,9 @@ fn car_pays_charger_through_the_hub_with_an_exact_fee() {
         .partner()
         .locks
         .contains(&fx.secret.hash()));
-    record.handle_secret_reveal(fx.secret, fx.star.now).unwrap();
+    record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now)
+        .unwrap();
     let actions = record.poll(fx.star.now);
     assert_eq!(
         actions[0],
@@ -54,8 +56,11 @@ fn car_pays_charger_through_the_hub_with_an_exact_fee() {
             secret: fx.secret
         }
     );
+    let incoming = fx.star.hub[&fx.payer].clone();
     let out = fx.star.hub.get_mut(&fx.payee).unwrap();
-    let events = record.unlock_outgoing(out, H256::ZERO, &key).unwrap();
+    let events = record
+        .unlock_outgoing(out, &incoming, fx.star.now, H256::ZERO, &key)
+        .unwrap();
     fx.star.deliver_to_device(fx.payee, &events).unwrap();
     assert_eq!(
         record.poll(fx.star.now),
@@ -147,7 +152,9 @@ fn a_payee_that_never_reveals_gets_both_locks_expired_and_nothing_moves() {
     );
     // A late reveal changes nothing now.
     let before = record.clone();
-    assert!(record.handle_secret_reveal(fx.secret, fx.star.now).is_err());
+    assert!(record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now)
+        .is_err());
     assert_eq!(record, before);
     let paid = settle_and_check(&mut fx.star);
     assert_eq!(paid[&key.address()], amt(2_000));
@@ -159,9 +166,14 @@ fn a_payer_that_withholds_the_unlock_pays_on_the_ledger() {
     let mut fx = Fixture::two_devices();
     let mut record = fx.forwarded(102, 100, 60);
     let key = fx.star.hub_key.clone();
-    record.handle_secret_reveal(fx.secret, fx.star.now).unwrap();
+    record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now)
+        .unwrap();
+    let incoming = fx.star.hub[&fx.payer].clone();
     let out = fx.star.hub.get_mut(&fx.payee).unwrap();
-    let events = record.unlock_outgoing(out, H256::ZERO, &key).unwrap();
+    let events = record
+        .unlock_outgoing(out, &incoming, fx.star.now, H256::ZERO, &key)
+        .unwrap();
     fx.star.deliver_to_device(fx.payee, &events).unwrap();
     let deadline = record.must_register_secret_by().unwrap();
     assert_eq!(record.poll_timeout(), Some(deadline.from));
@@ -207,7 +219,9 @@ fn a_payer_that_withholds_the_unlock_pays_on_the_ledger() {
 fn the_record_survives_serialization_and_refuses_unknown_versions() {
     let mut fx = Fixture::two_devices();
     let mut record = fx.forwarded(102, 100, 60);
-    record.handle_secret_reveal(fx.secret, fx.star.now).unwrap();
+    record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now)
+        .unwrap();
     let json = serde_json::to_string(&record).unwrap();
     let back: MediatedTransfer = serde_json::from_str(&json).unwrap();
     assert_eq!(back, record);

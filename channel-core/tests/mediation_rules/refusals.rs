@@ -314,21 +314,21 @@ fn the_hub_unlocks_only_against_the_secret_and_in_the_right_channel() {
         &record,
         &out,
         |e| *e == MediationError::SecretUnknown,
-        |r, c| r.unlock_outgoing(c, H256::ZERO, &key),
+        |r, c| r.unlock_outgoing(c, &fx.star.hub[&fx.payer], fx.star.now, H256::ZERO, &key),
     );
     let wrong = Secret(H256([8; 32]));
     transition_refused(
         &record,
         &out,
         |e| matches!(e, MediationError::WrongSecret { .. }),
-        |r, _| r.handle_secret_reveal(wrong, fx.star.now),
+        |r, _| r.handle_secret_reveal(wrong, &fx.star.hub[&fx.payer], fx.star.now),
     );
     assert_eq!(
-        record.handle_secret_reveal(fx.secret, fx.star.now),
+        record.handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now),
         Ok(true)
     );
     assert_eq!(
-        record.handle_secret_reveal(fx.secret, fx.star.now),
+        record.handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now),
         Ok(false),
         "idempotent"
     );
@@ -341,15 +341,23 @@ fn the_hub_unlocks_only_against_the_secret_and_in_the_right_channel() {
                 got: inc.id(),
             }
         },
-        |r, c| r.unlock_outgoing(c, H256::ZERO, &key),
+        |r, c| r.unlock_outgoing(c, &fx.star.hub[&fx.payer], fx.star.now, H256::ZERO, &key),
     );
     let mut out = out;
-    record.unlock_outgoing(&mut out, H256::ZERO, &key).unwrap();
+    record
+        .unlock_outgoing(
+            &mut out,
+            &fx.star.hub[&fx.payer],
+            fx.star.now,
+            H256::ZERO,
+            &key,
+        )
+        .unwrap();
     transition_refused(
         &record,
         &out,
         |e| *e == MediationError::OutgoingNotPending(Stage::OutgoingUnlocked),
-        |r, c| r.unlock_outgoing(c, H256::ZERO, &key),
+        |r, c| r.unlock_outgoing(c, &fx.star.hub[&fx.payer], fx.star.now, H256::ZERO, &key),
     );
 }
 
@@ -363,7 +371,7 @@ fn a_secret_revealed_after_the_outgoing_lock_expired_is_refused() {
         &record,
         &out,
         |e| *e == MediationError::OutgoingExpired,
-        |r, _| r.handle_secret_reveal(fx.secret, expiry),
+        |r, _| r.handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], expiry),
     );
 }
 
@@ -385,7 +393,9 @@ fn outgoing_expiry_needs_expiration_and_no_secret() {
         },
         |r, c| r.expire_outgoing(c, expiry - 1, H256::ZERO, &key),
     );
-    record.handle_secret_reveal(fx.secret, expiry - 1).unwrap();
+    record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], expiry - 1)
+        .unwrap();
     transition_refused(
         &record,
         &out,
@@ -404,9 +414,19 @@ fn the_payers_lock_expired_is_refused_once_the_secret_is_on_the_ledger_in_time()
         deadline, None,
         "nothing to register before the secret is known"
     );
-    record.handle_secret_reveal(fx.secret, fx.star.now).unwrap();
+    record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now)
+        .unwrap();
     let mut out = fx.star.hub[&fx.payee].clone();
-    record.unlock_outgoing(&mut out, H256::ZERO, &key).unwrap();
+    record
+        .unlock_outgoing(
+            &mut out,
+            &fx.star.hub[&fx.payer],
+            fx.star.now,
+            H256::ZERO,
+            &key,
+        )
+        .unwrap();
     let deadline = record.must_register_secret_by().unwrap();
     assert_eq!(
         (deadline.from, deadline.before),
@@ -449,7 +469,9 @@ fn the_payers_lock_expired_is_refused_once_the_secret_is_on_the_ledger_in_time()
 fn a_forged_unlock_from_the_payer_is_refused_by_the_channel() {
     let mut fx = Fixture::two_devices();
     let mut record = fx.forwarded(102, 100, 60);
-    record.handle_secret_reveal(fx.secret, fx.star.now).unwrap();
+    record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now)
+        .unwrap();
     let secret = fx.secret;
     let msg = fx
         .star
@@ -494,7 +516,9 @@ fn the_hub_never_pays_out_once_its_incoming_lock_is_gone() {
     let mut fx = Fixture::two_devices();
     let mut record = fx.forwarded(102, 100, 60);
     let key = fx.star.hub_key.clone();
-    record.handle_secret_reveal(fx.secret, fx.star.now).unwrap();
+    record
+        .handle_secret_reveal(fx.secret, &fx.star.hub[&fx.payer], fx.star.now)
+        .unwrap();
     fx.star.now = record.incoming_lock().expiration;
     let hash = fx.secret.hash();
     let msg = fx
@@ -515,7 +539,7 @@ fn the_hub_never_pays_out_once_its_incoming_lock_is_gone() {
         &record,
         &out,
         |e| *e == MediationError::IncomingExpired,
-        |r, c| r.unlock_outgoing(c, H256::ZERO, &key),
+        |r, c| r.unlock_outgoing(c, &fx.star.hub[&fx.payer], fx.star.now, H256::ZERO, &key),
     );
     // It can take its own lock back instead.
     let mut out = out;
@@ -544,7 +568,7 @@ fn a_secret_registered_too_late_for_the_hub_to_claim_does_not_make_it_pay() {
         &record,
         &out,
         |e| *e == MediationError::SecretUnknown,
-        |r, c| r.unlock_outgoing(c, H256::ZERO, &key),
+        |r, c| r.unlock_outgoing(c, &fx.star.hub[&fx.payer], fx.star.now, H256::ZERO, &key),
     );
     // Registered in time, the hub pays: it can claim the incoming lock on the ledger.
     let mut fx = Fixture::two_devices();
@@ -554,6 +578,14 @@ fn a_secret_registered_too_late_for_the_hub_to_claim_does_not_make_it_pay() {
         .unwrap();
     assert_eq!(record.secret(), Some(fx.secret));
     let mut out = fx.star.hub[&fx.payee].clone();
-    record.unlock_outgoing(&mut out, H256::ZERO, &key).unwrap();
+    record
+        .unlock_outgoing(
+            &mut out,
+            &fx.star.hub[&fx.payer],
+            fx.star.now,
+            H256::ZERO,
+            &key,
+        )
+        .unwrap();
     assert_eq!(record.stage(), Stage::SecretRegistered);
 }

@@ -8,6 +8,9 @@ use channel_core::channel::{Channel, ChannelError, ChannelEvent, ChannelMessage}
 use channel_core::crypto::{LocalSigner, Signer};
 use channel_core::ledger::{Ledger, LedgerConfig};
 use channel_core::locks::{pack_locks, HashTimeLock};
+use channel_core::mediation::{
+    take_and_forward, MediatedTransfer, MediationConfig, MediationError,
+};
 use channel_core::testing::{sends, test_domain, test_signer};
 use channel_core::{Address, H256, U256};
 
@@ -106,6 +109,66 @@ impl Star {
         dev.channel = sent;
         self.hub.insert(device, hub);
         Ok(())
+    }
+
+    /// A mediated payment as the hub takes it: the payer signs its locked transfer, the hub
+    /// takes it only together with its forward of `amount` to `payee`
+    /// (`mediation::take_and_forward`) and the payee receives the forward. On a refusal the
+    /// hub holds nothing and the payer takes its lock back (`Channel::retract_refused_lock`),
+    /// so every channel is as before.
+    pub fn pay_through_hub(
+        &mut self,
+        payer: Address,
+        payee: Address,
+        lock: HashTimeLock,
+        amount: U256,
+        config: &MediationConfig,
+    ) -> Result<MediatedTransfer, MediationError> {
+        let now = self.now;
+        let dev = self.devices.get_mut(&payer).unwrap();
+        let previous = dev.channel.our_latest_proof().copied();
+        let events = dev
+            .channel
+            .send_locked_transfer(lock, now, H256::ZERO, &dev.key)?;
+        let Some(ChannelMessage::LockedTransfer { proof, .. }) = sends(&events).into_iter().next()
+        else {
+            panic!("a locked transfer sent no message");
+        };
+        let mut incoming = self.hub[&payer].clone();
+        let mut outgoing = self.hub[&payee].clone();
+        match take_and_forward(
+            &mut incoming,
+            &proof,
+            &lock,
+            amount,
+            &mut outgoing,
+            config,
+            now,
+            H256::ZERO,
+            &self.hub_key,
+        ) {
+            Ok((record, events)) => {
+                self.hub.insert(payer, incoming);
+                self.hub.insert(payee, outgoing);
+                self.deliver_to_device(payee, &events).unwrap();
+                Ok(record)
+            }
+            Err(e) => {
+                assert_eq!(
+                    incoming, self.hub[&payer],
+                    "a refusal changed the payer's channel"
+                );
+                assert_eq!(
+                    outgoing, self.hub[&payee],
+                    "a refusal changed the payee's channel"
+                );
+                let dev = self.devices.get_mut(&payer).unwrap();
+                dev.channel
+                    .retract_refused_lock(&lock, previous.as_ref())
+                    .unwrap();
+                Err(e)
+            }
+        }
     }
 
     /// Delivers the hub's messages among `events` to `device`.

@@ -14,11 +14,13 @@ use crate::store::{
 };
 
 /// The expiration of the lock a payer makes at ledger time `now`: `now + lifetime`, but never
-/// at or before the hub's `min_lock_expiration`, nor at or before `now`.
+/// at or before the hub's `min_lock_expiration`, nor at or before `now`, and never after the
+/// hub's `max_lock_expiration` (when it sets one: its settlement window bounds every lock).
 pub fn lock_expiration(
     now: u64,
     lifetime: u64,
     min_lock_expiration: u64,
+    max_lock_expiration: Option<u64>,
 ) -> Result<u64, ClientError> {
     let wanted = now
         .checked_add(lifetime.max(1))
@@ -28,7 +30,15 @@ pub fn lock_expiration(
         .ok_or(ClientError::LedgerTimeOverflow {
             now: min_lock_expiration,
         })?;
-    Ok(wanted.max(floor))
+    let expiration = wanted.max(floor);
+    match max_lock_expiration {
+        Some(max) if max < floor => Err(ClientError::HubMisbehaved(format!(
+            "the hub's quote leaves no lock expiration: it must be after {min_lock_expiration} \
+             and at most {max}"
+        ))),
+        Some(max) => Ok(expiration.min(max)),
+        None => Ok(expiration),
+    }
 }
 
 /// The error for a refused forward or quote, by the hub's code and reason.
@@ -70,6 +80,14 @@ impl OutgoingTransfer {
     /// receipt once our unlock is acknowledged, or why it did not happen.
     pub fn outcome(&self) -> Option<Result<MediatedReceipt, ClientError>> {
         if let Some((nonce, r)) = &self.rejected {
+            if *nonce == self.lock_nonce {
+                // The hub refused the lock itself (and holds nothing of it): what the
+                // refusal says, as a refused forward reads.
+                return Some(Err(refusal_error(
+                    tonic::Code::from_i32(r.code),
+                    r.reason.clone(),
+                )));
+            }
             return Some(Err(ClientError::PaymentRejected {
                 nonce: *nonce,
                 code: tonic::Code::from_i32(r.code),

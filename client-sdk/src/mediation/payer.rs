@@ -28,6 +28,8 @@ pub struct Quote {
     pub reveal_timeout: u64,
     /// The payer's lock must expire after this ledger time.
     pub min_lock_expiration: u64,
+    /// The payer's lock must expire at or before this ledger time (`None`: no bound).
+    pub max_lock_expiration: Option<u64>,
 }
 
 /// Codes with which the hub refuses a forward (rather than failing to answer).
@@ -81,6 +83,7 @@ pub(crate) async fn quote(
                     .ok_or_else(|| ClientError::InvalidState("amount + fee overflows".into()))?,
                 reveal_timeout: info.reveal_timeout,
                 min_lock_expiration: now.saturating_add(info.reveal_timeout),
+                max_lock_expiration: None,
             });
         }
         Err(ClientError::Rpc { code, message, .. }) if is_refusal(code) => {
@@ -100,6 +103,7 @@ pub(crate) async fn quote(
         lock_amount,
         reveal_timeout: q.reveal_timeout,
         min_lock_expiration: q.min_lock_expiration,
+        max_lock_expiration: (q.max_lock_expiration != 0).then_some(q.max_lock_expiration),
     })
 }
 
@@ -120,7 +124,12 @@ pub(crate) async fn pay_request(
     let quote = quote(shared, request, now).await?;
     let lifetime = shared.options().lock_lifetime_for(quote.reveal_timeout);
     let lock = HashTimeLock {
-        expiration: lock_expiration(now, lifetime, quote.min_lock_expiration)?,
+        expiration: lock_expiration(
+            now,
+            lifetime,
+            quote.min_lock_expiration,
+            quote.max_lock_expiration,
+        )?,
         amount: quote.lock_amount,
         secrethash,
     };
@@ -145,11 +154,14 @@ pub(crate) async fn send_lock(
     let signer = shared.rpc.signer().clone();
     let store = shared.store.clone();
     let payment_request = *request;
-    let sign = move |ch: &mut Channel| {
+    // Our proof before the lock, kept with the transfer: a refused lock is retracted to it.
+    let previous = std::sync::OnceLock::new();
+    let sign = |ch: &mut Channel| {
         check_payable(
             store.outgoing(&secrethash)?.as_ref(),
             ch.our().locks.contains(&secrethash),
         )?;
+        let _ = previous.set(ch.our_latest_proof().copied());
         // The balance proof commits to what is paid for (the request's memo, e.g. a reading).
         ch.send_locked_transfer(lock, now, payment_request.request.memo_hash, &signer)?;
         Ok(Some(Signed {
@@ -174,6 +186,7 @@ pub(crate) async fn send_lock(
             unlock_nonce: None,
             unlock_acked: false,
             expired_nonce: None,
+            previous_proof: previous.get().copied().flatten(),
         })
     };
     shared
@@ -276,6 +289,40 @@ pub(crate) fn on_acked(
         shared.update_outgoing(&secrethash, |t| record_ack(t, entry, forward))?;
     }
     Ok(())
+}
+
+/// The hub refused proof `nonce`. If it is our locked transfer, the hub holds nothing of it
+/// (a hub takes a payer's lock only together with its forward): the lock is taken back
+/// ([`Shared::retract_lock`]), the transfer records the refusal, and its `pay_request` fails
+/// with what the refusal means (payee offline, no capacity, ...). Returns whether it was
+/// handled so; `false` for any other proof, and for a locked transfer whose earlier proof
+/// this store does not have (written by an older SDK): then the refusal is final as before.
+pub(crate) fn retract_refused(
+    shared: &Shared,
+    nonce: u64,
+    refusal: &Refusal,
+) -> Result<bool, ClientError> {
+    let Some(entry) = shared.store.unacked(nonce)? else {
+        return Ok(false);
+    };
+    let QueuedKind::LockedTransfer { lock, .. } = entry.kind else {
+        return Ok(false);
+    };
+    let Some(t) = shared.store.outgoing(&lock.secrethash)? else {
+        return Ok(false);
+    };
+    if t.lock_nonce != nonce || (nonce > 1 && t.previous_proof.is_none()) {
+        return Ok(false);
+    }
+    if let Err(e) = shared.retract_lock(&entry, t.previous_proof.as_ref()) {
+        tracing::warn!(nonce, error = %e, "a refused locked transfer cannot be taken back");
+        return Ok(false);
+    }
+    on_rejected(shared, &entry, refusal.clone())?;
+    let code = tonic::Code::from_i32(refusal.code);
+    tracing::info!(nonce, secrethash = %lock.secrethash, ?code, reason = %refusal.reason, "locked transfer refused by the hub and taken back");
+    shared.resolve(nonce, Err(refusal_error(code, refusal.reason.clone())));
+    Ok(true)
 }
 
 /// The hub refused the proof `entry` for good.

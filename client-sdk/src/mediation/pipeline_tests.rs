@@ -279,7 +279,7 @@ async fn a_lock_the_hub_holds_after_a_reconnect_waits_for_its_outcome() {
 }
 
 #[tokio::test]
-async fn a_final_rejection_of_the_lock_is_the_payments_outcome() {
+async fn a_refused_lock_is_taken_back_and_is_the_payments_outcome() {
     let (shared, _queue) = client(&key(1), &key(2));
     let h = secret().hash();
     let reply = payer::send_lock(&shared, &request(), lock(500), u(2), 10)
@@ -288,23 +288,60 @@ async fn a_final_rejection_of_the_lock_is_the_payments_outcome() {
     let rejected = v1::PaymentAck {
         request_id: 1,
         outcome: Some(Outcome::Rejected(v1::PaymentRejected {
-            code: tonic::Code::InvalidArgument as i32,
-            reason: "balance_proof.signature: bad".into(),
+            code: tonic::Code::FailedPrecondition as i32,
+            reason: "payee offline: 0x.. has no receive stream open".into(),
         })),
     };
     handle_ack(&shared, rejected).unwrap();
     assert!(matches!(
         reply.await.unwrap(),
-        Err(ClientError::PaymentRejected { nonce: 1, .. })
+        Err(ClientError::PayeeOffline { .. })
     ));
     let mut changes = shared.subscribe_transfers();
     assert!(matches!(
         payer::wait_outcome(&shared, &h, &mut changes).await,
-        Err(ClientError::PaymentRejected {
-            code: tonic::Code::InvalidArgument,
-            ..
-        })
+        Err(ClientError::PayeeOffline { .. })
     ));
+    // The hub holds nothing of it: the lock is gone from our channel, the proof from the
+    // log, and the next proof takes its nonce again.
+    let ch = shared.require_channel().unwrap();
+    assert_eq!(ch.our().nonce(), 0);
+    assert!(ch.our().locks.is_empty());
+    assert_eq!(shared.store.unacked(1).unwrap(), None);
+    let next = shared.enqueue_payment(u(3)).await.unwrap();
+    drop(next);
+    assert_eq!(shared.require_channel().unwrap().our().nonce(), 1);
+    // The request may be paid again.
+    payer::send_lock(&shared, &request(), lock(500), u(2), 10)
+        .await
+        .unwrap();
+}
+
+#[tokio::test]
+async fn nothing_is_signed_on_top_of_an_unanswered_lock() {
+    let (shared, _queue) = client(&key(1), &key(2));
+    let _reply = payer::send_lock(&shared, &request(), lock(500), u(2), 10)
+        .await
+        .unwrap();
+    let shared2 = shared.clone();
+    let payment = tokio::spawn(async move { shared2.enqueue_payment(u(3)).await.map(drop) });
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    assert!(
+        !payment.is_finished(),
+        "a payment was signed on top of the lock"
+    );
+    assert_eq!(shared.require_channel().unwrap().our().nonce(), 1);
+    let accepted = v1::PaymentAck {
+        request_id: 1,
+        outcome: Some(Outcome::Accepted(v1::PaymentAccepted {
+            nonce: 1,
+            transferred_amount: u256_bytes(&U256::ZERO),
+            forward: None,
+        })),
+    };
+    handle_ack(&shared, accepted).unwrap();
+    payment.await.unwrap().unwrap();
+    assert_eq!(shared.require_channel().unwrap().our().nonce(), 2);
 }
 
 #[tokio::test]

@@ -90,6 +90,7 @@ fn transfer(s: &Secret) -> OutgoingTransfer {
         unlock_nonce: None,
         unlock_acked: false,
         expired_nonce: None,
+        previous_proof: None,
     }
 }
 
@@ -120,18 +121,42 @@ fn refusal(code: tonic::Code, reason: &str) -> Refusal {
 
 #[test]
 fn lock_expiration_takes_the_lifetime_but_never_less_than_the_hubs_floor() {
-    assert_eq!(lock_expiration(1_000, 30, 1_010).unwrap(), 1_030);
+    assert_eq!(lock_expiration(1_000, 30, 1_010, None).unwrap(), 1_030);
     // The hub wants later: one second after its minimum.
-    assert_eq!(lock_expiration(1_000, 30, 1_050).unwrap(), 1_051);
+    assert_eq!(lock_expiration(1_000, 30, 1_050, None).unwrap(), 1_051);
     // A zero lifetime still leaves the lock alive at `now`.
-    assert_eq!(lock_expiration(1_000, 0, 0).unwrap(), 1_001);
+    assert_eq!(lock_expiration(1_000, 0, 0, None).unwrap(), 1_001);
     assert!(matches!(
-        lock_expiration(u64::MAX - 5, 30, 0),
+        lock_expiration(u64::MAX - 5, 30, 0, None),
         Err(ClientError::LedgerTimeOverflow { .. })
     ));
     assert!(matches!(
-        lock_expiration(1, 1, u64::MAX),
+        lock_expiration(1, 1, u64::MAX, None),
         Err(ClientError::LedgerTimeOverflow { .. })
+    ));
+}
+
+#[test]
+fn lock_expiration_never_exceeds_the_hubs_bound() {
+    // The lifetime asks for more than the settlement window allows: the bound wins.
+    assert_eq!(
+        lock_expiration(1_000, 600, 1_010, Some(1_120)).unwrap(),
+        1_120
+    );
+    // Within the bound the lifetime stands.
+    assert_eq!(
+        lock_expiration(1_000, 30, 1_010, Some(1_120)).unwrap(),
+        1_030
+    );
+    // The floor is at the bound's edge: exactly the bound.
+    assert_eq!(
+        lock_expiration(1_000, 30, 1_119, Some(1_120)).unwrap(),
+        1_120
+    );
+    // No expiration fits both: the hub's quote is wrong.
+    assert!(matches!(
+        lock_expiration(1_000, 30, 1_120, Some(1_120)),
+        Err(ClientError::HubMisbehaved(_))
     ));
 }
 
@@ -228,12 +253,29 @@ fn a_transfer_outcome_follows_its_record() {
     t.expired_nonce = Some(3);
     assert!(matches!(t.outcome(), Some(Err(ClientError::Expired))));
 
+    // The lock's own proof refused (the hub holds nothing of it): read as a refused forward.
     let mut t = transfer(&s);
-    t.rejected = Some((1, refusal(tonic::Code::InvalidArgument, "bad signature")));
+    t.rejected = Some((
+        t.lock_nonce,
+        refusal(tonic::Code::InvalidArgument, "bad signature"),
+    ));
+    assert!(matches!(
+        t.outcome(),
+        Some(Err(ClientError::MediationRefused {
+            code: tonic::Code::InvalidArgument,
+            ..
+        }))
+    ));
+    // A later proof of the transfer refused (an unlock, a lock-expired).
+    let mut t = transfer(&s);
+    t.unlock_nonce = Some(t.lock_nonce + 1);
+    t.rejected = Some((
+        t.lock_nonce + 1,
+        refusal(tonic::Code::InvalidArgument, "bad signature"),
+    ));
     assert!(matches!(
         t.outcome(),
         Some(Err(ClientError::PaymentRejected {
-            nonce: 1,
             code: tonic::Code::InvalidArgument,
             ..
         }))

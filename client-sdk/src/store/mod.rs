@@ -239,6 +239,11 @@ impl DeviceStore {
             .collect()
     }
 
+    /// Drops the unacknowledged payment with `nonce` (a locked transfer taken back).
+    pub fn remove_unacked(&self, nonce: u64) -> Result<(), StoreError> {
+        self.kv.remove(&nonce_key(UNACKED, nonce))
+    }
+
     /// Drops every unacknowledged payment with nonce `<= nonce` (the hub has them) and returns
     /// them, lowest nonce first.
     pub fn prune_unacked(&self, nonce: u64) -> Result<Vec<UnackedPayment>, StoreError> {

@@ -246,6 +246,7 @@ mod mediated {
             unlock_nonce: None,
             unlock_acked: false,
             expired_nonce: Some(4),
+            previous_proof: None,
         };
         let req = PaymentRequestRecord {
             request: request(s),

@@ -12,7 +12,7 @@
 
 use channel_core::mediation::SignedPaymentRequest;
 use channel_core::primitives::{u256_dec, Address, H256, U256};
-use channel_core::{HashTimeLock, Secret};
+use channel_core::{HashTimeLock, Secret, SignedBalanceProof};
 use serde::{Deserialize, Serialize};
 
 use super::{record, DeviceStore, StoreError};
@@ -80,6 +80,10 @@ pub struct OutgoingTransfer {
     pub unlock_acked: bool,
     /// Nonce of our lock-expired proof, once signed (the lock is ours again).
     pub expired_nonce: Option<u64>,
+    /// Our proof just before the lock's (none when the lock's was our first): if the hub
+    /// refuses the lock, the channel is taken back to it. Absent in records of older SDKs.
+    #[serde(default)]
+    pub previous_proof: Option<SignedBalanceProof>,
 }
 
 impl OutgoingTransfer {

@@ -688,6 +688,68 @@ impl ChannelBook {
         Ok((sent, out))
     }
 
+    /// A [`Self::transition_and_store`] over two channels at once, durable in one write: `f`
+    /// runs on copies of `first` and `second` and may sign one message toward `second`'s
+    /// device. Both copies are installed once the write is durable, or neither (a refusal, a
+    /// failed write). The two channel locks are taken in channel-id order, so two of these
+    /// over the same pair never wait on each other. Used where two channels must change
+    /// together: a payer's lock is taken only with its forward to the payee, and the secret
+    /// goes into the payer's channel in the write that pays the payee.
+    pub(crate) async fn transition_pair<R>(
+        &self,
+        first: &Shared,
+        second: &Shared,
+        f: impl FnOnce(
+            &mut Channel,
+            &mut Channel,
+            &mut WriteBatch,
+        ) -> Result<(Option<(Vec<ChannelEvent>, SentKind)>, R), HubError>,
+    ) -> Result<(Option<HubPayment>, R), HubError> {
+        if Arc::ptr_eq(first, second) {
+            return Err(HubError::Internal(
+                "a two-channel transition was given one channel twice".into(),
+            ));
+        }
+        let first_id = first.lock().await.id();
+        let second_id = second.lock().await.id();
+        let (mut a, mut b) = if first_id < second_id {
+            let a = first.lock().await;
+            (a, second.lock().await)
+        } else {
+            let b = second.lock().await;
+            (first.lock().await, b)
+        };
+        let (mut next_a, mut next_b) = (a.clone(), b.clone());
+        let mut batch = WriteBatch::new();
+        let (signed, out) = f(&mut next_a, &mut next_b, &mut batch)?;
+        let sent = match signed {
+            Some((events, kind)) => {
+                let message = HubPayment::from_events(next_b.id(), &events, kind)?;
+                batch.put(
+                    &hub_sent_namespace(&message.channel_id),
+                    &nonce_key(message.proof.proof.nonce),
+                    record::encode(CHANNEL_RECORD_VERSION, &message)?,
+                );
+                Some(message)
+            }
+            None => None,
+        };
+        for (before, after) in [(&*a, &next_a), (&*b, &next_b)] {
+            if after != before {
+                Self::put(&mut batch, after)?;
+                self.archive_signed_balance(&mut batch, before, after)?;
+            }
+        }
+        if !batch.is_empty() {
+            self.store.write(batch)?.durable().await?;
+        }
+        self.note_locks(&next_a);
+        self.note_locks(&next_b);
+        *a = next_a;
+        *b = next_b;
+        Ok((sent, out))
+    }
+
     /// Hub payments of channel `id` with nonce above `after_nonce` (from the store), plus a
     /// receiver of later ones. Subscribe before replaying so nothing falls in between.
     ///

@@ -260,8 +260,10 @@ impl Funded {
 async fn closed_with_an_old_locked_hub_proof(f: &Funded) -> SignedBalanceProof {
     let (hub, dev) = (f.operator.address(), f.device.address());
     let secret = Secret(H256([9; 32]));
+    // Within the settlement window (as every forwarded lock is): expired at settlement, so
+    // the monitor may unlock it at once.
     let lock = HashTimeLock {
-        expiration: 1_000 + 100,
+        expiration: 1_000 + WINDOW,
         amount: u(30),
         secrethash: secret.hash(),
     };

@@ -11,7 +11,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::time::{Duration, Instant};
 
-use channel_core::mediation::MediationAction;
+use channel_core::channel::{Channel, ChannelPhase};
+use channel_core::mediation::{Leg, MediationAction};
 use channel_core::H256;
 
 use super::records::{RecordBook, SharedRecord};
@@ -55,7 +56,7 @@ pub async fn pass(
     let reveal_timeout = engine.config.reveal_timeout;
     let now = engine.channels.ledger.now()?;
     for rec in engine.records.all()? {
-        let (secrethash, near_expiry) = {
+        let (secrethash, near_expiry, channels) = {
             let r = rec.lock().await;
             if r.is_finished() {
                 reminded.remove(&r.secrethash());
@@ -63,15 +64,37 @@ pub async fn pass(
                 continue;
             }
             let near = now.saturating_add(reveal_timeout) >= r.outgoing_lock().expiration;
-            (r.secrethash(), near)
+            (
+                r.secrethash(),
+                near,
+                [r.incoming_channel(), r.outgoing_channel()],
+            )
         };
-        if full || near_expiry {
+        let [incoming_open, outgoing_open] = [
+            is_open(engine, &channels[0]).await?,
+            is_open(engine, &channels[1]).await?,
+        ];
+        // A channel that left the open phase is settled on the ledger, which decides the
+        // lock: bring the record up to it on every pass until both legs are decided.
+        if full || near_expiry || !incoming_open || !outgoing_open {
             if let Err(e) = sync_with_channels(engine, &rec, now).await {
                 tracing::warn!(%secrethash, error = %e, "cannot bring a transfer up to its channels");
             }
         }
         let actions = rec.lock().await.poll(now);
         for action in actions {
+            let off_chain_possible =
+                match action {
+                    MediationAction::UnlockOutgoing { .. }
+                    | MediationAction::ExpireOutgoing { .. } => outgoing_open,
+                    MediationAction::RevealSecretToPayer { .. } => incoming_open,
+                    MediationAction::RegisterSecret { .. }
+                    | MediationAction::ClaimOnLedger { .. } => true,
+                };
+            if !off_chain_possible {
+                tracing::debug!(%secrethash, ?action, "channel not open: the ledger decides this lock");
+                continue;
+            }
             let done = match action {
                 MediationAction::UnlockOutgoing { secret, .. } => {
                     engine.pay_payee(&rec, secret, now).await.map(|_| ())
@@ -112,9 +135,19 @@ pub async fn pass(
     Ok(())
 }
 
+/// Whether channel `id` is open off-chain (payments can still move in it).
+async fn is_open(engine: &MediationEngine, id: &channel_core::U256) -> Result<bool, HubError> {
+    Ok(match engine.channels.book.get(id)? {
+        Some(ch) => ch.lock().await.phase() == ChannelPhase::Open,
+        None => false,
+    })
+}
+
 /// Brings the record up to what its channels know: a secret the hub learned (the payee's
 /// reveal reached the payer's channel but the hub died before unlocking: the hub must still
-/// pay the payee) and a secret registration the channels saw on the ledger.
+/// pay the payee, if it can still claim), a secret registration the channels saw on the
+/// ledger, and a settlement of either channel (the ledger decides a lock still pending
+/// then, and a record whose legs are both decided is finished and retired).
 async fn sync_with_channels(
     engine: &MediationEngine,
     rec: &SharedRecord,
@@ -122,32 +155,35 @@ async fn sync_with_channels(
 ) -> Result<(), HubError> {
     let book = &engine.channels.book;
     let mut r = rec.lock().await;
-    if r.secret().is_some() && r.secret_registered_at().is_some() {
-        return Ok(());
-    }
     let secrethash = r.secrethash();
+    let (Some(incoming), Some(outgoing)) = (
+        book.get(&r.incoming_channel())?,
+        book.get(&r.outgoing_channel())?,
+    ) else {
+        return Err(HubError::UnknownChannel(r.incoming_channel()));
+    };
+    let incoming: Channel = incoming.lock().await.clone();
+    let outgoing: Channel = outgoing.lock().await.clone();
     let mut learned = None;
     let mut registered = None;
-    for id in [r.incoming_channel(), r.outgoing_channel()] {
-        if let Some(shared) = book.get(&id)? {
-            let ch = shared.lock().await;
-            if let Some(k) = ch.known_secret(&secrethash) {
-                learned = Some(k.secret);
-                if let Some(at) = k.registered_at {
-                    registered = Some((k.secret, at));
-                }
+    for ch in [&incoming, &outgoing] {
+        if let Some(k) = ch.known_secret(&secrethash) {
+            learned = Some(k.secret);
+            if let Some(at) = k.registered_at {
+                registered = Some((k.secret, at));
             }
         }
     }
     let mut next = r.clone();
     if let (None, Some(secret)) = (r.secret(), learned) {
-        if let Err(e) = next.handle_secret_reveal(secret, now) {
+        if let Err(e) = next.handle_secret_reveal(secret, &incoming, now) {
             tracing::debug!(%secrethash, error = %e, "a learned secret cannot pay the payee any more");
         }
     }
     if let (None, Some((secret, at))) = (r.secret_registered_at(), registered) {
         next.handle_secret_registered(secret, at)?;
     }
+    next.handle_settlement(&incoming, &outgoing, now);
     if next == *r {
         return Ok(());
     }
@@ -156,7 +192,7 @@ async fn sync_with_channels(
     book.store.write(batch)?.durable().await?;
     let newly_known = r.secret().is_none() && next.secret().is_some();
     *r = next;
-    if newly_known && r.incoming_leg() == channel_core::mediation::Leg::Locked {
+    if newly_known && r.incoming_leg() == Leg::Locked {
         // The payer learns it now rather than at the next reminder.
         if let Some(secret) = r.secret() {
             engine.tell_payer(
@@ -168,6 +204,7 @@ async fn sync_with_channels(
     }
     tracing::info!(
         %secrethash,
+        stage = ?r.stage(),
         secret_known = r.secret().is_some(),
         registered_at = ?r.secret_registered_at(),
         "transfer brought up to its channels"

@@ -72,6 +72,7 @@ pub struct Quote {
     pub lock_amount: U256,
     pub reveal_timeout: u64,
     pub min_lock_expiration: u64,
+    pub max_lock_expiration: u64,
 }
 
 impl MediationEngine {
@@ -166,9 +167,8 @@ impl MediationEngine {
             fee,
             lock_amount,
             reveal_timeout: self.config.reveal_timeout,
-            min_lock_expiration: now
-                .saturating_add(self.config.min_outgoing_lifetime)
-                .saturating_add(self.config.reveal_timeout),
+            min_lock_expiration: self.config.min_lock_expiration(now),
+            max_lock_expiration: self.config.latest_lock_expiration(now),
         })
     }
 }

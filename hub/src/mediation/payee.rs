@@ -39,9 +39,11 @@ impl MediationEngine {
         self.pay_payee(&rec, secret, now).await
     }
 
-    /// Learns `secret` for the transfer and unlocks toward its payee: first the secret goes
-    /// into the payer's channel (so its ledger monitor can claim the incoming lock whatever
-    /// happens next), then the unlock and the record are written together and sent.
+    /// Learns `secret` for the transfer and unlocks toward its payee, at ledger time `now`:
+    /// the secret goes into the payer's channel (so its ledger monitor can claim the incoming
+    /// lock whatever happens next) in the same write as the unlock and the record, and only
+    /// while the incoming lock can still be claimed (`MediatedTransfer::unlock_outgoing`
+    /// checks it against the payer's channel as it is in that write).
     pub(super) async fn pay_payee(
         &self,
         rec: &SharedRecord,
@@ -51,10 +53,11 @@ impl MediationEngine {
         let book = &self.channels.book;
         let mut r = rec.lock().await;
         let mut next = r.clone();
-        next.handle_secret_reveal(secret, now)?;
-        self.learn_in_incoming(&next, secret).await?;
-        failpoint::hit(failpoint::AFTER_SECRET_LEARNED);
+        let incoming = book
+            .get(&next.incoming_channel())?
+            .ok_or(HubError::UnknownChannel(next.incoming_channel()))?;
         if failpoint::is_active(failpoint::HUB_WITHHOLDS_UNLOCK) {
+            self.learn_in_incoming(&next, secret).await?;
             return Err(HubError::Internal(
                 "fail point hub_withholds_unlock: the hub keeps the secret and does not unlock"
                     .into(),
@@ -64,13 +67,33 @@ impl MediationEngine {
             .get(&next.outgoing_channel())?
             .ok_or(HubError::UnknownChannel(next.outgoing_channel()))?;
         let operator = self.channels.operator.clone();
-        let (sent, ()) = book
-            .transition_and_store(&outgoing, |ch, batch| {
-                let events = next.unlock_outgoing(ch, H256::ZERO, operator.as_ref())?;
+        let paid = book
+            .transition_pair(&incoming, &outgoing, |inc, out, batch| {
+                next.handle_secret_reveal(secret, inc, now)?;
+                if inc.partner().locks.contains(&secret.hash()) {
+                    inc.learn_secret(secret)?;
+                }
+                let events = next.unlock_outgoing(out, inc, now, H256::ZERO, operator.as_ref())?;
                 RecordBook::put(batch, &next)?;
                 Ok((Some((events, SentKind::Unlock { secret })), ()))
             })
-            .await?;
+            .await;
+        let (sent, ()) = match paid {
+            Ok(paid) => paid,
+            Err(refused) => {
+                // While its lock lives, the payee may still claim on the ledger with the
+                // secret: whatever refused the unlock, the payer's channel keeps it so the hub
+                // can claim too. Once the payee's lock expired (or was taken back) the payee
+                // can claim nothing, and the hub claims nothing either: it never takes a
+                // payer's lock for a payment that did not reach its payee.
+                if !r.outgoing_leg().taken_back() && !r.outgoing_lock().is_expired(now) {
+                    if let Err(e) = self.learn_in_incoming(&r, secret).await {
+                        tracing::debug!(secrethash = %r.secrethash(), error = %e, "secret not kept in the payer's channel");
+                    }
+                }
+                return Err(refused);
+            }
+        };
         *r = next;
         failpoint::hit(failpoint::AFTER_OUTGOING_UNLOCKED);
         let sent = sent.ok_or_else(|| HubError::Internal("unlock signed nothing".into()))?;
@@ -86,7 +109,9 @@ impl MediationEngine {
         Ok(sent)
     }
 
-    /// Records `secret` in the payer's channel while the payer's lock is pending there.
+    /// Records `secret` in the payer's channel while the payer's lock is pending there (its
+    /// ledger monitor then registers it in time and claims the lock if the payer does not
+    /// unlock).
     pub(super) async fn learn_in_incoming(
         &self,
         r: &MediatedTransfer,

@@ -4,7 +4,7 @@
 //! for the exact proof the hub already holds (a re-sent message after a lost ack).
 
 use channel_core::channel::{Channel, ChannelEvent};
-use channel_core::mediation::{forward, MediatedTransfer, SignedPaymentRequest};
+use channel_core::mediation::{take_and_forward, MediatedTransfer, SignedPaymentRequest};
 use channel_core::{Address, HashTimeLock, Secret, SignedBalanceProof, H256, U256};
 
 use super::records::RecordBook;
@@ -22,7 +22,12 @@ pub struct Forwarded {
     pub outgoing_lock: HashTimeLock,
 }
 
-/// The hub holds the payer's lock (durable); `forward` says whether it went on.
+/// The hub holds the payer's lock (durable) and forwarded it.
+///
+/// `forward` is an `Err` only for a re-send of a lock that a hub before this version took
+/// without forwarding it: this hub takes a payer's lock only together with its forward (both
+/// in one write, or neither), so a lock it did not forward never enters the payer's channel
+/// and can never be claimed by the hub.
 #[derive(Debug)]
 pub struct TakenLock {
     pub nonce: u64,
@@ -36,8 +41,11 @@ fn accepted_state(proof: &SignedBalanceProof) -> (u64, U256) {
 
 impl MediationEngine {
     /// The payer `caller` locks `lock` toward the hub (in `proof`) to pay `request`. The lock
-    /// is taken if the channel accepts it (an `Err` means it was not); then the forward is
-    /// tried and its outcome reported in [`TakenLock::forward`].
+    /// is taken only together with its forward to the payee, in one durable write: any
+    /// refusal (of the lock by the payer's channel, of the forward by the mediation rules, a
+    /// payee offline or without capacity) is an `Err`, and then neither channel changed and
+    /// the hub holds nothing of the proof. The exact proof the hub already holds is a re-send
+    /// and is answered as the first time.
     pub async fn take_locked_transfer(
         &self,
         caller: Address,
@@ -45,110 +53,66 @@ impl MediationEngine {
         lock: &HashTimeLock,
         request: &SignedPaymentRequest,
     ) -> Result<TakenLock, HubError> {
-        let id = proof.proof.channel_identifier;
-        let taken = self.take_lock(caller, proof, lock).await;
-        let shared = match taken {
+        let forwarded = match self.take_and_forward(caller, proof, lock, request).await {
             Err(HubError::UnknownChannel(_))
             | Err(HubError::Channel(channel_core::channel::ChannelError::InsufficientBalance {
                 ..
             })) => {
                 // Maybe a deposit the hub has not applied yet: catch up and judge again.
                 self.channels.catch_up().await?;
-                self.take_lock(caller, proof, lock).await?
+                self.take_and_forward(caller, proof, lock, request).await?
             }
             other => other?,
         };
-        failpoint::hit(failpoint::AFTER_LOCK_TAKEN);
         let (nonce, transferred_amount) = accepted_state(proof);
-        let forward = self.forward(caller, id, &shared, lock, request).await;
-        if let Err(e) = &forward {
-            tracing::info!(channel = %id, secrethash = %lock.secrethash, reason = %e, "lock taken, not forwarded");
-        }
         Ok(TakenLock {
             nonce,
             transferred_amount,
-            forward,
+            forward: forwarded,
         })
     }
 
-    async fn take_lock(
+    /// Takes the payer's lock and forwards it (see [`Self::take_locked_transfer`]). The outer
+    /// `Err` refuses the proof; the inner one answers a re-send of a lock an older hub took
+    /// without forwarding.
+    async fn take_and_forward(
         &self,
         caller: Address,
         proof: &SignedBalanceProof,
         lock: &HashTimeLock,
-    ) -> Result<crate::channels::book::Shared, HubError> {
-        let book = &self.channels.book;
-        let shared = book
-            .for_device(caller, &proof.proof.channel_identifier)
-            .await?;
-        let now = self.channels.ledger.now()?;
-        // A lock that expired on its way (a payer re-sending after a long disconnection) is
-        // still taken, as of just before its expiry: refusing it would jam the payer's
-        // channel at this nonce. It is never forwarded (too late) and the payer takes it back
-        // with its lock-expired; an expired lock can never be claimed, so holding it costs the
-        // hub nothing.
-        let judged_at = now.min(lock.expiration.saturating_sub(1));
-        let secrethash = lock.secrethash;
-        let used = self.records.is_used(&secrethash)?;
-        book.transition(&shared, |ch, _| {
-            if ch.partner_latest_proof() != Some(proof) {
-                // A new lock on a secrethash mediated before is refused before it is taken:
-                // the hub may know its secret (learned in this very channel), and a held lock
-                // whose secret the hub knows is one its ledger monitor would claim, so the
-                // payer could never take it back. (The exact proof the hub holds is a re-send.)
-                if used {
-                    return Err(HubError::SecretHashUsed(secrethash));
-                }
-                ch.handle_locked_transfer(proof, lock, judged_at)?;
-            }
-            Ok(())
-        })
-        .await?;
-        Ok(shared)
-    }
-
-    /// Forwards the payer's lock (held in channel `incoming_id`) to the payee of `request`.
-    async fn forward(
-        &self,
-        payer: Address,
-        incoming_id: U256,
-        incoming: &crate::channels::book::Shared,
-        lock: &HashTimeLock,
         request: &SignedPaymentRequest,
-    ) -> Result<Forwarded, HubError> {
-        let secrethash = lock.secrethash;
-        if let Some(existing) = self.records.get(&secrethash)? {
-            let r = existing.lock().await;
-            if r.incoming_channel() == incoming_id && r.incoming_lock() == lock {
-                // The same transfer again (a re-sent message): it was forwarded.
-                return Ok(Forwarded {
-                    payee_channel: r.outgoing_channel(),
-                    fee: lock.amount.saturating_sub(r.outgoing_lock().amount),
-                    outgoing_lock: *r.outgoing_lock(),
-                });
-            }
-            return Err(HubError::SecretHashUsed(secrethash));
+    ) -> Result<Result<Forwarded, HubError>, HubError> {
+        let id = proof.proof.channel_identifier;
+        let book = &self.channels.book;
+        let incoming = book.for_device(caller, &id).await?;
+        if incoming.lock().await.partner_latest_proof() == Some(proof) {
+            return Ok(self.already_taken(id, lock).await);
         }
+        let secrethash = lock.secrethash;
         let now = self.channels.ledger.now()?;
-        request.verify(&self.channels.book.domain, now)?;
+        request.verify(&book.domain, now)?;
+        // A secrethash mediated before is refused: the hub may know its secret, and a held
+        // lock whose secret the hub knows is one its ledger monitor would claim.
         let reservation = self.records.reserve(secrethash)?;
         let payee = request.request.payee;
         let (payee_channel, outgoing) = self.payee_channel(&payee).await?;
         if !self.channels.presence.is_online(&payee_channel) {
             return Err(HubError::PayeeOffline(payee));
         }
-        let incoming_now: Channel = incoming.lock().await.clone();
         let operator = self.channels.operator.clone();
         let config = self.config;
-        let (sent, record) = self
-            .channels
-            .book
-            .transition_and_store(&outgoing, |ch, batch| {
-                let (record, events) = forward(
-                    &incoming_now,
+        let (sent, record) = book
+            .transition_pair(&incoming, &outgoing, |inc, out, batch| {
+                if inc.partner_latest_proof() == Some(proof) {
+                    // Taken meanwhile by another stream of the same payer.
+                    return Ok((None, None));
+                }
+                let (record, events) = take_and_forward(
+                    inc,
+                    proof,
                     lock,
                     request.request.amount,
-                    ch,
+                    out,
                     &config,
                     now,
                     H256::ZERO,
@@ -157,22 +121,48 @@ impl MediationEngine {
                 RecordBook::put(batch, &record)?;
                 let kind = SentKind::LockedTransfer {
                     lock: *record.outgoing_lock(),
-                    payer,
+                    payer: caller,
                     payment_request: *request,
                 };
-                Ok((Some((events, kind)), record))
+                Ok((Some((events, kind)), Some(record)))
             })
             .await?;
+        let Some(record) = record else {
+            drop(reservation);
+            return Ok(self.already_taken(id, lock).await);
+        };
         let outgoing_lock = *record.outgoing_lock();
         self.records.insert(reservation, record)?;
         failpoint::hit(failpoint::AFTER_FORWARD_DURABLE);
         if let Some(message) = &sent {
-            self.channels.book.publish(message);
+            book.publish(message);
         }
-        Ok(Forwarded {
+        Ok(Ok(Forwarded {
             payee_channel,
             fee: lock.amount.saturating_sub(outgoing_lock.amount),
             outgoing_lock,
+        }))
+    }
+
+    /// The answer to a re-sent locked transfer the hub holds: where it was forwarded.
+    async fn already_taken(
+        &self,
+        incoming_id: U256,
+        lock: &HashTimeLock,
+    ) -> Result<Forwarded, HubError> {
+        let secrethash = lock.secrethash;
+        let existing = self
+            .records
+            .get(&secrethash)?
+            .ok_or(HubError::NotForwardedBefore(secrethash))?;
+        let r = existing.lock().await;
+        if r.incoming_channel() != incoming_id || r.incoming_lock() != lock {
+            return Err(HubError::NotForwardedBefore(secrethash));
+        }
+        Ok(Forwarded {
+            payee_channel: r.outgoing_channel(),
+            fee: lock.amount.saturating_sub(r.outgoing_lock().amount),
+            outgoing_lock: *r.outgoing_lock(),
         })
     }
 

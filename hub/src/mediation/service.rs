@@ -117,6 +117,7 @@ impl v1::mediation_server::Mediation for MediationService {
             lock_amount: u256_bytes(&quote.lock_amount),
             reveal_timeout: quote.reveal_timeout,
             min_lock_expiration: quote.min_lock_expiration,
+            max_lock_expiration: quote.max_lock_expiration,
         }))
     }
 

@@ -8,8 +8,14 @@
 //!
 //! Nothing here is persisted on purpose: the state that carries money is the devices' (their
 //! session records and channels), and each side reopens, re-accepts, republishes and re-signs
-//! from it after a hub restart. Relayed sessions nobody has watched for
-//! [`relay::IDLE_TIMEOUT`] are dropped when room is needed.
+//! from it after a hub restart, or after its session expired.
+//!
+//! What one key may hold is bounded: a payee opens sessions only with an open channel with
+//! the hub holding a deposit of its own, at most `--max-sessions-per-key` of them (default
+//! [`relay::MAX_SESSIONS_PER_KEY`]). A session unused for `--session-idle-timeout-secs`
+//! (default [`relay::IDLE_TIMEOUT`]) expires, however often it is reopened or watched: only
+//! acceptance, new readings and bills and receipt signatures count as use. An expired session
+//! is dropped when it is next looked up or when room is needed, and its watch streams end.
 
 pub mod relay;
 #[cfg(test)]

@@ -57,7 +57,7 @@ async fn on_a_chain_a_payer_withholding_its_unlock_loses_to_the_hub() {
 
             // The payer locks amount + fee; a margin covers the hub's follower lag.
             let now = eth.ledger_time().await.unwrap();
-            let expiration = s.lock_expiration(now, 20);
+            let expiration = s.lock_expiration(now, 15);
             let request = payee
                 .payment_request(u(AMOUNT), secret, 1, now + 600)
                 .unwrap();

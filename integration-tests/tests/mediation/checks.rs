@@ -24,13 +24,15 @@ pub const WAIT: Duration = Duration::from_secs(20);
 /// Bound of a whole test.
 pub const TEST_LIMIT: Duration = Duration::from_secs(90);
 
-/// Fee 2 + 1 %, a 2 s reveal timeout in a 4 s settlement window, the hub matching deposits.
+/// Fee 2 + 1 %, a 2 s reveal timeout in a 10 s settlement window (every lock the tests make,
+/// up to `lock_expiration(now, 3)`, fits in it with room for the hub's clock to be ahead),
+/// the hub matching deposits.
 pub fn setup() -> MediationSetup {
     MediationSetup {
         fee_flat: 2,
         fee_ppm: 10_000,
         reveal_timeout: 2,
-        settlement_window: 4,
+        settlement_window: 10,
         auto_deposit: 1_000_000,
         env: Vec::new(),
     }
@@ -122,23 +124,24 @@ pub fn assert_status(status: &tonic::Status, code: Code, reason: &str) {
     );
 }
 
-/// The lock was taken (accepted at `nonce`) but not forwarded, for the given reason.
-pub fn assert_not_forwarded(ack: &PayAck, nonce: u64, code: Code, reason: &str) {
-    match ack {
-        PayAck::Accepted {
-            nonce: n,
-            forward: Some(Forward::NotForwarded { code: c, reason: r }),
-            ..
-        } => {
-            assert_eq!(*n, nonce, "{ack:?}");
-            assert_eq!(*c, code, "{ack:?}");
-            assert!(
-                r.contains(reason),
-                "the reason {r:?} does not say {reason:?}"
-            );
-        }
-        other => panic!("expected the lock taken and not forwarded ({code:?}), got {other:?}"),
-    }
+/// Signs the payer's locked transfer with `sign` and sends it; the hub must refuse it with
+/// `code` and `reason` and hold nothing of it: the payer takes it back (its channel as
+/// before the signing, so the next proof reuses the nonce) and the hub's view of the payer's
+/// channel is still `hub_view`.
+pub async fn lock_refused(
+    payer: &mut TestDevice,
+    pay: &mut PaySession,
+    sign: impl FnOnce(&mut TestDevice) -> v1::PaymentMessage,
+    code: Code,
+    reason: &str,
+    hub_view: &ChannelSnapshot,
+) {
+    let saved = payer.save_channel().unwrap();
+    let msg = sign(payer);
+    let ack = send(pay, msg).await;
+    assert_rejected(&ack, code, reason);
+    payer.restore_channel(saved);
+    assert_channel(payer, hub_view, reason).await;
 }
 
 pub fn assert_rejected(ack: &PayAck, code: Code, reason: &str) {

@@ -318,3 +318,146 @@ async fn hub_withholds_its_unlock_and_the_payee_claims_on_the_ledger() {
     .await
     .unwrap();
 }
+
+/// The adversarial run's first fund-loss bug: a payer and a payee collude against the hub.
+/// The payer locks for its accomplice's request, the hub forwards, the payer closes its
+/// channel at once; the hub contests and settles, the payer unlocks its lock back to itself
+/// on the ledger (the secret is not registered), and only then does the payee reveal the
+/// secret to the hub. The hub must not pay: the lock it could have claimed is gone.
+///
+/// With the expiry bound a lock beyond the settlement window is refused outright (the
+/// attack's 40 s lock), and every lock the hub takes has expired by the time the payer's
+/// channel can settle, so the late reveal comes after the payee's own lock expired too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_payer_and_payee_colluding_across_the_ledger_take_nothing_from_the_hub() {
+    within(TEST_LIMIT, "colluding payer and payee", async {
+        let s = setup();
+        let hub = s.start().await.unwrap();
+        let mut payer = device(&hub, 21).await;
+        let mut payee = device(&hub, 22).await;
+        let hub_address = payer.hub_address();
+        let mut incoming = payee.receive(0).await.unwrap();
+        let mut pay = payer.pay_session(8).await.unwrap();
+        let payer_before = ChannelSnapshot::of(&payer).await.unwrap();
+        let payee_before = ChannelSnapshot::of(&payee).await.unwrap();
+        let hub_tokens = payer.token_balance(hub_address).await.unwrap();
+        let payer_tokens = payer.token_balance(payer.address()).await.unwrap();
+        let payee_tokens = payee.token_balance(payee.address()).await.unwrap();
+        let secret = test_secret(SEED, 21);
+
+        // The attack's lock, 40 s out: beyond the settlement window, refused with the bound.
+        let now = payer.ledger_now().await.unwrap();
+        let request = payee
+            .payment_request(u(AMOUNT), secret, 1, now + 600)
+            .unwrap();
+        crate::checks::lock_refused(
+            &mut payer,
+            &mut pay,
+            |p| {
+                p.sign_locked_transfer(&request, u(s.lock_amount(AMOUNT)), now + 40, now)
+                    .unwrap()
+            },
+            Code::InvalidArgument,
+            "plus the settlement window",
+            &payer_before,
+        )
+        .await;
+
+        // The longest lock the hub takes: forwarded.
+        let margin = s.settlement_window - (2 * s.reveal_timeout + 1);
+        let (expiration, outgoing_expiration) =
+            lock_and_forward(&s, &mut payer, &payee, &mut pay, secret, margin).await;
+        assert!(matches!(
+            receive_one(&mut payee, &mut incoming).await.kind,
+            HubMessageKind::LockedTransfer { .. }
+        ));
+
+        // The payer closes at once; the hub contests and settles after the window.
+        payer.close_on_ledger(None).await.unwrap();
+        let started = Instant::now();
+        loop {
+            let ch = payer.ledger_view().await.unwrap();
+            if ch.phase == v1::ChannelPhase::Settled as i32 {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(s.settlement_window) + WAIT,
+                "the hub did not settle the payer's channel: {ch:?}"
+            );
+            tokio::time::sleep(TICK).await;
+        }
+        let settled_at = payer.ledger_now().await.unwrap();
+        assert!(
+            settled_at >= expiration,
+            "settled at {settled_at}, before the lock's expiration {expiration}"
+        );
+        // The payer unlocks its lock back to itself (or the hub already did: the lock
+        // expired unclaimed either way).
+        let lock = channel_core::HashTimeLock {
+            expiration,
+            amount: u(s.lock_amount(AMOUNT)),
+            secrethash: secret.hash(),
+        };
+        let unlocked = payer
+            .ledger()
+            .unlock(v1::UnlockRequest {
+                channel_id: voltlane_proto::convert::u256_bytes(&payer.channel_id().unwrap()),
+                receiver: voltlane_proto::convert::address_bytes(&hub_address),
+                sender: voltlane_proto::convert::address_bytes(&payer.address()),
+                packed_locks: channel_core::locks::pack_locks(&[lock]),
+            })
+            .await;
+        if let Err(status) = &unlocked {
+            assert_eq!(status.code(), Code::NotFound, "{status:?}");
+        }
+        while !settled_and_unlocked(&payer).await {
+            assert!(started.elapsed() < Duration::from_secs(s.settlement_window) + 2 * WAIT);
+            tokio::time::sleep(TICK).await;
+        }
+
+        // Only now the payee reveals: refused, the hub pays nothing.
+        let refused = reveal(&payee, payee.channel_id().unwrap(), secret)
+            .await
+            .unwrap_err();
+        assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+        assert!(
+            refused.message().contains("expired"),
+            "the refusal names the expiry: {refused:?}"
+        );
+        assert_eq!(registered_at(&payer, secret).await, None);
+        // The hub takes its lock toward the payee back.
+        let now = wait_ledger_time(&payee, outgoing_expiration, WAIT)
+            .await
+            .unwrap();
+        assert!(now >= outgoing_expiration);
+        assert!(matches!(
+            receive_one(&mut payee, &mut incoming).await.kind,
+            HubMessageKind::LockExpired { .. }
+        ));
+
+        // Nobody gained anything: the payer has its deposit back, the hub its own.
+        assert_eq!(
+            payer.token_balance(payer.address()).await.unwrap(),
+            payer_tokens + u(DEPOSIT)
+        );
+        assert_eq!(
+            payer.token_balance(hub_address).await.unwrap(),
+            hub_tokens + u(DEPOSIT),
+            "the hub gets its deposit in the payer's channel back, and pays nothing"
+        );
+        assert_eq!(
+            payee.token_balance(payee.address()).await.unwrap(),
+            payee_tokens
+        );
+        assert_eq!(
+            ChannelSnapshot::of(&payee).await.unwrap(),
+            ChannelSnapshot {
+                hub_nonce: payee_before.hub_nonce + 2,
+                ..payee_before
+            },
+            "the payee's channel is as before but for the lock and its expiry"
+        );
+    })
+    .await
+    .unwrap();
+}

@@ -4,19 +4,23 @@
 //! lock, a payment request the payee did not sign. Each refusal carries its precise status
 //! and reason, and nothing changes that should not (the hub's view of both channels:
 //! nonces, balances and capacities, compared before and after, and with the devices' own
-//! records). A lock the hub took but did not forward stays the payer's: once it expires the
-//! payer takes it back and its capacity is whole again.
+//! records). The hub takes a payer's lock only together with its forward: a refused lock is
+//! not held at all (the refusal answers the Pay message, the payer takes it back and reuses
+//! the nonce), so a payee who knows the secret and registers it on the ledger gains the hub
+//! nothing to claim, and the payer loses nothing.
 
 use std::time::{Duration, Instant};
 
 use crate::checks::{
-    assert_channel, assert_not_forwarded, assert_rejected, assert_status, device, holding, quote,
-    send, setup, take_back, u, TEST_LIMIT, WAIT,
+    assert_channel, assert_rejected, assert_status, device, lock_refused, quote, send, setup, u,
+    TEST_LIMIT, WAIT,
 };
 use channel_core::crypto::Signer;
 use channel_core::mediation::{PaymentRequest, SignedPaymentRequest};
 use channel_core::{Address, LocalSigner, Secret, SignedBalanceProof, U256};
-use integration_tests::mediation::{test_key, test_secret, ChannelSnapshot, MediationSetup};
+use integration_tests::mediation::{
+    test_key, test_secret, wait_ledger_time, ChannelSnapshot, MediationSetup,
+};
 use integration_tests::{within, TestDevice};
 use tonic::Code;
 use voltlane_proto::v1;
@@ -66,7 +70,7 @@ fn request_signed_by(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn payee_offline_keeps_the_payers_lock_until_it_expires() {
+async fn payee_offline_is_refused_and_the_hub_holds_nothing_it_could_claim() {
     within(TEST_LIMIT, "payee offline", async {
         let s = setup();
         let hub = s.start().await.unwrap();
@@ -76,7 +80,7 @@ async fn payee_offline_keeps_the_payers_lock_until_it_expires() {
         let payee_before = ChannelSnapshot::of(&payee).await.unwrap();
         let lock = s.lock_amount(300);
 
-        // Never online: the quote and the forward both say so.
+        // Never online: the quote and the forward both say so, and the hub holds nothing.
         let refused = quote(&payer, payee.address(), 300).await.unwrap_err();
         assert_status(&refused, Code::FailedPrecondition, "payee offline");
         let mut pay = payer.pay_session(8).await.unwrap();
@@ -84,13 +88,41 @@ async fn payee_offline_keeps_the_payers_lock_until_it_expires() {
         let first_expiration = s.lock_expiration(now, 1);
         let s1 = test_secret(SEED, 1);
         let request = payee.payment_request(u(300), s1, 1, now + 600).unwrap();
-        let msg = payer
-            .sign_locked_transfer(&request, u(lock), first_expiration, now)
-            .unwrap();
-        let ack = send(&mut pay, msg).await;
-        assert_not_forwarded(&ack, 1, Code::FailedPrecondition, "payee offline");
-        assert_channel(&payer, &holding(&payer_before, 1, lock), "lock held").await;
+        lock_refused(
+            &mut payer,
+            &mut pay,
+            |p| {
+                p.sign_locked_transfer(&request, u(lock), first_expiration, now)
+                    .unwrap()
+            },
+            Code::FailedPrecondition,
+            "payee offline",
+            &payer_before,
+        )
+        .await;
         assert_channel(&payee, &payee_before, "payee untouched").await;
+
+        // The payee made the request, so it knows the secret: it registers it on the ledger.
+        // The lock was never taken, so the hub has nothing to claim: once it would have
+        // expired the payer's balance is whole, at the same nonce.
+        let registered = payee
+            .ledger()
+            .register_secret(v1::RegisterSecretRequest {
+                secret: s1.0 .0.to_vec(),
+            })
+            .await;
+        assert!(registered.is_ok(), "{registered:?}");
+        wait_ledger_time(&payer, first_expiration + 1, WAIT)
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(1_200)).await; // a few monitor passes
+        assert_channel(&payer, &payer_before, "nothing claimed from the payer").await;
+        let record = payer.ledger_view().await.unwrap();
+        assert_eq!(
+            record.phase,
+            v1::ChannelPhase::Opened as i32,
+            "the hub did not close to claim: {record:?}"
+        );
 
         // Online, then gone again: the quote follows the payee's receive stream.
         let incoming = payee.receive(0).await.unwrap();
@@ -115,39 +147,26 @@ async fn payee_offline_keeps_the_payers_lock_until_it_expires() {
         let second_expiration = s.lock_expiration(now, 1);
         let s2 = test_secret(SEED, 2);
         let request = payee.payment_request(u(300), s2, 2, now + 600).unwrap();
-        let msg = payer
-            .sign_locked_transfer(&request, u(lock), second_expiration, now)
-            .unwrap();
-        let ack = send(&mut pay, msg).await;
-        assert_not_forwarded(&ack, 2, Code::FailedPrecondition, "payee offline");
-        let held = holding(&payer_before, 2, 2 * lock);
-        assert_channel(&payer, &held, "two locks held").await;
-        assert_channel(&payee, &payee_before, "payee untouched").await;
-
-        // Taking a lock back before it expired is refused and changes nothing.
-        let saved = payer.save_channel().unwrap();
-        let early = payer
-            .sign_lock_expired(s2.hash(), second_expiration)
-            .unwrap();
-        payer.restore_channel(saved);
-        let ack = send(&mut pay, early).await;
-        assert_rejected(&ack, Code::FailedPrecondition, "has not expired");
-        assert_channel(&payer, &held, "early lock expiry refused").await;
-
-        // After expiry the payer takes both back and is whole again.
-        take_back(
+        lock_refused(
             &mut payer,
             &mut pay,
-            &[s1.hash(), s2.hash()],
-            second_expiration,
+            |p| {
+                p.sign_locked_transfer(&request, u(lock), second_expiration, now)
+                    .unwrap()
+            },
+            Code::FailedPrecondition,
+            "payee offline",
+            &payer_before,
         )
         .await;
-        let whole = ChannelSnapshot {
-            device_nonce: 4,
-            ..payer_before.clone()
-        };
-        assert_channel(&payer, &whole, "both locks taken back").await;
         assert_channel(&payee, &payee_before, "payee untouched").await;
+
+        // The nonce the refusals did not use goes to a payment the hub takes.
+        let paid = payer.next_payment(u(7)).unwrap();
+        match send(&mut pay, paid).await {
+            integration_tests::PayAck::Accepted { nonce: 1, .. } => {}
+            other => panic!("the payment after the refusals was not taken at nonce 1: {other:?}"),
+        }
     })
     .await
     .unwrap();
@@ -183,22 +202,24 @@ async fn no_capacity_and_no_payee_channel_are_refused_with_their_status() {
         let refused = quote(&payer, stranger.address(), 10).await.unwrap_err();
         assert_status(&refused, Code::NotFound, "has no open channel");
 
-        // The same refusals for real locks: taken, not forwarded, the payee untouched.
+        // The same refusals for real locks: not taken, the payee untouched.
         let mut pay = payer.pay_session(8).await.unwrap();
         let now = payer.ledger_now().await.unwrap();
         let expiration = s.lock_expiration(now, 1);
         let s1 = test_secret(SEED, 11);
         let request = payee.payment_request(u(500), s1, 1, now + 600).unwrap();
-        let msg = payer
-            .sign_locked_transfer(&request, u(s.lock_amount(500)), expiration, now)
-            .unwrap();
-        let ack = send(&mut pay, msg).await;
-        assert_not_forwarded(
-            &ack,
-            1,
+        lock_refused(
+            &mut payer,
+            &mut pay,
+            |p| {
+                p.sign_locked_transfer(&request, u(s.lock_amount(500)), expiration, now)
+                    .unwrap()
+            },
             Code::ResourceExhausted,
             "hub has no capacity toward the payee",
-        );
+            &payer_before,
+        )
+        .await;
         let s2 = test_secret(SEED, 12);
         let request = request_signed_by(
             stranger.key(),
@@ -208,21 +229,18 @@ async fn no_capacity_and_no_payee_channel_are_refused_with_their_status() {
             s2,
             now + 600,
         );
-        let msg = payer
-            .sign_locked_transfer(&request, u(s.lock_amount(10)), expiration, now)
-            .unwrap();
-        let ack = send(&mut pay, msg).await;
-        assert_not_forwarded(&ack, 2, Code::NotFound, "has no open channel");
-        let held = s.lock_amount(500) + s.lock_amount(10);
-        assert_channel(&payer, &holding(&payer_before, 2, held), "locks held").await;
-        assert_channel(&payee, &payee_before, "payee untouched").await;
-
-        take_back(&mut payer, &mut pay, &[s1.hash(), s2.hash()], expiration).await;
-        let whole = ChannelSnapshot {
-            device_nonce: 4,
-            ..payer_before
-        };
-        assert_channel(&payer, &whole, "locks taken back").await;
+        lock_refused(
+            &mut payer,
+            &mut pay,
+            |p| {
+                p.sign_locked_transfer(&request, u(s.lock_amount(10)), expiration, now)
+                    .unwrap()
+            },
+            Code::NotFound,
+            "has no open channel",
+            &payer_before,
+        )
+        .await;
         assert_channel(&payee, &payee_before, "payee untouched").await;
     })
     .await
@@ -272,49 +290,78 @@ async fn locks_beyond_the_rules_are_refused_and_change_nothing() {
         assert_channel(&payer, &payer_before, "forged locks refused").await;
         assert_channel(&payee, &payee_before, "payee untouched").await;
 
-        // The genuine one is held, but one unit short of amount + fee: not forwarded.
-        let msg = payer
-            .sign_locked_transfer(&request, u(s.lock_amount(100) - 1), expiration, now)
-            .unwrap();
-        assert_eq!(msg, genuine);
-        let ack = send(&mut pay, msg).await;
-        assert_not_forwarded(&ack, 1, Code::FailedPrecondition, "does not cover");
+        // The genuine one, one unit short of amount + fee: refused, not held.
+        lock_refused(
+            &mut payer,
+            &mut pay,
+            |p| {
+                let msg = p
+                    .sign_locked_transfer(&request, u(s.lock_amount(100) - 1), expiration, now)
+                    .unwrap();
+                assert_eq!(msg, genuine);
+                msg
+            },
+            Code::FailedPrecondition,
+            "does not cover",
+            &payer_before,
+        )
+        .await;
 
-        // A lock expiring too soon for the hub's reveal timeout: not forwarded.
+        // A lock expiring too soon for the hub's reveal timeout.
         let now = payer.ledger_now().await.unwrap();
         let s2 = test_secret(SEED, 23);
         let request = payee.payment_request(u(100), s2, 3, now + 600).unwrap();
         let soon = now + s.reveal_timeout + 1;
-        let msg = payer
-            .sign_locked_transfer(&request, u(s.lock_amount(100)), soon, now)
-            .unwrap();
-        let ack = send(&mut pay, msg).await;
-        assert_not_forwarded(&ack, 2, Code::FailedPrecondition, "must be later than");
-
-        // A request the payee did not sign: not forwarded.
-        let s3 = test_secret(SEED, 24);
-        let request = request_signed_by(payer.key(), payee.address(), &payee, 100, s3, now + 600);
-        let msg = payer
-            .sign_locked_transfer(&request, u(s.lock_amount(100)), expiration, now)
-            .unwrap();
-        let ack = send(&mut pay, msg).await;
-        assert_not_forwarded(&ack, 3, Code::InvalidArgument, "payment request refused");
-
-        let held = 3 * s.lock_amount(100) - 1;
-        assert_channel(&payer, &holding(&payer_before, 3, held), "locks held").await;
-        assert_channel(&payee, &payee_before, "payee untouched").await;
-        take_back(
+        lock_refused(
             &mut payer,
             &mut pay,
-            &[s1.hash(), s2.hash(), s3.hash()],
-            expiration,
+            |p| {
+                p.sign_locked_transfer(&request, u(s.lock_amount(100)), soon, now)
+                    .unwrap()
+            },
+            Code::FailedPrecondition,
+            "must be later than",
+            &payer_before,
         )
         .await;
-        let whole = ChannelSnapshot {
-            device_nonce: 6,
-            ..payer_before
-        };
-        assert_channel(&payer, &whole, "locks taken back").await;
+
+        // A lock beyond the settlement window (it would still be alive when a close made
+        // now could settle, and hold the hub's capacity toward the payee that long), up to
+        // the largest expiration there is: INVALID_ARGUMENT naming the bound.
+        for late in [
+            now + s.settlement_window + 5,
+            now + 10 * 365 * 86_400,
+            u64::MAX,
+        ] {
+            lock_refused(
+                &mut payer,
+                &mut pay,
+                |p| {
+                    p.sign_locked_transfer(&request, u(s.lock_amount(100)), late, now)
+                        .unwrap()
+                },
+                Code::InvalidArgument,
+                "the latest expiration the hub takes",
+                &payer_before,
+            )
+            .await;
+        }
+
+        // A request the payee did not sign.
+        let s3 = test_secret(SEED, 24);
+        let request = request_signed_by(payer.key(), payee.address(), &payee, 100, s3, now + 600);
+        lock_refused(
+            &mut payer,
+            &mut pay,
+            |p| {
+                p.sign_locked_transfer(&request, u(s.lock_amount(100)), expiration, now)
+                    .unwrap()
+            },
+            Code::InvalidArgument,
+            "payment request refused",
+            &payer_before,
+        )
+        .await;
         assert_channel(&payee, &payee_before, "payee untouched").await;
     })
     .await

@@ -8,9 +8,8 @@
 //! payer.
 
 use crate::checks::{
-    assert_channel, assert_not_forwarded, assert_rejected, assert_status, device, forwarded,
-    holding, payee_paid, payer_events, payer_paid, receive_one, reveal, send, setup, take_back, u,
-    TEST_LIMIT, WAIT,
+    assert_channel, assert_rejected, assert_status, device, forwarded, holding, payee_paid,
+    payer_events, payer_paid, receive_one, reveal, send, setup, u, TEST_LIMIT, WAIT,
 };
 use channel_core::{SignedBalanceProof, U256};
 use integration_tests::device::mediated::mediated_message;
@@ -22,21 +21,10 @@ use voltlane_proto::v1;
 
 const SEED: u8 = 0x6f;
 
-/// A secrethash that is already used was refused: either rejected outright (nothing
-/// changed) or taken and not forwarded (then it must expire back to the payer). Returns
-/// whether the lock is held.
-fn refused_as_used(ack: &PayAck, nonce: u64) -> bool {
-    match ack {
-        PayAck::Rejected { code, reason, .. } => {
-            assert_eq!(*code, Code::AlreadyExists, "{ack:?}");
-            assert!(reason.contains("already used"), "{reason:?}");
-            false
-        }
-        _ => {
-            assert_not_forwarded(ack, nonce, Code::AlreadyExists, "already used");
-            true
-        }
-    }
+/// A secrethash that is already used was refused outright: the hub takes a lock only with
+/// its forward, so it holds nothing of it (the payer takes it back and reuses the nonce).
+fn refused_as_used(ack: &PayAck) {
+    assert_rejected(ack, Code::AlreadyExists, "already used");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -91,10 +79,9 @@ async fn replays_foreign_reveals_wrong_secrets_and_reused_secrethashes() {
         let msg = other_payer
             .sign_locked_transfer(&request, u(lock), other_expiration, now)
             .unwrap();
-        let other_held = refused_as_used(&send(&mut other_pay, msg).await, 1);
-        if !other_held {
-            other_payer.restore_channel(saved);
-        }
+        refused_as_used(&send(&mut other_pay, msg).await);
+        other_payer.restore_channel(saved);
+        assert_channel(&other_payer, &other_before, "second payer holds nothing").await;
         assert_channel(&payee, &payee_locked, "second payer refused").await;
 
         // Reveals that match nothing, or come from someone who is not the payee.
@@ -184,40 +171,10 @@ async fn replays_foreign_reveals_wrong_secrets_and_reused_secrethashes() {
         let msg = payer
             .sign_locked_transfer(&request, u(reuse_lock), reuse_expiration, now)
             .unwrap();
-        let held = refused_as_used(&send(&mut pay, msg).await, 3);
-        if !held {
-            payer.restore_channel(saved);
-            assert_channel(&payer, &payer_after, "reused secrethash refused").await;
-        } else {
-            assert_channel(
-                &payer,
-                &holding(&payer_after, 3, reuse_lock),
-                "reused lock held",
-            )
-            .await;
-            take_back(&mut payer, &mut pay, &[s1.hash()], reuse_expiration).await;
-            let whole = ChannelSnapshot {
-                device_nonce: 4,
-                ..payer_after.clone()
-            };
-            assert_channel(&payer, &whole, "reused lock taken back").await;
-        }
-        if other_held {
-            take_back(
-                &mut other_payer,
-                &mut other_pay,
-                &[s1.hash()],
-                other_expiration,
-            )
-            .await;
-            let whole = ChannelSnapshot {
-                device_nonce: 2,
-                ..other_before
-            };
-            assert_channel(&other_payer, &whole, "second payer's lock taken back").await;
-        } else {
-            assert_channel(&other_payer, &other_before, "second payer untouched").await;
-        }
+        refused_as_used(&send(&mut pay, msg).await);
+        payer.restore_channel(saved);
+        assert_channel(&payer, &payer_after, "reused secrethash refused").await;
+        assert_channel(&other_payer, &other_before, "second payer untouched").await;
         assert_channel(&payee, &payee_after, "payee paid once").await;
     })
     .await
@@ -268,19 +225,9 @@ async fn a_completed_payment_sent_again_as_a_new_lock_is_not_forwarded() {
         let msg = payer
             .sign_locked_transfer(&request, u(lock), expiration, now)
             .unwrap();
-        let held = refused_as_used(&send(&mut pay, msg).await, 3);
-        if held {
-            assert_channel(&payer, &holding(&payer_after, 3, lock), "second lock held").await;
-            take_back(&mut payer, &mut pay, &[secret.hash()], expiration).await;
-            let whole = ChannelSnapshot {
-                device_nonce: 4,
-                ..payer_after
-            };
-            assert_channel(&payer, &whole, "second lock taken back").await;
-        } else {
-            payer.restore_channel(saved);
-            assert_channel(&payer, &payer_after, "second lock refused").await;
-        }
+        refused_as_used(&send(&mut pay, msg).await);
+        payer.restore_channel(saved);
+        assert_channel(&payer, &payer_after, "second lock refused").await;
         assert_channel(&payee, &payee_after, "payee paid once").await;
     })
     .await

@@ -136,7 +136,8 @@ async fn car_pays_charger_through_the_hub_message_by_message() {
         let s = secret(i);
         let request = charger.payment_request(u(250), s, i, now + 600).unwrap();
         let lock_amount = u(250 + fee(250));
-        let expiration = now + 4 * REVEAL_TIMEOUT;
+        // Within the settlement window (3 reveal timeouts): the longest lock the hub takes.
+        let expiration = now + 3 * REVEAL_TIMEOUT;
         let msg = car
             .sign_locked_transfer(&request, lock_amount, expiration, now)
             .unwrap();

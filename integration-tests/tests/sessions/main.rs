@@ -7,6 +7,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod ev;
+mod limits;
 mod refusals;
 mod restarts;
 mod world;

@@ -34,6 +34,11 @@ where
 /// A hub without mediation fees (so session money is exact on both devices) that matches
 /// every deposit.
 pub async fn hub() -> HubProcess {
+    hub_with_env(&[]).await
+}
+
+/// [`hub`], with further `VOLTLANE_*` settings in its environment.
+pub async fn hub_with_env(env: &[(&str, &str)]) -> HubProcess {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
         .with_test_writer()
@@ -44,7 +49,10 @@ pub async fn hub() -> HubProcess {
         reveal_timeout: 3,
         settlement_window: 9,
         auto_deposit: 100_000_000,
-        env: Vec::new(),
+        env: env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect(),
     }
     .start()
     .await

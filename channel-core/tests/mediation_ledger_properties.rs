@@ -1517,8 +1517,15 @@ fn bug1_a_reveal_after_the_payers_channel_settled_without_the_secret_is_refused(
             expiration: lock.expiration
         })
     );
-    assert_eq!(sim.records[k].incoming_leg(), Leg::SettledToSender);
-    assert_eq!(sim.reveal(k), Err(MediationError::IncomingExpired));
+    // Still alive, the lock stays pending in the record until it expires (its fate is then
+    // fixed by the registry); meanwhile the settled channel refuses every reveal.
+    assert_eq!(sim.records[k].incoming_leg(), Leg::Locked);
+    assert_eq!(
+        sim.reveal(k),
+        Err(MediationError::IncomingSettled {
+            expiration: lock.expiration
+        })
+    );
     assert!(sim.records[k].secret().is_none());
     sim.tick();
     sim.check();

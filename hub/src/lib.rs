@@ -124,6 +124,15 @@ pub async fn run_with(
         domain,
         stop.clone(),
     )?;
+    let mediation_config = config.mediation_config();
+    if !mediation_config.can_forward() {
+        tracing::warn!(
+            settlement_window_secs = mediation_config.settlement_window,
+            reveal_timeout_secs = mediation_config.reveal_timeout,
+            "no mediated payment can be forwarded: a payer's lock must expire more than two \
+             reveal timeouts ahead and within the settlement window"
+        );
+    }
     let services = server::Services {
         auth: Arc::new(Authenticator::new(hub_address, &config.limits)),
         info: InfoService::new(hub_address, ledger.clone(), config.dev_faucet)
@@ -131,7 +140,7 @@ pub async fn run_with(
         ledger: ledger
             .embedded()
             .map(|handle| LedgerService::new(handle.clone(), config.dev_faucet, stop.clone())),
-        mediation: mediation::MediationEngine::new(channels.clone(), config.mediation_config())?,
+        mediation: mediation::MediationEngine::new(channels.clone(), mediation_config)?,
         sessions: sessions::SessionRelay::new(domain, ledger.clone(), config.limits.max_sessions)
             .with_limits(sessions::relay::RelayLimits {
                 max_sessions: config.limits.max_sessions,

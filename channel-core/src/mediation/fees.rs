@@ -92,6 +92,15 @@ impl MediationConfig {
         now.saturating_add(self.settlement_window)
     }
 
+    /// Whether any lock can be forwarded at all: one must expire after
+    /// [`Self::min_lock_expiration`] and at or before [`Self::latest_lock_expiration`], so
+    /// the settlement window must exceed the reveal timeout plus the outgoing lock's shortest
+    /// life. A hub whose settings fail this refuses every forward (`ExpiryTooSoon` or
+    /// `ExpiryTooLate`); it should say so when it starts.
+    pub fn can_forward(&self) -> bool {
+        self.min_lock_expiration(0) < self.latest_lock_expiration(0)
+    }
+
     /// The earliest expiration the payer's lock may have at ledger time `now`: strictly
     /// after this (the outgoing lock, `reveal_timeout` earlier, must outlive
     /// `min_outgoing_lifetime`).

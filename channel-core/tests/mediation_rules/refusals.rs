@@ -254,6 +254,93 @@ fn an_outgoing_lock_that_would_expire_too_soon_is_refused() {
 }
 
 #[test]
+fn a_lock_beyond_the_settlement_window_is_refused() {
+    let mut fx = Fixture::two_devices();
+    let now = fx.star.now;
+    let window = fx.config.settlement_window;
+    // Exactly the window: forwarded (it has expired by the time a close made now settles).
+    let (incoming, lock, outgoing) = locked(&mut fx, 102, window);
+    let plan = plan_forward(&incoming, &lock, u(100), &outgoing, &fx.config, now).unwrap();
+    assert_eq!(plan.outgoing_lock.expiration, now + window - 20);
+    // One second more, and the attack's "never": refused, naming the bound.
+    for (seed, expires_in) in [(9u8, window + 1), (10, u64::MAX - now)] {
+        fx.secret = Secret(H256([seed; 32]));
+        let (incoming, lock, outgoing) = locked(&mut fx, 102, expires_in);
+        refused(
+            &fx,
+            &incoming,
+            &lock,
+            100,
+            &outgoing,
+            MediationRefusal::ExpiryTooLate {
+                expiration: now + expires_in,
+                latest: now + window,
+                now,
+                settlement_window: window,
+            },
+        );
+    }
+}
+
+#[test]
+fn a_refused_lock_is_taken_back_only_to_the_proof_before_it() {
+    let mut fx = Fixture::two_devices();
+    let payer = fx.payer;
+    // One accepted payment first, so the lock's proof has a predecessor.
+    let pay = fx
+        .star
+        .device_sends(payer, |ch, key, _| ch.send_payment(u(5), H256::ZERO, key))
+        .unwrap();
+    let now = fx.star.now;
+    let hub_key = fx.star.hub_key.clone();
+    fx.star
+        .hub
+        .get_mut(&payer)
+        .unwrap()
+        .handle_message(&pay, now, &hub_key)
+        .unwrap();
+    let dev = fx.star.devices.get_mut(&payer).unwrap();
+    let before = dev.channel.clone();
+    let previous = *before.our_latest_proof().unwrap();
+    let lock = HashTimeLock {
+        expiration: now + 60,
+        amount: u(102),
+        secrethash: fx.secret.hash(),
+    };
+    dev.channel
+        .send_locked_transfer(lock, now, H256::ZERO, &dev.key)
+        .unwrap();
+    let sent = dev.channel.clone();
+    // Not to anything else: no predecessor, a proof of another nonce, another lock.
+    let other = HashTimeLock {
+        amount: u(101),
+        ..lock
+    };
+    for (lock, previous, what) in [
+        (lock, None, "without the proof before it"),
+        (lock, Some(*sent.our_latest_proof().unwrap()), "to itself"),
+        (other, Some(previous), "for another lock"),
+    ] {
+        let mut copy = sent.clone();
+        assert!(
+            copy.retract_refused_lock(&lock, previous.as_ref()).is_err(),
+            "retracted {what}"
+        );
+        assert_eq!(
+            copy, sent,
+            "a refused retraction changed the channel ({what})"
+        );
+    }
+    dev.channel
+        .retract_refused_lock(&lock, Some(&previous))
+        .unwrap();
+    assert_eq!(
+        dev.channel, before,
+        "back to exactly the state before the lock"
+    );
+}
+
+#[test]
 fn no_capacity_toward_the_payee_is_refused() {
     let star = Star::new(&[(5_000, 0), (0, 1_000)]);
     let mut fx = Fixture {

@@ -154,6 +154,12 @@ pub(crate) async fn send_lock(
     let signer = shared.rpc.signer().clone();
     let store = shared.store.clone();
     let payment_request = *request;
+    // Refused at once while an earlier attempt is under way (rather than waiting behind its
+    // lock in `enqueue`); checked again under the channel lock, where it binds.
+    check_payable(
+        store.outgoing(&secrethash)?.as_ref(),
+        shared.require_channel()?.our().locks.contains(&secrethash),
+    )?;
     // Our proof before the lock, kept with the transfer: a refused lock is retracted to it.
     let previous = std::sync::OnceLock::new();
     let sign = |ch: &mut Channel| {

@@ -670,22 +670,31 @@ impl ChannelBook {
         let (sent, out) = self
             .transition(shared, |ch, batch| {
                 let (signed, out) = f(ch, batch)?;
-                let sent = match signed {
-                    Some((events, kind)) => {
-                        let message = HubPayment::from_events(ch.id(), &events, kind)?;
-                        batch.put(
-                            &hub_sent_namespace(&message.channel_id),
-                            &nonce_key(message.proof.proof.nonce),
-                            record::encode(CHANNEL_RECORD_VERSION, &message)?,
-                        );
-                        Some(message)
-                    }
-                    None => None,
-                };
+                let sent = Self::store_sent(batch, ch.id(), signed)?;
                 Ok((sent, out))
             })
             .await?;
         Ok((sent, out))
+    }
+
+    /// The message the hub signed toward the device of channel `id` (from the transition's
+    /// events), put in `batch` so it is durable with the channel and replayed until the
+    /// device fetched it.
+    fn store_sent(
+        batch: &mut WriteBatch,
+        id: U256,
+        signed: Option<(Vec<ChannelEvent>, SentKind)>,
+    ) -> Result<Option<HubPayment>, HubError> {
+        let Some((events, kind)) = signed else {
+            return Ok(None);
+        };
+        let message = HubPayment::from_events(id, &events, kind)?;
+        batch.put(
+            &hub_sent_namespace(&message.channel_id),
+            &nonce_key(message.proof.proof.nonce),
+            record::encode(CHANNEL_RECORD_VERSION, &message)?,
+        );
+        Ok(Some(message))
     }
 
     /// A [`Self::transition_and_store`] over two channels at once, durable in one write: `f`
@@ -722,18 +731,7 @@ impl ChannelBook {
         let (mut next_a, mut next_b) = (a.clone(), b.clone());
         let mut batch = WriteBatch::new();
         let (signed, out) = f(&mut next_a, &mut next_b, &mut batch)?;
-        let sent = match signed {
-            Some((events, kind)) => {
-                let message = HubPayment::from_events(next_b.id(), &events, kind)?;
-                batch.put(
-                    &hub_sent_namespace(&message.channel_id),
-                    &nonce_key(message.proof.proof.nonce),
-                    record::encode(CHANNEL_RECORD_VERSION, &message)?,
-                );
-                Some(message)
-            }
-            None => None,
-        };
+        let sent = Self::store_sent(&mut batch, next_b.id(), signed)?;
         for (before, after) in [(&*a, &next_a), (&*b, &next_b)] {
             if after != before {
                 Self::put(&mut batch, after)?;

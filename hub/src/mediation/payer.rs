@@ -90,6 +90,21 @@ impl MediationEngine {
         }
         let secrethash = lock.secrethash;
         let now = self.channels.ledger.now()?;
+        // The book follows the ledger with a lag: a channel the payer already closed on the
+        // ledger takes no new lock, or the lock could outlive the settlement the book does
+        // not see yet (the expiry bound counts from a close no earlier than now).
+        let open_on_ledger = self.channels.ledger.read(|l| {
+            l.channel_record(id)
+                .map(|r| r.phase == channel_core::ledger::ChannelPhase::Opened)
+        })?;
+        if open_on_ledger != Some(true) {
+            return Err(
+                channel_core::mediation::MediationRefusal::PayerChannelNotOpen(
+                    "closed on the ledger",
+                )
+                .into(),
+            );
+        }
         request.verify(&book.domain, now)?;
         // A secrethash mediated before is refused: the hub may know its secret, and a held
         // lock whose secret the hub knows is one its ledger monitor would claim.

@@ -314,6 +314,24 @@ async fn hub_withholds_its_unlock_and_the_payee_claims_on_the_ledger() {
             ChannelSnapshot::of(&payer).await.unwrap(),
             payer_paid(&payer_before, 2, lock)
         );
+
+        // The ledger decided both locks: the hub retires the transfer instead of retrying
+        // its unlock toward the payee on the closed channel every pass, forever.
+        let failed_steps = || {
+            std::fs::read_to_string(hub.log_path())
+                .unwrap_or_default()
+                .matches("mediation step failed")
+                .count()
+        };
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let before = failed_steps();
+        tokio::time::sleep(Duration::from_secs(3)).await;
+        assert_eq!(
+            failed_steps(),
+            before,
+            "the hub keeps retrying a transfer the ledger decided:\n{}",
+            hub.log_tail()
+        );
     })
     .await
     .unwrap();

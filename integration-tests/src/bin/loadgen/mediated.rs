@@ -143,7 +143,8 @@ pub async fn run(args: &Args, cores: usize) -> Result<(), BoxError> {
             flat: U256::from(FEE_FLAT),
             proportional_ppm: FEE_PPM,
         },
-        lock_lifetime: 4 * REVEAL_TIMEOUT,
+        // The longest lock the hub takes: the settlement window.
+        lock_lifetime: 3 * REVEAL_TIMEOUT,
         timeout: Duration::from_secs(args.ack_timeout_secs),
         duration: args.duration_secs.map(Duration::from_secs),
     };

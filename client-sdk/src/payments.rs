@@ -200,7 +200,12 @@ async fn session(
             }
             ack = acks.message() => {
                 match ack {
-                    Ok(Some(ack)) => handle_ack(shared, ack)?,
+                    Ok(Some(ack)) => {
+                        handle_ack(shared, ack)?;
+                        // A refused lock taken back frees its nonce: the next proof reuses
+                        // it and must go out, not be skipped as sent.
+                        last_sent = last_sent.min(shared.require_channel()?.our().nonce());
+                    }
                     Ok(None) => return Err(stream_closed()),
                     Err(s) => return Err(ClientError::rpc("Payments.Pay", s)),
                 }

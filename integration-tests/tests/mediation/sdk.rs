@@ -400,3 +400,61 @@ async fn a_hub_closing_with_the_payers_old_locked_proof_cannot_keep_the_locked_t
     })
     .await;
 }
+
+/// A lock the hub refuses after a good quote (here: a second payer paying a request whose
+/// secrethash was already mediated, which no quote can see) is taken back by the payer's SDK:
+/// `pay_request` fails with the hub's refusal, nothing stays locked, and the device's next
+/// payments take the nonce the refused lock had and are acknowledged as usual.
+#[tokio::test]
+async fn a_lock_the_hub_refuses_is_taken_back_and_the_channel_goes_on() {
+    let hub = hub(Vec::new()).await;
+    let car_a = device(&hub, 41, 100_000, DeviceStore::in_memory()).await;
+    let car_b = device(&hub, 42, 100_000, DeviceStore::in_memory()).await;
+    let charger = device(&hub, 43, 50_000, DeviceStore::in_memory()).await;
+    let mut incoming = charger.mediated_payments();
+    let request = charger
+        .create_payment_request(u(250), 1, 600)
+        .await
+        .unwrap();
+    eventually("the charger online", || async {
+        car_a.quote(&request).await.is_ok()
+    })
+    .await;
+    pay(&car_a, &request).await;
+    tokio::time::timeout(WAIT, incoming.recv())
+        .await
+        .unwrap()
+        .unwrap();
+
+    // Car B pays the very same request: the quote is fine, the lock is refused.
+    assert!(car_b.quote(&request).await.is_ok());
+    let before = car_b.balances().unwrap();
+    let refused = tokio::time::timeout(WAIT, car_b.pay_request(&request))
+        .await
+        .unwrap()
+        .unwrap_err();
+    assert!(
+        matches!(
+            &refused,
+            ClientError::MediationRefused { code: tonic::Code::AlreadyExists, reason }
+                if reason.contains("already used")
+        ),
+        "{refused:?}"
+    );
+    let after = car_b.balances().unwrap();
+    assert_eq!(after.our_locked, U256::ZERO, "nothing stays locked");
+    assert_eq!(after.ours, before.ours);
+    assert_eq!(after.our_spendable, before.our_spendable);
+
+    // The channel goes on: a direct payment and a mediated one, both acknowledged.
+    car_b.pay(u(7)).await.unwrap();
+    let fresh = charger
+        .create_payment_request(u(100), 2, 600)
+        .await
+        .unwrap();
+    let receipt = pay(&car_b, &fresh).await;
+    receipt.verify(&car_b.domain()).unwrap();
+    let end = car_b.balances().unwrap();
+    assert_eq!(end.ours, before.ours - u(7) - u(100 + fee(100)));
+    assert_eq!(end.our_locked, U256::ZERO);
+}

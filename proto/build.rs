@@ -12,6 +12,7 @@ use prost::Message;
 
 const PROTOS: &[&str] = &[
     "voltlane/v1/types.proto",
+    "voltlane/v1/errors.proto",
     "voltlane/v1/auth.proto",
     "voltlane/v1/hub.proto",
     "voltlane/v1/ledger.proto",

@@ -44,8 +44,8 @@ pub struct Global {
     /// Print JSON (stable field names, amounts as decimal strings) instead of tables.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Give up on the hub after this many seconds (exit 4); `settle` waits the settlement
-    /// window on top.
+    /// Deadline of each call to the hub, and of the whole command, seconds (exit 4 past it);
+    /// `settle` waits the settlement window on top.
     #[arg(long, global = true, env = "VOLTLANE_TIMEOUT_SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub timeout_secs: u64,
@@ -106,6 +106,10 @@ pub enum Command {
     Settle,
     /// Device: the latest balance proofs both ways (Raiden v0.50 field names).
     ExportProofs,
+    /// Key files at rest, offline: create a key, encrypt a plain key file into a keystore
+    /// v3 file, print a key file's address. Needs no hub.
+    #[command(subcommand)]
+    Key(crate::key::KeyCommand),
     /// Check a metered session's receipt (the JSON file the SDK exports) offline: both
     /// signatures and units x price = total paid; exit 1 if it is not valid. Needs no hub.
     VerifyReceipt {

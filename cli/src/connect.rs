@@ -13,8 +13,8 @@ use channel_core::LocalSigner;
 use tonic::metadata::{Ascii, MetadataValue};
 use tonic::service::interceptor::InterceptedService;
 use tonic::service::Interceptor;
-use tonic::transport::{Certificate, Channel, ClientTlsConfig, Endpoint};
-use voltlane_client::ConnectOptions;
+use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+use voltlane_client::{ConnectOptions, Wire};
 use voltlane_proto::auth::{auth_digest, AUTHORIZATION_HEADER, BEARER_PREFIX};
 use voltlane_proto::convert::{address, address_bytes, h256};
 use voltlane_proto::v1;
@@ -22,10 +22,8 @@ use voltlane_proto::v1;
 use crate::args::Global;
 use crate::error::CliError;
 
-/// How long connecting to the hub may take.
+/// How long connecting to the hub may take (at most `--timeout-secs`).
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// Deadline of one unary call (settle waits in the SDK, not in one call).
-const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Reads a key file: a hex secp256k1 secret (optionally `0x`-prefixed), as the hub writes
 /// its `operator.key`.
@@ -56,7 +54,12 @@ pub fn ephemeral_key() -> Result<LocalSigner, CliError> {
 fn endpoint(global: &Global) -> Result<Endpoint, CliError> {
     let ep = Endpoint::from_shared(global.hub.clone())
         .map_err(|e| CliError::Usage(format!("--hub {:?}: {e}", global.hub)))?;
-    Ok(ep.connect_timeout(CONNECT_TIMEOUT).timeout(CALL_TIMEOUT))
+    Ok(ep.connect_timeout(connect_timeout(global)))
+}
+
+/// The connect bound: [`CONNECT_TIMEOUT`], or `--timeout-secs` if that is shorter.
+fn connect_timeout(global: &Global) -> Duration {
+    CONNECT_TIMEOUT.min(global.timeout())
 }
 
 fn is_https(url: &str) -> bool {
@@ -81,12 +84,16 @@ fn ca_pem(global: &Global) -> Result<Option<Vec<u8>>, CliError> {
     }
 }
 
-/// The SDK's connection options for the global flags (after the same checks).
+/// The SDK's connection options for the global flags (after the same checks): every unary
+/// call of the SDK has the deadline `--timeout-secs`.
 pub fn connect_options(global: &Global) -> Result<ConnectOptions, CliError> {
     endpoint(global)?;
+    let options = ConnectOptions::new()
+        .connect_timeout(connect_timeout(global))
+        .call_timeout(global.timeout());
     Ok(match ca_pem(global)? {
-        Some(pem) => ConnectOptions::new().ca_certificate(pem),
-        None => ConnectOptions::new(),
+        Some(pem) => options.ca_certificate(pem),
+        None => options,
     })
 }
 
@@ -104,7 +111,7 @@ impl Interceptor for Bearer {
     }
 }
 
-type Svc = InterceptedService<Channel, Bearer>;
+type Svc = InterceptedService<Wire, Bearer>;
 
 /// A session the hub granted.
 #[derive(Debug, Clone)]
@@ -114,9 +121,11 @@ pub struct Login {
 }
 
 /// One connection to the hub, with its info and (after [`HubConnection::login`]) a session.
+/// Every call on it has the deadline `--timeout-secs` (the SDK's [`Wire`]: DEADLINE_EXCEEDED,
+/// exit 4, past it).
 #[derive(Debug)]
 pub struct HubConnection {
-    transport: Channel,
+    transport: Wire,
     bearer: Bearer,
     info: v1::HubInfo,
     hub_address: Address,
@@ -135,6 +144,7 @@ impl HubConnection {
             .connect()
             .await
             .map_err(|e| CliError::unreachable(&global.hub, error_chain(&e)))?;
+        let transport = Wire::with_deadline(transport, global.timeout());
         let mut hub = v1::hub_client::HubClient::new(transport.clone());
         let info = hub
             .get_info(v1::GetInfoRequest {})
@@ -159,7 +169,7 @@ impl HubConnection {
     }
 
     /// The plain transport (for the health service).
-    pub fn transport(&self) -> Channel {
+    pub fn transport(&self) -> Wire {
         self.transport.clone()
     }
 
@@ -259,6 +269,40 @@ mod tests {
         assert_eq!(e.exit_code(), crate::error::EXIT_USAGE);
         let e = connect_options(&global("not a url", None)).unwrap_err();
         assert_eq!(e.exit_code(), crate::error::EXIT_USAGE);
+    }
+
+    #[test]
+    fn every_call_gets_the_timeout_flag_as_its_deadline() {
+        let mut g = global("http://127.0.0.1:1", None);
+        g.timeout_secs = 7;
+        assert_eq!(
+            connect_options(&g).unwrap().call_deadline(),
+            Duration::from_secs(7)
+        );
+        assert_eq!(connect_timeout(&g), Duration::from_secs(5));
+        g.timeout_secs = 2;
+        assert_eq!(connect_timeout(&g), Duration::from_secs(2));
+    }
+
+    /// A hub that accepts the connection and never answers (a stopped process): the raw
+    /// connection's first call fails with DEADLINE_EXCEEDED (exit 4) at the flag's deadline.
+    #[tokio::test]
+    async fn a_silent_hub_fails_the_call_at_its_deadline() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let mut g = global(&format!("http://{}", listener.local_addr().unwrap()), None);
+        g.timeout_secs = 1;
+        let _held = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = listener.accept().await {
+                held.push(s);
+            }
+        });
+        let e = tokio::time::timeout(Duration::from_secs(20), HubConnection::connect(&g))
+            .await
+            .expect("the call deadline ends it")
+            .unwrap_err();
+        assert_eq!(e.exit_code(), crate::error::EXIT_CONNECTION, "{e}");
+        assert!(e.to_string().starts_with("DEADLINE_EXCEEDED: "), "{e}");
     }
 
     #[test]

@@ -100,6 +100,7 @@ impl From<ClientError> for CliError {
                 nonce,
                 code,
                 reason,
+                ..
             } => Self::from_code(code, format!("payment with nonce {nonce}: {reason}")),
             ClientError::Connect { endpoint, message } => Self::unreachable(&endpoint, message),
             ClientError::Malformed(f) => Self::malformed(f),

@@ -7,8 +7,8 @@
 //!
 //! Command groups: [`hub`] (`info`, `health`), [`channels`] (`channels list|show`, the
 //! operator's `deposit`), [`ledger`] (`ledger show`), [`device`] (`login`, `mint`, `open`,
-//! `pay`, `close`, `settle`, `export-proofs` through the device SDK) and [`receipt`]
-//! (`verify-receipt`, offline).
+//! `pay`, `close`, `settle`, `export-proofs` through the device SDK), [`receipt`]
+//! (`verify-receipt`, offline) and [`key`] (`key new|encrypt|address`, offline).
 //!
 //! What this binary does not do: no protocol rules of its own (they live in `channel-core`
 //! and the SDK), no mediated payments or payment requests, no withdraws, no metered sessions (it only
@@ -20,6 +20,7 @@ mod connect;
 mod device;
 mod error;
 mod hub;
+mod key;
 mod ledger;
 mod output;
 mod receipt;
@@ -75,5 +76,6 @@ async fn run(cli: Cli) -> Result<(), CliError> {
         Command::Settle => device::settle(global).await,
         Command::ExportProofs => device::export_proofs(global).await,
         Command::VerifyReceipt { file } => receipt::verify(&file, global.json),
+        Command::Key(command) => key::run(&command, global.json),
     }
 }

@@ -17,6 +17,7 @@ use channel_core::{Domain, LocalSigner, Signer};
 use tokio::sync::broadcast;
 use voltlane_proto::convert::{address, u256};
 use voltlane_proto::v1;
+use voltlane_store::keyfile::KeySource;
 
 use crate::error::ClientError;
 use crate::export::ExportedProofs;
@@ -25,7 +26,9 @@ use crate::mediation::{self, MediatedReceipt, MediationInfo, MediationOptions, Q
 use crate::rpc::{ConnectOptions, Rpc};
 use crate::shared::Shared;
 use crate::store::{DeviceStore, HubRecord};
-use crate::types::{Balances, MediatedPayment, PaymentReceipt, ReceivedPayment, Settlement};
+use crate::types::{
+    Balances, LinkState, MediatedPayment, PaymentReceipt, ReceivedPayment, Settlement,
+};
 use crate::{ops, payments, receiver, restore, sync, watcher};
 
 /// A device's connection to one hub, with its channel and its own durable state.
@@ -55,7 +58,7 @@ async fn hub_info(rpc: &Rpc) -> Result<(HubRecord, MediationInfo, AnnouncedLedge
         .hub
         .get_info(v1::GetInfoRequest {})
         .await
-        .map_err(|s| ClientError::rpc("Hub.GetInfo", s))?
+        .map_err(|s| rpc.status_error("Hub.GetInfo", s))?
         .into_inner();
     let hub = HubRecord {
         hub_address: address("hub_address", &info.hub_address)?,
@@ -139,6 +142,12 @@ async fn device_ledger(
     }
 }
 
+/// The device key in the key file `source` (decrypted when a keystore).
+pub fn signer_from_key_file(source: &KeySource) -> Result<LocalSigner, ClientError> {
+    let secret = source.load()?;
+    Ok(LocalSigner::from_bytes(secret.as_slice())?)
+}
+
 impl Client {
     /// Connects to the hub at `endpoint` (e.g. `http://127.0.0.1:50051`), reads its info,
     /// authenticates as `signer`, and resumes from `store` (which must belong to the same key
@@ -168,6 +177,8 @@ impl Client {
                 )))
             }
             Some(_) => {}
+            // A key kept in a key file (`ConnectOptions::key_file`) stays out of the store.
+            None if options.key().is_some() => {}
             None => store.put_signer(&signer).await?,
         }
         let rpc = Rpc::connect(endpoint, signer, options).await?;
@@ -186,8 +197,7 @@ impl Client {
         // On a chain: connects to the device's node and refuses a chain whose contracts are
         // not the ones the hub announces, before the store records the hub.
         let ledger = device_ledger(&rpc, &hub, &announced, options, &store).await?;
-        store.put_hub(&hub)?;
-        store.flush().await?;
+        store.put_hub(&hub).await?;
         rpc.set_hub_address(hub.hub_address);
         rpc.authenticate().await?;
         if let DeviceLedger::Hub(hub_ledger) = &ledger {
@@ -195,8 +205,9 @@ impl Client {
                 // A new device has no history on the ledger: follow it from now on rather
                 // than replaying every event since genesis (what makes a hub with many
                 // devices slow). On a chain the follower starts at the announced start block.
-                store.put_ledger_seq(hub_ledger.last_event_seq().await?)?;
-                store.flush().await?;
+                store
+                    .put_ledger_seq(hub_ledger.last_event_seq().await?)
+                    .await?;
             }
         }
         let channel = store.channel()?;
@@ -208,6 +219,22 @@ impl Client {
         shared.spawn(mediation::events::run);
         shared.spawn(mediation::janitor::run);
         Ok(Client { shared })
+    }
+
+    /// Connects with the device key of `options`: from its key file if one is set
+    /// ([`ConnectOptions::key_file`]: the store's key record is then not used, and the key
+    /// never written into the store), else the key kept in the store, created from OS
+    /// randomness on first use (as [`Client::connect_with_stored_key`]).
+    pub async fn connect_with_options(
+        endpoint: &str,
+        store: DeviceStore,
+        options: &ConnectOptions,
+    ) -> Result<Client, ClientError> {
+        let signer = match options.key() {
+            Some(source) => signer_from_key_file(source)?,
+            None => store.load_or_create_signer().await?,
+        };
+        Self::connect_with(endpoint, signer, store, options).await
     }
 
     /// Like [`Client::connect`] with the key kept in the store, created from OS randomness on
@@ -273,6 +300,14 @@ impl Client {
             hub_nonce: ch.partner().nonce(),
             unacked: self.shared.pending_count(),
         })
+    }
+
+    /// The connection to the hub as the device sees it: whether the hub answered since the
+    /// last transport failure, and how many there were (a stopped hub shows up here within
+    /// the keepalive interval plus its timeout, `ConnectOptions::keepalive`). Payments made
+    /// meanwhile wait, unacknowledged, and are re-sent once the hub answers again.
+    pub fn link(&self) -> tokio::sync::watch::Receiver<LinkState> {
+        self.shared.rpc.link()
     }
 
     /// Payments the hub makes to the device, after they are checked and durable.
@@ -355,15 +390,14 @@ impl Client {
                 if existing.is_some() {
                     ch = restore::from_hub(shared, ch).await?;
                 }
-                shared.store.clear_channel()?;
-                shared.set_channel(ch)?;
-                shared.store.flush().await?;
+                shared.set_channel(ch).await?;
                 id
             }
         };
         let rec = crate::ledger::channel(shared, channel_id).await?;
-        shared.update_channel(|ch| sync::apply_record(ch, &rec))?;
-        shared.store.flush().await?;
+        shared
+            .update_channel(|ch| sync::apply_record(ch, &rec))
+            .await?;
         if shared.require_channel()?.our().total_deposit < total_deposit {
             let op = LedgerOp::SetTotalDeposit {
                 channel_id,

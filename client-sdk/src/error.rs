@@ -8,7 +8,8 @@
 //!   another way;
 //! - the request cannot be paid ([`ClientError::InvalidPaymentRequest`],
 //!   [`ClientError::AlreadyPaid`], [`ClientError::PaymentInProgress`]): nothing was signed;
-//! - the hub is unreachable ([`ClientError::Connect`]): retry later, nothing was lost;
+//! - the hub is unreachable ([`ClientError::Connect`]) or did not answer in time
+//!   ([`ClientError::DeadlineExceeded`]): retry later, nothing was lost;
 //! - the local command cannot run now ([`ClientError::Channel`], [`ClientError::NoChannel`],
 //!   [`ClientError::InvalidState`]): nothing was signed or sent;
 //! - the hub sent something malformed or dishonest ([`ClientError::Malformed`],
@@ -18,12 +19,19 @@
 //!   ([`ClientError::ChainAccessRequired`], [`ClientError::ChainAccessUnexpected`],
 //!   [`ClientError::Chain`]), or the call exists only on an embedded ledger
 //!   ([`ClientError::FaucetEmbeddedOnly`]): fix the connect options or refuse the hub;
-//! - local storage failed ([`ClientError::Store`]): the device cannot safely continue.
+//! - local storage failed ([`ClientError::Store`]): the device cannot safely continue;
+//! - the device key file cannot be used ([`ClientError::KeyFile`]): fix the file, its mode
+//!   or the passphrase.
+//!
+//! Every error from a hub refusal keeps the hub's machine-readable [`HubReason`]
+//! ([`ClientError::hub_reason`]), parsed from the status's `google.rpc.ErrorInfo` or a Pay
+//! rejection's `error_reason`; the SDK decides on it, never on the English message.
 
 use channel_core::channel::ChannelError;
 use channel_core::mediation::PaymentRequestError;
 use channel_core::primitives::{Address, H256, U256};
 use channel_core::CryptoError;
+use voltlane_proto::v1::ErrorReason;
 use voltlane_proto::FieldError;
 
 use crate::ledger::ChainError;
@@ -33,11 +41,12 @@ use crate::store::StoreError;
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     // --- the hub or ledger refused ---
-    /// A gRPC call failed; `code` and `message` are what the hub answered.
+    /// A gRPC call failed; `code`, `hub_reason` and `message` are what the hub answered.
     #[error("{op} failed: {code:?}: {message}")]
     Rpc {
         op: &'static str,
         code: tonic::Code,
+        hub_reason: Option<HubReason>,
         message: String,
     },
     /// The hub rejected one payment of the stream.
@@ -45,6 +54,7 @@ pub enum ClientError {
     PaymentRejected {
         nonce: u64,
         code: tonic::Code,
+        hub_reason: Option<HubReason>,
         reason: String,
     },
 
@@ -58,7 +68,11 @@ pub enum ClientError {
     /// The hub refused to mediate for another reason (payee unknown, fee not covered,
     /// expiry too soon, secrethash already used, ...).
     #[error("hub refused to mediate: {code:?}: {reason}")]
-    MediationRefused { code: tonic::Code, reason: String },
+    MediationRefused {
+        code: tonic::Code,
+        hub_reason: Option<HubReason>,
+        reason: String,
+    },
     /// The hub forwarded the lock but the transfer failed (e.g. the payee did not claim it).
     #[error("mediated transfer failed: {0}")]
     TransferFailed(String),
@@ -80,6 +94,13 @@ pub enum ClientError {
     // --- the hub is unreachable ---
     #[error("cannot connect to the hub at {endpoint}: {message}")]
     Connect { endpoint: String, message: String },
+    /// A unary call got no complete answer within its deadline
+    /// (`ConnectOptions::call_timeout`); the SDK applied nothing of it.
+    #[error("{op}: no answer from the hub within the {after:?} call deadline")]
+    DeadlineExceeded {
+        op: &'static str,
+        after: std::time::Duration,
+    },
 
     // --- the local command cannot run now ---
     #[error("channel refused the command: {0}")]
@@ -130,6 +151,10 @@ pub enum ClientError {
     Store(#[from] StoreError),
     #[error("signing failed: {0}")]
     Crypto(#[from] CryptoError),
+    /// The device key file of `ConnectOptions::key_file` cannot be used (missing, shared
+    /// with group or others, wrong passphrase, ...).
+    #[error("device key file: {0}")]
+    KeyFile(#[from] voltlane_store::keyfile::KeyFileError),
     #[error("the client's background tasks have stopped")]
     Shutdown,
 
@@ -148,7 +173,20 @@ impl ClientError {
         ClientError::Rpc {
             op,
             code: status.code(),
+            hub_reason: HubReason::from_status(&status),
             message: status.message().to_string(),
+        }
+    }
+
+    /// The hub's machine-readable reason, if this error is a hub refusal that named one.
+    pub fn hub_reason(&self) -> Option<&HubReason> {
+        match self {
+            ClientError::Rpc { hub_reason, .. }
+            | ClientError::PaymentRejected { hub_reason, .. }
+            | ClientError::MediationRefused { hub_reason, .. } => hub_reason.as_ref(),
+            ClientError::PayeeOffline { .. } => Some(&HubReason::Known(ErrorReason::PayeeOffline)),
+            ClientError::NoCapacity { .. } => Some(&HubReason::Known(ErrorReason::NoCapacity)),
+            _ => None,
         }
     }
 
@@ -169,7 +207,61 @@ impl ClientError {
             | ClientError::MediationRefused { code, .. } => Some(*code),
             ClientError::PayeeOffline { .. } => Some(tonic::Code::FailedPrecondition),
             ClientError::NoCapacity { .. } => Some(tonic::Code::ResourceExhausted),
+            ClientError::DeadlineExceeded { .. } => Some(tonic::Code::DeadlineExceeded),
             _ => None,
         }
+    }
+}
+
+/// Why the hub refused: a reason of the `voltlane.v1.ErrorReason` vocabulary (errors.proto;
+/// docs/errors.md), or one this SDK does not know (a newer hub's), kept as the hub named it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HubReason {
+    Known(ErrorReason),
+    Other(String),
+}
+
+impl HubReason {
+    /// The reason in `status`'s `google.rpc.ErrorInfo` (domain `voltlane.hub`); `None` when it
+    /// has none (a hub before reasons, or a status made by the transport).
+    pub fn from_status(status: &tonic::Status) -> Option<Self> {
+        voltlane_proto::errors::status_reason(status).map(|name| Self::from_name(&name))
+    }
+
+    /// The reason named `name` on the wire (e.g. `"PAYEE_OFFLINE"`).
+    pub fn from_name(name: &str) -> Self {
+        match voltlane_proto::errors::parse_reason(name) {
+            Some(r) => HubReason::Known(r),
+            None => HubReason::Other(name.to_string()),
+        }
+    }
+
+    /// The reason of a Pay-stream rejection (`PaymentRejected.error_reason`); `None` for
+    /// UNSPECIFIED (a hub before reasons), a number this SDK does not know as `Other`.
+    pub fn from_wire(value: i32) -> Option<Self> {
+        match ErrorReason::try_from(value) {
+            Ok(ErrorReason::Unspecified) => None,
+            Ok(r) => Some(HubReason::Known(r)),
+            Err(_) => Some(HubReason::Other(value.to_string())),
+        }
+    }
+
+    /// Whether this is the known reason `reason`.
+    pub fn is(&self, reason: ErrorReason) -> bool {
+        matches!(self, HubReason::Known(r) if *r == reason)
+    }
+
+    /// The wire name, e.g. `"PAYEE_OFFLINE"`.
+    pub fn name(&self) -> &str {
+        match self {
+            HubReason::Known(r) => voltlane_proto::errors::reason_name(*r),
+            HubReason::Other(name) => name,
+        }
+    }
+}
+
+impl std::fmt::Display for HubReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
     }
 }

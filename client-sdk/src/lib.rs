@@ -54,15 +54,18 @@ mod types;
 mod watcher;
 
 pub use client::Client;
-pub use error::ClientError;
+pub use error::{ClientError, HubReason};
 pub use export::{ExportedProof, ExportedProofs};
 pub use ledger::{ChainAccess, DeviceLedger};
 pub use mediation::{MediatedReceipt, MediationInfo, MediationOptions, Quote, ReceiptError};
 pub use ops::WITHDRAW_VALIDITY;
 pub use restore::restore_proofs;
-pub use rpc::ConnectOptions;
+pub use rpc::{ConnectOptions, Wire, STREAMING_METHODS};
 pub use store::{DeviceStore, StoreError};
-pub use types::{Balances, MediatedPayment, PaymentReceipt, ReceivedPayment, Settlement};
+pub use types::{
+    Balances, LinkState, MediatedPayment, PaymentReceipt, ReceivedPayment, Settlement,
+};
+pub use voltlane_store::keyfile::{self, KeySource, Passphrase};
 
 pub use channel_core::mediation::SignedPaymentRequest;
 

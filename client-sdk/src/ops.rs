@@ -1,5 +1,5 @@
 //! Money in and out of the channel: top-up deposit, withdraw, cooperative close, unilateral
-//! close and settle. Each signs with the channel state machine, persists and flushes before
+//! close and settle. Each signs with the channel state machine, persists durably before
 //! anything leaves the device, then talks to the ledger directly through [`crate::ledger`]
 //! (the hub's channel logic is needed only to co-sign a withdraw or a cooperative close).
 
@@ -28,7 +28,7 @@ fn withdraw_deadline(now: u64) -> Result<u64, ClientError> {
         .ok_or(ClientError::LedgerTimeOverflow { now })
 }
 
-/// Applies the events a ledger operation returned, persists and flushes. Returns the
+/// Applies the events a ledger operation returned, durably. Returns the
 /// settlement if one of them settled our channel.
 pub(crate) async fn apply_events(
     shared: &Shared,
@@ -36,17 +36,16 @@ pub(crate) async fn apply_events(
 ) -> Result<Option<Settlement>, ClientError> {
     let mut settled = None;
     for ev in events {
-        let effect = shared.apply_ledger_event(&ev)?;
+        let effect = shared.apply_ledger_event(&ev).await?;
         settled = settled.or(effect.settled);
     }
-    shared.store.flush().await?;
     Ok(settled)
 }
 
 /// Raises the device's deposit in its open channel by `additional` tokens from its ledger
 /// account. The device's view of the channel is first brought up to the ledger's record (a
 /// deposit whose answer was lost counts), then the new total is checked by the core's deposit
-/// rule and submitted; the events the ledger returns are applied and flushed before this
+/// rule and submitted; the events the ledger returns are applied durably before this
 /// returns. Returns the new cumulative deposit.
 pub(crate) async fn deposit(shared: &Shared, additional: U256) -> Result<U256, ClientError> {
     let channel_id = shared.open_channel_id().ok_or_else(|| {
@@ -77,8 +76,9 @@ async fn caught_up_with_ledger(
     channel_id: U256,
 ) -> Result<ChannelRecord, ClientError> {
     let rec = ledger::channel(shared, channel_id).await?;
-    shared.update_channel(|ch| crate::sync::apply_record(ch, &rec))?;
-    shared.store.flush().await?;
+    shared
+        .update_channel(|ch| crate::sync::apply_record(ch, &rec))
+        .await?;
     Ok(rec)
 }
 
@@ -91,25 +91,28 @@ pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, Clie
     let now = ledger::now(shared).await?;
     let until = withdraw_deadline(now)?;
     let signer = shared.rpc.signer().clone();
-    let (proof, signature) = shared.update_channel(|ch| {
-        ch.handle_timeout(now);
-        let total = ch
-            .our()
-            .total_withdraw
-            .checked_add(amount)
-            .ok_or_else(|| ClientError::InvalidState("withdraw total overflows".into()))?;
-        let events = ch.request_withdraw(total, until, now, &signer)?;
-        events
-            .into_iter()
-            .find_map(|e| match e {
-                ChannelEvent::Send(ChannelMessage::WithdrawRequest { proof, signature }) => {
-                    Some((proof, signature))
-                }
-                _ => None,
-            })
-            .ok_or_else(|| ClientError::InvalidState("withdraw request produced no proof".into()))
-    })?;
-    shared.store.flush().await?;
+    let (proof, signature) = shared
+        .update_channel(|ch| {
+            ch.handle_timeout(now);
+            let total = ch
+                .our()
+                .total_withdraw
+                .checked_add(amount)
+                .ok_or_else(|| ClientError::InvalidState("withdraw total overflows".into()))?;
+            let events = ch.request_withdraw(total, until, now, &signer)?;
+            events
+                .into_iter()
+                .find_map(|e| match e {
+                    ChannelEvent::Send(ChannelMessage::WithdrawRequest { proof, signature }) => {
+                        Some((proof, signature))
+                    }
+                    _ => None,
+                })
+                .ok_or_else(|| {
+                    ClientError::InvalidState("withdraw request produced no proof".into())
+                })
+        })
+        .await?;
 
     let req = v1::RequestWithdrawRequest {
         withdraw: Some((&proof).into()),
@@ -128,10 +131,11 @@ pub(crate) async fn withdraw(shared: &Shared, amount: U256) -> Result<U256, Clie
             "co-signed withdraw differs from the one requested".into(),
         ));
     }
-    shared.update_channel(|ch| {
-        Ok(ch.handle_withdraw_confirmation(&proof, &cosigned.partner_signature)?)
-    })?;
-    shared.store.flush().await?;
+    shared
+        .update_channel(|ch| {
+            Ok(ch.handle_withdraw_confirmation(&proof, &cosigned.partner_signature)?)
+        })
+        .await?;
 
     let submit = CoSignedWithdraw {
         proof,
@@ -149,14 +153,15 @@ pub(crate) async fn cooperative_close(shared: &Shared) -> Result<Settlement, Cli
     let result = cooperative_close_inner(shared).await;
     if result.is_err() {
         // Not settled: reopen the channel for payments unless it left the open ledger phase.
-        let resumed = shared.update_channel(|ch| {
-            ch.resume_payments();
-            Ok(())
-        });
+        let resumed = shared
+            .update_channel(|ch| {
+                ch.resume_payments();
+                Ok(())
+            })
+            .await;
         if let Err(e) = resumed {
             tracing::warn!(error = %e, "could not resume payments after a failed cooperative close");
         }
-        shared.store.flush().await?;
         if shared.open_channel_id().is_some() {
             shared.set_send_blocked(None)?;
         }
@@ -173,9 +178,9 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
     let signer = shared.rpc.signer().clone();
     // The core builds and signs both whole-balance withdraws and stops payments; durable
     // before the proposal leaves the device.
-    let proposal =
-        shared.update_channel(|ch| Ok(ch.propose_cooperative_close(until, now, &signer)?))?;
-    shared.store.flush().await?;
+    let proposal = shared
+        .update_channel(|ch| Ok(ch.propose_cooperative_close(until, now, &signer)?))
+        .await?;
     let channel_id = proposal.proposer_withdraw.channel_identifier;
     let device_withdraw = proposal.proposer_withdraw;
     let hub_withdraw = proposal.partner_withdraw;
@@ -231,8 +236,7 @@ async fn cooperative_close_inner(shared: &Shared) -> Result<Settlement, ClientEr
 pub(crate) async fn close(shared: &Shared) -> Result<u64, ClientError> {
     shared.set_send_blocked(Some("the channel is being closed".into()))?;
     let signer = shared.rpc.signer().clone();
-    let tx = shared.update_channel(|ch| Ok(ch.close(&signer)?))?;
-    shared.store.flush().await?;
+    let tx = shared.update_channel(|ch| Ok(ch.close(&signer)?)).await?;
     let channel_id = tx.channel_id;
     let events = ledger::execute(shared, &LedgerOp::Close(tx)).await?;
     apply_events(shared, events).await?;
@@ -273,11 +277,12 @@ pub(crate) async fn settle(shared: &Shared) -> Result<Option<Settlement>, Client
             LedgerPhase::Settled => {
                 if shared.require_channel()?.phase() != channel_core::channel::ChannelPhase::Settled
                 {
-                    shared.update_channel(|ch| {
-                        ch.handle_ledger_settled();
-                        Ok(())
-                    })?;
-                    shared.store.flush().await?;
+                    shared
+                        .update_channel(|ch| {
+                            ch.handle_ledger_settled();
+                            Ok(())
+                        })
+                        .await?;
                 }
                 return Ok(None);
             }

@@ -1,6 +1,7 @@
 //! The `Payments.Pay` stream task: owns the bidirectional stream, sends queued proofs (direct
-//! payments and the payer's steps of mediated payments, each with its `kind`) in nonce order
-//! after a group flush of the store, and resolves each waiting call when the hub's ack
+//! payments and the payer's steps of mediated payments, each with its `kind`) in nonce order,
+//! each read from the store once its write is durable (the queue carries the write's ticket,
+//! and the store answers durable data only), and resolves each waiting call when the hub's ack
 //! (matched by `request_id`, which is the proof's nonce) arrives. What an ack or a rejection
 //! means for a mediated transfer is recorded (`mediation::payer::on_acked`) before the proof
 //! leaves the unacknowledged log.
@@ -26,12 +27,12 @@ use voltlane_proto::FieldError;
 use crate::backoff::Backoff;
 use crate::error::ClientError;
 use crate::mediation::payer;
-use crate::shared::Shared;
-use crate::store::{ForwardRecord, QueuedKind, Refusal, UnackedPayment};
+use crate::shared::{durable, Queued, Shared};
+use crate::store::{ForwardRecord, QueuedKind, UnackedPayment};
 use crate::sync;
 
 /// Runs until the client is dropped.
-pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<u64>) {
+pub(crate) async fn run(shared: Arc<Shared>, mut queue: mpsc::UnboundedReceiver<Queued>) {
     let mut backoff = Backoff::new();
     loop {
         let channel_id = shared.wait_open_channel().await;
@@ -78,10 +79,9 @@ fn forward_record(f: Option<Forward>) -> Result<Option<ForwardRecord>, FieldErro
             fee: u256("accepted.forwarded.fee", &r.fee)?,
             outgoing_lock: required("accepted.forwarded.outgoing_lock", r.outgoing_lock)?,
         }),
-        Some(Forward::NotForwarded(r)) => Some(ForwardRecord::NotForwarded(Refusal {
-            code: r.code,
-            reason: r.reason,
-        })),
+        Some(Forward::NotForwarded(r)) => Some(ForwardRecord::NotForwarded(
+            crate::mediation::decide::refusal_record(&r),
+        )),
     })
 }
 
@@ -90,7 +90,7 @@ fn forward_record(f: Option<Forward>) -> Result<Option<ForwardRecord>, FieldErro
 /// already read (the acked one, or the resync's): their records are updated before the
 /// prune, so a crash in between leaves the entry to be acknowledged again, never a pruned
 /// entry whose meaning was not recorded.
-pub(crate) fn acked_through(
+pub(crate) async fn acked_through(
     shared: &Shared,
     nonce: u64,
     known: &[UnackedPayment],
@@ -98,14 +98,15 @@ pub(crate) fn acked_through(
 ) -> Result<(), ClientError> {
     let forward_of = |p: &UnackedPayment| forward.filter(|(n, _)| *n == p.nonce()).map(|(_, f)| f);
     for p in known.iter().filter(|p| p.nonce() <= nonce) {
-        payer::on_acked(shared, p, forward_of(p))?;
+        payer::on_acked(shared, p, forward_of(p)).await?;
     }
-    let pruned = shared.store.prune_unacked(nonce)?;
-    for p in &pruned {
-        if !known.iter().any(|k| k.nonce() == p.nonce()) {
-            payer::on_acked(shared, p, forward_of(p))?;
+    // Records first (durable when `on_acked` returns), then the prune.
+    for p in shared.store.unacked_all()? {
+        if p.nonce() <= nonce && !known.iter().any(|k| k.nonce() == p.nonce()) {
+            payer::on_acked(shared, &p, forward_of(&p)).await?;
         }
     }
+    let pruned = shared.store.prune_unacked(nonce).await?;
     shared.resolve_acked(&pruned, forward);
     Ok(())
 }
@@ -114,6 +115,7 @@ fn stream_closed() -> ClientError {
     ClientError::Rpc {
         op: "Payments.Pay",
         code: tonic::Code::Unavailable,
+        hub_reason: None,
         message: "stream closed by the hub".into(),
     }
 }
@@ -150,7 +152,7 @@ pub(crate) async fn hub_device_nonce(
 async fn session(
     shared: &Arc<Shared>,
     channel_id: U256,
-    queue: &mut mpsc::UnboundedReceiver<u64>,
+    queue: &mut mpsc::UnboundedReceiver<Queued>,
     backoff: &mut Backoff,
 ) -> Result<(), ClientError> {
     // 1. Resync: what does the hub already hold?
@@ -158,13 +160,12 @@ async fn session(
     let our_nonce = shared.require_channel()?.our().nonce();
     let plan = sync::plan_resync(shared.store.unacked_all()?, hub_nonce, our_nonce)?;
     for p in &plan.retracted {
-        shared.store.remove_unacked(p.nonce())?;
+        shared.store.remove_unacked(p.nonce()).await?;
     }
-    acked_through(shared, hub_nonce, &plan.acked, None)?;
+    acked_through(shared, hub_nonce, &plan.acked, None).await?;
 
-    // 2. Open the stream with the re-sends already queued on it.
+    // 2. Open the stream with the re-sends already queued on it (read from the store: durable).
     let (out, out_rx) = mpsc::unbounded_channel();
-    shared.store.flush().await?;
     let mut last_sent = hub_nonce;
     for p in &plan.resend {
         out.send(message(p)).map_err(|_| stream_closed())?;
@@ -178,7 +179,8 @@ async fn session(
         .into_inner();
     backoff.reset();
 
-    // 3. Pump: queued payments out (after a group flush), acks in.
+    // 3. Pump: queued payments out (each once durable; a group's writes share flushes), acks
+    //    in.
     loop {
         tokio::select! {
             next = queue.recv() => {
@@ -187,8 +189,8 @@ async fn session(
                 while let Ok(n) = queue.try_recv() {
                     batch.push(n);
                 }
-                shared.store.flush().await?;
-                for nonce in batch {
+                for (nonce, persist) in batch {
+                    durable(persist).await?;
                     if nonce <= last_sent {
                         continue; // already re-sent during the resync
                     }
@@ -201,7 +203,7 @@ async fn session(
             ack = acks.message() => {
                 match ack {
                     Ok(Some(ack)) => {
-                        handle_ack(shared, ack)?;
+                        handle_ack(shared, ack).await?;
                         // A refused lock taken back frees its nonce: the next proof reuses
                         // it and must go out, not be skipped as sent.
                         last_sent = last_sent.min(shared.require_channel()?.our().nonce());
@@ -215,7 +217,7 @@ async fn session(
 }
 
 /// Applies one ack. An error ends the session (and triggers a resync).
-pub(crate) fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
+pub(crate) async fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), ClientError> {
     let nonce = ack.request_id;
     match ack.outcome {
         Some(Outcome::Accepted(a)) => {
@@ -232,20 +234,20 @@ pub(crate) fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), Cli
                 &known,
                 forward.as_ref().map(|f| (a.nonce, f)),
             )
+            .await
         }
         Some(Outcome::Rejected(r)) => {
             let code = tonic::Code::from_i32(r.code);
-            let refusal = Refusal {
-                code: r.code,
-                reason: r.reason.clone(),
-            };
-            if payer::retract_refused(shared, nonce, &refusal)? {
+            let refusal = crate::mediation::decide::refusal_record(&r);
+            let hub_reason = crate::error::HubReason::from_wire(r.error_reason);
+            if payer::retract_refused(shared, nonce, &refusal).await? {
                 return Ok(());
             }
             if sync::rejection_is_transient(code) {
                 return Err(ClientError::PaymentRejected {
                     nonce,
                     code,
+                    hub_reason,
                     reason: r.reason,
                 });
             }
@@ -256,13 +258,14 @@ pub(crate) fn handle_ack(shared: &Shared, ack: v1::PaymentAck) -> Result<(), Cli
             );
             shared.set_send_blocked(Some(why))?;
             if let Some(sent) = shared.store.unacked(nonce)? {
-                payer::on_rejected(shared, &sent, refusal)?;
+                payer::on_rejected(shared, &sent, refusal).await?;
             }
             shared.resolve(
                 nonce,
                 Err(ClientError::PaymentRejected {
                     nonce,
                     code,
+                    hub_reason,
                     reason: r.reason,
                 }),
             );
@@ -285,6 +288,7 @@ mod tests {
     use channel_core::{Domain, HashTimeLock, LocalSigner, Secret, Signer};
 
     use super::*;
+    use crate::store::Refusal;
 
     #[test]
     fn every_queued_kind_goes_out_as_its_wire_kind() {
@@ -371,15 +375,17 @@ mod tests {
                 outgoing_lock: lock,
             })
         );
+        // The typed reason is kept with the record (as its `[REASON] ` prefix).
         let refused = Forward::NotForwarded(v1::PaymentRejected {
             code: tonic::Code::ResourceExhausted as i32,
             reason: "hub has no capacity toward the payee".into(),
+            error_reason: v1::ErrorReason::NoCapacity as i32,
         });
         assert_eq!(
             forward_record(Some(refused)).unwrap(),
             Some(ForwardRecord::NotForwarded(Refusal {
                 code: tonic::Code::ResourceExhausted as i32,
-                reason: "hub has no capacity toward the payee".into(),
+                reason: "[NO_CAPACITY] hub has no capacity toward the payee".into(),
             }))
         );
         let no_lock = Forward::Forwarded(v1::LockedTransferResponse {

@@ -95,15 +95,18 @@ async fn receive(
     proof: SignedBalanceProof,
     amount: U256,
 ) -> Result<Option<ReceivedPayment>, ClientError> {
-    match shared.update_channel(|ch| Ok(ch.handle_payment(&proof, amount)?)) {
-        Ok(_) => {}
+    let received = shared
+        .transition(|ch, batch| {
+            ch.handle_payment(&proof, amount)?;
+            batch.hub_payment(&HubPaymentRecord { proof, amount })?;
+            Ok(())
+        })
+        .await;
+    match received {
+        Ok(()) => {}
         Err(ClientError::Channel(ChannelError::StaleNonce { .. })) => return Ok(None),
         Err(e) => return Err(e),
     }
-    shared
-        .store
-        .put_hub_payment(&HubPaymentRecord { proof, amount })?;
-    shared.store.flush().await?;
     Ok(Some(ReceivedPayment {
         channel_id,
         amount,

@@ -2,15 +2,20 @@
 //! machine behind a mutex (never held across an await), the calls waiting for their ack, the
 //! queue of signed proofs for the stream task, the store, and the hub's mediation settings.
 //!
-//! Every channel change goes through [`Shared::update_channel`]: the transition runs on a copy,
-//! the copy is written to the store, and only then replaces the live channel, so a refused input
-//! or a store error leaves both untouched. Callers flush before anything leaves the device.
+//! Every channel change goes through [`Shared::transition`]: the transition runs on a copy,
+//! the copy (and what else the step records, in the same [`DeviceBatch`]) is written to the
+//! store, and only then replaces the live channel, so a refused input or a store error leaves
+//! both untouched; the call returns once the write is durable, so nothing a caller sends
+//! after it can be lost.
 //!
 //! Every proof for `Payments.Pay` (direct payment, locked transfer, unlock, lock expired) is
 //! signed by [`Shared::enqueue`] under the same lock that assigns its place in the queue, so
-//! queue order is nonce order. The records of mediated payments are read-modified-written
-//! under their own lock ([`Shared::update_outgoing`] and friends), which may be taken while
-//! the channel lock is held but never the other way round.
+//! queue order is nonce order; the queue carries each proof's durability ticket, and the
+//! stream task reads the proof from the store (which answers durable data only) after it.
+//! The records of mediated payments are read-modified-written under their own async lock
+//! ([`Shared::update_outgoing`] and friends), held until the write is durable (the store's
+//! reads see durable data only, so a later update reads this one); it is taken before the
+//! channel lock, never the other way round.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::future::Future;
@@ -27,8 +32,8 @@ use crate::ledger::DeviceLedger;
 use crate::mediation::{MediationInfo, MediationOptions};
 use crate::rpc::Rpc;
 use crate::store::{
-    DeviceStore, ForwardRecord, HubRecord, IncomingTransfer, OutgoingTransfer,
-    PaymentRequestRecord, QueuedKind, UnackedPayment,
+    DeviceBatch, DeviceStore, ForwardRecord, HubRecord, IncomingTransfer, OutgoingTransfer,
+    PaymentRequestRecord, Persist, QueuedKind, StoreError, UnackedPayment,
 };
 use crate::sync::{self, EventEffect};
 use crate::types::{MediatedPayment, PaymentReceipt, ReceivedPayment};
@@ -42,6 +47,15 @@ pub(crate) struct Acked {
     pub receipt: PaymentReceipt,
     /// Locked transfers: what became of the forward (`Unknown` when the ack itself was lost).
     pub forward: Option<ForwardRecord>,
+}
+
+/// One proof queued for the stream task: its nonce and when its write is durable.
+pub(crate) type Queued = (u64, Persist);
+
+/// Waits for `persist`: the write it stands for is durable.
+pub(crate) async fn durable(persist: Persist) -> Result<(), ClientError> {
+    persist.durable().await.map_err(StoreError::from)?;
+    Ok(())
 }
 
 /// The answer a queued proof waits for.
@@ -79,7 +93,7 @@ pub(crate) struct Shared {
     pub store: DeviceStore,
     pub hub: HubRecord,
     state: Mutex<State>,
-    pay_queue: mpsc::UnboundedSender<u64>,
+    pay_queue: mpsc::UnboundedSender<Queued>,
     /// Bumped whenever the channel appears or changes phase; tasks wait on it.
     changed: watch::Sender<u64>,
     pub hub_payments: broadcast::Sender<ReceivedPayment>,
@@ -87,8 +101,8 @@ pub(crate) struct Shared {
     /// The hub's mediation settings (from `Hub.GetInfo` at connect).
     pub mediation: MediationInfo,
     options: RwLock<MediationOptions>,
-    /// Guards read-modify-write of the mediated-payment records.
-    records: Mutex<()>,
+    /// Guards read-modify-write of the mediated-payment records, until durable.
+    records: tokio::sync::Mutex<()>,
     /// Bumped whenever an outgoing transfer record changes; `pay_request` waits on it.
     transfers_changed: watch::Sender<u64>,
     /// Secrethashes whose reveal task is running.
@@ -119,7 +133,7 @@ impl Shared {
         hub: HubRecord,
         mediation: MediationInfo,
         channel: Option<Channel>,
-    ) -> (Arc<Self>, mpsc::UnboundedReceiver<u64>) {
+    ) -> (Arc<Self>, mpsc::UnboundedReceiver<Queued>) {
         let (pay_queue, queue_rx) = mpsc::unbounded_channel();
         // A locked transfer still unanswered from before a restart keeps the barrier up.
         let lock_in_flight = store.unacked_all().ok().and_then(|log| {
@@ -143,7 +157,7 @@ impl Shared {
             mediated_payments: broadcast::channel(1024).0,
             mediation,
             options: RwLock::new(MediationOptions::default()),
-            records: Mutex::new(()),
+            records: tokio::sync::Mutex::new(()),
             transfers_changed: watch::Sender::new(0),
             reveals: Mutex::new(BTreeSet::new()),
             inflight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)),
@@ -218,48 +232,88 @@ impl Shared {
         (ch.phase() == ChannelPhase::Open).then(|| ch.id())
     }
 
-    /// Installs a new channel (persisted, not yet flushed).
-    pub fn set_channel(&self, channel: Channel) -> Result<(), ClientError> {
-        let mut st = self.lock()?;
-        self.store.put_channel(&channel)?;
-        st.channel = Some(channel);
-        st.send_blocked = None;
-        st.lock_in_flight = None;
-        drop(st);
+    /// Installs a new channel in place of the old one (whose logs the store forgets in the
+    /// same atomic write), durably.
+    pub async fn set_channel(&self, channel: Channel) -> Result<(), ClientError> {
+        let mut batch = DeviceBatch::new();
+        self.store.stage_clear_channel(&mut batch)?;
+        batch.channel(&channel)?;
+        let persist = {
+            let mut st = self.lock()?;
+            let persist = self.store.write(batch)?;
+            st.channel = Some(channel);
+            st.send_blocked = None;
+            st.lock_in_flight = None;
+            persist
+        };
+        durable(persist).await?;
         self.lock_answered.notify_waiters();
         self.bump();
         Ok(())
     }
 
-    /// Runs a transition on a copy of the channel, persists the copy (not yet flushed) and
-    /// installs it. On error nothing changes.
-    pub fn update_channel<R>(
+    /// The one way the channel changes: runs `f` on a copy of the channel; `f` may add
+    /// records to the batch that must be durable together with it. The copy and the batch are
+    /// written in one atomic write and the copy installed; the call returns once the write is
+    /// durable. On error nothing changes.
+    pub async fn transition<R>(
         &self,
-        f: impl FnOnce(&mut Channel) -> Result<R, ClientError>,
+        f: impl FnOnce(&mut Channel, &mut DeviceBatch) -> Result<R, ClientError>,
     ) -> Result<R, ClientError> {
-        let mut st = self.lock()?;
-        let current = st.channel.as_ref().ok_or(ClientError::NoChannel)?;
-        let phase = current.phase();
-        let mut next = current.clone();
-        let out = f(&mut next)?;
-        if st.channel.as_ref() != Some(&next) {
-            self.store.put_channel(&next)?;
-            let phase_changed = next.phase() != phase;
-            st.channel = Some(next);
-            if phase_changed {
-                drop(st);
-                self.bump();
+        let (out, persist, phase_changed) = {
+            let mut st = self.lock()?;
+            let current = st.channel.as_ref().ok_or(ClientError::NoChannel)?;
+            let phase = current.phase();
+            let mut next = current.clone();
+            let mut batch = DeviceBatch::new();
+            let out = f(&mut next, &mut batch)?;
+            let changed = st.channel.as_ref() != Some(&next);
+            if changed {
+                batch.channel(&next)?;
             }
+            let persist = self.store.write(batch)?;
+            let phase_changed = next.phase() != phase;
+            if changed {
+                st.channel = Some(next);
+            }
+            (out, persist, phase_changed)
+        };
+        durable(persist).await?;
+        if phase_changed {
+            self.bump();
         }
         Ok(out)
     }
 
-    /// Applies a ledger event (from the subscription or an op's response) to the channel.
-    pub fn apply_ledger_event(&self, ev: &LedgerEvent) -> Result<EventEffect, ClientError> {
+    /// [`Shared::transition`] under the records lock, held until the write is durable: `f` may
+    /// read-modify-write mediated-payment records into the batch ([`Shared::stage_outgoing_update`]
+    /// and friends), atomically with the channel.
+    pub async fn transition_recording<R>(
+        &self,
+        f: impl FnOnce(&mut Channel, &mut DeviceBatch) -> Result<R, ClientError>,
+    ) -> Result<R, ClientError> {
+        let _records = self.records.lock().await;
+        let out = self.transition(f).await?;
+        self.transfers_changed
+            .send_modify(|g| *g = g.wrapping_add(1));
+        Ok(out)
+    }
+
+    /// [`Shared::transition`] of the channel alone.
+    pub async fn update_channel<R>(
+        &self,
+        f: impl FnOnce(&mut Channel) -> Result<R, ClientError>,
+    ) -> Result<R, ClientError> {
+        self.transition(|ch, _| f(ch)).await
+    }
+
+    /// Applies a ledger event (from the subscription or an op's response) to the channel,
+    /// durably.
+    pub async fn apply_ledger_event(&self, ev: &LedgerEvent) -> Result<EventEffect, ClientError> {
         if self.lock()?.channel.is_none() {
             return Ok(EventEffect::default());
         }
-        let effect = self.update_channel(|ch| sync::apply_event(ch, ev))?;
+        let effect = self.update_channel(|ch| sync::apply_event(ch, ev)).await?;
         if effect.changed && self.open_channel_id().is_none() {
             self.fail_pending("the channel left the open phase before the hub acknowledged");
         }
@@ -278,78 +332,106 @@ impl Shared {
                 kind: QueuedKind::Direct,
             }))
         };
-        self.enqueue(sign, |_| Ok(()))
+        self.enqueue(sign, |_, _| Ok(()))
             .await?
             .ok_or_else(|| ClientError::InvalidState("payment produced no proof".into()))
     }
 
     /// Signs the next proof for `Payments.Pay` and queues it for the stream task, all under
     /// one lock so queue order is nonce order: `sign` runs the channel transition on a copy
-    /// (and may decide there is nothing to do: `None`); the channel and the proof go to the
-    /// store (the unacknowledged log, not yet flushed: the stream task flushes before
-    /// sending), then `record` writes what else must be stored with the proof, then the copy
-    /// is installed. On any error nothing is queued.
+    /// (and may decide there is nothing to do: `None`); `record` adds to the batch what else
+    /// must be stored with the proof (it runs under the records lock: see
+    /// [`Shared::stage_outgoing_update`]); the channel, the proof (in the unacknowledged log)
+    /// and those records are written in one atomic write, the copy is installed and the proof
+    /// queued with the write's durability ticket, which the stream task awaits before it
+    /// reads the proof. On any error nothing is queued. Returns once the records (if any)
+    /// are durable.
     pub async fn enqueue(
         &self,
         sign: impl FnOnce(&mut Channel) -> Result<Option<Signed>, ClientError>,
-        record: impl FnOnce(&UnackedPayment) -> Result<(), ClientError>,
+        record: impl FnOnce(&UnackedPayment, &mut DeviceBatch) -> Result<(), ClientError>,
     ) -> Result<Option<AckReply>, ClientError> {
         let permit = Arc::clone(&self.inflight)
             .acquire_owned()
             .await
             .map_err(|_| ClientError::Shutdown)?;
-        let mut st = loop {
+        let records = loop {
             let answered = self.lock_answered.notified();
             tokio::pin!(answered);
             answered.as_mut().enable();
-            if let Some(st) = self
-                .lock()
-                .map(|st| st.lock_in_flight.is_none().then_some(st))?
-            {
-                break st;
+            let records = self.records.lock().await;
+            if self.lock()?.lock_in_flight.is_none() {
+                break records;
             }
+            drop(records);
             answered.await;
         };
-        if let Some(why) = &st.send_blocked {
-            return Err(ClientError::InvalidState(why.clone()));
-        }
-        let current = st.channel.as_ref().ok_or(ClientError::NoChannel)?;
-        let expected = current.our().next_nonce()?;
-        let mut next = current.clone();
-        let Some(signed) = sign(&mut next)? else {
-            return Ok(None);
+        // The barrier cannot rise again meanwhile: only `enqueue` raises it, under the records
+        // lock we hold.
+        let (rx, records_durable) = {
+            let mut st = self.lock()?;
+            if st.lock_in_flight.is_some() {
+                return Err(ClientError::InvalidState(
+                    "a locked transfer is in flight".into(),
+                ));
+            }
+            if let Some(why) = &st.send_blocked {
+                return Err(ClientError::InvalidState(why.clone()));
+            }
+            let current = st.channel.as_ref().ok_or(ClientError::NoChannel)?;
+            let expected = current.our().next_nonce()?;
+            let mut next = current.clone();
+            let Some(signed) = sign(&mut next)? else {
+                return Ok(None);
+            };
+            let proof = *next
+                .our_latest_proof()
+                .filter(|p| p.proof.nonce == expected)
+                .ok_or_else(|| {
+                    ClientError::InvalidState(format!(
+                        "signing produced no proof with nonce {expected}"
+                    ))
+                })?;
+            let entry = UnackedPayment {
+                proof,
+                amount: signed.amount,
+                kind: signed.kind,
+            };
+            let mut batch = DeviceBatch::new();
+            record(&entry, &mut batch)?;
+            let records_changed = !batch.is_empty();
+            batch.channel(&next)?.unacked(&entry)?;
+            let persist = self.store.write(batch)?;
+            let (persist, records_durable) = if records_changed {
+                // The stream and this call both wait for the one write: the stream through the
+                // store's sync, which covers it.
+                (self.store.sync()?, Some(persist))
+            } else {
+                (persist, None)
+            };
+            st.channel = Some(next);
+            if matches!(entry.kind, QueuedKind::LockedTransfer { .. }) {
+                st.lock_in_flight = Some(expected);
+            }
+            let (reply, rx) = oneshot::channel();
+            st.pending.insert(
+                expected,
+                Pending {
+                    reply,
+                    _permit: permit,
+                },
+            );
+            self.pay_queue
+                .send((expected, persist))
+                .map_err(|_| ClientError::Shutdown)?;
+            (rx, records_durable)
         };
-        let proof = *next
-            .our_latest_proof()
-            .filter(|p| p.proof.nonce == expected)
-            .ok_or_else(|| {
-                ClientError::InvalidState(format!(
-                    "signing produced no proof with nonce {expected}"
-                ))
-            })?;
-        let entry = UnackedPayment {
-            proof,
-            amount: signed.amount,
-            kind: signed.kind,
-        };
-        self.store.put_channel(&next)?;
-        self.store.put_unacked(&entry)?;
-        record(&entry)?;
-        st.channel = Some(next);
-        if matches!(entry.kind, QueuedKind::LockedTransfer { .. }) {
-            st.lock_in_flight = Some(expected);
+        if let Some(persist) = records_durable {
+            durable(persist).await?;
+            drop(records);
+            self.transfers_changed
+                .send_modify(|g| *g = g.wrapping_add(1));
         }
-        let (reply, rx) = oneshot::channel();
-        st.pending.insert(
-            expected,
-            Pending {
-                reply,
-                _permit: permit,
-            },
-        );
-        self.pay_queue
-            .send(expected)
-            .map_err(|_| ClientError::Shutdown)?;
         Ok(Some(rx))
     }
 
@@ -368,9 +450,8 @@ impl Shared {
     /// it): the channel returns to `previous` (checked by the core), then the entry leaves
     /// the unacknowledged log (in that order: a crash in between leaves an entry above our
     /// nonce, which the next resync drops), and new proofs may be signed again, the next
-    /// one with the same nonce. Not flushed here: the stream task flushes before anything
-    /// is sent. On error nothing changed.
-    pub fn retract_lock(
+    /// one with the same nonce. Returns once durable. On error nothing changed.
+    pub async fn retract_lock(
         &self,
         entry: &UnackedPayment,
         previous: Option<&channel_core::SignedBalanceProof>,
@@ -381,20 +462,18 @@ impl Shared {
                 entry.nonce()
             )));
         };
-        let mut st = self.lock()?;
-        let current = st.channel.as_ref().ok_or(ClientError::NoChannel)?;
-        if current.our_latest_proof() != Some(&entry.proof) {
-            return Err(ClientError::InvalidState(format!(
-                "locked transfer {} is not our latest proof",
-                entry.nonce()
-            )));
-        }
-        let mut next = current.clone();
-        next.retract_refused_lock(&lock, previous)?;
-        self.store.put_channel(&next)?;
-        self.store.remove_unacked(entry.nonce())?;
-        st.channel = Some(next);
-        drop(st);
+        self.transition(|ch, batch| {
+            if ch.our_latest_proof() != Some(&entry.proof) {
+                return Err(ClientError::InvalidState(format!(
+                    "locked transfer {} is not our latest proof",
+                    entry.nonce()
+                )));
+            }
+            ch.retract_refused_lock(&lock, previous)?;
+            batch.remove_unacked(entry.nonce());
+            Ok(())
+        })
+        .await?;
         self.lock_answered(entry.nonce());
         Ok(())
     }
@@ -487,40 +566,42 @@ impl Shared {
 
     // ----- mediated-payment records -----
 
-    fn records_lock(&self) -> Result<MutexGuard<'_, ()>, ClientError> {
-        self.records.lock().map_err(|_| poisoned())
-    }
-
-    /// Writes a new outgoing transfer record (not yet flushed) and wakes its waiters.
-    pub fn put_outgoing(&self, t: &OutgoingTransfer) -> Result<(), ClientError> {
-        let g = self.records_lock()?;
-        self.store.put_outgoing(t)?;
-        drop(g);
-        self.transfers_changed
-            .send_modify(|g| *g = g.wrapping_add(1));
-        Ok(())
-    }
-
-    /// Read-modify-write of the outgoing transfer `secrethash` (not yet flushed); `None`
-    /// when there is no such record. Wakes the waiters when it changed.
-    pub fn update_outgoing(
+    /// Read-modify-write of the outgoing transfer `secrethash` into `batch`, for a caller that
+    /// holds the records lock until `batch` is durable ([`Shared::enqueue`]'s `record`).
+    /// `None` when there is no such record.
+    pub fn stage_outgoing_update(
         &self,
+        batch: &mut DeviceBatch,
         secrethash: &H256,
         f: impl FnOnce(&mut OutgoingTransfer),
     ) -> Result<Option<OutgoingTransfer>, ClientError> {
-        let g = self.records_lock()?;
         let Some(current) = self.store.outgoing(secrethash)? else {
             return Ok(None);
         };
         let mut next = current.clone();
         f(&mut next);
         if next != current {
-            self.store.put_outgoing(&next)?;
-            drop(g);
+            batch.outgoing(&next)?;
+        }
+        Ok(Some(next))
+    }
+
+    /// Read-modify-write of the outgoing transfer `secrethash`, durable when this returns;
+    /// `None` when there is no such record. Wakes the waiters when it changed.
+    pub async fn update_outgoing(
+        &self,
+        secrethash: &H256,
+        f: impl FnOnce(&mut OutgoingTransfer),
+    ) -> Result<Option<OutgoingTransfer>, ClientError> {
+        let _g = self.records.lock().await;
+        let mut batch = DeviceBatch::new();
+        let next = self.stage_outgoing_update(&mut batch, secrethash, f)?;
+        if !batch.is_empty() {
+            self.store.commit(batch).await?;
             self.transfers_changed
                 .send_modify(|g| *g = g.wrapping_add(1));
         }
-        Ok(Some(next))
+        Ok(next)
     }
 
     /// A receiver that sees every change of an outgoing transfer record.
@@ -528,34 +609,61 @@ impl Shared {
         self.transfers_changed.subscribe()
     }
 
-    /// Read-modify-write of the incoming transfer `secrethash` (not yet flushed).
-    pub fn update_incoming(
+    /// Read-modify-write of the incoming transfer `secrethash` into `batch` (the caller holds
+    /// the records lock: [`Shared::transition_recording`]).
+    pub fn stage_incoming_update(
         &self,
+        batch: &mut DeviceBatch,
         secrethash: &H256,
         f: impl FnOnce(&mut IncomingTransfer),
     ) -> Result<Option<IncomingTransfer>, ClientError> {
-        let _g = self.records_lock()?;
         let Some(mut t) = self.store.incoming(secrethash)? else {
             return Ok(None);
         };
         f(&mut t);
-        self.store.put_incoming(&t)?;
+        batch.incoming(&t)?;
         Ok(Some(t))
     }
 
-    /// Read-modify-write of the payment request `secrethash` (not yet flushed).
-    pub fn update_payment_request(
+    /// Read-modify-write of the payment request `secrethash` into `batch` (the caller holds
+    /// the records lock: [`Shared::transition_recording`]).
+    pub fn stage_payment_request_update(
         &self,
+        batch: &mut DeviceBatch,
         secrethash: &H256,
         f: impl FnOnce(&mut PaymentRequestRecord),
     ) -> Result<Option<PaymentRequestRecord>, ClientError> {
-        let _g = self.records_lock()?;
         let Some(mut r) = self.store.payment_request(secrethash)? else {
             return Ok(None);
         };
         f(&mut r);
-        self.store.put_payment_request(&r)?;
+        batch.payment_request(&r)?;
         Ok(Some(r))
+    }
+
+    /// Read-modify-write of the incoming transfer `secrethash`, durable when this returns.
+    pub async fn update_incoming(
+        &self,
+        secrethash: &H256,
+        f: impl FnOnce(&mut IncomingTransfer),
+    ) -> Result<Option<IncomingTransfer>, ClientError> {
+        let _g = self.records.lock().await;
+        let Some(mut t) = self.store.incoming(secrethash)? else {
+            return Ok(None);
+        };
+        f(&mut t);
+        let mut batch = DeviceBatch::new();
+        batch.incoming(&t)?;
+        self.store.commit(batch).await?;
+        Ok(Some(t))
+    }
+
+    /// Writes a new payment request record, durably.
+    pub async fn put_payment_request(&self, r: &PaymentRequestRecord) -> Result<(), ClientError> {
+        let _g = self.records.lock().await;
+        let mut batch = DeviceBatch::new();
+        batch.payment_request(r)?;
+        Ok(self.store.commit(batch).await?)
     }
 
     // ----- reveal tasks -----

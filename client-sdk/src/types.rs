@@ -80,3 +80,13 @@ pub struct MediatedPayment {
     /// Nonce of the hub's unlock proof.
     pub nonce: u64,
 }
+
+/// What the device saw of its connection to the hub ([`crate::Client::link`]).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LinkState {
+    /// Whether the hub answered since the last transport failure (at connect: `true`).
+    pub up: bool,
+    /// Calls and streams that failed below gRPC so far: the connection was refused, reset or
+    /// closed because a keepalive ping went unanswered. (A missed call deadline is not one.)
+    pub failures: u64,
+}

@@ -92,19 +92,30 @@ async fn follow(
 }
 
 /// Applies `events` (oldest first) that are newer than the last applied one to the channel,
-/// recording each seq; flushes when the channel changed.
+/// each with its seq in one durable write.
 async fn deliver(shared: &Shared, events: &[LedgerEvent]) -> Result<(), ClientError> {
     let mut changed = false;
     for ev in events {
         if ev.seq <= shared.store.ledger_seq()? {
             continue;
         }
-        let effect = shared.apply_ledger_event(ev)?;
-        shared.store.put_ledger_seq(ev.seq)?;
+        // The event and its seq in one durable write.
+        let effect = if shared.channel()?.is_some() {
+            shared
+                .transition(|ch, batch| {
+                    let effect = crate::sync::apply_event(ch, ev)?;
+                    batch.ledger_seq(ev.seq)?;
+                    Ok(effect)
+                })
+                .await?
+        } else {
+            shared.store.put_ledger_seq(ev.seq).await?;
+            Default::default()
+        };
         changed |= effect.changed;
     }
-    if changed {
-        shared.store.flush().await?;
+    if changed && shared.open_channel_id().is_none() {
+        shared.fail_pending("the channel left the open phase before the hub acknowledged");
     }
     Ok(())
 }
@@ -210,8 +221,9 @@ async fn monitor_once(
         && record.phase == LedgerPhase::Settled
         && channel.phase() != ChannelPhase::Settled
     {
-        shared.update_channel(|ch| Ok(ch.handle_ledger_settled()))?;
-        shared.store.flush().await?;
+        shared
+            .update_channel(|ch| Ok(ch.handle_ledger_settled()))
+            .await?;
     }
     let done = record.phase == LedgerPhase::Settled && kept_back.is_empty() && actions.is_empty();
     let actions = match (in_flight, shared.ledger.chain()) {

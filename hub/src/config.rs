@@ -99,6 +99,27 @@ pub struct Limits {
         value_parser = clap::value_parser!(u64).range(0..=100_000)
     )]
     pub group_commit_interval_us: u64,
+    /// HTTP/2 keepalive: the hub pings every connection this often, seconds, and closes one
+    /// whose peer does not answer within `--http2-keepalive-timeout-secs` (a device that
+    /// vanished without closing its connection); 0 turns the pings off.
+    #[arg(
+        long,
+        env = "VOLTLANE_HTTP2_KEEPALIVE_INTERVAL_SECS",
+        default_value_t = 20
+    )]
+    pub http2_keepalive_interval_secs: u64,
+    /// How long the hub waits for the answer to a keepalive ping, seconds (at least 1).
+    #[arg(
+        long,
+        env = "VOLTLANE_HTTP2_KEEPALIVE_TIMEOUT_SECS",
+        default_value_t = 10,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub http2_keepalive_timeout_secs: u64,
+    /// TCP keepalive on accepted connections: idle seconds before the kernel starts probing
+    /// the peer (a safety net below HTTP/2 keepalive); 0 turns it off.
+    #[arg(long, env = "VOLTLANE_TCP_KEEPALIVE_SECS", default_value_t = 60)]
+    pub tcp_keepalive_secs: u64,
 }
 
 /// A positive token amount written as decimal digits only (no sign, exponent, fraction,
@@ -131,6 +152,9 @@ impl Default for Limits {
             session_idle_timeout_secs: 600,
             store_cache_mb: 128,
             group_commit_interval_us: DEFAULT_GROUP_COMMIT_INTERVAL_US,
+            http2_keepalive_interval_secs: 20,
+            http2_keepalive_timeout_secs: 10,
+            tcp_keepalive_secs: 60,
         }
     }
 }
@@ -143,6 +167,26 @@ impl Limits {
     pub fn session_idle_timeout(&self) -> Duration {
         Duration::from_secs(self.session_idle_timeout_secs)
     }
+
+    /// Interval of the hub's HTTP/2 keepalive pings; `None` when they are off.
+    pub fn http2_keepalive_interval(&self) -> Option<Duration> {
+        nonzero_secs(self.http2_keepalive_interval_secs)
+    }
+
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    pub fn http2_keepalive_timeout(&self) -> Duration {
+        Duration::from_secs(self.http2_keepalive_timeout_secs.max(1))
+    }
+
+    /// Idle time before TCP keepalive probes; `None` when TCP keepalive is off.
+    pub fn tcp_keepalive(&self) -> Option<Duration> {
+        nonzero_secs(self.tcp_keepalive_secs)
+    }
+}
+
+/// `secs` seconds, or `None` for 0 (the setting is off).
+fn nonzero_secs(secs: u64) -> Option<Duration> {
+    (secs > 0).then(|| Duration::from_secs(secs))
 }
 
 /// The hub's liquidity and mediation settings: its deposit policy, the fee it charges for
@@ -312,6 +356,24 @@ pub struct HubConfig {
     /// Operator key file (hex secret); default `<data-dir>/operator.key`, created if absent.
     #[arg(long, env = "VOLTLANE_OPERATOR_KEY_FILE")]
     pub operator_key_file: Option<PathBuf>,
+    /// Operator key in an encrypted keystore v3 file (Web3 Secret Storage, as geth writes;
+    /// `voltlane key encrypt` makes one) instead of the plain key file. Its passphrase comes
+    /// from `--operator-keystore-passphrase-file`, else from the environment variable
+    /// `VOLTLANE_OPERATOR_KEY_PASSPHRASE`. The file must exist and be private (mode 0600).
+    #[arg(
+        long,
+        env = "VOLTLANE_OPERATOR_KEYSTORE",
+        conflicts_with = "operator_key_file"
+    )]
+    pub operator_keystore: Option<PathBuf>,
+    /// File holding the passphrase of `--operator-keystore` (mode 0600; one trailing newline
+    /// is not part of the passphrase).
+    #[arg(
+        long,
+        env = "VOLTLANE_OPERATOR_KEYSTORE_PASSPHRASE_FILE",
+        requires = "operator_keystore"
+    )]
+    pub operator_keystore_passphrase_file: Option<PathBuf>,
     /// Chain id bound into every signed message.
     #[arg(long, env = "VOLTLANE_CHAIN_ID", default_value_t = 337)]
     pub chain_id: u64,
@@ -344,6 +406,8 @@ impl HubConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 50051)),
             data_dir: data_dir.into(),
             operator_key_file: None,
+            operator_keystore: None,
+            operator_keystore_passphrase_file: None,
             chain_id: 337,
             token_network_address: DEFAULT_TOKEN_NETWORK.parse().unwrap_or(Address::ZERO),
             settlement_window_secs: 120,
@@ -356,6 +420,7 @@ impl HubConfig {
         }
     }
 
+    /// The plain operator key file (used unless `--operator-keystore` is set).
     pub fn operator_key_path(&self) -> PathBuf {
         self.operator_key_file
             .clone()
@@ -507,6 +572,40 @@ mod tests {
                 .to_string();
             assert!(err.contains(flag), "{arg}: {err}");
         }
+    }
+
+    #[test]
+    fn keepalive_defaults_parse_and_zero_turns_off() {
+        let parsed = HubConfig::try_parse_from(["voltlane-hub"]).unwrap();
+        assert_eq!(
+            parsed.limits.http2_keepalive_interval(),
+            Some(Duration::from_secs(20))
+        );
+        assert_eq!(
+            parsed.limits.http2_keepalive_timeout(),
+            Duration::from_secs(10)
+        );
+        assert_eq!(parsed.limits.tcp_keepalive(), Some(Duration::from_secs(60)));
+        let parsed = HubConfig::try_parse_from([
+            "voltlane-hub",
+            "--http2-keepalive-interval-secs",
+            "0",
+            "--http2-keepalive-timeout-secs",
+            "3",
+            "--tcp-keepalive-secs",
+            "0",
+        ])
+        .unwrap();
+        assert_eq!(parsed.limits.http2_keepalive_interval(), None);
+        assert_eq!(
+            parsed.limits.http2_keepalive_timeout(),
+            Duration::from_secs(3)
+        );
+        assert_eq!(parsed.limits.tcp_keepalive(), None);
+        let err = HubConfig::try_parse_from(["voltlane-hub", "--http2-keepalive-timeout-secs=0"])
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("--http2-keepalive-timeout-secs"), "{err}");
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn run_with(
     }
     let tls = config.ops.tls_pem()?;
     std::fs::create_dir_all(&config.data_dir)?;
-    let operator = Arc::new(keys::load_or_create(&config.operator_key_path())?);
+    let operator = Arc::new(keys::load(&config)?);
     let hub_address = operator.address();
     let metrics = Metrics::new();
     let sled = Arc::new(SledStore::open_with(
@@ -107,7 +107,7 @@ pub async fn run_with(
         SledOptions {
             cache_bytes: config.limits.store_cache_mb.saturating_mul(1 << 20),
             group_commit_interval: Duration::from_micros(config.limits.group_commit_interval_us),
-            metrics: metrics.clone(),
+            observer: Some(Arc::new(metrics.clone())),
         },
     )?);
     let store: Arc<dyn KvStore> = sled.clone();

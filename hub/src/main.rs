@@ -4,8 +4,9 @@
 use clap::Parser;
 use voltlane_hub::{HubConfig, LogFormat};
 
+/// The entry point (public so that `src/bin/voltlane-hub-failpoints.rs` reuses it).
 #[tokio::main]
-async fn main() -> std::process::ExitCode {
+pub async fn main() -> std::process::ExitCode {
     let config = HubConfig::parse();
     init_tracing(config.log_format);
     let listener = match tokio::net::TcpListener::bind(config.listen).await {

@@ -475,6 +475,12 @@ pub async fn serve(
     served
 }
 
+impl voltlane_store::CommitObserver for Metrics {
+    fn group_commit(&self, writes: usize, fsync: Duration) {
+        self.fsync(writes, fsync);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -523,6 +529,7 @@ mod tests {
                 v1::payment_accepted::Forward::NotForwarded(v1::PaymentRejected {
                     code: tonic::Code::FailedPrecondition as i32,
                     reason: "payee offline".into(),
+                    error_reason: v1::ErrorReason::PayeeOffline as i32,
                 }),
             )));
         }

@@ -15,6 +15,19 @@
 //!    (`voltlane_proto::codec`).
 //! 5. In the ledger service: `Ledger.Mint` creates at most `Limits::faucet_max_mint` tokens.
 //!
+//! Request framing: [`FramingLayer`] (outside all of the above) checks the gRPC message
+//! framing of every request body as it streams through. tonic's own decoder answers a body
+//! that ends inside a message, or a message header whose compression flag is neither 0 nor 1,
+//! with INTERNAL (hard-coded in `tonic::codec::decode::StreamingInner`, before any `Codec`
+//! sees the bytes); the layer turns the body into an error first, so the caller gets
+//! INVALID_ARGUMENT naming the problem. A set flag (1) without `grpc-encoding` stays
+//! tonic's INTERNAL, as the gRPC compression spec requires.
+//!
+//! Liveness: HTTP/2 keepalive pings every `--http2-keepalive-interval-secs` and closes a
+//! connection whose peer does not answer within `--http2-keepalive-timeout-secs`; accepted
+//! sockets also get TCP keepalive (`--tcp-keepalive-secs`). A device that vanished (power
+//! loss, a dropped NAT mapping) thus frees its connection and its streams' resources.
+//!
 //! TLS: with `--tls-cert`/`--tls-key` the listener speaks TLS only (rustls, through tonic's
 //! server builder); without them it speaks plain HTTP/2 and warns if it is not bound to a
 //! loopback address.
@@ -23,10 +36,14 @@
 //! ledger then refuses every operation until a restart), [`watch_ledger_failure`] turns the
 //! overall status `""` and the services that need the ledger to NOT_SERVING.
 
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tonic::body::Body;
+use tonic::codegen::{http, Bytes};
 use tonic::server::NamedService;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::TcpIncoming;
@@ -192,6 +209,9 @@ pub async fn serve_with(
         .concurrency_limit_per_connection(limits.concurrency_per_connection)
         .load_shed(true)
         .timeout(limits.request_timeout())
+        .http2_keepalive_interval(limits.http2_keepalive_interval())
+        .http2_keepalive_timeout(Some(limits.http2_keepalive_timeout()))
+        .layer(FramingLayer)
         .add_service(health)
         .add_service(reflection)
         .add_service(auth)
@@ -201,7 +221,7 @@ pub async fn serve_with(
         .add_service(payments)
         .add_service(mediation)
         .add_service(sessions)
-        .serve_with_incoming_shutdown(accepted_without_delay(listener), signal)
+        .serve_with_incoming_shutdown(accepted(listener, limits), signal)
         .await;
     health_task.abort();
     served?;
@@ -231,12 +251,212 @@ pub async fn watch_ledger_failure(mut failed: watch::Receiver<bool>, health: Hea
     }
 }
 
-/// The connections `listener` accepts, each with `TCP_NODELAY` set. The builder's
-/// `tcp_nodelay` applies only to listeners tonic binds itself; on ours Nagle's algorithm stayed
-/// on, so a small write (an ack) made while an earlier segment of its connection was still
-/// unacknowledged could wait for the device's delayed ACK.
-fn accepted_without_delay(listener: TcpListener) -> TcpIncoming {
-    TcpIncoming::from(listener).with_nodelay(Some(true))
+/// The connections `listener` accepts, each with `TCP_NODELAY` set and TCP keepalive as
+/// `limits` say. The builder's `tcp_nodelay` and `tcp_keepalive` apply only to listeners tonic
+/// binds itself; on ours Nagle's algorithm stayed on, so a small write (an ack) made while an
+/// earlier segment of its connection was still unacknowledged could wait for the device's
+/// delayed ACK.
+fn accepted(listener: TcpListener, limits: &Limits) -> TcpIncoming {
+    TcpIncoming::from(listener)
+        .with_nodelay(Some(true))
+        .with_keepalive(limits.tcp_keepalive())
+}
+
+/// Wraps every gRPC request body in a [`FramedBody`] (see the module doc).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct FramingLayer;
+
+impl<S> tower::Layer<S> for FramingLayer {
+    type Service = Framing<S>;
+
+    fn layer(&self, inner: S) -> Framing<S> {
+        Framing { inner }
+    }
+}
+
+/// The service of [`FramingLayer`].
+#[derive(Clone, Debug)]
+pub struct Framing<S> {
+    inner: S,
+}
+
+impl<S> tower::Service<http::Request<Body>> for Framing<S>
+where
+    S: tower::Service<http::Request<Body>>,
+{
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<Body>) -> S::Future {
+        let grpc = request
+            .headers()
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("application/grpc"));
+        if grpc {
+            self.inner
+                .call(request.map(|body| Body::new(FramedBody::new(body))))
+        } else {
+            self.inner.call(request)
+        }
+    }
+}
+
+/// Bytes of a gRPC message header: the compression flag and the big-endian length.
+const FRAME_HEADER: usize = 5;
+
+/// A request body passed through unchanged while its gRPC framing is followed: a compression
+/// flag above 1, or the end of the body (or its trailers) inside a message, ends it with an
+/// INVALID_ARGUMENT error instead.
+#[derive(Debug)]
+pub struct FramedBody {
+    inner: Body,
+    /// Bytes of the current message header seen so far (0 at a message boundary).
+    header_seen: usize,
+    /// The length field being read from the header.
+    declared: u32,
+    /// The length the last complete header declared.
+    last_declared: u32,
+    /// Bytes of the current message body still to come.
+    body_left: u64,
+    failed: bool,
+}
+
+impl FramedBody {
+    fn new(inner: Body) -> Self {
+        Self {
+            inner,
+            header_seen: 0,
+            declared: 0,
+            last_declared: 0,
+            body_left: 0,
+            failed: false,
+        }
+    }
+
+    fn at_boundary(&self) -> bool {
+        self.header_seen == 0 && self.body_left == 0
+    }
+
+    /// Follows the framing through `data`.
+    fn scan(&mut self, mut data: &[u8]) -> Result<(), tonic::Status> {
+        while !data.is_empty() {
+            if self.body_left > 0 {
+                let n = data
+                    .len()
+                    .min(usize::try_from(self.body_left).unwrap_or(usize::MAX));
+                self.body_left -= n as u64;
+                data = &data[n..];
+                continue;
+            }
+            let Some((&byte, rest)) = data.split_first() else {
+                break;
+            };
+            data = rest;
+            if self.header_seen == 0 {
+                if byte > 1 {
+                    return Err(malformed_frame(format!(
+                        "invalid gRPC message frame: compression flag {byte} (only 0 and 1 \
+                         exist)"
+                    )));
+                }
+            } else {
+                self.declared = (self.declared << 8) | u32::from(byte);
+            }
+            self.header_seen += 1;
+            if self.header_seen == FRAME_HEADER {
+                self.body_left = u64::from(self.declared);
+                self.last_declared = self.declared;
+                self.header_seen = 0;
+                self.declared = 0;
+            }
+        }
+        Ok(())
+    }
+
+    /// The error for a body (or its data) that ends here, inside a message.
+    fn truncated(&self) -> tonic::Status {
+        let what = if self.header_seen > 0 {
+            format!(
+                "{} of the {FRAME_HEADER} bytes of a message header",
+                self.header_seen
+            )
+        } else {
+            format!(
+                "{} of the {} bytes its header declares",
+                u64::from(self.last_declared) - self.body_left,
+                self.last_declared
+            )
+        };
+        malformed_frame(format!(
+            "truncated gRPC message frame: the request ended after {what}"
+        ))
+    }
+
+    fn fail(
+        &mut self,
+        status: tonic::Status,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
+        self.failed = true;
+        Poll::Ready(Some(Err(status)))
+    }
+}
+
+impl http_body::Body for FramedBody {
+    type Data = Bytes;
+    type Error = tonic::Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
+        let this = &mut *self;
+        if this.failed {
+            return Poll::Ready(None);
+        }
+        match std::task::ready!(Pin::new(&mut this.inner).poll_frame(cx)) {
+            Some(Ok(frame)) => {
+                if let Some(data) = frame.data_ref() {
+                    if let Err(status) = this.scan(data) {
+                        return this.fail(status);
+                    }
+                } else if frame.is_trailers() && !this.at_boundary() {
+                    let status = this.truncated();
+                    return this.fail(status);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
+            Some(Err(status)) => Poll::Ready(Some(Err(status))),
+            None if this.at_boundary() => Poll::Ready(None),
+            None => {
+                let status = this.truncated();
+                this.fail(status)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.failed || (self.inner.is_end_stream() && self.at_boundary())
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// INVALID_ARGUMENT with reason MALFORMED_MESSAGE, for a request body that is no sequence of
+/// gRPC frames.
+fn malformed_frame(message: String) -> tonic::Status {
+    voltlane_proto::errors::status(
+        tonic::Code::InvalidArgument,
+        voltlane_proto::v1::ErrorReason::MalformedMessage,
+        message,
+    )
 }
 
 #[cfg(test)]
@@ -247,11 +467,83 @@ mod tests {
 
     use super::*;
 
+    /// Every frame of `chunks` sent through a [`FramedBody`], then the end: data passed
+    /// through and the error it ended with, if any.
+    async fn framed(chunks: &[&[u8]]) -> (Vec<u8>, Option<tonic::Status>) {
+        use http_body::Body as _;
+        let (tx, rx) =
+            tokio::sync::mpsc::channel::<Result<http_body::Frame<Bytes>, tonic::Status>>(8);
+        for c in chunks {
+            tx.send(Ok(http_body::Frame::data(Bytes::copy_from_slice(c))))
+                .await
+                .unwrap();
+        }
+        drop(tx);
+        struct Chunks(tokio::sync::mpsc::Receiver<Result<http_body::Frame<Bytes>, tonic::Status>>);
+        impl http_body::Body for Chunks {
+            type Data = Bytes;
+            type Error = tonic::Status;
+            fn poll_frame(
+                mut self: Pin<&mut Self>,
+                cx: &mut Context<'_>,
+            ) -> Poll<Option<Result<http_body::Frame<Bytes>, tonic::Status>>> {
+                self.0.poll_recv(cx)
+            }
+        }
+        let mut body = FramedBody::new(Body::new(Chunks(rx)));
+        let mut data = Vec::new();
+        loop {
+            match futures::future::poll_fn(|cx| Pin::new(&mut body).poll_frame(cx)).await {
+                Some(Ok(frame)) => data.extend_from_slice(frame.data_ref().unwrap()),
+                Some(Err(status)) => {
+                    assert!(body.is_end_stream());
+                    return (data, Some(status));
+                }
+                None => return (data, None),
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn whole_frames_pass_through_unchanged_in_any_split() {
+        let two = [0u8, 0, 0, 0, 3, 7, 8, 9, 0, 0, 0, 0, 0];
+        for split in 0..two.len() {
+            let (a, b) = two.split_at(split);
+            let (data, err) = framed(&[a, b]).await;
+            assert_eq!(data, two, "split at {split}");
+            assert!(err.is_none(), "split at {split}: {err:?}");
+        }
+    }
+
+    #[tokio::test]
+    async fn truncated_frames_and_bad_flags_are_invalid_argument() {
+        let (_, err) = framed(&[&[0, 0, 0, 0, 10, 1, 2, 3]]).await;
+        let err = err.unwrap();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            err.message(),
+            "truncated gRPC message frame: the request ended after 3 of the 10 bytes its \
+             header declares"
+        );
+        let (_, err) = framed(&[&[0, 0, 0, 0, 1, 5], &[0, 0]]).await;
+        assert!(err
+            .unwrap()
+            .message()
+            .ends_with("after 2 of the 5 bytes of a message header"));
+        let (data, err) = framed(&[&[0, 0, 0, 0, 0], &[2, 0, 0, 0, 0]]).await;
+        assert_eq!(data, [0, 0, 0, 0, 0], "the good frame went through first");
+        let err = err.unwrap();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument);
+        assert!(err.message().contains("compression flag 2"), "{err:?}");
+        // Flag 1 is tonic's to judge (with or without grpc-encoding).
+        assert!(framed(&[&[1, 0, 0, 0, 0]]).await.1.is_none());
+    }
+
     #[tokio::test]
     async fn accepted_connections_have_nagle_off() {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let mut incoming = accepted_without_delay(listener);
+        let mut incoming = accepted(listener, &Limits::default());
         let _client = tokio::net::TcpStream::connect(addr).await.unwrap();
         let accepted = incoming.next().await.unwrap().unwrap();
         assert!(accepted.nodelay().unwrap());

@@ -1,15 +1,22 @@
-//! Locating the `voltlane-hub` binary.
+//! Locating the hub binary the end-to-end tests run: `voltlane-hub-failpoints`, the hub built
+//! with the cargo feature `failpoints` (the crash tests set `VOLTLANE_FAILPOINTS`; the
+//! production `voltlane-hub` has no fail points at all). It is a binary of its own so that
+//! the feature never reaches the `voltlane-hub` of a target directory: feature unification
+//! within one `cargo test --workspace` would otherwise put the fail points into every hub
+//! that invocation builds.
 //!
 //! Cargo only exposes `CARGO_BIN_EXE_<name>` to a package's *own* tests, and a dependency on
 //! `voltlane-hub` would build its library, not its binary. So the harness finds the binary
 //! next to the running executable: tests run from `<target>/<profile>/deps/`, `loadgen` from
-//! `<target>/<profile>/`, and the hub lands in `<target>/<profile>/voltlane-hub`.
+//! `<target>/<profile>/`, and the hub lands in `<target>/<profile>/voltlane-hub-failpoints`.
 //!
-//! If that file is missing or older than any source it is built from (`hub/`, `proto/`,
-//! `channel-core/`, not counting their `tests/`, `benches/` and `examples/`), [`hub_binary`] runs `cargo build -p voltlane-hub` for the same profile
-//! and target directory, once per process (a [`OnceLock`]); concurrent processes are
-//! serialised by cargo's own build-directory lock. `VOLTLANE_HUB_BIN=<path>` skips all of
-//! this and uses the given binary.
+//! If that file is missing or older than any source it is built from (`hub/`, `store/`,
+//! `proto/`, `channel-core/`, `eth-ledger/`, not counting their `tests/`, `benches/` and
+//! `examples/`), [`hub_binary`] runs `cargo build -p voltlane-hub --bin
+//! voltlane-hub-failpoints --features failpoints` for the same profile and target directory,
+//! once per process (a [`OnceLock`]); concurrent processes are serialised by cargo's own
+//! build-directory lock. `VOLTLANE_HUB_BIN=<path>` skips all of this and uses the given
+//! binary (which needs the feature for the fail-point tests).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -21,11 +28,15 @@ use crate::error::HarnessError;
 /// Environment variable naming the hub binary to use instead of the one in the target dir.
 pub const HUB_BIN_ENV: &str = "VOLTLANE_HUB_BIN";
 
-/// Name of the hub's binary target.
-const HUB_BIN: &str = "voltlane-hub";
+/// The hub's package.
+const HUB_PACKAGE: &str = "voltlane-hub";
+/// The hub's binary target with the fail points compiled in.
+const HUB_BIN: &str = "voltlane-hub-failpoints";
+/// The cargo feature that binary needs.
+const HUB_FEATURE: &str = "failpoints";
 
 /// Workspace directories the hub binary is built from.
-const SOURCES: &[&str] = &["hub", "proto", "channel-core"];
+const SOURCES: &[&str] = &["hub", "store", "proto", "channel-core", "eth-ledger"];
 
 /// Path of an up-to-date hub binary (building it once if needed).
 pub fn hub_binary() -> Result<PathBuf, HarnessError> {
@@ -128,7 +139,16 @@ fn build(workspace: &Path, target_dir: &Path, profile: &str) -> Result<(), Strin
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut cmd = Command::new(cargo);
     cmd.current_dir(workspace)
-        .args(["build", "-p", HUB_BIN, "--bin", HUB_BIN, "--target-dir"])
+        .args([
+            "build",
+            "-p",
+            HUB_PACKAGE,
+            "--bin",
+            HUB_BIN,
+            "--features",
+            HUB_FEATURE,
+        ])
+        .arg("--target-dir")
         .arg(target_dir);
     match profile {
         "debug" => {}
@@ -146,6 +166,9 @@ fn build(workspace: &Path, target_dir: &Path, profile: &str) -> Result<(), Strin
     if status.success() {
         Ok(())
     } else {
-        Err(format!("`cargo build -p {HUB_BIN}` failed: {status}"))
+        Err(format!(
+            "`cargo build -p {HUB_PACKAGE} --bin {HUB_BIN} --features {HUB_FEATURE}` failed: \
+             {status}"
+        ))
     }
 }

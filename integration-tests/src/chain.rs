@@ -89,6 +89,11 @@ impl ChainHub {
             .ok_or_else(|| HarnessError::protocol("no dev key 1"))?
             .private_key;
         std::fs::write(&key_file, hex_of(secret.as_bytes()))?;
+        // The hub refuses a key file that group or others may access.
+        std::fs::set_permissions(
+            &key_file,
+            std::os::unix::fs::PermissionsExt::from_mode(0o600),
+        )?;
         let proxy = if through_proxy {
             let upstream = std::net::SocketAddr::from(([127, 0, 0, 1], chain.port));
             Some(NodeProxy::start(upstream).await?)

@@ -1,4 +1,5 @@
-//! [`HubProcess`]: the real `voltlane-hub` binary as a child process.
+//! [`HubProcess`]: the real hub binary as a child process (`voltlane-hub-failpoints`, the
+//! production hub with the test-only fail points compiled in; see [`crate::binary`]).
 //!
 //! Call order: [`HubProcess::start`] (spawn + [`HubProcess::wait_ready`]), use
 //! [`HubProcess::url`] / [`HubProcess::connect`], optionally [`HubProcess::kill9`] and

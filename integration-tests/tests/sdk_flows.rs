@@ -327,9 +327,13 @@ async fn a_close_recorded_just_before_a_device_crash_is_contested_after_restart(
         channel
             .handle_ledger_closed(op_key.address(), close.time)
             .unwrap();
-        store.put_channel(&channel).unwrap();
-        store.put_ledger_seq(close.seq).unwrap();
-        store.flush().await.unwrap();
+        let mut batch = voltlane_client::store::DeviceBatch::new();
+        batch
+            .channel(&channel)
+            .unwrap()
+            .ledger_seq(close.seq)
+            .unwrap();
+        store.commit(batch).await.unwrap();
     }
 
     let client = Client::connect(&hub.url(), device_key(7), reopen_store(&path).await)

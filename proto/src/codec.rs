@@ -36,7 +36,11 @@ pub trait WireMessage {
 /// The status for a message of type `U` that failed to decode.
 pub fn malformed<U: WireMessage>(error: &prost::DecodeError) -> Status {
     match U::DIRECTION {
-        Direction::Request => Status::invalid_argument(format!("malformed {}: {error}", U::NAME)),
+        Direction::Request => crate::errors::status(
+            tonic::Code::InvalidArgument,
+            crate::v1::ErrorReason::MalformedMessage,
+            format!("malformed {}: {error}", U::NAME),
+        ),
         Direction::Response => {
             Status::internal(format!("malformed {} from the server: {error}", U::NAME))
         }

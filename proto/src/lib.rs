@@ -5,7 +5,8 @@
 //! file descriptor set for tonic-reflection, and [`convert`]: checked conversions between wire
 //! messages and `channel-core` types whose errors name the offending field and the rule.
 //! Every generated server and client uses [`codec::VoltlaneCodec`], so an undecodable request
-//! is answered with INVALID_ARGUMENT naming the message.
+//! is answered with INVALID_ARGUMENT naming the message. [`errors`] carries the machine-readable
+//! reason of a refusal (errors.proto) on a status.
 //!
 //! What this crate does not do: no validation beyond the encoding rules (lengths, presence,
 //! signature form); protocol rules (nonces, balances, phases) belong to `channel-core`.
@@ -13,6 +14,7 @@
 pub mod auth;
 pub mod codec;
 pub mod convert;
+pub mod errors;
 
 pub use convert::{FieldError, Rule};
 

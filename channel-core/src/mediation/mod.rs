@@ -56,11 +56,16 @@
 //! then [`forward`]; for every later input the record's transition (which runs the channel's);
 //! then `poll` and carry out its actions.
 //!
+//! # The device's side
+//! [`lock_expiration`], [`check_payable`], [`lock_accept_time`], [`reveal_decision`] and
+//! [`janitor_plan`] are the payer's and payee's rules (module `device`), driven by the SDK.
+//!
 //! Not here: the wire messages, the hub's store and routing table (which record belongs to
 //! which secrethash), refund transfers back to the payer (a failed payment is released by
 //! lock expiry), and multi-hop routes (one hub between payer and payee).
 
 mod claim;
+mod device;
 mod error;
 mod fees;
 mod forward;
@@ -69,6 +74,10 @@ mod record;
 mod request;
 
 pub use claim::check_incoming_claimable;
+pub use device::{
+    check_payable, janitor_plan, lock_accept_time, lock_expiration, reveal_decision, JanitorPlan,
+    LockExpirationError, NoReveal, NotPayable, OwnRequest, PriorAttempt,
+};
 pub use error::MediationError;
 pub use fees::{FeeError, FeePolicy, MediationConfig, PPM};
 pub use forward::{forward, plan_forward, take_and_forward, ForwardPlan, MediationRefusal};

@@ -78,8 +78,7 @@ async fn handle(shared: &Shared, channel_id: U256, m: v1::PayerEvent) -> Result<
         }
         Some(Outcome::Failed(reason)) => {
             tracing::info!(%secrethash, %reason, "mediated transfer failed");
-            payer::record_failure(shared, &secrethash, reason)?;
-            shared.store.flush().await?;
+            payer::record_failure(shared, &secrethash, reason).await?;
             Ok(())
         }
         None => Err(FieldError::new("outcome", Rule::Missing).into()),

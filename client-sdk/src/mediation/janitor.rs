@@ -91,9 +91,11 @@ pub(crate) async fn expire(shared: &Shared, secrethash: H256, now: u64) -> Resul
             kind: QueuedKind::LockExpired { secrethash },
         }))
     };
-    let record = |entry: &UnackedPayment| {
+    let record = |entry: &UnackedPayment, batch: &mut crate::store::DeviceBatch| {
         shared
-            .update_outgoing(&secrethash, |t| t.expired_nonce = Some(entry.nonce()))
+            .stage_outgoing_update(batch, &secrethash, |t| {
+                t.expired_nonce = Some(entry.nonce())
+            })
             .map(drop)
     };
     if shared.enqueue(sign, record).await?.is_some() {

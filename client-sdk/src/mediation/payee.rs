@@ -21,7 +21,7 @@ use super::decide::reveal_decision;
 use crate::backoff::Backoff;
 use crate::error::ClientError;
 use crate::shared::Shared;
-use crate::store::{IncomingState, IncomingTransfer, PaymentRequestRecord};
+use crate::store::{DeviceBatch, IncomingState, IncomingTransfer, PaymentRequestRecord};
 use crate::types::MediatedPayment;
 
 /// A fresh secret from the operating system's randomness, not used by any stored request.
@@ -69,12 +69,13 @@ pub(crate) async fn create_request(
         memo_hash,
     }
     .sign(signer)?;
-    shared.store.put_payment_request(&PaymentRequestRecord {
-        request,
-        secret,
-        paid_nonce: None,
-    })?;
-    shared.store.flush().await?;
+    shared
+        .put_payment_request(&PaymentRequestRecord {
+            request,
+            secret,
+            paid_nonce: None,
+        })
+        .await?;
     Ok(request)
 }
 
@@ -99,18 +100,21 @@ pub(crate) async fn receive(shared: &Arc<Shared>, msg: HubMessage) -> Result<(),
 /// Runs `transition` with the hub's `proof` on the channel, once: `None` for a proof whose
 /// nonce we already hold (a replay from the stream, or the unlock that came with a reveal's
 /// answer). Checked before the transition, whose own checks would call a replayed lock a
-/// duplicate or a replayed unlock a wrong secret.
-pub(super) fn once<R>(
+/// duplicate or a replayed unlock a wrong secret. `transition` may add records to the batch
+/// (read-modify-write allowed: it runs under the records lock); durable when this returns.
+pub(super) async fn once<R>(
     shared: &Shared,
     proof: &SignedBalanceProof,
-    transition: impl FnOnce(&mut Channel) -> Result<R, ClientError>,
+    transition: impl FnOnce(&mut Channel, &mut DeviceBatch) -> Result<R, ClientError>,
 ) -> Result<Option<R>, ClientError> {
-    shared.update_channel(|ch| {
-        if proof.proof.nonce <= ch.partner().nonce() {
-            return Ok(None);
-        }
-        transition(ch).map(Some)
-    })
+    shared
+        .transition_recording(|ch, batch| {
+            if proof.proof.nonce <= ch.partner().nonce() {
+                return Ok(None);
+            }
+            transition(ch, batch).map(Some)
+        })
+        .await
 }
 
 async fn on_locked_transfer(
@@ -126,10 +130,10 @@ async fn on_locked_transfer(
     // refusing it would leave every later proof of the hub unacceptable. So it is taken as
     // of just before its expiry; the decision below uses the real time (and does not
     // reveal), and the hub's lock-expired follows.
-    let accept_at = now.min(lock.expiration.saturating_sub(1));
-    let applied = once(shared, proof, |ch| {
+    let accept_at = channel_core::mediation::lock_accept_time(now, lock.expiration);
+    let applied = once(shared, proof, |ch, batch| {
         ch.handle_locked_transfer(proof, &lock, accept_at)?;
-        shared.store.put_incoming(&IncomingTransfer {
+        batch.incoming(&IncomingTransfer {
             channel_id: ch.id(),
             lock,
             payer,
@@ -138,11 +142,11 @@ async fn on_locked_transfer(
             state: IncomingState::Held,
         })?;
         Ok(())
-    });
+    })
+    .await;
     if applied?.is_none() {
         return Ok(());
     }
-    shared.store.flush().await?;
     decide(shared, &lock.secrethash, now).await
 }
 
@@ -161,9 +165,15 @@ async fn decide(shared: &Arc<Shared>, secrethash: &H256, now: u64) -> Result<(),
         .reveal_margin_for(shared.mediation.reveal_timeout);
     match reveal_decision(request.as_ref(), &incoming.lock, now, margin) {
         Ok(secret) => {
-            shared.update_channel(|ch| Ok(ch.learn_secret(secret)?))?;
-            shared.update_incoming(secrethash, |t| t.state = IncomingState::Revealing)?;
-            shared.store.flush().await?;
+            shared
+                .transition_recording(|ch, batch| {
+                    ch.learn_secret(secret)?;
+                    shared.stage_incoming_update(batch, secrethash, |t| {
+                        t.state = IncomingState::Revealing
+                    })?;
+                    Ok(())
+                })
+                .await?;
             spawn_reveal(
                 shared,
                 incoming.channel_id,
@@ -174,8 +184,9 @@ async fn decide(shared: &Arc<Shared>, secrethash: &H256, now: u64) -> Result<(),
         Err(why) => {
             tracing::info!(%secrethash, reason = %why, "not revealing the secret for a lock");
             let reason = why.to_string();
-            shared.update_incoming(secrethash, |t| t.state = IncomingState::Refused { reason })?;
-            shared.store.flush().await?;
+            shared
+                .update_incoming(secrethash, |t| t.state = IncomingState::Refused { reason })
+                .await?;
         }
     }
     Ok(())
@@ -224,11 +235,13 @@ async fn reveal(shared: &Arc<Shared>, channel_id: U256, secret: Secret, expirati
             }
         };
         if done {
-            let marked = shared.update_incoming(&secrethash, |t| {
-                if t.state == IncomingState::Revealing {
-                    t.state = IncomingState::Revealed;
-                }
-            });
+            let marked = shared
+                .update_incoming(&secrethash, |t| {
+                    if t.state == IncomingState::Revealing {
+                        t.state = IncomingState::Revealed;
+                    }
+                })
+                .await;
             if let Err(e) = marked {
                 tracing::warn!(error = %e, "could not record the reveal");
             }
@@ -260,7 +273,7 @@ async fn apply_reveal_answer(
 }
 
 /// Applies the hub's unlock (from the stream or a reveal answer) once, records the request
-/// as paid, and publishes the payment after the flush. `None` for a replay.
+/// as paid (one durable write), and publishes the payment after it. `None` for a replay.
 pub(crate) async fn apply_unlock(
     shared: &Shared,
     proof: &SignedBalanceProof,
@@ -268,23 +281,23 @@ pub(crate) async fn apply_unlock(
 ) -> Result<Option<MediatedPayment>, ClientError> {
     let secrethash = secret.hash();
     let nonce = proof.proof.nonce;
-    let applied = once(shared, proof, |ch| {
+    let applied = once(shared, proof, |ch, batch| {
         let lock = ch.partner().locks.get(&secrethash).copied();
         ch.handle_unlock(proof, &secret)?;
-        Ok((ch.id(), lock))
-    });
-    let Some((channel_id, lock)) = applied? else {
+        let incoming = shared.stage_incoming_update(batch, &secrethash, |t| {
+            t.state = IncomingState::Paid {
+                unlock_nonce: nonce,
+            }
+        })?;
+        let request = shared.stage_payment_request_update(batch, &secrethash, |r| {
+            r.paid_nonce.get_or_insert(nonce);
+        })?;
+        Ok((ch.id(), lock, incoming, request))
+    })
+    .await;
+    let Some((channel_id, lock, incoming, request)) = applied? else {
         return Ok(None);
     };
-    let incoming = shared.update_incoming(&secrethash, |t| {
-        t.state = IncomingState::Paid {
-            unlock_nonce: nonce,
-        }
-    })?;
-    let request = shared.update_payment_request(&secrethash, |r| {
-        r.paid_nonce.get_or_insert(nonce);
-    })?;
-    shared.store.flush().await?;
     let payment = MediatedPayment {
         channel_id,
         payer: incoming.as_ref().map_or(Address::ZERO, |t| t.payer),
@@ -312,14 +325,15 @@ async fn on_lock_expired(
     secrethash: H256,
 ) -> Result<(), ClientError> {
     let now = crate::ledger::now(shared).await?;
-    let applied = once(shared, proof, |ch| {
-        Ok(ch.handle_lock_expired(proof, &secrethash, now)?)
-    });
+    let applied = once(shared, proof, |ch, batch| {
+        ch.handle_lock_expired(proof, &secrethash, now)?;
+        shared.stage_incoming_update(batch, &secrethash, |t| t.state = IncomingState::Expired)?;
+        Ok(())
+    })
+    .await;
     if applied?.is_none() {
         return Ok(());
     }
-    shared.update_incoming(&secrethash, |t| t.state = IncomingState::Expired)?;
-    shared.store.flush().await?;
     tracing::info!(%secrethash, "the hub took back its expired lock");
     Ok(())
 }

@@ -11,7 +11,9 @@ use channel_core::{HashTimeLock, Secret};
 use voltlane_proto::convert::{address_bytes, u256, u256_bytes};
 use voltlane_proto::v1;
 
-use super::decide::{check_payable, lock_expiration, record_ack, record_rejection, refusal_error};
+use super::decide::{
+    check_payable, lock_expiration, record_ack, record_rejection, refusal_error, refusal_parts,
+};
 use super::MediatedReceipt;
 use crate::error::ClientError;
 use crate::shared::{AckReply, Shared, Signed};
@@ -86,9 +88,12 @@ pub(crate) async fn quote(
                 max_lock_expiration: None,
             });
         }
-        Err(ClientError::Rpc { code, message, .. }) if is_refusal(code) => {
-            return Err(refusal_error(code, message))
-        }
+        Err(ClientError::Rpc {
+            code,
+            hub_reason,
+            message,
+            ..
+        }) if is_refusal(code) => return Err(refusal_error(code, hub_reason, message)),
         Err(e) => return Err(e),
     };
     let fee = u256("fee", &q.fee)?;
@@ -178,8 +183,8 @@ pub(crate) async fn send_lock(
             },
         }))
     };
-    let record = |entry: &UnackedPayment| {
-        shared.put_outgoing(&OutgoingTransfer {
+    let record = |entry: &UnackedPayment, batch: &mut crate::store::DeviceBatch| {
+        batch.outgoing(&OutgoingTransfer {
             channel_id: entry.proof.proof.channel_identifier,
             request: payment_request,
             lock,
@@ -193,7 +198,8 @@ pub(crate) async fn send_lock(
             unlock_acked: false,
             expired_nonce: None,
             previous_proof: previous.get().copied().flatten(),
-        })
+        })?;
+        Ok(())
     };
     shared
         .enqueue(sign, record)
@@ -256,9 +262,9 @@ pub(crate) async fn unlock_with(shared: &Shared, secret: Secret) -> Result<(), C
             kind: QueuedKind::Unlock { secret },
         }))
     };
-    let record = |entry: &UnackedPayment| {
+    let record = |entry: &UnackedPayment, batch: &mut crate::store::DeviceBatch| {
         shared
-            .update_outgoing(&secrethash, |t| {
+            .stage_outgoing_update(batch, &secrethash, |t| {
                 t.secret = Some(secret);
                 t.unlock_nonce = Some(entry.nonce());
             })
@@ -271,28 +277,32 @@ pub(crate) async fn unlock_with(shared: &Shared, secret: Secret) -> Result<(), C
 }
 
 /// The hub reported the transfer `secrethash` failed.
-pub(crate) fn record_failure(
+pub(crate) async fn record_failure(
     shared: &Shared,
     secrethash: &H256,
     reason: String,
 ) -> Result<(), ClientError> {
-    shared.update_outgoing(secrethash, |t| {
-        if t.secret.is_none() && t.failure.is_none() {
-            t.failure = Some(reason);
-        }
-    })?;
+    shared
+        .update_outgoing(secrethash, |t| {
+            if t.secret.is_none() && t.failure.is_none() {
+                t.failure = Some(reason);
+            }
+        })
+        .await?;
     Ok(())
 }
 
 /// The hub holds `entry` (its ack, or its channel state after a reconnect); `forward` is
 /// its answer about a locked transfer, `Unknown` when that answer was lost.
-pub(crate) fn on_acked(
+pub(crate) async fn on_acked(
     shared: &Shared,
     entry: &UnackedPayment,
     forward: Option<&ForwardRecord>,
 ) -> Result<(), ClientError> {
     if let Some(secrethash) = entry.kind.secrethash() {
-        shared.update_outgoing(&secrethash, |t| record_ack(t, entry, forward))?;
+        shared
+            .update_outgoing(&secrethash, |t| record_ack(t, entry, forward))
+            .await?;
     }
     Ok(())
 }
@@ -303,7 +313,7 @@ pub(crate) fn on_acked(
 /// with what the refusal means (payee offline, no capacity, ...). Returns whether it was
 /// handled so; `false` for any other proof, and for a locked transfer whose earlier proof
 /// this store does not have (written by an older SDK): then the refusal is final as before.
-pub(crate) fn retract_refused(
+pub(crate) async fn retract_refused(
     shared: &Shared,
     nonce: u64,
     refusal: &Refusal,
@@ -320,25 +330,27 @@ pub(crate) fn retract_refused(
     if t.lock_nonce != nonce || (nonce > 1 && t.previous_proof.is_none()) {
         return Ok(false);
     }
-    if let Err(e) = shared.retract_lock(&entry, t.previous_proof.as_ref()) {
+    if let Err(e) = shared.retract_lock(&entry, t.previous_proof.as_ref()).await {
         tracing::warn!(nonce, error = %e, "a refused locked transfer cannot be taken back");
         return Ok(false);
     }
-    on_rejected(shared, &entry, refusal.clone())?;
-    let code = tonic::Code::from_i32(refusal.code);
-    tracing::info!(nonce, secrethash = %lock.secrethash, ?code, reason = %refusal.reason, "locked transfer refused by the hub and taken back");
-    shared.resolve(nonce, Err(refusal_error(code, refusal.reason.clone())));
+    on_rejected(shared, &entry, refusal.clone()).await?;
+    let (code, hub_reason, message) = refusal_parts(refusal);
+    tracing::info!(nonce, secrethash = %lock.secrethash, ?code, hub_reason = ?hub_reason, reason = %message, "locked transfer refused by the hub and taken back");
+    shared.resolve(nonce, Err(refusal_error(code, hub_reason, message)));
     Ok(true)
 }
 
 /// The hub refused the proof `entry` for good.
-pub(crate) fn on_rejected(
+pub(crate) async fn on_rejected(
     shared: &Shared,
     entry: &UnackedPayment,
     refusal: Refusal,
 ) -> Result<(), ClientError> {
     if let Some(secrethash) = entry.kind.secrethash() {
-        shared.update_outgoing(&secrethash, |t| record_rejection(t, entry, refusal))?;
+        shared
+            .update_outgoing(&secrethash, |t| record_rejection(t, entry, refusal))
+            .await?;
     }
     Ok(())
 }

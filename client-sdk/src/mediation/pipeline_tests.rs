@@ -23,10 +23,10 @@ use crate::error::ClientError;
 use crate::ledger::{DeviceLedger, HubLedger};
 use crate::payments::{acked_through, handle_ack};
 use crate::rpc::Rpc;
-use crate::shared::Shared;
+use crate::shared::{Queued, Shared};
 use crate::store::{
-    DeviceStore, ForwardRecord, HubRecord, IncomingState, IncomingTransfer, PaymentRequestRecord,
-    QueuedKind,
+    DeviceBatch, DeviceStore, ForwardRecord, HubRecord, IncomingState, IncomingTransfer,
+    PaymentRequestRecord, QueuedKind,
 };
 
 /// Bound of every wait on the pipeline.
@@ -81,7 +81,7 @@ fn channel(us: &LocalSigner, them: &LocalSigner) -> Channel {
 }
 
 /// The client state of `us` with a funded channel with the hub `hub`, and its Pay queue.
-fn client(us: &LocalSigner, hub: &LocalSigner) -> (Arc<Shared>, mpsc::UnboundedReceiver<u64>) {
+fn client(us: &LocalSigner, hub: &LocalSigner) -> (Arc<Shared>, mpsc::UnboundedReceiver<Queued>) {
     let record = HubRecord {
         hub_address: hub.address(),
         domain: domain(),
@@ -130,8 +130,8 @@ fn forwarded() -> Forward {
     })
 }
 
-fn queued(queue: &mut mpsc::UnboundedReceiver<u64>) -> Vec<u64> {
-    std::iter::from_fn(|| queue.try_recv().ok()).collect()
+fn queued(queue: &mut mpsc::UnboundedReceiver<Queued>) -> Vec<u64> {
+    std::iter::from_fn(|| queue.try_recv().ok().map(|(nonce, _)| nonce)).collect()
 }
 
 #[tokio::test]
@@ -154,7 +154,9 @@ async fn a_forwarded_transfer_completes_once_the_secret_is_back_and_the_unlock_a
     assert!(queued(&mut queue).is_empty());
     assert_eq!(shared.require_channel().unwrap().our().nonce(), 1);
 
-    handle_ack(&shared, accepted(1, 0, Some(forwarded()))).unwrap();
+    handle_ack(&shared, accepted(1, 0, Some(forwarded())))
+        .await
+        .unwrap();
     let acked = reply.await.unwrap().unwrap();
     assert!(matches!(acked.forward, Some(ForwardRecord::Forwarded { fee, .. }) if fee == u(2)));
     let t = shared.store.outgoing(&h).unwrap().unwrap();
@@ -178,7 +180,7 @@ async fn a_forwarded_transfer_completes_once_the_secret_is_back_and_the_unlock_a
     assert_eq!((t.secret, t.unlock_nonce), (Some(secret()), Some(2)));
     assert!(!waiter.is_finished());
 
-    handle_ack(&shared, accepted(2, 102, None)).unwrap();
+    handle_ack(&shared, accepted(2, 102, None)).await.unwrap();
     let receipt = tokio::time::timeout(WAIT, waiter)
         .await
         .unwrap()
@@ -206,8 +208,11 @@ async fn a_refused_forward_fails_at_once_and_its_lock_comes_back_after_expiry() 
     let offline = Forward::NotForwarded(v1::PaymentRejected {
         code: tonic::Code::FailedPrecondition as i32,
         reason: "payee offline: no payment stream".into(),
+        error_reason: v1::ErrorReason::PayeeOffline as i32,
     });
-    handle_ack(&shared, accepted(1, 0, Some(offline))).unwrap();
+    handle_ack(&shared, accepted(1, 0, Some(offline)))
+        .await
+        .unwrap();
     reply.await.unwrap().unwrap();
     let mut changes = shared.subscribe_transfers();
     let outcome = payer::wait_outcome(&shared, &h, &mut changes).await;
@@ -259,7 +264,7 @@ async fn a_lock_the_hub_holds_after_a_reconnect_waits_for_its_outcome() {
         .unwrap();
     // The ack was lost; the hub's channel state says it holds nonce 1.
     let known = shared.store.unacked_all().unwrap();
-    acked_through(&shared, 1, &known, None).unwrap();
+    acked_through(&shared, 1, &known, None).await.unwrap();
     let acked = reply.await.unwrap().unwrap();
     assert_eq!(acked.forward, Some(ForwardRecord::Unknown));
     let mut changes = shared.subscribe_transfers();
@@ -270,7 +275,9 @@ async fn a_lock_the_hub_holds_after_a_reconnect_waits_for_its_outcome() {
     .await
     .is_err());
 
-    payer::record_failure(&shared, &h, "payee did not claim in time".into()).unwrap();
+    payer::record_failure(&shared, &h, "payee did not claim in time".into())
+        .await
+        .unwrap();
     let outcome = payer::wait_outcome(&shared, &h, &mut changes).await;
     assert!(
         matches!(&outcome, Err(ClientError::TransferFailed(r)) if r == "payee did not claim in time"),
@@ -290,9 +297,10 @@ async fn a_refused_lock_is_taken_back_and_is_the_payments_outcome() {
         outcome: Some(Outcome::Rejected(v1::PaymentRejected {
             code: tonic::Code::FailedPrecondition as i32,
             reason: "payee offline: 0x.. has no receive stream open".into(),
+            error_reason: v1::ErrorReason::PayeeOffline as i32,
         })),
     };
-    handle_ack(&shared, rejected).unwrap();
+    handle_ack(&shared, rejected).await.unwrap();
     assert!(matches!(
         reply.await.unwrap(),
         Err(ClientError::PayeeOffline { .. })
@@ -339,7 +347,7 @@ async fn nothing_is_signed_on_top_of_an_unanswered_lock() {
             forward: None,
         })),
     };
-    handle_ack(&shared, accepted).unwrap();
+    handle_ack(&shared, accepted).await.unwrap();
     payment.await.unwrap().unwrap();
     assert_eq!(shared.require_channel().unwrap().our().nonce(), 2);
 }
@@ -354,28 +362,34 @@ async fn the_hubs_unlock_is_applied_once_and_published_once() {
         amount: u(100),
         ..lock(490)
     };
-    shared
-        .store
-        .put_payment_request(&PaymentRequestRecord {
+    let mut batch = DeviceBatch::new();
+    batch
+        .payment_request(&PaymentRequestRecord {
             request: request(),
             secret: s,
             paid_nonce: None,
         })
         .unwrap();
+    shared.store.commit(batch).await.unwrap();
     hub_side
         .send_locked_transfer(incoming_lock, 10, H256::ZERO, &hub)
         .unwrap();
     let lock_proof = *hub_side.our_latest_proof().unwrap();
-    let apply_lock =
-        |ch: &mut Channel| Ok(ch.handle_locked_transfer(&lock_proof, &incoming_lock, 10)?);
+    let apply_lock = |ch: &mut Channel, _: &mut DeviceBatch| {
+        Ok(ch.handle_locked_transfer(&lock_proof, &incoming_lock, 10)?)
+    };
     assert!(payee::once(&shared, &lock_proof, apply_lock)
+        .await
         .unwrap()
         .is_some());
     // Delivered again (a stream replay): a no-op, not a duplicate-lock error.
-    assert_eq!(payee::once(&shared, &lock_proof, apply_lock).unwrap(), None);
-    shared
-        .store
-        .put_incoming(&IncomingTransfer {
+    assert_eq!(
+        payee::once(&shared, &lock_proof, apply_lock).await.unwrap(),
+        None
+    );
+    let mut batch = DeviceBatch::new();
+    batch
+        .incoming(&IncomingTransfer {
             channel_id: u(5),
             lock: incoming_lock,
             payer: key(1).address(),
@@ -384,6 +398,7 @@ async fn the_hubs_unlock_is_applied_once_and_published_once() {
             state: IncomingState::Revealing,
         })
         .unwrap();
+    shared.store.commit(batch).await.unwrap();
     assert_eq!(shared.require_channel().unwrap().partner().locked(), u(100));
 
     let mut payments = shared.mediated_payments.subscribe();

@@ -8,11 +8,12 @@ use channel_core::{Domain, HashTimeLock, LocalSigner, Secret, Signer};
 
 use super::decide::*;
 use super::{MediatedReceipt, MediationOptions, ReceiptError};
-use crate::error::ClientError;
+use crate::error::{ClientError, HubReason};
 use crate::store::{
     ForwardRecord, OutgoingTransfer, PaymentRequestRecord, QueuedKind, Refusal, UnackedPayment,
 };
 use crate::watcher::needs_watch;
+use voltlane_proto::v1::{self, ErrorReason};
 
 fn u(n: u64) -> U256 {
     U256::from(n)
@@ -117,6 +118,20 @@ fn refusal(code: tonic::Code, reason: &str) -> Refusal {
     }
 }
 
+/// The record of a Pay rejection with a typed reason, as the SDK writes it.
+fn refusal_with(code: tonic::Code, why: ErrorReason, message: &str) -> Refusal {
+    refusal_record(&v1::PaymentRejected {
+        code: code as i32,
+        reason: message.into(),
+        error_reason: why as i32,
+    })
+}
+
+/// A status as the hub sends it: `code`, `message` and `why` in its ErrorInfo.
+fn hub_status(code: tonic::Code, why: ErrorReason, message: &str) -> tonic::Status {
+    voltlane_proto::errors::status(code, why, message)
+}
+
 // ----- payer -----
 
 #[test]
@@ -177,30 +192,137 @@ fn options_default_from_the_hubs_reveal_timeout() {
 fn refusals_read_as_precise_errors() {
     let e = refusal_error(
         tonic::Code::FailedPrecondition,
+        Some(HubReason::Known(ErrorReason::PayeeOffline)),
         "payee offline: no payment stream".into(),
     );
     assert!(matches!(e, ClientError::PayeeOffline { ref reason } if reason.contains("offline")));
     let e = refusal_error(
         tonic::Code::ResourceExhausted,
+        Some(HubReason::Known(ErrorReason::NoCapacity)),
         "hub has no capacity toward the payee: 5 available, 100 needed".into(),
     );
     assert!(matches!(e, ClientError::NoCapacity { .. }), "{e}");
     assert_eq!(e.code(), Some(tonic::Code::ResourceExhausted));
-    for (code, reason) in [
+    assert!(e
+        .hub_reason()
+        .is_some_and(|r| r.is(ErrorReason::NoCapacity)));
+    for (code, why, reason) in [
         (
             tonic::Code::FailedPrecondition,
+            Some(HubReason::Known(ErrorReason::ExpiryTooSoon)),
             "incoming lock expires too soon",
         ),
-        (tonic::Code::NotFound, "payee has no open channel"),
-        (tonic::Code::AlreadyExists, "secrethash already used"),
-        (tonic::Code::ResourceExhausted, "too many streams"),
+        (
+            tonic::Code::NotFound,
+            Some(HubReason::Known(ErrorReason::NoPayeeChannel)),
+            "payee has no open channel",
+        ),
+        (
+            tonic::Code::AlreadyExists,
+            Some(HubReason::Known(ErrorReason::SecrethashUsed)),
+            "secrethash already used",
+        ),
+        (tonic::Code::ResourceExhausted, None, "too many streams"),
+        // A reason newer than this SDK is kept as it is, and decides nothing.
+        (
+            tonic::Code::FailedPrecondition,
+            Some(HubReason::Other("SOMETHING_NEWER".into())),
+            "payee offline, no capacity",
+        ),
     ] {
-        let e = refusal_error(code, reason.into());
+        let e = refusal_error(code, why.clone(), reason.into());
         assert!(
-            matches!(&e, ClientError::MediationRefused { code: c, reason: r } if *c == code && r == reason),
+            matches!(&e, ClientError::MediationRefused { code: c, hub_reason: w, reason: r } if *c == code && *w == why && r == reason),
             "{e}"
         );
     }
+}
+
+#[test]
+fn the_decision_follows_the_typed_reason_not_the_message() {
+    // PAYEE_OFFLINE with a message that says nothing of the kind: offline.
+    let status = hub_status(
+        tonic::Code::FailedPrecondition,
+        ErrorReason::PayeeOffline,
+        "la destinataria no tiene flujo de recepcion abierto",
+    );
+    let ClientError::Rpc {
+        code,
+        hub_reason,
+        message,
+        ..
+    } = ClientError::rpc("Mediation.Quote", status)
+    else {
+        panic!("not an Rpc error");
+    };
+    assert_eq!(
+        hub_reason,
+        Some(HubReason::Known(ErrorReason::PayeeOffline))
+    );
+    assert!(matches!(
+        refusal_error(code, hub_reason, message),
+        ClientError::PayeeOffline { .. }
+    ));
+    // The old English words without the reason decide nothing any more.
+    let status = tonic::Status::failed_precondition("payee offline: no receive stream");
+    let e = ClientError::rpc("Mediation.Quote", status);
+    assert_eq!(e.hub_reason(), None);
+    let ClientError::Rpc { code, message, .. } = e else {
+        panic!("not an Rpc error");
+    };
+    assert!(matches!(
+        refusal_error(code, None, message),
+        ClientError::MediationRefused { .. }
+    ));
+    // NO_CAPACITY in a Pay rejection's record, whatever its message: no capacity.
+    let mut t = transfer(&secret(7));
+    t.forward = Some(ForwardRecord::NotForwarded(refusal_with(
+        tonic::Code::ResourceExhausted,
+        ErrorReason::NoCapacity,
+        "quota de canal agotada",
+    )));
+    assert!(
+        matches!(t.outcome(), Some(Err(ClientError::NoCapacity { ref reason })) if reason == "quota de canal agotada")
+    );
+}
+
+#[test]
+fn refusal_records_keep_the_typed_reason() {
+    let r = refusal_with(
+        tonic::Code::FailedPrecondition,
+        ErrorReason::PayeeOffline,
+        "[x] payee offline",
+    );
+    assert_eq!(r.reason, "[PAYEE_OFFLINE] [x] payee offline");
+    assert_eq!(
+        refusal_parts(&r),
+        (
+            tonic::Code::FailedPrecondition,
+            Some(HubReason::Known(ErrorReason::PayeeOffline)),
+            "[x] payee offline".to_string()
+        )
+    );
+    // A record without a reason (an older SDK's, or a hub before reasons).
+    for text in ["payee offline", "[x] payee offline", "[] payee offline"] {
+        let r = refusal(tonic::Code::FailedPrecondition, text);
+        assert_eq!(refusal_parts(&r).1, None, "{text}");
+        assert_eq!(refusal_parts(&r).2, text);
+    }
+    let unspecified = refusal_record(&v1::PaymentRejected {
+        code: tonic::Code::InvalidArgument as i32,
+        reason: "bad".into(),
+        error_reason: 0,
+    });
+    assert_eq!(unspecified.reason, "bad");
+    let newer = refusal_record(&v1::PaymentRejected {
+        code: tonic::Code::InvalidArgument as i32,
+        reason: "bad".into(),
+        error_reason: 9_999,
+    });
+    assert_eq!(
+        refusal_parts(&newer).1,
+        Some(HubReason::Other("9999".into()))
+    );
 }
 
 #[test]
@@ -232,8 +354,9 @@ fn a_transfer_outcome_follows_its_record() {
     );
 
     let mut t = transfer(&s);
-    t.forward = Some(ForwardRecord::NotForwarded(refusal(
+    t.forward = Some(ForwardRecord::NotForwarded(refusal_with(
         tonic::Code::FailedPrecondition,
+        ErrorReason::PayeeOffline,
         "payee offline",
     )));
     assert!(matches!(

@@ -20,7 +20,7 @@
 //! the app watches [`PayerHandle::updates`] and calls [`PayerHandle::finish`] to end.
 //!
 //! # Restarts
-//! Both sides keep their session in the device store (flushed before anything leaves the
+//! Both sides keep their session in the device store (durable before anything leaves the
 //! device) and resume with `Client::resume_payee_session` / `Client::resume_payer_session`:
 //! the payee reopens and republishes its latest reading, the payer re-accepts and finishes
 //! the payments it had begun. A hub restart is a reconnect for both.

@@ -106,8 +106,7 @@ impl PayeeHandle {
             latest: None,
             receipt: None,
         };
-        shared.store.put_payee_session(&record)?;
-        shared.store.flush().await?;
+        shared.store.put_payee_session(&record).await?;
         let handle = Self::with_record(shared, record, meter, terms.bill_valid_secs);
         handle.reopen().await?;
         handle.spawn_drivers();
@@ -262,8 +261,7 @@ impl PayeeHandle {
         if r.payer.is_some() && !already_final {
             self.publish_locked(&mut r).await?;
         } else {
-            self.inner.shared.store.put_payee_session(&r)?;
-            self.inner.shared.store.flush().await?;
+            self.inner.shared.store.put_payee_session(&r).await?;
         }
         self.bump();
         Ok(())
@@ -309,8 +307,7 @@ impl PayeeHandle {
                 receipt.verify()?;
                 let mut r = self.inner.record.lock().await;
                 r.receipt = Some(receipt);
-                self.inner.shared.store.put_payee_session(&r)?;
-                self.inner.shared.store.flush().await?;
+                self.inner.shared.store.put_payee_session(&r).await?;
                 return Ok(receipt);
             }
             let _ = payer;
@@ -368,8 +365,7 @@ impl PayeeHandle {
             bill,
         };
         r.latest = Some(publication);
-        shared.store.put_payee_session(r)?;
-        shared.store.flush().await?;
+        shared.store.put_payee_session(r).await?;
         match publish(shared, &publication).await {
             Ok(()) => Ok(()),
             Err(e) if is_transient(&e) => {
@@ -515,8 +511,7 @@ impl PayeeHandle {
             }
         }
         if changed {
-            shared.store.put_payee_session(&r)?;
-            shared.store.flush().await?;
+            shared.store.put_payee_session(&r).await?;
             drop(r);
             self.bump();
         }

@@ -114,8 +114,7 @@ impl PayerHandle {
             bills: Vec::new(),
             receipt: None,
         };
-        shared.store.put_payer_session(&record)?;
-        shared.store.flush().await?;
+        shared.store.put_payer_session(&record).await?;
         let handle = Self::with_record(shared, record);
         handle.spawn_watch();
         Ok(handle)
@@ -185,8 +184,7 @@ impl PayerHandle {
     pub async fn stop(&self, reason: StopReason) -> Result<(), ClientError> {
         let mut r = self.inner.record.lock().await;
         r.session.stop(reason);
-        self.inner.shared.store.put_payer_session(&r)?;
-        self.inner.shared.store.flush().await?;
+        self.inner.shared.store.put_payer_session(&r).await?;
         drop(r);
         self.notify(PayerUpdate::Ended(reason));
         Ok(())
@@ -228,8 +226,7 @@ impl PayerHandle {
                     receipt.verify()?;
                     let mut r = self.inner.record.lock().await;
                     r.receipt = Some(receipt);
-                    self.inner.shared.store.put_payer_session(&r)?;
-                    self.inner.shared.store.flush().await?;
+                    self.inner.shared.store.put_payer_session(&r).await?;
                     return Ok(receipt);
                 }
             }
@@ -323,29 +320,28 @@ impl PayerHandle {
             }
         }
         let Some(bill) = p.bill else {
-            shared.store.put_payer_session(&r)?;
+            shared.store.put_payer_session(&r).await?;
             return Ok(());
         };
         let key = bill.request.secrethash;
         let known = r.session.in_flight().iter().any(|f| f.key == key)
             || shared.store.outgoing(&key)?.is_some();
         if known {
-            shared.store.put_payer_session(&r)?;
+            shared.store.put_payer_session(&r).await?;
             return Ok(());
         }
         let units = match r.session.check_bill(&bill, unix_now()) {
             Ok(units) => units,
             Err(e) => {
                 tracing::warn!(session = %self.inner.id, error = %e, "bill refused");
-                shared.store.put_payer_session(&r)?;
+                shared.store.put_payer_session(&r).await?;
                 self.notify(PayerUpdate::Refused(e));
                 return Ok(());
             }
         };
         r.session.begin_payment(key, units)?;
         r.bills.push(bill);
-        shared.store.put_payer_session(&r)?;
-        shared.store.flush().await?;
+        shared.store.put_payer_session(&r).await?;
         drop(r);
         self.spawn_payment(bill);
         Ok(())
@@ -379,17 +375,10 @@ impl PayerHandle {
             },
         };
         r.bills.retain(|b| b.request.secrethash != key);
-        let stored = self.inner.shared.store.put_payer_session(&r);
+        let stored = self.inner.shared.store.put_payer_session(&r).await;
         drop(r);
-        match stored {
-            Ok(()) => {
-                if let Err(e) = self.inner.shared.store.flush().await {
-                    tracing::warn!(session = %self.inner.id, error = %e, "session record not flushed");
-                }
-            }
-            Err(e) => {
-                tracing::warn!(session = %self.inner.id, error = %e, "session record not stored")
-            }
+        if let Err(e) = stored {
+            tracing::warn!(session = %self.inner.id, error = %e, "session record not stored");
         }
         self.notify(update);
     }

@@ -6,10 +6,15 @@
 //! rebooted device continues with the right nonce, finishes or takes back its mediated
 //! payments, and can close or dispute on the ledger without the hub.
 //!
-//! Every record is versioned ([`record`]). Writes become durable at [`DeviceStore::flush`]; the
-//! client flushes before any proof leaves the device.
+//! Built on the shared seam [`voltlane_store`], like the hub: records are versioned
+//! ([`record`]) under namespaced keys; several records that change together go in one
+//! [`DeviceBatch`], written atomically. A write returns only once it is durable
+//! ([`DeviceStore::commit`]); where the write happens under a lock that cannot be held across
+//! an await, [`DeviceStore::write`] hands back the [`Persist`] ticket to await after the lock,
+//! and nothing built on the write may leave the device before. Reads see only durable data,
+//! so what the payment stream reads from the store to send is durable by construction.
 
-mod backend;
+mod layout;
 pub mod record;
 pub mod sessions;
 #[cfg(test)]
@@ -21,8 +26,8 @@ use std::sync::Arc;
 
 use channel_core::channel::Channel;
 use channel_core::{BalanceData, LocalSigner, H256};
+use voltlane_store::{KvStore, MemoryStore, SledStore, WriteBatch};
 
-pub use backend::{Entries, KvBackend, MemoryBackend, SledBackend};
 pub use record::{
     ChainFollowerRecord, DeploymentId, HubPaymentRecord, HubRecord, KeyRecord, QueuedKind,
     UnackedPayment, RECORD_VERSION,
@@ -30,12 +35,13 @@ pub use record::{
 pub use transfers::{
     ForwardRecord, IncomingState, IncomingTransfer, OutgoingTransfer, PaymentRequestRecord, Refusal,
 };
+pub use voltlane_store::Persist;
 
 /// Why the store failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
-    #[error("storage backend: {0}")]
-    Backend(String),
+    #[error("storage: {0}")]
+    Backend(#[from] voltlane_store::StoreError),
     #[error("record {key:?} has version {version}, this SDK reads version {RECORD_VERSION}")]
     UnsupportedVersion { key: String, version: u8 },
     #[error("record {key:?} is corrupt: {message}")]
@@ -44,96 +50,229 @@ pub enum StoreError {
     Encode { key: String, message: String },
 }
 
+/// Namespaces of the device's records.
+pub(crate) mod ns {
+    /// Single records: key, hub, channel, ledger seq, chain follower.
+    pub const DEVICE: &str = "device";
+    pub const UNACKED: &str = "unacked";
+    pub const HUB_PAYMENT: &str = "hub_payment";
+    pub const SIGNED_BALANCE: &str = "signed_balance";
+    pub const SIGNED_LOCKS: &str = "signed_locks";
+    pub const OUTGOING: &str = "transfer";
+    pub const REQUEST: &str = "request";
+    pub const INCOMING: &str = "incoming";
+    pub const PAYEE_SESSION: &str = "session-payee";
+    pub const PAYER_SESSION: &str = "session-payer";
+}
+
 const KEY: &str = "key";
 const HUB: &str = "hub";
 const CHANNEL: &str = "channel";
 const LEDGER_SEQ: &str = "ledger_seq";
 const CHAIN_FOLLOWER: &str = "chain_follower";
-const UNACKED: &str = "unacked/";
-const HUB_PAYMENT: &str = "hub_payment/";
-const SIGNED_BALANCE: &str = "signed_balance/";
-const SIGNED_LOCKS: &str = "signed_locks/";
 
-fn locks_key(root: &H256) -> Vec<u8> {
-    let mut k = SIGNED_LOCKS.as_bytes().to_vec();
-    k.extend_from_slice(root.as_bytes());
-    k
+/// A nonce as a key: fixed-width decimal, so key order is nonce order.
+pub(crate) fn nonce_key(nonce: u64) -> String {
+    format!("{nonce:020}")
 }
 
-fn nonce_key(prefix: &str, nonce: u64) -> Vec<u8> {
-    let mut k = prefix.as_bytes().to_vec();
-    k.extend_from_slice(&nonce.to_be_bytes());
-    k
+/// A 32-byte hash (secrethash, lock root, session id) as a key: lowercase hex.
+pub(crate) fn hash_key(hash: &H256) -> String {
+    hex::encode(hash.as_bytes())
 }
 
-/// Typed records over a [`KvBackend`]. Cheap to clone (shares the backend).
+/// Records that change together, written atomically by [`DeviceStore::commit`] or
+/// [`DeviceStore::write`]. Later changes of the same record replace earlier ones.
+#[derive(Debug, Default)]
+pub struct DeviceBatch {
+    batch: WriteBatch,
+}
+
+impl DeviceBatch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.batch.is_empty()
+    }
+
+    pub(crate) fn put<T: serde::Serialize>(
+        &mut self,
+        namespace: &str,
+        key: &str,
+        value: &T,
+    ) -> Result<&mut Self, StoreError> {
+        let bytes = record::encode(&format!("{namespace}/{key}"), value)?;
+        self.batch.put(namespace, key, bytes);
+        Ok(self)
+    }
+
+    pub(crate) fn put_raw(&mut self, namespace: &str, key: &str, bytes: Vec<u8>) -> &mut Self {
+        self.batch.put(namespace, key, bytes);
+        self
+    }
+
+    pub(crate) fn remove(&mut self, namespace: &str, key: &str) -> &mut Self {
+        self.batch.remove(namespace, key);
+        self
+    }
+
+    /// The channel, and with it the balance data of its latest proof of ours under that
+    /// proof's nonce and the proof's locks (packed, as the contract's unlock takes them) under
+    /// their root: every proof we sign is kept until the channel is cleared, since the hub may
+    /// close with any of them, and settling then needs its data
+    /// ([`DeviceStore::signed_balance`]) and unlocking what the ledger keeps back its locks
+    /// ([`DeviceStore::archived_locks`]).
+    pub fn channel(&mut self, channel: &Channel) -> Result<&mut Self, StoreError> {
+        if let Some((nonce, balance)) = channel.our_signed_balance() {
+            self.put(ns::SIGNED_BALANCE, &nonce_key(nonce), &balance)?;
+        }
+        if let Some((root, packed)) = channel.our_signed_locks() {
+            self.put_raw(ns::SIGNED_LOCKS, &hash_key(&root), packed);
+        }
+        self.put(ns::DEVICE, CHANNEL, channel)
+    }
+
+    pub fn unacked(&mut self, p: &UnackedPayment) -> Result<&mut Self, StoreError> {
+        self.put(ns::UNACKED, &nonce_key(p.nonce()), p)
+    }
+
+    /// Drops the unacknowledged payment with `nonce` (a locked transfer taken back).
+    pub fn remove_unacked(&mut self, nonce: u64) -> &mut Self {
+        self.remove(ns::UNACKED, &nonce_key(nonce))
+    }
+
+    pub fn hub_payment(&mut self, p: &HubPaymentRecord) -> Result<&mut Self, StoreError> {
+        self.put(ns::HUB_PAYMENT, &nonce_key(p.proof.proof.nonce), p)
+    }
+
+    pub fn hub(&mut self, hub: &HubRecord) -> Result<&mut Self, StoreError> {
+        self.put(ns::DEVICE, HUB, hub)
+    }
+
+    pub fn ledger_seq(&mut self, seq: u64) -> Result<&mut Self, StoreError> {
+        self.put(ns::DEVICE, LEDGER_SEQ, &seq)
+    }
+
+    /// The chain follower's state, as one record.
+    pub fn chain_follower(&mut self, r: &ChainFollowerRecord) -> Result<&mut Self, StoreError> {
+        self.put(ns::DEVICE, CHAIN_FOLLOWER, r)
+    }
+
+    fn signer(&mut self, signer: &LocalSigner) -> Result<&mut Self, StoreError> {
+        let rec = KeyRecord {
+            secret_hex: hex::encode(signer.to_bytes()),
+        };
+        self.put(ns::DEVICE, KEY, &rec)
+    }
+}
+
+/// Typed records over a [`KvStore`]. Cheap to clone (shares the store).
 #[derive(Debug, Clone)]
 pub struct DeviceStore {
-    kv: Arc<dyn KvBackend>,
+    kv: Arc<dyn KvStore>,
 }
 
 impl DeviceStore {
-    /// Opens (or creates) a sled store at `path`.
+    /// Opens (or creates) a sled store at `path`; a store written by an SDK before the shared
+    /// seam (raw keys) is moved to the namespaced layout first, in one durable batch.
     pub fn open(path: impl AsRef<Path>) -> Result<Self, StoreError> {
-        Ok(Self::with_backend(SledBackend::open(path)?))
+        let sled = SledStore::open(path.as_ref()).map_err(StoreError::Backend)?;
+        sled.rename_legacy_keys(layout::legacy_key)
+            .map_err(StoreError::Backend)?;
+        Ok(Self::with_store(Arc::new(sled)))
     }
 
-    /// A store that lives in memory only (tests).
+    /// A store that lives in memory only (tests). Clones share it, so a test can hand the
+    /// same store to a second client to simulate a device restart.
     pub fn in_memory() -> Self {
-        Self::with_backend(MemoryBackend::new())
+        Self::with_store(Arc::new(MemoryStore::new()))
     }
 
-    pub fn with_backend(kv: impl KvBackend) -> Self {
-        Self { kv: Arc::new(kv) }
+    pub fn with_store(kv: Arc<dyn KvStore>) -> Self {
+        Self { kv }
     }
 
-    fn get<T: serde::de::DeserializeOwned>(&self, key: &str) -> Result<Option<T>, StoreError> {
+    pub(crate) fn get<T: serde::de::DeserializeOwned>(
+        &self,
+        namespace: &str,
+        key: &str,
+    ) -> Result<Option<T>, StoreError> {
         self.kv
-            .get(key.as_bytes())?
-            .map(|b| record::decode(key, &b))
+            .read(namespace, key)?
+            .map(|b| record::decode(&format!("{namespace}/{key}"), &b))
             .transpose()
     }
 
-    fn put<T: serde::Serialize>(&self, key: &str, value: &T) -> Result<(), StoreError> {
-        self.kv.insert(key.as_bytes(), record::encode(key, value)?)
+    /// Every record of `namespace`, in key order.
+    pub(crate) fn all<T: serde::de::DeserializeOwned>(
+        &self,
+        namespace: &str,
+    ) -> Result<Vec<(String, T)>, StoreError> {
+        let mut out = Vec::new();
+        for key in self.kv.list(namespace)? {
+            if let Some(v) = self.get(namespace, &key)? {
+                out.push((key, v));
+            }
+        }
+        Ok(out)
     }
 
-    /// Makes every earlier write durable.
-    pub async fn flush(&self) -> Result<(), StoreError> {
-        self.kv.flush().await
+    /// Applies `batch` atomically and returns its durability ticket: for writes under a lock
+    /// that cannot be held across an await. Await the ticket before anything built on the
+    /// write leaves the device.
+    pub fn write(&self, batch: DeviceBatch) -> Result<Persist, StoreError> {
+        if batch.is_empty() {
+            return Ok(Persist::Completed);
+        }
+        Ok(self.kv.write(batch.batch)?)
+    }
+
+    /// A ticket for "every write applied so far is durable".
+    pub fn sync(&self) -> Result<Persist, StoreError> {
+        Ok(self.kv.sync()?)
+    }
+
+    /// Applies `batch` atomically and returns once it is durable.
+    pub async fn commit(&self, batch: DeviceBatch) -> Result<(), StoreError> {
+        Ok(self.write(batch)?.durable().await?)
+    }
+
+    /// Commits a batch of the one change `f` makes.
+    async fn commit_one(
+        &self,
+        f: impl FnOnce(&mut DeviceBatch) -> Result<&mut DeviceBatch, StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut batch = DeviceBatch::new();
+        f(&mut batch)?;
+        self.commit(batch).await
     }
 
     // ----- key -----
 
     /// The stored device key, if any.
     pub fn signer(&self) -> Result<Option<LocalSigner>, StoreError> {
-        let Some(rec) = self.get::<KeyRecord>(KEY)? else {
+        let Some(rec) = self.get::<KeyRecord>(ns::DEVICE, KEY)? else {
             return Ok(None);
         };
-        let bytes = hex::decode(rec.secret_hex.trim_start_matches("0x")).map_err(|e| {
-            StoreError::Corrupt {
-                key: KEY.into(),
-                message: e.to_string(),
-            }
-        })?;
+        let corrupt = |message: String| StoreError::Corrupt {
+            key: KEY.into(),
+            message,
+        };
+        let bytes = hex::decode(rec.secret_hex.trim_start_matches("0x"))
+            .map_err(|e| corrupt(e.to_string()))?;
         LocalSigner::from_bytes(&bytes)
             .map(Some)
-            .map_err(|e| StoreError::Corrupt {
-                key: KEY.into(),
-                message: e.to_string(),
-            })
+            .map_err(|e| corrupt(e.to_string()))
     }
 
-    /// Stores `signer`'s key and flushes.
+    /// Stores `signer`'s key, durably.
     pub async fn put_signer(&self, signer: &LocalSigner) -> Result<(), StoreError> {
-        let rec = KeyRecord {
-            secret_hex: hex::encode(signer.to_bytes()),
-        };
-        self.put(KEY, &rec)?;
-        self.flush().await
+        self.commit_one(|b| b.signer(signer)).await
     }
 
-    /// The stored key, or a fresh one from OS randomness (stored and flushed) on first use.
+    /// The stored key, or a fresh one from OS randomness (stored durably) on first use.
     pub async fn load_or_create_signer(&self) -> Result<LocalSigner, StoreError> {
         if let Some(s) = self.signer()? {
             return Ok(s);
@@ -153,43 +292,29 @@ impl DeviceStore {
     // ----- hub -----
 
     pub fn hub(&self) -> Result<Option<HubRecord>, StoreError> {
-        self.get(HUB)
+        self.get(ns::DEVICE, HUB)
     }
 
-    pub fn put_hub(&self, hub: &HubRecord) -> Result<(), StoreError> {
-        self.put(HUB, hub)
+    pub async fn put_hub(&self, hub: &HubRecord) -> Result<(), StoreError> {
+        self.commit_one(|b| b.hub(hub)).await
     }
 
     // ----- channel -----
 
     pub fn channel(&self) -> Result<Option<Channel>, StoreError> {
-        self.get(CHANNEL)
+        self.get(ns::DEVICE, CHANNEL)
     }
 
-    /// Stores the channel, and with it the balance data of its latest proof of ours under
-    /// that proof's nonce and the proof's locks (packed, as the contract's unlock takes them)
-    /// under their root: every proof we sign is kept until the channel is cleared, since the
-    /// hub may close with any of them, and settling then needs its data
-    /// ([`DeviceStore::signed_balance`]) and unlocking what the ledger keeps back its locks
-    /// ([`DeviceStore::archived_locks`]).
-    pub fn put_channel(&self, channel: &Channel) -> Result<(), StoreError> {
-        if let Some((nonce, balance)) = channel.our_signed_balance() {
-            self.kv.insert(
-                &nonce_key(SIGNED_BALANCE, nonce),
-                record::encode(SIGNED_BALANCE, &balance)?,
-            )?;
-        }
-        if let Some((root, packed)) = channel.our_signed_locks() {
-            self.kv.insert(&locks_key(&root), packed)?;
-        }
-        self.put(CHANNEL, channel)
+    /// Stores the channel (see [`DeviceBatch::channel`]), durably.
+    pub async fn put_channel(&self, channel: &Channel) -> Result<(), StoreError> {
+        self.commit_one(|b| b.channel(channel)).await
     }
 
     /// The packed locks of our proofs in the current channel under `roots`, those kept.
     pub fn archived_locks(&self, roots: &[H256]) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut found = Vec::new();
         for root in roots {
-            if let Some(packed) = self.kv.get(&locks_key(root))? {
+            if let Some(packed) = self.kv.read(ns::SIGNED_LOCKS, &hash_key(root))? {
                 found.push(packed);
             }
         }
@@ -198,19 +323,30 @@ impl DeviceStore {
 
     /// The balance data of the proof with `nonce` we signed in the current channel, if kept.
     pub fn signed_balance(&self, nonce: u64) -> Result<Option<BalanceData>, StoreError> {
-        self.kv
-            .get(&nonce_key(SIGNED_BALANCE, nonce))?
-            .map(|b| record::decode(SIGNED_BALANCE, &b))
-            .transpose()
+        self.get(ns::SIGNED_BALANCE, &nonce_key(nonce))
     }
 
-    /// Forgets the channel and its payment logs (after it settled). The records of mediated
-    /// payments stay: they are the payment history (and keep a request from being paid twice).
-    pub fn clear_channel(&self) -> Result<(), StoreError> {
-        self.kv.remove(CHANNEL.as_bytes())?;
-        for prefix in [UNACKED, HUB_PAYMENT, SIGNED_BALANCE, SIGNED_LOCKS] {
-            for (k, _) in self.kv.scan_prefix(prefix.as_bytes())? {
-                self.kv.remove(&k)?;
+    /// Forgets the channel and its payment logs (after it settled), durably. The records of
+    /// mediated payments stay: they are the payment history (and keep a request from being
+    /// paid twice).
+    pub async fn clear_channel(&self) -> Result<(), StoreError> {
+        let mut batch = DeviceBatch::new();
+        self.stage_clear_channel(&mut batch)?;
+        self.commit(batch).await
+    }
+
+    /// Adds [`DeviceStore::clear_channel`]'s removals to `batch` (a new channel written in the
+    /// same batch after them replaces the old one atomically).
+    pub fn stage_clear_channel(&self, batch: &mut DeviceBatch) -> Result<(), StoreError> {
+        batch.remove(ns::DEVICE, CHANNEL);
+        for namespace in [
+            ns::UNACKED,
+            ns::HUB_PAYMENT,
+            ns::SIGNED_BALANCE,
+            ns::SIGNED_LOCKS,
+        ] {
+            for key in self.kv.list(namespace)? {
+                batch.remove(namespace, &key);
             }
         }
         Ok(())
@@ -218,83 +354,67 @@ impl DeviceStore {
 
     // ----- unacknowledged payments -----
 
-    pub fn put_unacked(&self, p: &UnackedPayment) -> Result<(), StoreError> {
-        let key = nonce_key(UNACKED, p.nonce());
-        self.kv.insert(&key, record::encode(UNACKED, p)?)
-    }
-
     pub fn unacked(&self, nonce: u64) -> Result<Option<UnackedPayment>, StoreError> {
-        self.kv
-            .get(&nonce_key(UNACKED, nonce))?
-            .map(|b| record::decode(UNACKED, &b))
-            .transpose()
+        self.get(ns::UNACKED, &nonce_key(nonce))
     }
 
     /// Every unacknowledged payment, lowest nonce first.
     pub fn unacked_all(&self) -> Result<Vec<UnackedPayment>, StoreError> {
-        self.kv
-            .scan_prefix(UNACKED.as_bytes())?
-            .iter()
-            .map(|(_, v)| record::decode(UNACKED, v))
-            .collect()
+        Ok(self.all(ns::UNACKED)?.into_iter().map(|(_, p)| p).collect())
     }
 
-    /// Drops the unacknowledged payment with `nonce` (a locked transfer taken back).
-    pub fn remove_unacked(&self, nonce: u64) -> Result<(), StoreError> {
-        self.kv.remove(&nonce_key(UNACKED, nonce))
+    /// Drops the unacknowledged payment with `nonce` (a locked transfer taken back), durably.
+    pub async fn remove_unacked(&self, nonce: u64) -> Result<(), StoreError> {
+        self.commit_one(|b| Ok(b.remove_unacked(nonce))).await
     }
 
-    /// Drops every unacknowledged payment with nonce `<= nonce` (the hub has them) and returns
-    /// them, lowest nonce first.
-    pub fn prune_unacked(&self, nonce: u64) -> Result<Vec<UnackedPayment>, StoreError> {
+    /// Drops every unacknowledged payment with nonce `<= nonce` (the hub has them), durably,
+    /// and returns them, lowest nonce first.
+    pub async fn prune_unacked(&self, nonce: u64) -> Result<Vec<UnackedPayment>, StoreError> {
+        let mut batch = DeviceBatch::new();
         let mut pruned = Vec::new();
-        for (k, v) in self.kv.scan_prefix(UNACKED.as_bytes())? {
-            let p: UnackedPayment = record::decode(UNACKED, &v)?;
+        for p in self.unacked_all()? {
             if p.nonce() > nonce {
                 break;
             }
-            self.kv.remove(&k)?;
+            batch.remove_unacked(p.nonce());
             pruned.push(p);
         }
+        self.commit(batch).await?;
         Ok(pruned)
     }
 
     // ----- hub payments -----
 
-    pub fn put_hub_payment(&self, p: &HubPaymentRecord) -> Result<(), StoreError> {
-        let key = nonce_key(HUB_PAYMENT, p.proof.proof.nonce);
-        self.kv.insert(&key, record::encode(HUB_PAYMENT, p)?)
-    }
-
     /// Every payment received from the hub, lowest nonce first.
     pub fn hub_payments(&self) -> Result<Vec<HubPaymentRecord>, StoreError> {
-        self.kv
-            .scan_prefix(HUB_PAYMENT.as_bytes())?
-            .iter()
-            .map(|(_, v)| record::decode(HUB_PAYMENT, v))
-            .collect()
+        Ok(self
+            .all(ns::HUB_PAYMENT)?
+            .into_iter()
+            .map(|(_, p)| p)
+            .collect())
     }
 
     // ----- ledger -----
 
     /// The highest ledger event seq already applied (0 = none).
     pub fn ledger_seq(&self) -> Result<u64, StoreError> {
-        Ok(self.get(LEDGER_SEQ)?.unwrap_or(0))
+        Ok(self.get(ns::DEVICE, LEDGER_SEQ)?.unwrap_or(0))
     }
 
-    pub fn put_ledger_seq(&self, seq: u64) -> Result<(), StoreError> {
-        self.put(LEDGER_SEQ, &seq)
+    pub async fn put_ledger_seq(&self, seq: u64) -> Result<(), StoreError> {
+        self.commit_one(|b| b.ledger_seq(seq)).await
     }
 
     // ----- chain follower (Ethereum hubs only) -----
 
     /// The chain follower's state, if this store follows a chain.
     pub fn chain_follower(&self) -> Result<Option<ChainFollowerRecord>, StoreError> {
-        self.get(CHAIN_FOLLOWER)
+        self.get(ns::DEVICE, CHAIN_FOLLOWER)
     }
 
-    /// Replaces the chain follower's state in one write (not yet flushed).
-    pub fn put_chain_follower(&self, record: &ChainFollowerRecord) -> Result<(), StoreError> {
-        self.put(CHAIN_FOLLOWER, record)
+    /// Replaces the chain follower's state in one durable write.
+    pub async fn put_chain_follower(&self, record: &ChainFollowerRecord) -> Result<(), StoreError> {
+        self.commit_one(|b| b.chain_follower(record)).await
     }
 }

@@ -5,7 +5,7 @@
 //! - [`PayerSessionRecord`]: the core [`PayerSession`], the bills being paid (to resume them
 //!   after a restart) and the final receipt.
 //!
-//! Written and flushed before anything they record leaves the device.
+//! Durable before anything they record leaves the device.
 
 use channel_core::mediation::SignedPaymentRequest;
 use channel_core::primitives::{Address, H256};
@@ -14,16 +14,7 @@ use channel_core::session::{
 };
 use serde::{Deserialize, Serialize};
 
-use super::{record, DeviceStore, StoreError};
-
-const PAYEE: &str = "session-payee/";
-const PAYER: &str = "session-payer/";
-
-fn key(prefix: &str, id: &H256) -> Vec<u8> {
-    let mut k = prefix.as_bytes().to_vec();
-    k.extend_from_slice(id.as_bytes());
-    k
-}
+use super::{hash_key, ns, DeviceBatch, DeviceStore, StoreError};
 
 /// The metering side of one session.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,60 +36,59 @@ pub struct PayerSessionRecord {
     pub receipt: Option<SignedSessionReceipt>,
 }
 
-impl DeviceStore {
-    fn get_session<T: serde::de::DeserializeOwned>(
-        &self,
-        prefix: &'static str,
-        id: &H256,
-    ) -> Result<Option<T>, StoreError> {
-        self.kv
-            .get(&key(prefix, id))?
-            .map(|b| record::decode(prefix, &b))
-            .transpose()
+impl DeviceBatch {
+    pub fn payee_session(&mut self, r: &PayeeSessionRecord) -> Result<&mut Self, StoreError> {
+        self.put(ns::PAYEE_SESSION, &hash_key(&r.offer.offer.session_id), r)
     }
 
-    fn session_ids(&self, prefix: &'static str) -> Result<Vec<H256>, StoreError> {
+    pub fn payer_session(&mut self, r: &PayerSessionRecord) -> Result<&mut Self, StoreError> {
+        self.put(ns::PAYER_SESSION, &hash_key(&r.offer.offer.session_id), r)
+    }
+}
+
+impl DeviceStore {
+    fn session_ids(&self, namespace: &'static str) -> Result<Vec<H256>, StoreError> {
         let mut ids = Vec::new();
-        for (k, _) in self.kv.scan_prefix(prefix.as_bytes())? {
-            let bytes = k.get(prefix.len()..).unwrap_or_default();
-            let id = <[u8; 32]>::try_from(bytes).map_err(|_| StoreError::Corrupt {
-                key: prefix.to_string(),
-                message: format!("session key of {} bytes", bytes.len()),
-            })?;
+        for key in self.kv.list(namespace)? {
+            let bytes = hex::decode(&key).ok();
+            let id = bytes
+                .and_then(|b| <[u8; 32]>::try_from(b).ok())
+                .ok_or_else(|| StoreError::Corrupt {
+                    key: format!("{namespace}/{key}"),
+                    message: "a session key is 32 bytes in hex".into(),
+                })?;
             ids.push(H256(id));
         }
         Ok(ids)
     }
 
     pub fn payee_session(&self, id: &H256) -> Result<Option<PayeeSessionRecord>, StoreError> {
-        self.get_session(PAYEE, id)
+        self.get(ns::PAYEE_SESSION, &hash_key(id))
     }
 
-    pub fn put_payee_session(&self, r: &PayeeSessionRecord) -> Result<(), StoreError> {
-        self.kv.insert(
-            &key(PAYEE, &r.offer.offer.session_id),
-            record::encode(PAYEE, r)?,
-        )
+    /// Stores the payee session record, durably.
+    pub async fn put_payee_session(&self, r: &PayeeSessionRecord) -> Result<(), StoreError> {
+        let mut batch = DeviceBatch::new();
+        batch.payee_session(r)?;
+        self.commit(batch).await
     }
 
-    /// Ids of every session this device meters.
     pub fn payee_session_ids(&self) -> Result<Vec<H256>, StoreError> {
-        self.session_ids(PAYEE)
+        self.session_ids(ns::PAYEE_SESSION)
     }
 
     pub fn payer_session(&self, id: &H256) -> Result<Option<PayerSessionRecord>, StoreError> {
-        self.get_session(PAYER, id)
+        self.get(ns::PAYER_SESSION, &hash_key(id))
     }
 
-    pub fn put_payer_session(&self, r: &PayerSessionRecord) -> Result<(), StoreError> {
-        self.kv.insert(
-            &key(PAYER, &r.offer.offer.session_id),
-            record::encode(PAYER, r)?,
-        )
+    /// Stores the payer session record, durably.
+    pub async fn put_payer_session(&self, r: &PayerSessionRecord) -> Result<(), StoreError> {
+        let mut batch = DeviceBatch::new();
+        batch.payer_session(r)?;
+        self.commit(batch).await
     }
 
-    /// Ids of every session this device pays.
     pub fn payer_session_ids(&self) -> Result<Vec<H256>, StoreError> {
-        self.session_ids(PAYER)
+        self.session_ids(ns::PAYER_SESSION)
     }
 }

@@ -37,6 +37,18 @@ fn channel_with_payments(n: u64) -> (Channel, Vec<UnackedPayment>) {
     (ch, sent)
 }
 
+async fn put_unacked(store: &DeviceStore, p: &UnackedPayment) {
+    let mut batch = DeviceBatch::new();
+    batch.unacked(p).unwrap();
+    store.commit(batch).await.unwrap();
+}
+
+async fn put_records(store: &DeviceStore, f: impl FnOnce(&mut DeviceBatch)) {
+    let mut batch = DeviceBatch::new();
+    f(&mut batch);
+    store.commit(batch).await.unwrap();
+}
+
 async fn roundtrip(store: DeviceStore) {
     assert!(store.channel().unwrap().is_none());
     assert_eq!(store.ledger_seq().unwrap(), 0);
@@ -46,18 +58,17 @@ async fn roundtrip(store: DeviceStore) {
     assert_eq!(key.address(), again.address(), "the key is created once");
 
     let (ch, sent) = channel_with_payments(3);
-    store.put_channel(&ch).unwrap();
+    store.put_channel(&ch).await.unwrap();
     for p in &sent {
-        store.put_unacked(p).unwrap();
+        put_unacked(&store, p).await;
     }
     let hub = HubRecord {
         hub_address: signer(2).address(),
         domain: domain(),
         settlement_timeout: 30,
     };
-    store.put_hub(&hub).unwrap();
-    store.put_ledger_seq(42).unwrap();
-    store.flush().await.unwrap();
+    store.put_hub(&hub).await.unwrap();
+    store.put_ledger_seq(42).await.unwrap();
 
     assert_eq!(store.channel().unwrap(), Some(ch));
     assert_eq!(store.unacked_all().unwrap(), sent);
@@ -79,10 +90,9 @@ async fn sled_round_trip_survives_reopen() {
     let addr = {
         let store = DeviceStore::open(&path).unwrap();
         roundtrip(store.clone()).await;
-        store.put_channel(&ch).unwrap();
-        store.prune_unacked(10).unwrap();
-        store.put_unacked(&sent[1]).unwrap();
-        store.flush().await.unwrap();
+        store.put_channel(&ch).await.unwrap();
+        store.prune_unacked(10).await.unwrap();
+        put_unacked(&store, &sent[1]).await;
         store.signer().unwrap().unwrap().address()
     };
     let store = DeviceStore::open(&path).unwrap();
@@ -117,26 +127,29 @@ fn records_carry_a_version_byte_and_unknown_versions_are_refused() {
     ));
 }
 
-#[test]
-fn unacked_log_is_pruned_up_to_the_acknowledged_nonce() {
+#[tokio::test]
+async fn unacked_log_is_pruned_up_to_the_acknowledged_nonce() {
     let store = DeviceStore::in_memory();
     let (_, sent) = channel_with_payments(300);
     for p in &sent {
-        store.put_unacked(p).unwrap();
+        put_unacked(&store, p).await;
     }
     // Keys sort numerically (big-endian nonce), not lexically: 256 comes after 255.
     let all = store.unacked_all().unwrap();
     assert!(all.windows(2).all(|w| w[0].nonce() < w[1].nonce()));
 
-    let pruned = store.prune_unacked(257).unwrap();
+    let pruned = store.prune_unacked(257).await.unwrap();
     assert_eq!(pruned.len(), 257);
     assert_eq!(pruned.last().unwrap().nonce(), 257);
     let left = store.unacked_all().unwrap();
     assert_eq!(left.first().unwrap().nonce(), 258);
     assert_eq!(left.len(), 43);
-    assert!(store.prune_unacked(10).unwrap().is_empty(), "idempotent");
+    assert!(
+        store.prune_unacked(10).await.unwrap().is_empty(),
+        "idempotent"
+    );
 
-    store.clear_channel().unwrap();
+    store.clear_channel().await.unwrap();
     assert!(store.unacked_all().unwrap().is_empty());
 }
 
@@ -181,7 +194,7 @@ mod mediated {
     #[test]
     fn direct_entries_keep_the_old_format_and_old_entries_read_as_direct() {
         let (_, sent) = channel_with_payments(1);
-        let bytes = record::encode(UNACKED, &sent[0]).unwrap();
+        let bytes = record::encode("unacked", &sent[0]).unwrap();
         let json: serde_json::Value = serde_json::from_slice(&bytes[1..]).unwrap();
         assert_eq!(
             json.as_object().unwrap().keys().collect::<Vec<_>>(),
@@ -192,13 +205,13 @@ mod mediated {
         let old = serde_json::json!({ "proof": json["proof"], "amount": "10" });
         let mut old_bytes = vec![RECORD_VERSION];
         old_bytes.extend(serde_json::to_vec(&old).unwrap());
-        let read: UnackedPayment = record::decode(UNACKED, &old_bytes).unwrap();
+        let read: UnackedPayment = record::decode("unacked", &old_bytes).unwrap();
         assert_eq!(read, sent[0]);
         assert_eq!(read.kind, QueuedKind::Direct);
     }
 
-    #[test]
-    fn every_mediated_kind_round_trips_in_the_unacknowledged_log() {
+    #[tokio::test]
+    async fn every_mediated_kind_round_trips_in_the_unacknowledged_log() {
         let store = DeviceStore::in_memory();
         let (_, sent) = channel_with_payments(4);
         let s = Secret(H256([7; 32]));
@@ -219,10 +232,10 @@ mod mediated {
             .map(|(p, kind)| UnackedPayment { kind, ..*p })
             .collect();
         for e in &entries {
-            store.put_unacked(e).unwrap();
+            put_unacked(&store, e).await;
         }
         assert_eq!(store.unacked_all().unwrap(), entries);
-        assert_eq!(store.prune_unacked(2).unwrap(), entries[..2]);
+        assert_eq!(store.prune_unacked(2).await.unwrap(), entries[..2]);
         assert_eq!(store.unacked_all().unwrap(), entries[2..]);
         assert_eq!(entries[1].kind.secrethash(), Some(s.hash()));
         assert_eq!(entries[2].kind.secrethash(), Some(s.hash()));
@@ -275,11 +288,13 @@ mod mediated {
         {
             let store = DeviceStore::open(&path).unwrap();
             assert_eq!(store.outgoing(&s.hash()).unwrap(), None);
-            store.put_outgoing(&out).unwrap();
-            store.put_payment_request(&req).unwrap();
-            store.put_incoming(&inc).unwrap();
-            store.clear_channel().unwrap();
-            store.flush().await.unwrap();
+            put_records(&store, |b| {
+                b.outgoing(&out).unwrap();
+                b.payment_request(&req).unwrap();
+                b.incoming(&inc).unwrap();
+            })
+            .await;
+            store.clear_channel().await.unwrap();
         }
         let store = DeviceStore::open(&path).unwrap();
         assert_eq!(store.outgoing(&s.hash()).unwrap(), Some(out));
@@ -323,29 +338,29 @@ fn a_database_still_open_elsewhere_is_refused_after_a_bounded_wait() {
 
 /// Every proof the device signs stays findable by nonce until the channel is cleared: the hub
 /// may close with any of them, and settling then needs its balance data.
-#[test]
-fn every_signed_balance_is_kept_until_the_channel_is_cleared() {
+#[tokio::test]
+async fn every_signed_balance_is_kept_until_the_channel_is_cleared() {
     let store = DeviceStore::in_memory();
     let dev = signer(1);
     let (mut ch, _) = channel_with_payments(0);
     for _ in 0..3 {
         ch.send_payment(U256::from(10u64), H256::ZERO, &dev)
             .unwrap();
-        store.put_channel(&ch).unwrap();
+        store.put_channel(&ch).await.unwrap();
     }
     for nonce in 1..=3u64 {
         let kept = store.signed_balance(nonce).unwrap().unwrap();
         assert_eq!(kept.transferred_amount, U256::from(10 * nonce));
     }
     assert_eq!(store.signed_balance(4).unwrap(), None);
-    store.clear_channel().unwrap();
+    store.clear_channel().await.unwrap();
     assert_eq!(store.signed_balance(1).unwrap(), None);
 }
 
 /// The locks behind every proof the device signs stay findable by their root until the
 /// channel is cleared: the hub may close with a proof whose locks the channel no longer holds.
-#[test]
-fn the_locks_of_every_signed_proof_are_kept_until_the_channel_is_cleared() {
+#[tokio::test]
+async fn the_locks_of_every_signed_proof_are_kept_until_the_channel_is_cleared() {
     let store = DeviceStore::in_memory();
     let dev = signer(1);
     let (mut ch, _) = channel_with_payments(0);
@@ -356,16 +371,69 @@ fn the_locks_of_every_signed_proof_are_kept_until_the_channel_is_cleared() {
         secrethash: secret.hash(),
     };
     ch.send_locked_transfer(lock, 1, H256::ZERO, &dev).unwrap();
-    store.put_channel(&ch).unwrap();
+    store.put_channel(&ch).await.unwrap();
     let (root, packed) = ch.our_signed_locks().unwrap();
     ch.send_unlock(secret, H256::ZERO, &dev).unwrap();
-    store.put_channel(&ch).unwrap();
+    store.put_channel(&ch).await.unwrap();
     assert_eq!(ch.our_signed_locks(), None);
     let other = H256([9; 32]);
     assert_eq!(store.archived_locks(&[other, root]).unwrap(), vec![packed]);
-    store.clear_channel().unwrap();
+    store.clear_channel().await.unwrap();
     assert_eq!(
         store.archived_locks(&[root]).unwrap(),
         Vec::<Vec<u8>>::new()
     );
+}
+
+/// A store written before the shared seam (raw keys: bare names, big-endian nonces, raw
+/// hashes) opens with every record in place, and opening it again changes nothing.
+#[tokio::test]
+async fn a_store_in_the_legacy_key_layout_is_moved_once_and_reads_the_same() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("device");
+    let (ch, sent) = channel_with_payments(2);
+    let s = channel_core::Secret(H256([5; 32]));
+    let request = PaymentRequestRecord {
+        request: channel_core::mediation::PaymentRequest {
+            domain: domain(),
+            payee: signer(3).address(),
+            amount: U256::from(9u64),
+            secrethash: s.hash(),
+            payment_id: 1,
+            expires_at: 10,
+            memo_hash: H256::ZERO,
+        }
+        .sign(&signer(3))
+        .unwrap(),
+        secret: s,
+        paid_nonce: None,
+    };
+    {
+        let db = sled::open(&path).unwrap();
+        db.insert("channel", record::encode("channel", &ch).unwrap())
+            .unwrap();
+        db.insert("ledger_seq", record::encode("ledger_seq", &17u64).unwrap())
+            .unwrap();
+        for p in &sent {
+            let mut k = b"unacked/".to_vec();
+            k.extend_from_slice(&p.nonce().to_be_bytes());
+            db.insert(k, record::encode("unacked/", p).unwrap())
+                .unwrap();
+        }
+        let mut k = b"request/".to_vec();
+        k.extend_from_slice(s.hash().as_bytes());
+        db.insert(k, record::encode("request/", &request).unwrap())
+            .unwrap();
+        db.flush().unwrap();
+    }
+    for _ in 0..2 {
+        let store = DeviceStore::open(&path).unwrap();
+        assert_eq!(store.channel().unwrap(), Some(ch.clone()));
+        assert_eq!(store.ledger_seq().unwrap(), 17);
+        assert_eq!(store.unacked_all().unwrap(), sent);
+        assert_eq!(
+            store.payment_request(&s.hash()).unwrap(),
+            Some(request.clone())
+        );
+    }
 }

@@ -15,17 +15,7 @@ use channel_core::primitives::{u256_dec, Address, H256, U256};
 use channel_core::{HashTimeLock, Secret, SignedBalanceProof};
 use serde::{Deserialize, Serialize};
 
-use super::{record, DeviceStore, StoreError};
-
-const OUTGOING: &str = "transfer/";
-const REQUEST: &str = "request/";
-const INCOMING: &str = "incoming/";
-
-fn hash_key(prefix: &str, secrethash: &H256) -> Vec<u8> {
-    let mut k = prefix.as_bytes().to_vec();
-    k.extend_from_slice(secrethash.as_bytes());
-    k
-}
+use super::{hash_key, ns, DeviceBatch, DeviceStore, StoreError};
 
 /// A refusal as the hub sent it: a gRPC code (as its integer value) and a reason.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -144,38 +134,25 @@ pub struct IncomingTransfer {
     pub state: IncomingState,
 }
 
+impl DeviceBatch {
+    pub fn outgoing(&mut self, t: &OutgoingTransfer) -> Result<&mut Self, StoreError> {
+        self.put(ns::OUTGOING, &hash_key(&t.secrethash()), t)
+    }
+
+    pub fn payment_request(&mut self, r: &PaymentRequestRecord) -> Result<&mut Self, StoreError> {
+        self.put(ns::REQUEST, &hash_key(&r.request.request.secrethash), r)
+    }
+
+    pub fn incoming(&mut self, t: &IncomingTransfer) -> Result<&mut Self, StoreError> {
+        self.put(ns::INCOMING, &hash_key(&t.lock.secrethash), t)
+    }
+}
+
 impl DeviceStore {
-    fn get_hashed<T: serde::de::DeserializeOwned>(
-        &self,
-        prefix: &'static str,
-        secrethash: &H256,
-    ) -> Result<Option<T>, StoreError> {
-        self.kv
-            .get(&hash_key(prefix, secrethash))?
-            .map(|b| record::decode(prefix, &b))
-            .transpose()
-    }
-
-    fn put_hashed<T: Serialize>(
-        &self,
-        prefix: &'static str,
-        secrethash: &H256,
-        value: &T,
-    ) -> Result<(), StoreError> {
-        self.kv.insert(
-            &hash_key(prefix, secrethash),
-            record::encode(prefix, value)?,
-        )
-    }
-
     // ----- payer -----
 
     pub fn outgoing(&self, secrethash: &H256) -> Result<Option<OutgoingTransfer>, StoreError> {
-        self.get_hashed(OUTGOING, secrethash)
-    }
-
-    pub fn put_outgoing(&self, t: &OutgoingTransfer) -> Result<(), StoreError> {
-        self.put_hashed(OUTGOING, &t.secrethash(), t)
+        self.get(ns::OUTGOING, &hash_key(secrethash))
     }
 
     // ----- payee -----
@@ -184,18 +161,10 @@ impl DeviceStore {
         &self,
         secrethash: &H256,
     ) -> Result<Option<PaymentRequestRecord>, StoreError> {
-        self.get_hashed(REQUEST, secrethash)
-    }
-
-    pub fn put_payment_request(&self, r: &PaymentRequestRecord) -> Result<(), StoreError> {
-        self.put_hashed(REQUEST, &r.request.request.secrethash, r)
+        self.get(ns::REQUEST, &hash_key(secrethash))
     }
 
     pub fn incoming(&self, secrethash: &H256) -> Result<Option<IncomingTransfer>, StoreError> {
-        self.get_hashed(INCOMING, secrethash)
-    }
-
-    pub fn put_incoming(&self, t: &IncomingTransfer) -> Result<(), StoreError> {
-        self.put_hashed(INCOMING, &t.lock.secrethash, t)
+        self.get(ns::INCOMING, &hash_key(secrethash))
     }
 }

@@ -32,7 +32,11 @@ struct Fixture {
 impl Fixture {
     /// A hub with `n` channels (ids 1..=n), each device depositing 1,000.
     async fn new(n: u8) -> Self {
-        let store: Arc<dyn KvStore> = Arc::new(MemoryStore::new());
+        Self::on_store(n, Arc::new(MemoryStore::new())).await
+    }
+
+    /// As [`Fixture::new`], on `store`.
+    async fn on_store(n: u8, store: Arc<dyn KvStore>) -> Self {
         let operator = Arc::new(test_signer(200));
         let book = ChannelBook::load(store.clone(), operator.clone(), test_domain()).unwrap();
         let mut f = Self {
@@ -279,6 +283,59 @@ async fn a_batch_is_judged_payment_by_payment_in_order_and_persisted_once() {
     let live = snapshot(&f.book).await;
     assert_eq!(live[0].partner().transferred(), u(18));
     assert_eq!(f.reloaded().await, live);
+}
+
+/// A device that resubscribes while the hub's proof toward it is written but not yet durable
+/// must not be handed that proof: were the hub killed before the fsync, it would restart
+/// without it and sign a different proof with the same nonce.
+#[tokio::test]
+async fn a_resubscribing_device_is_not_replayed_a_proof_before_it_is_durable() {
+    let dir = tempfile::tempdir().unwrap();
+    let sled = Arc::new(crate::store::SledStore::open(dir.path()).unwrap());
+    let f = Arc::new(Fixture::on_store(1, sled.clone()).await);
+    let device = f.devices[0].0.clone();
+    let shared = f.book.get(&u(1)).unwrap().unwrap();
+    f.book
+        .transition(&shared, |ch, _| {
+            ch.handle_ledger_deposit(f.operator.address(), u(100))?;
+            Ok(())
+        })
+        .await
+        .unwrap();
+
+    let hold = sled.hold_fsyncs();
+    let paying = {
+        let f = f.clone();
+        tokio::spawn(async move { f.book.pay_device(&u(1), u(10)).await })
+    };
+    // The payment's batch reaches sled and waits for its fsync.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert!(!paying.is_finished(), "the payment waits for its fsync");
+    let (replayed, _) = f
+        .book
+        .hub_payments_since(device.address(), &u(1), 0)
+        .await
+        .unwrap();
+    assert!(
+        replayed.is_empty(),
+        "replayed a proof that is not durable: {replayed:?}"
+    );
+    assert!(f.book.stored_hub_payments(&u(1), 0).unwrap().is_empty());
+
+    drop(hold);
+    paying.await.unwrap().unwrap();
+    let (replayed, _) = f
+        .book
+        .hub_payments_since(device.address(), &u(1), 0)
+        .await
+        .unwrap();
+    assert_eq!(
+        replayed
+            .iter()
+            .map(|p| p.proof.proof.nonce)
+            .collect::<Vec<_>>(),
+        vec![1]
+    );
 }
 
 #[tokio::test]

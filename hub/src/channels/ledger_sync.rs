@@ -80,9 +80,9 @@ impl ChannelBook {
         if relevant > 0 {
             self.ledger_moved.notify_one();
         }
-        if events.iter().any(|e| self.is_device_close(e)) {
-            crate::failpoint::hit(crate::failpoint::AFTER_DEVICE_CLOSE_APPLIED);
-        }
+        crate::failpoint::fail_point!(
+            AFTER_DEVICE_CLOSE_APPLIED if events.iter().any(|e| self.is_device_close(e))
+        );
         Ok(relevant)
     }
 
@@ -212,6 +212,7 @@ impl ChannelBook {
         Ok(any)
     }
 
+    #[cfg(feature = "failpoints")]
     fn is_device_close(&self, event: &LedgerEvent) -> bool {
         matches!(event.kind, LedgerEventKind::ChannelClosed { closing_participant, .. }
             if closing_participant != self.operator.address())

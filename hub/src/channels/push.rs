@@ -116,7 +116,7 @@ pub async fn run<S>(
             Ok(p) if p.channel_id == channel_id => deliver(&mut cursor, p, &stored, &tx).await,
             Ok(_) => Ok(()),
             // Lagged: the device reconnects with its last nonce and gets a replay.
-            Err(_) => Err(Stop::Reconnect(Status::aborted(
+            Err(_) => Err(Stop::Reconnect(lagged(
                 "hub payment stream lagged; reconnect with after_nonce",
             ))),
         };
@@ -148,7 +148,7 @@ where
         Step::Gap { after } => {
             tracing::debug!(channel_id = %p.channel_id, after, nonce, "hub proofs published out of order; sending the stored ones first");
             let missing = stored(after).map_err(|e| {
-                Stop::Reconnect(Status::aborted(format!(
+                Stop::Reconnect(lagged(format!(
                     "hub payment stream cannot read the proofs after nonce {after}: {e}; \
                      reconnect with after_nonce"
                 )))
@@ -165,7 +165,7 @@ where
                 cursor.sent(n);
             }
             if cursor.step(nonce) != Step::Send {
-                return Err(Stop::Reconnect(Status::aborted(format!(
+                return Err(Stop::Reconnect(lagged(format!(
                     "hub payment stream is missing the proofs between nonce {} and {nonce}; \
                      reconnect with after_nonce",
                     cursor.last()
@@ -185,6 +185,12 @@ async fn send(
     tx.send(Ok(view::hub_payment(p)))
         .await
         .map_err(|_| Stop::Gone)
+}
+
+/// The status that ends a payment stream the device must reopen with its last nonce
+/// (ABORTED, reason STREAM_LAGGED).
+fn lagged(message: impl Into<String>) -> Status {
+    voltlane_proto::errors::status(tonic::Code::Aborted, v1::ErrorReason::StreamLagged, message)
 }
 
 #[cfg(test)]

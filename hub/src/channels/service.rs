@@ -75,10 +75,10 @@ async fn apply_direct(
     let mut applied = match engine.take_payments(caller, &valid).await {
         Ok(results) => results.into_iter(),
         Err(e) => {
-            let status = Status::from(e);
+            let rejected = e.rejection();
             return ids
                 .into_iter()
-                .map(|id| rejected_with(id, status.code(), status.message()))
+                .map(|id| rejected_with(id, rejected.clone()))
                 .collect();
         }
     };
@@ -200,17 +200,13 @@ impl PaymentsService {
 }
 
 fn rejection(request_id: u64, e: HubError) -> v1::PaymentAck {
-    let status = Status::from(e);
-    rejected_with(request_id, status.code(), status.message())
+    rejected_with(request_id, e.rejection())
 }
 
-fn rejected_with(request_id: u64, code: tonic::Code, reason: &str) -> v1::PaymentAck {
+fn rejected_with(request_id: u64, rejected: v1::PaymentRejected) -> v1::PaymentAck {
     v1::PaymentAck {
         request_id,
-        outcome: Some(v1::payment_ack::Outcome::Rejected(v1::PaymentRejected {
-            code: code as i32,
-            reason: reason.to_string(),
-        })),
+        outcome: Some(v1::payment_ack::Outcome::Rejected(rejected)),
     }
 }
 

@@ -9,7 +9,7 @@ use super::records::{RecordBook, SharedRecord};
 use super::{MediationEngine, PayerOutcome};
 use crate::channels::{HubPayment, SentKind};
 use crate::error::HubError;
-use crate::failpoint;
+use crate::failpoint::fail_point;
 
 impl MediationEngine {
     /// `Mediation.RevealSecret`: the payee `caller` reveals `secret` for a lock the hub sent
@@ -56,7 +56,8 @@ impl MediationEngine {
         let incoming = book
             .get(&next.incoming_channel())?
             .ok_or(HubError::UnknownChannel(next.incoming_channel()))?;
-        if failpoint::is_active(failpoint::HUB_WITHHOLDS_UNLOCK) {
+        #[cfg(feature = "failpoints")]
+        if crate::failpoint::is_active(crate::failpoint::HUB_WITHHOLDS_UNLOCK) {
             self.learn_in_incoming(&next, secret).await?;
             return Err(HubError::Internal(
                 "fail point hub_withholds_unlock: the hub keeps the secret and does not unlock"
@@ -95,7 +96,7 @@ impl MediationEngine {
             }
         };
         *r = next;
-        failpoint::hit(failpoint::AFTER_OUTGOING_UNLOCKED);
+        fail_point!(AFTER_OUTGOING_UNLOCKED);
         let sent = sent.ok_or_else(|| HubError::Internal("unlock signed nothing".into()))?;
         book.publish(&sent);
         if r.incoming_leg() == Leg::Locked {

@@ -11,7 +11,7 @@ use super::records::RecordBook;
 use super::{MediationEngine, PayerOutcome};
 use crate::channels::SentKind;
 use crate::error::HubError;
-use crate::failpoint;
+use crate::failpoint::fail_point;
 
 /// Where a forwarded payment went.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -148,7 +148,7 @@ impl MediationEngine {
         };
         let outgoing_lock = *record.outgoing_lock();
         self.records.insert(reservation, record)?;
-        failpoint::hit(failpoint::AFTER_FORWARD_DURABLE);
+        fail_point!(AFTER_FORWARD_DURABLE);
         if let Some(message) = &sent {
             book.publish(message);
         }
@@ -197,7 +197,7 @@ impl MediationEngine {
             |ch| Ok(ch.handle_unlock(proof, secret)?),
         )
         .await?;
-        failpoint::hit(failpoint::AFTER_INCOMING_UNLOCKED);
+        fail_point!(AFTER_INCOMING_UNLOCKED);
         Ok(accepted_state(proof))
     }
 

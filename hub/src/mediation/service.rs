@@ -46,13 +46,7 @@ pub async fn take_mediated(
                     fee: u256_bytes(&f.fee),
                     outgoing_lock: Some((&f.outgoing_lock).into()),
                 }),
-                Err(e) => {
-                    let status = Status::from(e);
-                    v1::payment_accepted::Forward::NotForwarded(v1::PaymentRejected {
-                        code: status.code() as i32,
-                        reason: status.message().to_string(),
-                    })
-                }
+                Err(e) => v1::payment_accepted::Forward::NotForwarded(e.rejection()),
             });
             Ok(v1::PaymentAccepted {
                 nonce: taken.nonce,
@@ -177,7 +171,11 @@ impl v1::mediation_server::Mediation for MediationService {
                         Ok(_) => {}
                         Err(_) => {
                             let _ = tx
-                                .send(Err(Status::aborted("payer event stream lagged; resubscribe for a replay")))
+                                .send(Err(voltlane_proto::errors::status(
+                                    tonic::Code::Aborted,
+                                    v1::ErrorReason::StreamLagged,
+                                    "payer event stream lagged; resubscribe for a replay",
+                                )))
                                 .await;
                             return;
                         }

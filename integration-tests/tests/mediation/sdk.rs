@@ -436,8 +436,9 @@ async fn a_lock_the_hub_refuses_is_taken_back_and_the_channel_goes_on() {
     assert!(
         matches!(
             &refused,
-            ClientError::MediationRefused { code: tonic::Code::AlreadyExists, reason }
+            ClientError::MediationRefused { code: tonic::Code::AlreadyExists, hub_reason, reason }
                 if reason.contains("already used")
+                    && hub_reason.as_ref().is_some_and(|r| r.is(v1::ErrorReason::SecrethashUsed))
         ),
         "{refused:?}"
     );

@@ -266,8 +266,7 @@ impl ChainLedger {
         };
         if store.chain_follower()?.is_none() && store.ledger_seq()? != 0 {
             // The seqs of another ledger (the embedded one): the chain's are the device's own.
-            store.put_ledger_seq(0)?;
-            store.flush().await?;
+            store.put_ledger_seq(0).await?;
         }
         let head = eth.node().block_number().await?;
         let start_block = state::first_block_to_read(deployment.start_block, head);
@@ -504,8 +503,7 @@ impl ChainLedger {
                 advanced: false,
             });
         };
-        self.store.put_chain_follower(&advance.record)?;
-        self.store.flush().await?;
+        self.store.put_chain_follower(&advance.record).await?;
         let step = Step {
             events: advance.events.len(),
             advanced: advance.state.cursor > state.cursor,

@@ -85,8 +85,8 @@ fn first_poll() -> Vec<ChainEvent> {
     ]
 }
 
-fn persist(store: &DeviceStore, state: &FollowerState) {
-    store.put_chain_follower(&state.record()).unwrap();
+async fn persist(store: &DeviceStore, state: &FollowerState) {
+    store.put_chain_follower(&state.record()).await.unwrap();
 }
 
 #[test]
@@ -116,8 +116,8 @@ fn only_the_devices_events_are_kept_and_numbered_consecutively() {
     assert!(later.is_empty());
 }
 
-#[test]
-fn the_state_survives_a_reload_from_its_one_record() {
+#[tokio::test]
+async fn the_state_survives_a_reload_from_its_one_record() {
     let store = DeviceStore::in_memory();
     let fresh = FollowerState::load(&store, deployment(), 10).unwrap();
     assert_eq!(fresh, FollowerState::new(deployment(), 10));
@@ -125,7 +125,7 @@ fn the_state_survives_a_reload_from_its_one_record() {
         .advance(ME, first_poll(), EventCursor::from_block(13), 1_012, 0)
         .unwrap()
         .unwrap();
-    store.put_chain_follower(&advance.record).unwrap();
+    store.put_chain_follower(&advance.record).await.unwrap();
     let reloaded = FollowerState::load(&store, deployment(), 10).unwrap();
     assert_eq!(reloaded, advance.state);
     assert_eq!(reloaded.last_seq(), 4);
@@ -135,15 +135,15 @@ fn the_state_survives_a_reload_from_its_one_record() {
     assert_eq!(moved.start_block, 10);
 }
 
-#[test]
-fn a_crash_between_poll_and_write_reads_the_same_events_with_the_same_seqs() {
+#[tokio::test]
+async fn a_crash_between_poll_and_write_reads_the_same_events_with_the_same_seqs() {
     let store = DeviceStore::in_memory();
     let state = FollowerState::new(deployment(), 10);
     let first = state
         .advance(ME, first_poll(), EventCursor::from_block(13), 1_012, 0)
         .unwrap()
         .unwrap();
-    persist(&store, &first.state);
+    persist(&store, &first.state).await;
     let second_poll = vec![
         event(13, 0, deposit(1, HUB, 30)),
         event(14, 0, deposit(2, OTHER, 80)),
@@ -175,8 +175,8 @@ fn a_crash_between_poll_and_write_reads_the_same_events_with_the_same_seqs() {
     assert_eq!(again.state.undelivered, again.events);
 }
 
-#[test]
-fn undelivered_events_are_kept_until_the_channel_applied_them() {
+#[tokio::test]
+async fn undelivered_events_are_kept_until_the_channel_applied_them() {
     let store = DeviceStore::in_memory();
     let state = FollowerState::new(deployment(), 10);
     let first = state
@@ -199,7 +199,7 @@ fn undelivered_events_are_kept_until_the_channel_applied_them() {
             .collect::<Vec<_>>(),
         vec![3, 4]
     );
-    store.put_chain_follower(&quiet.record).unwrap();
+    store.put_chain_follower(&quiet.record).await.unwrap();
     let reloaded = FollowerState::load(&store, deployment(), 10).unwrap();
     assert_eq!(reloaded.undelivered_after(2).len(), 2);
     assert_eq!(reloaded.undelivered_after(3)[0].seq, 4);
@@ -211,14 +211,14 @@ fn undelivered_events_are_kept_until_the_channel_applied_them() {
         .is_none());
 }
 
-#[test]
-fn a_store_of_another_deployment_is_refused() {
+#[tokio::test]
+async fn a_store_of_another_deployment_is_refused() {
     let store = DeviceStore::in_memory();
     let first = FollowerState::new(deployment(), 10)
         .advance(ME, first_poll(), EventCursor::from_block(13), 1_012, 0)
         .unwrap()
         .unwrap();
-    store.put_chain_follower(&first.record).unwrap();
+    store.put_chain_follower(&first.record).await.unwrap();
     let other_network = DeploymentId {
         token_network: Address([8; 20]),
         ..deployment()
@@ -241,8 +241,8 @@ fn a_store_of_another_deployment_is_refused() {
     ));
 }
 
-#[test]
-fn a_record_that_contradicts_itself_is_refused() {
+#[tokio::test]
+async fn a_record_that_contradicts_itself_is_refused() {
     let store = DeviceStore::in_memory();
     let first = FollowerState::new(deployment(), 10)
         .advance(ME, first_poll(), EventCursor::from_block(13), 1_012, 0)
@@ -250,7 +250,7 @@ fn a_record_that_contradicts_itself_is_refused() {
         .unwrap();
     let mut record = first.record;
     record.undelivered.reverse();
-    store.put_chain_follower(&record).unwrap();
+    store.put_chain_follower(&record).await.unwrap();
     let err = FollowerState::load(&store, deployment(), 10).unwrap_err();
     assert!(matches!(err, ChainError::Inconsistent(_)), "{err}");
 }

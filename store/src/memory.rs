@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{flat_key, KvStore, Persist, StoreError, WriteBatch};
+use crate::{flat_key, KvStore, Persist, StoreError, WriteBatch};
 
 /// A map behind a mutex.
 #[derive(Debug, Default)]

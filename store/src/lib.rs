@@ -1,16 +1,28 @@
-//! Persistence behind a small trait, LDK style: values are bytes under `namespace/key`, every
-//! record starts with a version byte ([`record`]), and nothing is acknowledged before it is
-//! durable.
+//! The one persistence seam of every Voltlane process (hub, device SDK, and the daemons
+//! after them), LDK style: values are bytes under `namespace/key`, every record starts with a
+//! version byte ([`record`]), and nothing is acknowledged before it is durable.
 //!
-//! A [`KvStore::write`] applies a batch atomically (visible to reads at once) and returns a
-//! [`Persist`] ticket: `Completed` when already durable, `InProgress` until the backend's fsync
-//! covering it finished. Callers apply under their own lock (so the order of writes is the order
-//! of state changes) and await the ticket outside it (so concurrent writers share one flush).
+//! A [`KvStore::write`] applies a batch atomically and returns a [`Persist`] ticket:
+//! `Completed` when already durable, `InProgress` until the backend's fsync covering it
+//! finished. Callers apply under their own lock (so the order of writes is the order of state
+//! changes) and await the ticket outside it (so concurrent writers share one flush).
+//! [`Pending`] ties a value that must not leave the process before its write is durable (a
+//! signed proof) to that write's ticket: the value is only handed out once durable.
+//!
+//! **Reads see only durable data.** A write is invisible to [`KvStore::read`] and
+//! [`KvStore::list`] until the group commit carrying it has been fsynced; until then they
+//! answer what was durable before. So nothing read from a store (and then sent to a peer) can
+//! be lost in a crash: a process restarted after `kill -9` finds at least what any reader saw.
+//! A process keeps its own not-yet-durable state in memory (the hub's channel book, the SDK's
+//! channel) and writes the same record keys only under its own per-record lock.
 //!
 //! Implementations: [`sled_store::SledStore`] (group commit: one sled batch and one fsync per
-//! group) and [`memory::MemoryStore`]
-//! (tests).
+//! group, on one flusher thread, so concurrent flushes of sled never race) and
+//! [`memory::MemoryStore`] (tests). A backend on a server database (PostgreSQL for a standby
+//! hub) implements the same four methods: a batch is one transaction, `Persist` resolves at its
+//! commit, reads go to committed rows.
 
+pub mod keyfile;
 pub mod memory;
 mod pending;
 pub mod record;
@@ -23,6 +35,12 @@ use tokio::sync::oneshot;
 pub use memory::MemoryStore;
 pub use sled_store::{SledOptions, SledStore, DEFAULT_GROUP_COMMIT_INTERVAL_US};
 
+/// Told about every group commit (a process's metrics).
+pub trait CommitObserver: Send + Sync + fmt::Debug + 'static {
+    /// One group commit acknowledged `writes` waiters with an fsync that took `fsync`.
+    fn group_commit(&self, writes: usize, fsync: std::time::Duration);
+}
+
 /// Why the store failed. Every variant means "not persisted": the caller must not acknowledge.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
@@ -34,7 +52,7 @@ pub enum StoreError {
     Closed,
     #[error("invalid namespace {0:?}: must be non-empty and must not contain '/'")]
     Namespace(String),
-    #[error("record {namespace}/{key} has format version {found}, this hub reads {supported}")]
+    #[error("record {namespace}/{key} has format version {found}, this build reads {supported}")]
     Version {
         namespace: String,
         key: String,

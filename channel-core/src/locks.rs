@@ -94,9 +94,17 @@ pub fn pack_locks(locks: &[HashTimeLock]) -> Vec<u8> {
 }
 
 /// The pending locks of one direction of a channel, in creation order, with their total.
-#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct PendingLocks {
     locks: Vec<HashTimeLock>,
+}
+
+impl From<Vec<HashTimeLock>> for PendingLocks {
+    /// The set of `locks`, in this order (a channel's invariants on them are checked by
+    /// [`Channel::from_parts`](crate::channel::Channel::from_parts)).
+    fn from(locks: Vec<HashTimeLock>) -> Self {
+        Self { locks }
+    }
 }
 
 impl PendingLocks {

@@ -27,7 +27,7 @@ use channel_core::primitives::{Address, U256};
 use channel_core::{BalanceData, HashTimeLock, Secret, SignedBalanceProof, H256};
 use prost::Message;
 use serde::{Deserialize, Serialize};
-use voltlane_client::store::{HubPaymentRecord, QueuedKind, UnackedPayment};
+use voltlane_client::store::{ChannelStateRecord, HubPaymentRecord, QueuedKind, UnackedPayment};
 use voltlane_proto::convert::{address_bytes, u256_bytes};
 use voltlane_proto::v1;
 
@@ -276,16 +276,17 @@ fn main() {
             let j = value.len();
             match (side, ns.as_str()) {
                 ("hub", "channels") | ("device", "channel") => {
-                    let ch: Channel = json(&key, &value);
+                    let rec: ChannelStateRecord = json(&key, &value);
+                    let ch = rec.clone().into_channel().unwrap();
                     let k = if side == "hub" {
-                        "hub channels/<id>: Channel"
+                        "hub channels/<id>: ChannelStateRecord"
                     } else {
-                        "device channel: Channel"
+                        "device channel: ChannelStateRecord"
                     };
                     kinds
                         .entry(k)
                         .or_default()
-                        .add(j, compact::size(&ch), prost_channel(&ch));
+                        .add(j, compact::size(&rec), prost_channel(&ch));
                 }
                 ("hub", "signed_balances_<id>") | ("device", "signed_balance") => {
                     let b: BalanceData = json(&key, &value);

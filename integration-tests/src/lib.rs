@@ -44,11 +44,16 @@ use std::future::Future;
 use std::time::Duration;
 
 /// Awaits `fut` for at most `limit`; on timeout the error names `what`.
+///
+/// The budget is the test's own: the hub binary under test is located (and, the first time in
+/// a process after a source change, built: see [`binary`]) before the clock starts. A
+/// failure to build is left for [`HubProcess::start`] to report.
 pub async fn within<T>(
     limit: Duration,
     what: &str,
     fut: impl Future<Output = T>,
 ) -> Result<T, HarnessError> {
+    let _ = tokio::task::spawn_blocking(binary::hub_binary).await;
     tokio::time::timeout(limit, fut)
         .await
         .map_err(|_| HarnessError::Timeout {

@@ -1,10 +1,13 @@
-//! Figures for the load generator: latency percentiles and the raw k256 sign/verify cost.
+//! Figures for the load generator: latency percentiles and the raw cost of signing (k256) and
+//! of checking a signature (libsecp256k1, as the hub does; k256 beside it for scale).
 
 use std::time::{Duration, Instant};
 
 use channel_core::crypto::{keccak256, PeerKey, Signer};
 use channel_core::H256;
 use k256::ecdsa::signature::hazmat::PrehashVerifier;
+use secp256k1::ecdsa::Signature as SecpSignature;
+use secp256k1::{Message, PublicKey as SecpPublicKey};
 
 use crate::device::device_key;
 use crate::error::HarnessError;
@@ -32,70 +35,89 @@ pub fn latency_ms(sorted: &[Duration]) -> [(&'static str, f64); 3] {
     })
 }
 
-/// Mean cost of one k256 signature and one verification, measured in this process.
+/// Mean cost of one signature and one check of a signature, measured in this process.
 #[derive(Clone, Copy, Debug)]
 pub struct CryptoCost {
+    /// `LocalSigner::sign_hash` (k256, RFC 6979): what a device pays per payment.
     pub sign: Duration,
-    /// k256's own `verify_prehash` against a known key: the baseline of the bounds.
+    /// `PeerKey::verify` with the key learned, what the hub runs per payment: libsecp256k1's
+    /// recovery with the signature's own `v`, compared with the key. The bounds use it.
     pub verify: Duration,
-    /// `PeerKey::verify`, what the hub runs per payment (variable-time, and it also pins the
-    /// recovery byte), for comparison with the baseline.
-    pub peer_verify: Duration,
+    /// libsecp256k1's plain ECDSA verify against the known key: the fastest audited check,
+    /// for scale (it alone would not pin `v`).
+    pub libsecp256k1_verify: Duration,
+    /// k256's `verify_prehash`, for scale.
+    pub k256_verify: Duration,
 }
 
 impl CryptoCost {
-    /// Times `n` `LocalSigner::sign_hash`, then `n` k256 `verify_prehash` and `n`
-    /// `PeerKey::verify` (key already learned, as the hub holds it for a known device) over
-    /// distinct digests.
+    /// Times `n` `LocalSigner::sign_hash`, then `n` of each check over distinct digests.
     pub fn measure(n: usize) -> Result<Self, HarnessError> {
         let n = n.max(1);
+        let channel = |e: &dyn std::fmt::Display| HarnessError::Channel(e.to_string());
         let key = device_key(0xC0FFEE, 0)?;
         let hashes: Vec<H256> = (0..n as u64).map(|i| keccak256(&i.to_be_bytes())).collect();
         let started = Instant::now();
         let mut sigs = Vec::with_capacity(n);
         for h in &hashes {
-            sigs.push(
-                key.sign_hash(h)
-                    .map_err(|e| HarnessError::Channel(e.to_string()))?,
-            );
+            sigs.push(key.sign_hash(h).map_err(|e| channel(&e))?);
         }
         let sign = started.elapsed() / n as u32;
+
+        let mut peer = PeerKey::new(key.address());
+        peer.verify(&hashes[0], &sigs[0]).map_err(|e| channel(&e))?;
+        let started = Instant::now();
+        for (h, s) in hashes.iter().zip(&sigs) {
+            peer.verify(h, s).map_err(|e| channel(&e))?;
+        }
+        let verify = started.elapsed() / n as u32;
+
+        let point = key.verifying_key().to_encoded_point(false);
+        let secp_key = SecpPublicKey::from_slice(point.as_bytes()).map_err(|e| channel(&e))?;
+        let secp_sigs = sigs
+            .iter()
+            .map(|s| SecpSignature::from_compact(&s.as_bytes()[..64]))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| channel(&e))?;
+        let started = Instant::now();
+        for (h, s) in hashes.iter().zip(&secp_sigs) {
+            s.verify(Message::from_digest(h.0), &secp_key)
+                .map_err(|e| channel(&e))?;
+        }
+        let libsecp256k1_verify = started.elapsed() / n as u32;
 
         let k256_sigs = sigs
             .iter()
             .map(|s| k256::ecdsa::Signature::from_slice(&s.as_bytes()[..64]))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| HarnessError::Channel(e.to_string()))?;
+            .map_err(|e| channel(&e))?;
         let started = Instant::now();
         for (h, s) in hashes.iter().zip(&k256_sigs) {
             key.verifying_key()
                 .verify_prehash(h.as_bytes(), s)
-                .map_err(|e| HarnessError::Channel(e.to_string()))?;
+                .map_err(|e| channel(&e))?;
         }
-        let verify = started.elapsed() / n as u32;
-
-        let mut peer = PeerKey::new(key.address());
-        peer.verify(&hashes[0], &sigs[0])
-            .map_err(|e| HarnessError::Channel(e.to_string()))?;
-        let started = Instant::now();
-        for (h, s) in hashes.iter().zip(&sigs) {
-            peer.verify(h, s)
-                .map_err(|e| HarnessError::Channel(e.to_string()))?;
-        }
-        let peer_verify = started.elapsed() / n as u32;
+        let k256_verify = started.elapsed() / n as u32;
         Ok(Self {
             sign,
             verify,
-            peer_verify,
+            libsecp256k1_verify,
+            k256_verify,
         })
     }
 
-    pub fn signs_per_sec(&self) -> f64 {
-        per_sec(self.sign)
-    }
-
-    pub fn verifies_per_sec(&self) -> f64 {
-        per_sec(self.verify)
+    /// The figures a load report prints about the machine's crypto: rates per second.
+    pub fn figures(&self) -> [(&'static str, f64); 4] {
+        [
+            ("k256_sign_per_sec", per_sec(self.sign)),
+            ("hub_verify_per_sec", per_sec(self.verify)),
+            (
+                "libsecp256k1_verify_per_sec",
+                per_sec(self.libsecp256k1_verify),
+            ),
+            ("k256_verify_per_sec", per_sec(self.k256_verify)),
+        ]
+        .map(|(name, rate)| (name, rate.round()))
     }
 
     /// The mean of two measurements (e.g. before and after a run).
@@ -103,7 +125,8 @@ impl CryptoCost {
         Self {
             sign: (self.sign + other.sign) / 2,
             verify: (self.verify + other.verify) / 2,
-            peer_verify: (self.peer_verify + other.peer_verify) / 2,
+            libsecp256k1_verify: (self.libsecp256k1_verify + other.libsecp256k1_verify) / 2,
+            k256_verify: (self.k256_verify + other.k256_verify) / 2,
         }
     }
 
@@ -172,17 +195,19 @@ mod tests {
         let a = CryptoCost {
             sign: us(100),
             verify: us(200),
-            peer_verify: us(120),
+            libsecp256k1_verify: us(120),
+            k256_verify: us(300),
         };
         let b = CryptoCost {
             sign: us(60),
             verify: us(140),
-            peer_verify: us(80),
+            libsecp256k1_verify: us(80),
+            k256_verify: us(100),
         };
         let m = a.mean(&b);
         assert_eq!(
-            (m.sign, m.verify, m.peer_verify),
-            (us(80), us(170), us(100))
+            (m.sign, m.verify, m.libsecp256k1_verify, m.k256_verify),
+            (us(80), us(170), us(100), us(200))
         );
         // 300 µs against 200 µs: 100 apart, mean 250.
         assert!((a.drift(&b) - 0.4).abs() < 1e-9);

@@ -8,6 +8,7 @@
 use std::time::Duration;
 
 use channel_core::primitives::U256;
+use channel_core::BalanceData;
 use integration_tests::device::device_key;
 use integration_tests::{within, HubOptions, HubProcess, TestDevice};
 use tonic::Code;
@@ -37,9 +38,9 @@ fn settle_request(device: &TestDevice, id: U256) -> v1::SettleChannelRequest {
     v1::SettleChannelRequest {
         channel_id: u256_bytes(&id),
         participant1: address_bytes(&device.address()),
-        participant1_balance: Some(v1::BalanceData::default()),
+        participant1_balance: Some((&BalanceData::EMPTY).into()),
         participant2: address_bytes(&device.hub_address()),
-        participant2_balance: Some(v1::BalanceData::default()),
+        participant2_balance: Some((&BalanceData::EMPTY).into()),
     }
 }
 

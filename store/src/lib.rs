@@ -26,6 +26,7 @@ pub mod keyfile;
 pub mod memory;
 mod pending;
 pub mod record;
+pub mod records;
 pub mod sled_store;
 
 use std::fmt;

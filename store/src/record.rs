@@ -21,24 +21,53 @@ pub fn decode<T: DeserializeOwned>(
     supported: u8,
     bytes: &[u8],
 ) -> Result<T, StoreError> {
+    let (version, payload) = split(namespace, key, bytes)?;
+    if version != supported {
+        return Err(unknown_version(namespace, key, version, supported));
+    }
+    json(namespace, key, payload)
+}
+
+/// A record's version byte and payload (for a reader that matches on the version).
+pub fn split<'a>(
+    namespace: &str,
+    key: &str,
+    bytes: &'a [u8],
+) -> Result<(u8, &'a [u8]), StoreError> {
     let (version, payload) = bytes.split_first().ok_or_else(|| StoreError::Corrupt {
         namespace: namespace.to_string(),
         key: key.to_string(),
         reason: "empty record".into(),
     })?;
-    if *version != supported {
-        return Err(StoreError::Version {
-            namespace: namespace.to_string(),
-            key: key.to_string(),
-            found: *version,
-            supported,
-        });
-    }
-    serde_json::from_slice(payload).map_err(|e| StoreError::Corrupt {
+    Ok((*version, payload))
+}
+
+/// A JSON payload as `T`.
+pub fn json<T: DeserializeOwned>(
+    namespace: &str,
+    key: &str,
+    payload: &[u8],
+) -> Result<T, StoreError> {
+    serde_json::from_slice(payload).map_err(|e| corrupt(namespace, key, e))
+}
+
+/// The refusal of a record whose version `found` this build cannot read (it writes `supported`).
+pub fn unknown_version(namespace: &str, key: &str, found: u8, supported: u8) -> StoreError {
+    StoreError::Version {
         namespace: namespace.to_string(),
         key: key.to_string(),
-        reason: e.to_string(),
-    })
+        found,
+        supported,
+    }
+}
+
+/// The refusal of a record that decoded but does not make sense (`reason`).
+pub fn corrupt(namespace: &str, key: &str, reason: impl std::fmt::Display) -> StoreError {
+    StoreError::Corrupt {
+        namespace: namespace.to_string(),
+        key: key.to_string(),
+        reason: reason.to_string(),
+    }
 }
 
 #[cfg(test)]

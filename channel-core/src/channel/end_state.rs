@@ -1,30 +1,26 @@
 //! One participant's side of a channel: what it deposited and withdrew on the ledger, the
 //! latest balance proof it signed, and its pending hash-time locks toward the partner.
 
-use serde::{Deserialize, Serialize};
-
 use super::ChannelError;
 use crate::crypto::Signature;
 use crate::locks::PendingLocks;
-use crate::primitives::{u256_dec, Address, U256};
+use crate::primitives::{Address, U256};
 use crate::proofs::{BalanceData, SignedBalanceProof, WithdrawProof};
 
 /// A withdraw both sides are working on; its amount is reserved until the ledger confirms it
 /// or it expires.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct PendingWithdraw {
     pub proof: WithdrawProof,
     pub participant_signature: Signature,
     pub partner_signature: Option<Signature>,
 }
 
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EndState {
     pub address: Address,
-    #[serde(with = "u256_dec")]
     pub total_deposit: U256,
     /// Withdrawn according to the ledger.
-    #[serde(with = "u256_dec")]
     pub total_withdraw: U256,
     pub pending_withdraw: Option<PendingWithdraw>,
     /// The latest balance proof signed by this participant.

@@ -40,6 +40,8 @@ mod lock_archive;
 pub use lock_archive::{keeps_tokens_back, locks_behind, LockArchiveChange, LockSetChange};
 mod monitor;
 pub use monitor::{pending_unlocks, LedgerAction, LedgerView, PendingUnlock};
+mod parts;
+pub use parts::{ChannelEnd, ChannelParts, ChannelPartsError};
 mod restore;
 mod secrets;
 pub use secrets::KnownSecret;
@@ -58,7 +60,7 @@ use crate::primitives::{u256_dec, Address, H256, U256};
 use crate::proofs::{BalanceData, Domain, SignedBalanceProof, WithdrawProof};
 
 /// Where the channel is in its life, as this side knows it.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChannelPhase {
     Open,
     /// Payments stopped for a cooperative close whose withdraws the ledger accepts until
@@ -194,29 +196,21 @@ pub enum ChannelEvent {
 }
 
 /// The channel between us and one partner.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+///
+/// Not serde: drivers store it through their own record types, by way of
+/// [`Channel::to_parts`] and [`Channel::from_parts`] (see [`ChannelParts`]), so the fields
+/// here can change without changing anything on disk.
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Channel {
     domain: Domain,
-    #[serde(with = "u256_dec")]
     id: U256,
     our: EndState,
     partner: EndState,
     phase: ChannelPhase,
-    #[serde(with = "peer_key_serde")]
+    /// The partner's address and, once learned from a signature, its verifying key.
     partner_key: PeerKey,
     /// Secrets of pending locks that this side knows, by secrethash.
-    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     secrets: std::collections::BTreeMap<H256, KnownSecret>,
-}
-
-mod peer_key_serde {
-    use super::*;
-    pub fn serialize<S: serde::Serializer>(k: &PeerKey, s: S) -> Result<S::Ok, S::Error> {
-        k.address().serialize(s)
-    }
-    pub fn deserialize<'de, D: serde::Deserializer<'de>>(d: D) -> Result<PeerKey, D::Error> {
-        Address::deserialize(d).map(PeerKey::new)
-    }
 }
 
 impl Channel {

@@ -13,14 +13,12 @@
 //! unlock get its money on the ledger. The monitor (`poll_ledger_actions`) uses the same
 //! records to register secrets in time and to unlock after settlement.
 
-use serde::{Deserialize, Serialize};
-
 use super::{Channel, ChannelError, ChannelEvent};
 use crate::locks::{HashTimeLock, Secret};
 use crate::primitives::H256;
 
 /// A secret this side knows, and when (ledger time) the registry recorded it, if it did.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct KnownSecret {
     pub secret: Secret,
     pub registered_at: Option<u64>,

@@ -2,21 +2,22 @@
 //! `r || s || v` secp256k1 signatures as Ethereum contracts check them.
 //!
 //! Signing goes through the [`Signer`] trait so that drivers can keep keys wherever they like
-//! (file, HSM); [`LocalSigner`] holds the key in memory. Verifying a partner's messages uses
-//! [`PeerKey`]: the public key is recovered once and then every later message costs a plain
-//! verify.
+//! (file, HSM); [`LocalSigner`] holds the key in memory and signs with k256 (RFC 6979 nonces,
+//! constant time). Checking a partner's signature is public-key *recovery* through
+//! libsecp256k1 (the `secp256k1` crate: Bitcoin Core's library, the one behind geth's
+//! `ecrecover`), so every signature accepted is one the ledger's `ecrecover` attributes to the
+//! same address, computed by the same code. [`PeerKey`] remembers the partner's recovered key
+//! so that later messages compare keys instead of hashing addresses.
 //!
-//! Verifying and recovering both compute one `u1·G + u2·P` (module `lincomb`), in variable time:
-//! every input is public. `cargo bench -p channel-core --bench crypto` puts them next to
-//! k256's own constant-time `verify_prehash` and `recover_from_prehash` (on the 2-core
-//! machine, 70 µs against 117 µs, and 76 µs against 250 µs).
-
-mod lincomb;
+//! The contract's rules are ours, enforced before any curve arithmetic by
+//! [`Signature::from_slice`]: exactly 65 bytes, `v` in {27, 28}, `r` and `s` in `1..n`, and `s`
+//! in the lower half of the order (the high-s twin of a signature is refused as a malleable
+//! duplicate, although `ecrecover` itself would accept it).
+//!
+//! `cargo bench -p channel-core --bench crypto` puts libsecp256k1's verify and recover next to
+//! k256's; `docs/performance.md` has the table.
 
 use k256::ecdsa::{RecoveryId, Signature as EcdsaSignature, SigningKey, VerifyingKey};
-use k256::elliptic_curve::ops::{Invert, Reduce};
-use k256::elliptic_curve::point::{AffineCoordinates, DecompressPoint};
-use k256::{AffinePoint, FieldBytes, ProjectivePoint, Scalar};
 use sha2::Sha256;
 use sha3::{Digest, Keccak256};
 
@@ -43,6 +44,8 @@ pub enum CryptoError {
         "signature v = {v} does not recover to {signer}: the ledger would attribute it to another address"
     )]
     RecoveryIdMismatch { signer: Address, v: u8 },
+    #[error("public key is not a point on secp256k1 in SEC1 encoding")]
+    BadPublicKey,
     #[error("secret key must be 32 bytes in 1..n-1 of secp256k1")]
     BadSecretKey,
     #[error("signing failed")]
@@ -117,31 +120,25 @@ impl Signature {
         Ok((sig, recid))
     }
 
-    /// Recovers the signer's public key from a 32-byte prehash, as `ecrecover` does.
-    ///
-    /// `R` is the curve point with x-coordinate `r` and the y-parity of `v`; the key is
-    /// `Q = r⁻¹·(s·R − z·G)`. (k256's `recover_from_prehash` computes the same `Q` and then
-    /// verifies the signature against it, which holds by construction and doubles the cost.)
-    pub fn recover_key(&self, hash: &H256) -> Result<VerifyingKey, CryptoError> {
-        let (sig, recid) = self.parts()?;
-        let (r, s) = sig.split_scalars();
-        let r_point = AffinePoint::decompress(&r.to_bytes(), u8::from(recid.is_y_odd()).into());
-        let r_point = Option::<AffinePoint>::from(r_point).ok_or(CryptoError::Unrecoverable)?;
-        let z = <Scalar as Reduce<k256::U256>>::reduce_bytes(&FieldBytes::from(hash.0));
-        let r_inv = *r.invert_vartime();
-        let u1 = -(z * r_inv);
-        let u2 = *s * r_inv;
-        let key = lincomb::generator_and_point(&u1, &ProjectivePoint::from(r_point), &u2);
-        let key = key.to_affine();
-        if lincomb::is_identity(&key) {
-            return Err(CryptoError::Unrecoverable);
-        }
-        VerifyingKey::from_affine(key).map_err(|_| CryptoError::Unrecoverable)
+    /// Recovers the signer's public key from a 32-byte prehash, as `ecrecover` does: the
+    /// point `R` with x-coordinate `r` and the y-parity of `v`, then `Q = r⁻¹·(s·R − z·G)`,
+    /// all inside libsecp256k1. Any 32 bytes are a valid prehash (a hash at or above the curve
+    /// order is reduced, as the EVM does).
+    pub fn recover_key(&self, hash: &H256) -> Result<PublicKey, CryptoError> {
+        let (_, recid) = self.parts()?;
+        let recid = secp256k1::ecdsa::RecoveryId::from_u8_masked(recid.to_byte());
+        let recoverable =
+            secp256k1::ecdsa::RecoverableSignature::from_compact(&self.0[..64], recid)
+                .map_err(|_| CryptoError::NonCanonical)?;
+        recoverable
+            .recover(secp256k1::Message::from_digest(hash.0))
+            .map(PublicKey)
+            .map_err(|_| CryptoError::Unrecoverable)
     }
 
     /// Recovers the signer's address from a 32-byte prehash.
     pub fn recover(&self, hash: &H256) -> Result<Address, CryptoError> {
-        self.recover_key(hash).map(|k| address_of(&k))
+        self.recover_key(hash).map(|k| k.address())
     }
 }
 
@@ -184,10 +181,45 @@ impl<'de> serde::Deserialize<'de> for Signature {
     }
 }
 
+/// A secp256k1 public key, as recovered from a signature (libsecp256k1's representation).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PublicKey(secp256k1::PublicKey);
+
+impl PublicKey {
+    /// Parses a SEC1 public key (33-byte compressed or 65-byte uncompressed).
+    pub fn from_sec1_bytes(bytes: &[u8]) -> Result<Self, CryptoError> {
+        secp256k1::PublicKey::from_slice(bytes)
+            .map(Self)
+            .map_err(|_| CryptoError::BadPublicKey)
+    }
+
+    /// The 65-byte uncompressed SEC1 encoding, `0x04 || x || y`.
+    pub fn to_uncompressed(&self) -> [u8; 65] {
+        self.0.serialize_uncompressed()
+    }
+
+    /// The Ethereum address: the last 20 bytes of keccak256 of `x || y`.
+    pub fn address(&self) -> Address {
+        address_of_point(&self.to_uncompressed())
+    }
+
+    /// Plain ECDSA verification of `r || s` over `hash` (libsecp256k1; low-s only). It pins
+    /// nothing about `v`: [`PeerKey::verify`] is the check that matches the ledger.
+    fn verifies(&self, hash: &H256, sig: &Signature) -> bool {
+        secp256k1::ecdsa::Signature::from_compact(&sig.0[..64])
+            .and_then(|s| s.verify(secp256k1::Message::from_digest(hash.0), &self.0))
+            .is_ok()
+    }
+}
+
 /// The Ethereum address of a public key: last 20 bytes of keccak256 of the 64-byte point.
 pub fn address_of(key: &VerifyingKey) -> Address {
-    let point = key.to_encoded_point(false);
-    let hash = keccak256(&point.as_bytes()[1..]);
+    address_of_point(key.to_encoded_point(false).as_bytes())
+}
+
+/// The address of an uncompressed SEC1 point (`0x04 || x || y`).
+fn address_of_point(uncompressed: &[u8]) -> Address {
+    let hash = keccak256(uncompressed.get(1..).unwrap_or_default());
     let mut out = [0u8; 20];
     out.copy_from_slice(&hash.0[12..]);
     Address(out)
@@ -261,11 +293,11 @@ impl Signer for LocalSigner {
     }
 }
 
-/// A partner's verifying key, learned once and reused for every later message.
+/// A partner's public key, learned from its first signature and reused for every later one.
 #[derive(Clone, Debug)]
 pub struct PeerKey {
     address: Address,
-    key: Option<VerifyingKey>,
+    key: Option<PublicKey>,
 }
 
 impl PeerKey {
@@ -283,68 +315,52 @@ impl PeerKey {
     }
 
     /// Checks that `sig` over `hash` was made by this peer, exactly as the ledger's `ecrecover`
-    /// will attribute it: the first call recovers the key (and checks it belongs to the
-    /// address); later calls verify against the learned key *and* check that the `v` byte
-    /// names the right curve point, so a signature whose `v` was flipped (valid `r`, `s`, but
-    /// recovering to some other address on chain) is refused.
+    /// will attribute it: the key is recovered with the signature's own `v` and must be this
+    /// peer's (its address on the first call, the learned key after). A valid `r`, `s` whose
+    /// `v` was flipped recovers some other key on chain and is refused, and the error says
+    /// which of the two went wrong.
     pub fn verify(&mut self, hash: &H256, sig: &Signature) -> Result<(), CryptoError> {
-        match &self.key {
-            Some(key) => verify_with_recovery_id(key, self.address, hash, sig),
-            None => {
-                let key = sig.recover_key(hash)?;
-                let actual = address_of(&key);
+        let recovered = sig.recover_key(hash);
+        match (&self.key, recovered) {
+            (Some(key), Ok(recovered)) if recovered == *key => Ok(()),
+            (Some(key), _) => Err(self.why_not(key, hash, sig)),
+            (None, Ok(recovered)) => {
+                let actual = recovered.address();
                 if actual != self.address {
                     return Err(CryptoError::WrongSigner {
                         expected: self.address,
                         actual,
                     });
                 }
-                self.key = Some(key);
+                self.key = Some(recovered);
                 Ok(())
             }
+            (None, Err(e)) => Err(e),
         }
     }
 
-    /// Verifies without learning (for callers holding `&self`). Uses the known key when there
-    /// is one, recovery otherwise.
+    /// Verifies without learning (for callers holding `&self`).
     pub fn check(&self, hash: &H256, sig: &Signature) -> Result<(), CryptoError> {
         let mut copy = self.clone();
         copy.verify(hash, sig)
     }
-}
 
-/// ECDSA verification that also pins the recovery id, at the cost of one plain verify.
-///
-/// Verification computes the point `R = (z/s)·G + (r/s)·Q`; the signature is valid when
-/// `R.x = r`. Ethereum's `ecrecover` with `v ∈ {27, 28}` rebuilds `R` from `x = r` and the
-/// y-parity `v - 27`, so it yields `Q` exactly when `R.x` equals `r` as an integer (not merely
-/// modulo the curve order) and `R.y`'s parity matches `v`. Checking both here means every
-/// signature accepted is one the ledger attributes to `signer`.
-fn verify_with_recovery_id(
-    key: &VerifyingKey,
-    signer: Address,
-    hash: &H256,
-    sig: &Signature,
-) -> Result<(), CryptoError> {
-    let (ecdsa, recid) = sig.parts()?;
-    let z = <Scalar as Reduce<k256::U256>>::reduce_bytes(&FieldBytes::from(hash.0));
-    let (r, s) = ecdsa.split_scalars();
-    let s_inv = *s.invert_vartime();
-    let u1 = z * s_inv;
-    let u2 = *r * s_inv;
-    let point = lincomb::generator_and_point(&u1, &ProjectivePoint::from(*key.as_affine()), &u2)
-        .to_affine();
-    let x: [u8; 32] = point.x().into();
-    if x[..] != sig.0[..32] {
-        return Err(CryptoError::Invalid(signer));
+    /// Names the refusal of a signature that did not recover to the learned key: a parse
+    /// error as such, a valid `r`, `s` with the wrong `v` as a recovery-id mismatch, anything
+    /// else as invalid. Only refusals pay for this second look.
+    fn why_not(&self, key: &PublicKey, hash: &H256, sig: &Signature) -> CryptoError {
+        if let Err(e) = sig.parts() {
+            return e;
+        }
+        if key.verifies(hash, sig) {
+            CryptoError::RecoveryIdMismatch {
+                signer: self.address,
+                v: sig.0[64],
+            }
+        } else {
+            CryptoError::Invalid(self.address)
+        }
     }
-    if bool::from(point.y_is_odd()) != recid.is_y_odd() {
-        return Err(CryptoError::RecoveryIdMismatch {
-            signer,
-            v: sig.0[64],
-        });
-    }
-    Ok(())
 }
 
 /// Checks that `sig` over `hash` recovers to `expected`.
@@ -447,9 +463,9 @@ mod tests {
 
     proptest::proptest! {
         #![proptest_config(proptest::prelude::ProptestConfig::with_cases(300))]
-        /// Our variable-time recovery and learned-key check agree with k256's own
-        /// `recover_from_prehash` (which also verifies the recovered key) on every signature,
-        /// genuine, with its v flipped, or with any byte tweaked.
+        /// libsecp256k1's recovery and our learned-key check agree with k256's own
+        /// `recover_from_prehash` (an independent implementation) on every signature, genuine,
+        /// with its v flipped, or with any byte tweaked.
         #[test]
         fn recovery_and_verification_agree_with_k256(
             msg in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64),
@@ -469,8 +485,9 @@ mod tests {
             if let Ok(sig) = Signature::from_slice(&bytes) {
                 let (ecdsa, recid) = sig.parts().unwrap();
                 let theirs = VerifyingKey::recover_from_prehash(hash.as_bytes(), &ecdsa, recid).ok();
-                let ours = sig.recover_key(&hash).ok();
-                proptest::prop_assert_eq!(ours, theirs);
+                let ours = sig.recover_key(&hash).ok().map(|k| k.to_uncompressed().to_vec());
+                let theirs_bytes = theirs.map(|k| k.to_encoded_point(false).as_bytes().to_vec());
+                proptest::prop_assert_eq!(ours, theirs_bytes);
                 let mut peer = PeerKey::new(signer.address());
                 let warmup = eip191_hash(b"learn");
                 peer.verify(&warmup, &signer.sign_hash(&warmup).unwrap()).unwrap();

@@ -48,8 +48,9 @@
 //!   ([`MediatedTransfer::handle_incoming_expired`]).
 //!
 //! # Durability and call order
-//! The hub keeps, per transfer, the [`MediatedTransfer`] record (serde, with a format version)
-//! next to its two channels. A transition that changes a channel and the record must be
+//! The hub keeps, per transfer, the [`MediatedTransfer`] record next to its two channels (its
+//! own record type, converted through [`MediatedTransfer::to_parts`] /
+//! [`MediatedTransfer::from_parts`]). A transition that changes a channel and the record must be
 //! persisted as one before its message is sent. After a restart, [`MediatedTransfer::poll`]
 //! on every unfinished record says what is still due; it reads nothing but the record and
 //! `now`. Call order per input: the channel-level `handle_*` for the payer's locked transfer,
@@ -82,7 +83,10 @@ pub use error::MediationError;
 pub use fees::{FeeError, FeePolicy, MediationConfig, PPM};
 pub use forward::{forward, plan_forward, take_and_forward, ForwardPlan, MediationRefusal};
 pub use poll::{MediationAction, RegisterDeadline};
-pub use record::{Leg, MediatedTransfer, Stage, MEDIATED_TRANSFER_VERSION};
+pub use record::{
+    Leg, MediatedTransfer, MediatedTransferParts, MediatedTransferPartsError, Stage,
+    MEDIATED_TRANSFER_VERSION,
+};
 pub use request::{
     PaymentRequest, PaymentRequestError, SignedPaymentRequest, PAYMENT_REQUEST_LEN,
     PAYMENT_REQUEST_TAG,

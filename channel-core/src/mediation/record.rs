@@ -15,6 +15,9 @@ use crate::locks::{HashTimeLock, Secret};
 use crate::primitives::{u256_dec, Address, H256, U256};
 use crate::proofs::SignedBalanceProof;
 
+mod parts;
+pub use parts::{MediatedTransferParts, MediatedTransferPartsError};
+
 use super::fees::MediationConfig;
 use super::forward::ForwardPlan;
 use super::MediationError;

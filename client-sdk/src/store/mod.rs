@@ -7,7 +7,9 @@
 //! payments, and can close or dispute on the ledger without the hub.
 //!
 //! Built on the shared seam [`voltlane_store`], like the hub: records are versioned
-//! ([`record`]) under namespaced keys; several records that change together go in one
+//! ([`record`]) under namespaced keys; the channel is a
+//! [`ChannelStateRecord`](voltlane_store::records::ChannelStateRecord), the layout the hub
+//! stores its channels in, with its own version; several records that change together go in one
 //! [`DeviceBatch`], written atomically. A write returns only once it is durable
 //! ([`DeviceStore::commit`]); where the write happens under a lock that cannot be held across
 //! an await, [`DeviceStore::write`] hands back the [`Persist`] ticket to await after the lock,
@@ -15,6 +17,7 @@
 //! so what the payment stream reads from the store to send is durable by construction.
 
 mod layout;
+pub mod mirror;
 pub mod record;
 pub mod sessions;
 #[cfg(test)]
@@ -35,6 +38,7 @@ pub use record::{
 pub use transfers::{
     ForwardRecord, IncomingState, IncomingTransfer, OutgoingTransfer, PaymentRequestRecord, Refusal,
 };
+pub use voltlane_store::records::{ChannelStateRecord, CHANNEL_STATE_VERSION};
 pub use voltlane_store::Persist;
 
 /// Why the store failed.
@@ -131,7 +135,11 @@ impl DeviceBatch {
         if let Some((root, packed)) = channel.our_signed_locks() {
             self.put_raw(ns::SIGNED_LOCKS, &hash_key(&root), packed);
         }
-        self.put(ns::DEVICE, CHANNEL, channel)
+        let bytes = ChannelStateRecord::encode(channel).map_err(|e| StoreError::Encode {
+            key: format!("{}/{CHANNEL}", ns::DEVICE),
+            message: e.to_string(),
+        })?;
+        Ok(self.put_raw(ns::DEVICE, CHANNEL, bytes))
     }
 
     pub fn unacked(&mut self, p: &UnackedPayment) -> Result<&mut Self, StoreError> {
@@ -302,7 +310,13 @@ impl DeviceStore {
     // ----- channel -----
 
     pub fn channel(&self) -> Result<Option<Channel>, StoreError> {
-        self.get(ns::DEVICE, CHANNEL)
+        self.kv
+            .read(ns::DEVICE, CHANNEL)?
+            .map(|b| {
+                ChannelStateRecord::decode(ns::DEVICE, CHANNEL, &b)
+                    .map_err(|e| record::from_shared(&format!("{}/{CHANNEL}", ns::DEVICE), e))
+            })
+            .transpose()
     }
 
     /// Stores the channel (see [`DeviceBatch::channel`]), durably.

@@ -42,6 +42,23 @@ pub fn decode<T: DeserializeOwned>(key: &str, bytes: &[u8]) -> Result<T, StoreEr
     })
 }
 
+/// A failure of a record type shared with the hub ([`voltlane_store::records`]) under `key`,
+/// in this store's terms: an unknown version is [`StoreError::UnsupportedVersion`], as for
+/// every other record of the device.
+pub fn from_shared(key: &str, e: voltlane_store::StoreError) -> StoreError {
+    match e {
+        voltlane_store::StoreError::Version { found, .. } => StoreError::UnsupportedVersion {
+            key: key.to_string(),
+            version: found,
+        },
+        voltlane_store::StoreError::Corrupt { reason, .. } => StoreError::Corrupt {
+            key: key.to_string(),
+            message: reason,
+        },
+        other => StoreError::Backend(other),
+    }
+}
+
 /// The device's secp256k1 key, hex encoded.
 #[derive(Clone, Serialize, Deserialize)]
 pub struct KeyRecord {
@@ -149,7 +166,9 @@ pub struct ChainFollowerRecord {
     /// Ledger time: the timestamp of the last confirmed block read.
     pub time: u64,
     /// The device's channels, secret registrations and kept-back locks as the events built
-    /// them (its `last_seq` is the seq of the last numbered event).
+    /// them (its `last_seq` is the seq of the last numbered event); stored as a
+    /// [`LedgerMirrorRecord`](super::mirror::LedgerMirrorRecord).
+    #[serde(with = "super::mirror::as_record")]
     pub mirror: LedgerMirror,
     /// Numbered events after the channel's last applied seq (`ledger_seq`) at the time of the
     /// write: delivered to the channel again after a crash.

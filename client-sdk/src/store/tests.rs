@@ -101,6 +101,37 @@ async fn sled_round_trip_survives_reopen() {
     assert_eq!(store.unacked_all().unwrap(), vec![sent[1]]);
 }
 
+#[tokio::test]
+async fn the_channel_is_a_shared_channel_record_and_unknown_versions_are_refused() {
+    let ch = Channel::new(
+        domain(),
+        U256::from(3u8),
+        Address([1; 20]),
+        Address([2; 20]),
+    );
+    let kv = std::sync::Arc::new(voltlane_store::MemoryStore::new());
+    let store = DeviceStore::with_store(kv.clone());
+    store.put_channel(&ch).await.unwrap();
+    // The device writes the hub's record type, byte for byte.
+    let bytes = kv.read(ns::DEVICE, CHANNEL).unwrap().unwrap();
+    assert_eq!(bytes, ChannelStateRecord::encode(&ch).unwrap());
+    assert_eq!(bytes[0], CHANNEL_STATE_VERSION);
+    assert_eq!(store.channel().unwrap(), Some(ch));
+
+    let mut future = bytes;
+    future[0] = CHANNEL_STATE_VERSION + 1;
+    let mut batch = WriteBatch::new();
+    batch.put(ns::DEVICE, CHANNEL, future);
+    kv.write(batch).unwrap().durable().await.unwrap();
+    assert_eq!(
+        store.channel(),
+        Err(StoreError::UnsupportedVersion {
+            key: "device/channel".into(),
+            version: CHANNEL_STATE_VERSION + 1
+        })
+    );
+}
+
 #[test]
 fn records_carry_a_version_byte_and_unknown_versions_are_refused() {
     let bytes = record::encode("ledger_seq", &5u64).unwrap();
@@ -410,7 +441,7 @@ async fn a_store_in_the_legacy_key_layout_is_moved_once_and_reads_the_same() {
     };
     {
         let db = sled::open(&path).unwrap();
-        db.insert("channel", record::encode("channel", &ch).unwrap())
+        db.insert("channel", ChannelStateRecord::encode(&ch).unwrap())
             .unwrap();
         db.insert("ledger_seq", record::encode("ledger_seq", &17u64).unwrap())
             .unwrap();

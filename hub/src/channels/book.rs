@@ -20,9 +20,11 @@ use channel_core::{Address, BalanceData, Domain, SignedBalanceProof, WithdrawPro
 use tokio::sync::{broadcast, Mutex, Notify};
 
 use crate::error::HubError;
+use crate::store::records::ChannelStateRecord;
 use crate::store::{record, KvStore, WriteBatch};
 
-/// Store namespace of channel states (key: channel id, zero-padded decimal).
+/// Store namespace of channel states (key: channel id, zero-padded decimal), each a
+/// [`ChannelStateRecord`] (its own version, [`voltlane_store::records::CHANNEL_STATE_VERSION`]).
 pub const NS_CHANNELS: &str = "channels";
 /// Prefix of the store namespaces of the proofs the hub signed toward devices: one namespace
 /// per channel ([`hub_sent_namespace`]), keyed by zero-padded nonce, so replaying one
@@ -76,7 +78,8 @@ fn nonce_key(nonce: u64) -> String {
 /// Store namespace of the book's own progress (key [`KEY_APPLIED_SEQ`]).
 pub const NS_BOOK: &str = "book";
 pub const KEY_APPLIED_SEQ: &str = "applied_seq";
-/// Format version of the records above.
+/// Format version of the records above but the channel states themselves (those are
+/// [`ChannelStateRecord`]s, with their own version).
 pub const CHANNEL_RECORD_VERSION: u8 = 1;
 
 /// A balance proof the hub signed toward a device, as stored until the device fetched it and
@@ -208,8 +211,7 @@ impl ChannelBook {
         let mut by_partner: std::collections::HashMap<Address, Vec<U256>> = Default::default();
         for key in store.list(NS_CHANNELS)? {
             if let Some(bytes) = store.read(NS_CHANNELS, &key)? {
-                let ch: Channel =
-                    record::decode(NS_CHANNELS, &key, CHANNEL_RECORD_VERSION, &bytes)?;
+                let ch = ChannelStateRecord::decode(NS_CHANNELS, &key, &bytes)?;
                 if !ch.our().locks.is_empty() || !ch.partner().locks.is_empty() {
                     with_locks.insert(ch.id());
                 }
@@ -291,7 +293,7 @@ impl ChannelBook {
         batch.put(
             NS_CHANNELS,
             &channel_key(&ch.id()),
-            record::encode(CHANNEL_RECORD_VERSION, ch)?,
+            ChannelStateRecord::encode(ch)?,
         );
         Ok(())
     }

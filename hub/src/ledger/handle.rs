@@ -147,15 +147,31 @@ impl LedgerHandle {
     /// whose caller went away before it published its own events.
     pub async fn settled_seq(&self) -> Result<u64, HubError> {
         let target = self.read(|l| l.last_event_seq())?;
+        self.make_durable(target).await?;
+        Ok(target)
+    }
+
+    /// Reads the ledger and answers once everything the read saw is durable, so no reader
+    /// (a device asking for its channel, the chaos test, a watcher) is shown a state that a
+    /// `kill -9` would take back. Every state change emits an event under the ledger lock,
+    /// so the read's last event seq covers all it saw.
+    pub async fn read_durable<R>(&self, f: impl FnOnce(&Ledger) -> R) -> Result<R, HubError> {
+        let (value, seen) = self.read(|l| (f(l), l.last_event_seq()))?;
+        self.make_durable(seen).await?;
+        Ok(value)
+    }
+
+    /// Waits until every event up to `target` is durable (one store sync covers all writes
+    /// queued before it) and published.
+    async fn make_durable(&self, target: u64) -> Result<(), HubError> {
         if self.durable_seq()? >= target {
-            return Ok(target);
+            return Ok(());
         }
         self.store.sync()?.durable().await?;
         if self.lock()?.failed {
             return Err(HubError::LedgerFailed);
         }
-        self.publish_up_to(target)?;
-        Ok(target)
+        self.publish_up_to(target)
     }
 
     pub fn durable_seq(&self) -> Result<u64, HubError> {

@@ -111,7 +111,8 @@ impl v1::ledger_server::Ledger for LedgerService {
         let ChannelId(id) = decode(request.into_inner())?;
         let channel = self
             .ledger
-            .read(|l| l.channel(id).map(v1::LedgerChannel::from))?;
+            .read_durable(|l| l.channel(id).map(v1::LedgerChannel::from))
+            .await?;
         channel.map(Response::new).ok_or_else(|| {
             HubError::Ledger(channel_core::ledger::LedgerError::UnknownChannel(id)).into()
         })
@@ -122,12 +123,15 @@ impl v1::ledger_server::Ledger for LedgerService {
         request: Request<v1::ListLedgerChannelsRequest>,
     ) -> Result<Response<v1::LedgerChannels>, Status> {
         let AccountAddress(who) = decode(request.into_inner())?;
-        let channels = self.ledger.read(|l| {
-            l.channels_of(who)
-                .into_iter()
-                .map(v1::LedgerChannel::from)
-                .collect()
-        })?;
+        let channels = self
+            .ledger
+            .read_durable(|l| {
+                l.channels_of(who)
+                    .into_iter()
+                    .map(v1::LedgerChannel::from)
+                    .collect()
+            })
+            .await?;
         Ok(Response::new(v1::LedgerChannels { channels }))
     }
 
@@ -136,7 +140,7 @@ impl v1::ledger_server::Ledger for LedgerService {
         request: Request<v1::GetTokenBalanceRequest>,
     ) -> Result<Response<v1::TokenBalance>, Status> {
         let AccountAddress(who) = decode(request.into_inner())?;
-        let balance = self.ledger.read(|l| l.token_balance(who))?;
+        let balance = self.ledger.read_durable(|l| l.token_balance(who)).await?;
         Ok(Response::new(v1::TokenBalance {
             address: address_bytes(&who),
             balance: u256_bytes(&balance),
@@ -148,10 +152,10 @@ impl v1::ledger_server::Ledger for LedgerService {
         _request: Request<v1::GetTimeRequest>,
     ) -> Result<Response<v1::LedgerTime>, Status> {
         let now = self.ledger.now()?;
-        let last_event_seq = self.ledger.durable_seq()?;
-        let (contract_balance, config) = self
+        let (contract_balance, config, last_event_seq) = self
             .ledger
-            .read(|l| (l.contract_balance(), l.config().clone()))?;
+            .read_durable(|l| (l.contract_balance(), l.config().clone(), l.last_event_seq()))
+            .await?;
         Ok(Response::new(v1::LedgerTime {
             now,
             last_event_seq,
@@ -166,7 +170,10 @@ impl v1::ledger_server::Ledger for LedgerService {
         request: Request<v1::GetSecretRegistrationRequest>,
     ) -> Result<Response<v1::SecretRegistration>, Status> {
         let SecretHash(hash) = decode(request.into_inner())?;
-        let at = self.ledger.read(|l| l.secret_registered_at(&hash))?;
+        let at = self
+            .ledger
+            .read_durable(|l| l.secret_registered_at(&hash))
+            .await?;
         Ok(Response::new(v1::SecretRegistration {
             registered: at.is_some(),
             registered_at: at.unwrap_or(0),
@@ -180,7 +187,7 @@ impl v1::ledger_server::Ledger for LedgerService {
         let ChannelId(id) = decode(request.into_inner())?;
         let unlocks = self
             .ledger
-            .read(|l| {
+            .read_durable(|l| {
                 let record = l.channel(id).ok_or(LedgerError::UnknownChannel(id))?;
                 let [a, b] = [
                     record.participants[0].address,
@@ -198,7 +205,8 @@ impl v1::ledger_server::Ledger for LedgerService {
                         })
                         .collect::<Vec<_>>(),
                 )
-            })?
+            })
+            .await?
             .map_err(HubError::from)?;
         Ok(Response::new(v1::PendingUnlocks { unlocks }))
     }

@@ -24,6 +24,7 @@ mod payee;
 mod payer;
 pub mod records;
 pub mod service;
+pub mod transfer_record;
 
 use std::sync::Arc;
 

@@ -21,14 +21,14 @@ use channel_core::H256;
 use tokio::sync::Mutex;
 
 use crate::error::HubError;
-use crate::store::{record, KvStore, WriteBatch};
+use crate::store::{KvStore, WriteBatch};
 
-/// Store namespace of the unfinished mediated transfer records (key: secrethash, hex).
+/// Store namespace of the unfinished mediated transfer records (key: secrethash, hex), each a
+/// [`MediatedTransferRecord`].
 pub const NS_MEDIATED: &str = "mediated";
 /// Store namespace of the finished ones (same key).
 pub const NS_MEDIATED_DONE: &str = "mediated_done";
-/// Format version of the stored records (the record carries its own version too).
-pub const MEDIATED_RECORD_VERSION: u8 = 1;
+pub use super::transfer_record::{MediatedTransferRecord, MEDIATED_RECORD_VERSION};
 
 pub(crate) type SharedRecord = Arc<Mutex<MediatedTransfer>>;
 
@@ -67,8 +67,7 @@ impl RecordBook {
         let mut records = HashMap::new();
         for k in store.list(NS_MEDIATED)? {
             if let Some(bytes) = store.read(NS_MEDIATED, &k)? {
-                let r: MediatedTransfer =
-                    record::decode(NS_MEDIATED, &k, MEDIATED_RECORD_VERSION, &bytes)?;
+                let r = MediatedTransferRecord::decode(NS_MEDIATED, &k, &bytes)?;
                 if !r.is_finished() {
                     records.insert(r.secrethash(), Arc::new(Mutex::new(r)));
                 }
@@ -182,7 +181,7 @@ impl RecordBook {
     /// it moves it to [`NS_MEDIATED_DONE`].
     pub(crate) fn put(batch: &mut WriteBatch, r: &MediatedTransfer) -> Result<(), HubError> {
         let k = key(&r.secrethash());
-        let bytes = record::encode(MEDIATED_RECORD_VERSION, r)?;
+        let bytes = MediatedTransferRecord::encode(r)?;
         if r.is_finished() {
             batch.remove(NS_MEDIATED, &k);
             batch.put(NS_MEDIATED_DONE, &k, bytes);
@@ -302,7 +301,7 @@ mod tests {
         batch.put(
             NS_MEDIATED,
             &key(&old.secrethash()),
-            record::encode(MEDIATED_RECORD_VERSION, &old).unwrap(),
+            MediatedTransferRecord::encode(&old).unwrap(),
         );
         store.write(batch).unwrap().durable().await.unwrap();
         let book = RecordBook::load(store).unwrap();

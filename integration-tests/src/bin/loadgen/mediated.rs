@@ -114,8 +114,9 @@ pub async fn run(args: &Args, cores: usize) -> Result<(), BoxError> {
 
     let crypto = CryptoCost::measure(args.crypto_samples)?;
     let bound = crypto.mediated_bound(cores);
-    report.add("k256_sign_per_sec", crypto.signs_per_sec().round());
-    report.add("k256_verify_per_sec", crypto.verifies_per_sec().round());
+    for (name, rate) in crypto.figures() {
+        report.add(name, rate);
+    }
     report.add("crypto_bound_mediated_per_sec", bound.round());
 
     let secrets = Arc::new(Mutex::new(Default::default()));

@@ -116,8 +116,9 @@ pub async fn run(args: &Args, sessions: usize, cores: usize) -> Result<(), BoxEr
 
     let crypto = CryptoCost::measure(args.crypto_samples)?;
     let bound = crypto.session_bound(cores);
-    report.add("k256_sign_per_sec", crypto.signs_per_sec().round());
-    report.add("k256_verify_per_sec", crypto.verifies_per_sec().round());
+    for (name, rate) in crypto.figures() {
+        report.add(name, rate);
+    }
     report.add("crypto_bound_session_payments_per_sec", bound.round());
 
     let timeout = Duration::from_secs(args.ack_timeout_secs);
